@@ -1,0 +1,304 @@
+/**
+ * The worker's HTTP surface: one POST route per handler, the local
+ * endpoints (`/health`, `/ready`, `/metrics`, `/status`), sessions and the
+ * update route. Every error is a JSON body naming what is wrong.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { checkBudget, type QueuePlan } from "./admission.ts";
+import type { Payload } from "./config.ts";
+import { jsonDepth, MAX_JSON_DEPTH, parseEnvelope } from "./envelope.ts";
+import type { CompiledHandler } from "./handlers.ts";
+import type { Ledger, RequestInfo } from "./ledger.ts";
+import type { Lifecycle } from "./lifecycle.ts";
+import { jsonError } from "./http.ts";
+import { callModel, CLIENT_CLOSED_REQUEST, relay } from "./proxy.ts";
+import { sessionRoutes } from "./session_routes.ts";
+import type { Session, SessionStore } from "./sessions.ts";
+import { updateRoute } from "./update_route.ts";
+
+/** Checks `auth_data` signatures (see `auth.ts`). */
+export interface Verifier {
+  verify(
+    authData: Record<string, unknown>,
+    rawBody?: string,
+  ): Promise<{ ok: true } | { ok: false; reason: string }>;
+}
+
+/** Everything the routes need. */
+export interface AppDeps {
+  handlers: readonly CompiledHandler[];
+  ledger: Ledger;
+  queues: QueuePlan;
+  lifecycle: Lifecycle;
+  verifier: Verifier;
+  sessions: SessionStore;
+  /** Aborts every request in flight (end of the drain at shutdown). */
+  stopSignal?: AbortSignal;
+  /** Throughput for the queue budget (live estimate or benchmark). */
+  throughput: () => number | undefined;
+  responseTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Body limit in bytes; none when undefined (base64 media). */
+  maxBodyBytes?: number;
+  /** `MASTER_TOKEN` and the file `/pyworker/update` writes. */
+  update: { token: string; file: string };
+  /** Seconds a client should wait before retrying during shutdown. */
+  drainRetryAfterSeconds: number;
+  metricsText: () => string;
+  status: () => unknown;
+}
+
+/** Reads the body as text, refusing bodies over `limit` bytes. */
+async function readBody(
+  req: Request,
+  limit: number | undefined,
+): Promise<string | Response> {
+  const tooLarge = () =>
+    jsonError(413, {
+      error: `request body larger than ${limit} bytes`,
+      limit,
+    });
+  if (limit !== undefined) {
+    const declared = Number(req.headers.get("content-length") ?? NaN);
+    if (declared > limit) return tooLarge();
+  }
+  if (limit === undefined || !req.body) return await req.text();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body) {
+    size += chunk.byteLength;
+    if (size > limit) return tooLarge();
+    chunks.push(chunk);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/** Builds the Hono app of a worker. */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+
+  app.get("/health", (c) => c.json({ status: "alive", state: state(deps) }));
+  app.get("/ready", (c) => {
+    const body = { state: state(deps), error_msg: deps.lifecycle.errorMsg };
+    return c.json(body, deps.lifecycle.ready ? 200 : 503);
+  });
+  app.get("/metrics", () =>
+    new Response(deps.metricsText(), {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    }));
+  app.get("/status", (c) => c.json(deps.status()));
+  app.get("/ping", (c) => c.text("pong"));
+
+  for (const handler of deps.handlers) {
+    app.post(handler.route, (c) => handleRequest(c, handler, deps));
+  }
+  app.route("/", sessionRoutes(deps));
+  app.route("/", updateRoute(deps.update));
+
+  const known = new Map<string, string>([
+    ["/health", "GET"],
+    ["/ready", "GET"],
+    ["/metrics", "GET"],
+    ["/status", "GET"],
+    ["/ping", "GET"],
+    ["/pyworker/update", "POST"],
+    ["/session/create", "POST"],
+    ["/session/end", "POST"],
+    ["/session/get", "POST"],
+    ["/session/health", "POST"],
+    ...deps.handlers.map((h) => [h.route, "POST"] as [string, string]),
+  ]);
+  for (const [path, allow] of known) {
+    app.all(path, (c) =>
+      c.json(
+        { error: `method ${c.req.method} not allowed`, allow },
+        405,
+        { Allow: allow },
+      ));
+  }
+  app.notFound((c) => c.json({ error: `no route ${c.req.path}` }, 404));
+  app.onError((err) => {
+    return jsonError(500, { error: `internal error: ${err.message}` });
+  });
+  return app;
+}
+
+function state(deps: AppDeps): string {
+  return deps.lifecycle.state;
+}
+
+async function handleRequest(
+  c: Context,
+  handler: CompiledHandler,
+  deps: AppDeps,
+): Promise<Response> {
+  const req = c.req.raw;
+  const clientSignal = req.signal;
+  const accept = req.headers.get("accept");
+  const text = await readBody(req, deps.maxBodyBytes);
+  if (text instanceof Response) return text;
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    return jsonError(422, {
+      error: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
+    });
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return jsonError(422, { error: "invalid JSON" });
+  }
+  const parsed = parseEnvelope(body);
+  if (!parsed.ok) return jsonError(422, parsed.errors);
+  const { auth_data: auth, session_id: sessionId } = parsed.envelope;
+
+  let payload: Payload;
+  try {
+    payload = handler.parse(parsed.envelope.payload);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    return jsonError(422, { payload: `request parser failed: ${why}` });
+  }
+  const info: RequestInfo = {
+    requestIdx: auth.request_idx,
+    reqnum: auth.reqnum,
+    route: handler.route,
+    workload: handler.workload(payload),
+  };
+
+  let session: Session | undefined;
+  if (sessionId) {
+    session = deps.sessions.get(sessionId);
+    if (!session) return jsonError(410, { error: "invalid session" });
+    deps.sessions.touch(session);
+    info.sessionId = sessionId;
+  }
+
+  if (deps.lifecycle.state === "draining") {
+    deps.ledger.reject(info, "draining", 503);
+    const retry = String(deps.drainRetryAfterSeconds);
+    return jsonError(503, { error: "worker is shutting down" }, {
+      "retry-after": retry,
+    });
+  }
+
+  const verdict = await deps.verifier.verify(auth, text);
+  if (!verdict.ok) {
+    deps.ledger.reject(info, "signature", 401);
+    return jsonError(401, {
+      error: "invalid signature",
+      reason: verdict.reason,
+    });
+  }
+
+  if (!session) {
+    const budget = checkBudget(deps.ledger.queueWorkload, {
+      throughput: deps.throughput(),
+      maxQueueTime: handler.maxQueueTime,
+    });
+    if (!budget.admit) {
+      deps.ledger.reject(info, "budget", 429);
+      return jsonError(429, {
+        error: "queue is full",
+        estimated_wait_seconds: Number(budget.waitSeconds.toFixed(3)),
+        max_queue_time: handler.maxQueueTime,
+      }, { "retry-after": String(budget.retryAfterSeconds) });
+    }
+  }
+
+  const record = deps.ledger.open(info);
+  const signals = [clientSignal];
+  if (deps.stopSignal) signals.push(deps.stopSignal);
+  let sessionAbort: AbortController | undefined;
+  if (session) {
+    sessionAbort = new AbortController();
+    session.inFlight.add(sessionAbort);
+    signals.push(sessionAbort.signal);
+  }
+  const signal = signals.length === 1 ? clientSignal : AbortSignal.any(signals);
+  const done = () => {
+    if (sessionAbort) session?.inFlight.delete(sessionAbort);
+  };
+
+  const queue = deps.queues.queueOf(handler.route);
+  let release = () => {};
+  if (queue) {
+    try {
+      release = await queue.acquire(signal);
+    } catch {
+      deps.ledger.finish(
+        record,
+        "cancelled",
+        CLIENT_CLOSED_REQUEST,
+        "client left while queued",
+      );
+      done();
+      return new Response(null, { status: CLIENT_CLOSED_REQUEST });
+    }
+  }
+  deps.ledger.start(record);
+  const end = (
+    outcome: "success" | "error" | "cancelled",
+    status: number,
+    detail?: string,
+  ) => {
+    deps.ledger.finish(record, outcome, status, detail);
+    release();
+    done();
+  };
+
+  const call = await callModel(handler.upstreamUrl, {
+    body: JSON.stringify(payload),
+    accept,
+    signal,
+    ...(deps.responseTimeoutMs
+      ? { responseTimeoutMs: deps.responseTimeoutMs }
+      : {}),
+    ...(deps.requestTimeoutMs
+      ? { requestTimeoutMs: deps.requestTimeoutMs }
+      : {}),
+  });
+  if (!call.ok) {
+    end(call.outcome, call.status, call.detail);
+    return call.status === CLIENT_CLOSED_REQUEST
+      ? new Response(null, { status: CLIENT_CLOSED_REQUEST })
+      : jsonError(call.status, { error: call.detail });
+  }
+
+  let response = call.response;
+  if (handler.responseGenerator) {
+    try {
+      response = await handler.responseGenerator(response, {
+        payload,
+        route: handler.route,
+      });
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      call.abort.abort();
+      end("error", 500, `response generator failed: ${why}`);
+      return jsonError(500, { error: `response generator failed: ${why}` });
+    }
+  }
+  return relay(response, {
+    signal,
+    abort: call.abort,
+    hooks: {
+      onFirstByte: () => {
+        record.firstByteAt = Date.now();
+      },
+      onChunk: () => {
+        record.chunks++;
+      },
+      onEnd: end,
+    },
+  });
+}

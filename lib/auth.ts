@@ -1,0 +1,288 @@
+/**
+ * Autoscaler signature verification (vast-protocol.md section 5) and token
+ * helpers.
+ *
+ * @module
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { getLogger } from "@logtape/logtape";
+import {
+  parseJsonKeepingNumbers,
+  pythonJsonDumps,
+  restoreNumberSources,
+} from "./python_json.ts";
+
+export { importPublicKey } from "./pubkey.ts";
+
+const logger = getLogger(["edgeworker", "auth"]);
+const encoder = new TextEncoder();
+const ALGORITHM = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
+/** How far behind the newest accepted reqnum a legacy request may be (Python `MSG_HISTORY_LEN`). */
+const REPLAY_WINDOW = 100;
+
+// Standard alphabet with padding, as Python's b64encode writes it.
+const BASE64 =
+  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Bytes of Python `json.dumps({"url": url}, indent=4, sort_keys=True)`: the current signed message. */
+export function urlMessage(url: string): Uint8Array {
+  return encoder.encode(pythonJsonDumps({ url }));
+}
+
+/**
+ * The `AuthData` dataclass fields Python signs in the legacy format. Python
+ * builds the message from `asdict(auth_data)`, so keys outside the dataclass
+ * (`signature` is removed explicitly, `__request_id` and any new key never get
+ * in) are not signed. Before 2025-10-08 `request_idx` was not a field.
+ */
+export const LEGACY_FIELDS: readonly string[] = Object.freeze(
+  ["cost", "endpoint", "reqnum", "request_idx", "url"],
+);
+
+/**
+ * Bytes of the legacy signed message: the `fields` of `authData` that are
+ * present, as Python `json.dumps(..., indent=4, sort_keys=True)`. Pass the raw
+ * request body (`{"auth_data": {...}, ...}`) so numbers keep their wire
+ * spelling (`1000.0` stays `1000.0`); without it an integral number prints as
+ * an int.
+ */
+export function legacyMessage(
+  authData: Record<string, unknown>,
+  rawBody?: string,
+  fields: readonly string[] = LEGACY_FIELDS,
+): Uint8Array {
+  return encoder.encode(legacyMessageText(authData, rawBody, fields));
+}
+
+function legacyMessageText(
+  authData: Record<string, unknown>,
+  rawBody: string | undefined,
+  fields: readonly string[],
+): string {
+  const raw = rawBody === undefined ? undefined : rawAuthData(rawBody);
+  const message: Record<string, unknown> = {};
+  for (const field of fields) {
+    if (Object.hasOwn(authData, field)) message[field] = authData[field];
+  }
+  return pythonJsonDumps(restoreNumberSources(message, raw));
+}
+
+// The auth_data object of the raw body, numbers wrapped with their source text.
+function rawAuthData(rawBody: string): unknown {
+  try {
+    return (parseJsonKeepingNumbers(rawBody) as { auth_data?: unknown })
+      ?.auth_data;
+  } catch {
+    return undefined; // the caller already rejected bodies that are not JSON
+  }
+}
+
+/** Which message shape the autoscaler signed: url-only (current), all fields (legacy), or either. */
+export type SignatureFormat = "url" | "legacy" | "any";
+
+/** Outcome of {@linkcode SignatureVerifier.verify}; `reason` is meant for logs. */
+export type VerifyResult = { ok: true } | { ok: false; reason: string };
+
+/** Options for {@linkcode SignatureVerifier}. */
+export interface SignatureVerifierOptions {
+  /** Message shape to check. */
+  format: SignatureFormat;
+  /** Accept every request without checking (Python `UNSECURED`). */
+  unsecured?: boolean;
+  /** Distinct (signature, message) results to remember; default 4096, 0 disables. */
+  cacheSize?: number;
+  /** This worker's public URL; a valid signature for another URL is rejected. */
+  expectedUrl?: string;
+  /** Fields signed in the legacy format; default {@linkcode LEGACY_FIELDS}. */
+  legacyFields?: readonly string[];
+}
+
+/**
+ * Checks `auth_data` signatures from the autoscaler. RSA results are cached per
+ * (signature, message) pair; the legacy format also enforces Python's replay
+ * window, which cached results never bypass.
+ */
+export class SignatureVerifier {
+  #options: SignatureVerifierOptions;
+  #cacheSize: number;
+  #key: CryptoKey | undefined;
+  #cache = new Map<string, Promise<boolean>>();
+  #latestReqnum = -Infinity;
+  #history = new Set<string>();
+
+  /** Creates a verifier; call {@linkcode setKey} before verifying. */
+  constructor(options: SignatureVerifierOptions) {
+    this.#options = { ...options };
+    this.#cacheSize = options.cacheSize ?? 4096;
+  }
+
+  /** Sets the autoscaler public key (see `importPublicKey`); clears the cache. */
+  setKey(key: CryptoKey): void {
+    this.#key = key;
+    this.#cache.clear();
+  }
+
+  /** Whether a public key has been set. */
+  get hasKey(): boolean {
+    return this.#key !== undefined;
+  }
+
+  /**
+   * Verifies `authData.signature`. `rawBody` is the raw request body text; the
+   * legacy format needs it to print numbers exactly as Python does. Never
+   * throws; failures are logged at debug level with the exact messages checked.
+   */
+  async verify(
+    authData: Record<string, unknown>,
+    rawBody?: string,
+  ): Promise<VerifyResult> {
+    if (this.#options.unsecured) return { ok: true };
+    const checked: string[] = [];
+    const result = await this.#verify(authData, rawBody, checked);
+    if (!result.ok) {
+      logger.debug(
+        "Signature rejected: {reason}; messages checked {messages}, signature {signature}",
+        {
+          reason: result.reason,
+          messages: checked,
+          signature: shortenSignature(authData.signature),
+        },
+      );
+    }
+    return result;
+  }
+
+  async #verify(
+    authData: Record<string, unknown>,
+    rawBody: string | undefined,
+    checked: string[],
+  ): Promise<VerifyResult> {
+    const key = this.#key;
+    if (!key) return fail("public key not loaded yet");
+    const signature = authData.signature;
+    if (typeof signature !== "string") {
+      return fail("signature is missing or not a string");
+    }
+    if (!BASE64.test(signature)) return fail("signature is not valid base64");
+    const sigBytes = Uint8Array.fromBase64(signature);
+    const expected = (key.algorithm as RsaHashedKeyAlgorithm).modulusLength / 8;
+    if (sigBytes.length !== expected) {
+      return fail(
+        `signature has wrong length: expected ${expected} bytes, got ${sigBytes.length}`,
+      );
+    }
+    const formats = this.#options.format === "any"
+      ? ["url", "legacy"] as const
+      : [this.#options.format];
+    for (const f of formats) {
+      if (f === "url" && typeof authData.url !== "string") {
+        return fail("url is missing or not a string");
+      }
+      const text = f === "url"
+        ? pythonJsonDumps({ url: authData.url })
+        : legacyMessageText(
+          authData,
+          rawBody,
+          this.#options.legacyFields ?? LEGACY_FIELDS,
+        );
+      checked.push(text);
+      let valid: boolean;
+      try {
+        valid = await this.#check(key, signature, sigBytes, text);
+      } catch (err) {
+        // e.g. a key imported without the "verify" usage
+        return fail(`signature check failed: ${(err as Error).message}`);
+      }
+      if (valid) return this.#accept(authData, f, text);
+    }
+    return fail("signature does not match");
+  }
+
+  #check(
+    key: CryptoKey,
+    signature: string,
+    sigBytes: Uint8Array,
+    text: string,
+  ): Promise<boolean> {
+    // Keyed by the message too, so a signature seen once cannot vouch for another url.
+    const cacheKey = `${signature}\n${text}`;
+    const cached = this.#cache.get(cacheKey);
+    if (cached) {
+      this.#cache.delete(cacheKey); // re-insert: least recently used goes first
+      this.#cache.set(cacheKey, cached);
+      return cached;
+    }
+    const result = crypto.subtle.verify(
+      ALGORITHM,
+      key,
+      sigBytes as Uint8Array<ArrayBuffer>,
+      encoder.encode(text),
+    );
+    if (this.#cacheSize > 0) {
+      this.#cache.set(cacheKey, result);
+      result.catch(() => this.#cache.delete(cacheKey));
+      if (this.#cache.size > this.#cacheSize) {
+        this.#cache.delete(this.#cache.keys().next().value!);
+      }
+    }
+    return result;
+  }
+
+  // Runs synchronously after the await, so two concurrent replays cannot both pass.
+  #accept(
+    authData: Record<string, unknown>,
+    format: "url" | "legacy",
+    text: string,
+  ): VerifyResult {
+    const reqnum = typeof authData.reqnum === "number"
+      ? authData.reqnum
+      : undefined;
+    const expectedUrl = this.#options.expectedUrl;
+    if (expectedUrl !== undefined && authData.url !== expectedUrl) {
+      return fail(
+        `url mismatch: signed for ${authData.url}, this worker is ${expectedUrl}`,
+      );
+    }
+    if (format === "legacy") {
+      if (reqnum === undefined) {
+        return fail("reqnum is missing or not a number");
+      }
+      if (reqnum < this.#latestReqnum - REPLAY_WINDOW) {
+        return fail(
+          `reqnum ${reqnum} is outside the replay window (latest ${this.#latestReqnum})`,
+        );
+      }
+      if (this.#history.has(text)) return fail("replayed request");
+      this.#history.add(text);
+      if (this.#history.size > REPLAY_WINDOW) {
+        this.#history.delete(this.#history.values().next().value!);
+      }
+    }
+    if (reqnum !== undefined) {
+      this.#latestReqnum = Math.max(this.#latestReqnum, reqnum);
+    }
+    return { ok: true };
+  }
+}
+
+function fail(reason: string): VerifyResult {
+  return { ok: false, reason };
+}
+
+function shortenSignature(signature: unknown): string {
+  const text = String(signature);
+  return text.length <= 16
+    ? text
+    : `${text.slice(0, 12)}… (${text.length} chars)`;
+}
+
+/** Compares two secrets in constant time (SHA-256 of both, so lengths may differ). */
+export function tokensEqual(a: string, b: string): boolean {
+  const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+/** A secret made safe for logs: its first 6 characters and "…", or just "…" below 12 characters. */
+export function shortenSecret(s: string): string {
+  return s.length < 12 ? "…" : `${s.slice(0, 6)}…`;
+}

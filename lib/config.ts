@@ -1,0 +1,229 @@
+/**
+ * Worker configuration: one Zod schema per concept, types inferred from
+ * them. The same schemas validate a TypeScript config (custom worker) and a
+ * YAML file (`edgeworker run --config worker.yaml`).
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** A JSON object as the model server receives it. */
+export type Payload = Record<string, unknown>;
+
+/** A function given in a TypeScript config (not representable in YAML). */
+function fn<T extends (...args: never[]) => unknown>(what: string) {
+  return z.custom<T>((v) => typeof v === "function", {
+    error: `expected ${what} function`,
+  });
+}
+
+/** A log pattern: a substring, or `{ regex: "..." }`. */
+export const LogPatternSchema: z.ZodType<string | RegExp | { regex: string }> =
+  z.union([
+    z.string().min(1, { error: "expected a non-empty pattern" }),
+    z.instanceof(RegExp),
+    z.strictObject({
+      regex: z.string().refine(isValidRegex, { error: "invalid regex" }),
+    }),
+  ]);
+
+function isValidRegex(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Log lines that mark the model loaded, broken, or worth logging. */
+export const LogActionConfigSchema = z.strictObject({
+  onLoad: z.array(LogPatternSchema).default([]),
+  onError: z.array(LogPatternSchema).default([]),
+  onInfo: z.array(LogPatternSchema).default([]),
+});
+
+/** Declarative workload: constant, a number at a JSON path, or tokens. */
+export const DeclarativeWorkloadSchema = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("constant"),
+    value: z.number().nonnegative(),
+  }),
+  z.strictObject({
+    kind: z.literal("field"),
+    /** Dotted path, e.g. `parameters.max_new_tokens`. */
+    path: z.string().min(1),
+    /** Used when the field is absent. */
+    default: z.number().nonnegative().default(0),
+  }),
+  z.strictObject({
+    kind: z.literal("tokens"),
+    /** Dotted paths of text (or arrays of text / chat messages). */
+    fields: z.array(z.string().min(1)).min(1),
+    /** Dotted paths of requested output tokens; the first present wins. */
+    outputFields: z.array(z.string().min(1)).default([]),
+    /** Output tokens assumed when no output field is present. */
+    defaultOutput: z.number().nonnegative().default(0),
+    /** Characters per token of the estimate. */
+    charsPerToken: z.number().positive().default(4),
+  }),
+]);
+
+/** Computes a request's workload from its (parsed) payload. */
+export type WorkloadCalculator = (payload: Payload) => number;
+
+/** Turns the client's payload into what the model server receives. */
+export type RequestParser = (payload: Payload) => Payload;
+
+/** Builds the client's answer from the model server's response. */
+export type ResponseGenerator = (
+  response: Response,
+  context: { payload: Payload; route: string },
+) => Response | Promise<Response>;
+
+/** How the benchmark measures throughput (`max_perf`). */
+export const BenchmarkConfigSchema = z.strictObject({
+  /** TypeScript only: returns one benchmark payload per call. */
+  generator: fn<() => Payload>("a payload generator").optional(),
+  /** Payloads picked at random per request. */
+  dataset: z.array(z.record(z.string(), z.unknown())).min(1).optional(),
+  runs: z.int().positive().default(3),
+  concurrency: z.int().positive().default(10),
+  warmup: z.boolean().default(true),
+}).refine((b) => b.generator !== undefined || b.dataset !== undefined, {
+  error: "expected a generator or a dataset",
+});
+
+/** One route of the worker, forwarded to the same path on the model server. */
+export const HandlerConfigSchema = z.strictObject({
+  route: z.string().startsWith("/", {
+    error: 'expected string starting with "/"',
+  }),
+  /** Path on the model server; defaults to `route`. */
+  upstreamRoute: z.string().startsWith("/", {
+    error: 'expected string starting with "/"',
+  }).optional(),
+  /** `false`: strict FIFO, one at a time across all such handlers. */
+  allowParallelRequests: z.boolean().default(false),
+  /** Seconds of estimated queue wait above which requests get 429; null: none. */
+  maxQueueTime: z.number().positive().nullable().default(30),
+  /** Parallel handlers: at most this many at once, FIFO beyond. */
+  maxConcurrency: z.int().positive().optional(),
+  workload: z.union([
+    fn<WorkloadCalculator>("a workload"),
+    DeclarativeWorkloadSchema,
+  ]).default({ kind: "constant", value: 100 }),
+  /** YAML form of the common request parser: forward `payload.input` if set. */
+  unwrapInput: z.boolean().default(false),
+  requestParser: fn<RequestParser>("a request parser").optional(),
+  responseGenerator: fn<ResponseGenerator>("a response generator").optional(),
+  benchmark: BenchmarkConfigSchema.optional(),
+});
+
+/** Healthcheck probing of the model server. */
+export const HealthcheckConfigSchema = z.strictObject({
+  intervalSeconds: z.number().positive().default(10),
+  timeoutSeconds: z.number().positive().default(10),
+  failureThreshold: z.int().positive().default(3),
+});
+
+/** Engine metrics scraped from the model server (`/metrics`). */
+export const EngineMetricsConfigSchema = z.strictObject({
+  kind: z.enum(["vllm", "sglang", "tgi"]),
+  path: z.string().startsWith("/").default("/metrics"),
+  intervalSeconds: z.number().positive().default(5),
+});
+
+/** The whole worker. */
+export const WorkerConfigSchema = z.strictObject({
+  /** Base URL of the model server, e.g. `http://127.0.0.1:18000`. */
+  modelServerUrl: z.url({
+    protocol: /^https?$/,
+    error: "expected http(s) URL",
+  }),
+  /** Log file of the model server to tail for load and error lines. */
+  modelLogFile: z.string().min(1).optional(),
+  /** Health path (`/health`) or full URL of the model server. */
+  modelHealthUrl: z.string().min(1).optional(),
+  /** How readiness is learned; defaults from what is configured. */
+  readiness: z.enum(["logs", "healthcheck", "both", "none"]).optional(),
+  /** Seconds to wait for readiness before reporting an error. */
+  readinessTimeout: z.number().positive().default(1800),
+  healthcheck: HealthcheckConfigSchema.default({
+    intervalSeconds: 10,
+    timeoutSeconds: 10,
+    failureThreshold: 3,
+  }),
+  logActions: LogActionConfigSchema.default({
+    onLoad: [],
+    onError: [],
+    onInfo: [],
+  }),
+  handlers: z.array(HandlerConfigSchema).min(1, {
+    error: "expected at least one handler",
+  }),
+  /** Most sessions at once; 0 means unlimited. */
+  maxSessions: z.int().nonnegative().default(10),
+  /** Seconds until the model server sends response headers; null: none. */
+  responseTimeout: z.number().positive().nullable().default(null),
+  /** Seconds a whole request may take, streaming included; null: none. */
+  requestTimeout: z.number().positive().nullable().default(null),
+  engineMetrics: EngineMetricsConfigSchema.optional(),
+}).superRefine((cfg, ctx) => {
+  const seen = new Set<string>();
+  cfg.handlers.forEach((h, i) => {
+    if (seen.has(h.route)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["handlers", i, "route"],
+        message: `duplicate route "${h.route}"`,
+      });
+    }
+    seen.add(h.route);
+  });
+  const withBenchmark = cfg.handlers.filter((h) => h.benchmark).length;
+  if (withBenchmark > 1) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["handlers"],
+      message: "expected at most one handler with a benchmark",
+    });
+  }
+  const readiness = cfg.readiness;
+  if ((readiness === "logs" || readiness === "both") && !cfg.modelLogFile) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["modelLogFile"],
+      message: `required when readiness is "${readiness}"`,
+    });
+  }
+  if (
+    (readiness === "healthcheck" || readiness === "both") &&
+    !cfg.modelHealthUrl
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["modelHealthUrl"],
+      message: `required when readiness is "${readiness}"`,
+    });
+  }
+});
+
+/** A handler as written (defaults optional). */
+export type HandlerConfigInput = z.input<typeof HandlerConfigSchema>;
+/** A handler after validation (defaults applied). */
+export type HandlerConfig = z.output<typeof HandlerConfigSchema>;
+/** A benchmark as written. */
+export type BenchmarkConfigInput = z.input<typeof BenchmarkConfigSchema>;
+/** A benchmark after validation. */
+export type BenchmarkConfig = z.output<typeof BenchmarkConfigSchema>;
+/** Log actions as written. */
+export type LogActionConfigInput = z.input<typeof LogActionConfigSchema>;
+/** Log actions after validation. */
+export type LogActionConfig = z.output<typeof LogActionConfigSchema>;
+/** A worker config as written. */
+export type WorkerConfigInput = z.input<typeof WorkerConfigSchema>;
+/** A worker config after validation. */
+export type WorkerConfig = z.output<typeof WorkerConfigSchema>;
+/** A declarative workload rule. */
+export type DeclarativeWorkload = z.output<typeof DeclarativeWorkloadSchema>;

@@ -1,0 +1,117 @@
+/**
+ * Loading a worker config from YAML, with every problem listed by path, and
+ * the JSON Schema editors use to autocomplete it.
+ *
+ * @module
+ */
+import { parse as parseYaml, YAMLParseError } from "yaml";
+import { z } from "zod";
+import { type WorkerConfig, WorkerConfigSchema } from "./config.ts";
+
+/** A config that failed to load: every problem, one line each. */
+export class ConfigError extends Error {
+  /** Each problem as `path: message`. */
+  readonly problems: readonly string[];
+
+  /** Creates the error for `source` (a file name or "config"). */
+  constructor(source: string, problems: readonly string[]) {
+    super(
+      `Invalid config ${source}:\n${problems.map((p) => `  ${p}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/** Formats a Zod issue path as `handlers[1].route`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out === "" ? "(root)" : out;
+}
+
+/** Lists every issue of a Zod error as `path: message`. */
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`)
+      : [`${formatPath(issue.path)}: ${issue.message}`]
+  );
+}
+
+/**
+ * Validates a config object (from TypeScript or parsed YAML).
+ *
+ * @throws {ConfigError} listing every problem with its path
+ */
+export function parseWorkerConfig(
+  input: unknown,
+  source = "config",
+): WorkerConfig {
+  const result = WorkerConfigSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(source, formatIssues(result.error));
+  }
+  return result.data;
+}
+
+/**
+ * Parses YAML text into a validated config.
+ *
+ * @throws {ConfigError} for YAML syntax errors and schema problems
+ */
+export function parseWorkerConfigYaml(
+  text: string,
+  source = "config",
+): WorkerConfig {
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (e) {
+    const where = e instanceof YAMLParseError && e.linePos
+      ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}`
+      : "(yaml)";
+    const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    throw new ConfigError(source, [`${where}: ${message}`]);
+  }
+  return parseWorkerConfig(data, source);
+}
+
+/**
+ * Reads and validates a YAML config file.
+ *
+ * @throws {ConfigError} when the file is missing, unreadable or invalid
+ */
+export async function loadWorkerConfigFile(
+  path: string,
+): Promise<WorkerConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    const cause = e instanceof Error ? e.message : String(e);
+    throw new ConfigError(path, [`(file): cannot read: ${cause}`]);
+  }
+  return parseWorkerConfigYaml(text, path);
+}
+
+/** JSON Schema (draft 2020-12) of the YAML config file. */
+export function workerConfigJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(WorkerConfigSchema, {
+    io: "input",
+    unrepresentable: "any",
+    override: (ctx) => {
+      // Functions exist only in TypeScript configs: drop them from the schema.
+      const def = ctx.zodSchema._zod.def;
+      if (def.type === "custom") ctx.jsonSchema.not = {};
+    },
+  }) as Record<string, unknown>;
+  return {
+    ...schema,
+    title: "edgeworker worker config",
+    description: "Config file of `edgeworker run --config <file>`",
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * A fake token engine shared by the LLM stand-ins: a scheduler with a fixed
+ * number of running slots (the rest wait, FIFO) and per-request decoding at a
+ * settable tokens-per-second rate.
+ *
+ * @module
+ */
+
+import { sleep, Slots } from "./_async.ts";
+
+/** One generated token. */
+export interface Token {
+  /** Position in the completion, from 0. */
+  index: number;
+  /** Vocabulary id. */
+  id: number;
+  /** Text, with its leading space. */
+  text: string;
+  /** A plausible log-probability. */
+  logprob: number;
+}
+
+const VOCAB = [
+  " the",
+  " quick",
+  " model",
+  " answers",
+  " every",
+  " request",
+  " with",
+  " tokens",
+  " that",
+  " arrive",
+  " at",
+  " a",
+  " steady",
+  " pace",
+  " from",
+  " GPU",
+];
+
+/** Options of {@linkcode TokenEngine}. */
+export interface TokenEngineOptions {
+  /** Decoding speed of each request, in tokens per second. @default 50 */
+  tokensPerSecond?: number;
+  /** Requests decoded at once; later ones wait in FIFO order. @default 256 */
+  maxConcurrency?: number;
+}
+
+/** Scheduler + decoder. Counters are public for the `/metrics` pages. */
+export class TokenEngine {
+  #slots: Slots;
+  #intervalMs = 20;
+  /** Prompt tokens of all admitted requests. */
+  promptTokens = 0;
+  /** Tokens generated so far. */
+  generationTokens = 0;
+  /** Requests that finished generating. */
+  finished = 0;
+
+  /** @param options speed and concurrency. */
+  constructor(options: TokenEngineOptions = {}) {
+    this.#slots = new Slots(options.maxConcurrency ?? 256);
+    this.setTokensPerSecond(options.tokensPerSecond ?? 50);
+  }
+
+  /** Requests being decoded. */
+  get running(): number {
+    return this.#slots.running;
+  }
+
+  /** Requests waiting for a slot. */
+  get waiting(): number {
+    return this.#slots.waiting;
+  }
+
+  /** Slot limit. */
+  get maxConcurrency(): number {
+    return this.#slots.limit;
+  }
+
+  /** Changes the speed; running requests pick it up at their next token. */
+  setTokensPerSecond(tokensPerSecond: number): void {
+    if (!(tokensPerSecond > 0)) {
+      throw new RangeError(
+        `tokensPerSecond must be > 0, got ${tokensPerSecond}`,
+      );
+    }
+    this.#intervalMs = 1000 / tokensPerSecond;
+  }
+
+  /** Waits for a running slot; `false` if `signal` aborted first. */
+  admit(signal: AbortSignal): Promise<boolean> {
+    return this.#slots.acquire(signal);
+  }
+
+  /** Frees the slot taken by {@linkcode admit}. */
+  release(): void {
+    this.#slots.release();
+  }
+
+  /**
+   * Yields `count` tokens, one per interval (the first one after one
+   * interval: prefill). Stops early, without throwing, when `signal` aborts.
+   */
+  async *decode(count: number, signal: AbortSignal): AsyncGenerator<Token> {
+    let due = performance.now();
+    for (let index = 0; index < count; index++) {
+      due += this.#intervalMs;
+      if (!await sleep(due - performance.now(), signal)) return;
+      this.generationTokens++;
+      const v = index % VOCAB.length;
+      yield { index, id: 1000 + v, text: VOCAB[v], logprob: -0.25 - v / 64 };
+    }
+  }
+}
+
+/** A rough token count: whitespace-separated words, at least 1. */
+export function countTokens(text: string): number {
+  const words = text.trim().split(/\s+/).filter((w) => w.length > 0).length;
+  return Math.max(1, words);
+}

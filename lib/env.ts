@@ -1,0 +1,114 @@
+/**
+ * The environment contract: Vast's variables and our `EDGEWORKER_*`
+ * settings, typed and validated in one place.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { formatIssues } from "./config_file.ts";
+
+/** Python's `strtobool` truth values. */
+const TRUE_WORDS = new Set(["true", "1", "yes", "y", "on", "t"]);
+const FALSE_WORDS = new Set(["false", "0", "no", "n", "off", "f", ""]);
+
+const bool = (fallback: boolean) =>
+  z.string().optional().transform((v, ctx) => {
+    if (v === undefined) return fallback;
+    const w = v.trim().toLowerCase();
+    if (TRUE_WORDS.has(w)) return true;
+    if (FALSE_WORDS.has(w)) return false;
+    ctx.addIssue({
+      code: "custom",
+      message: `expected true or false, got "${v}"`,
+    });
+    return z.NEVER;
+  });
+
+const port = z.coerce.number().int().min(0).max(65535);
+const seconds = z.coerce.number().nonnegative();
+
+/** Every environment variable the worker reads. */
+export const EnvSchema = z.object({
+  WORKER_PORT: port.default(3000),
+  WORKER_HTTP_PORT: port.optional(),
+  REPORT_ADDR: z.string().optional(),
+  /** Vast sets exactly "true" for TLS. */
+  USE_SSL: z.string().optional().transform((v) => v === "true"),
+  UNSECURED: bool(false),
+  MASTER_TOKEN: z.string().default(""),
+  CONTAINER_ID: z.coerce.number().int().default(0),
+  PUBLIC_IPADDR: z.string().optional(),
+  MODEL_LOG: z.string().optional(),
+  MODEL_SERVER_URL: z.string().optional(),
+  MODEL_HEALTH_ENDPOINT: z.string().optional(),
+  BACKEND: z.string().optional(),
+  EDGEWORKER_HOST: z.string().default("0.0.0.0"),
+  EDGEWORKER_SIGNATURE_FORMAT: z.enum(["url", "legacy", "any"]).default("url"),
+  EDGEWORKER_CHECK_URL: bool(false),
+  EDGEWORKER_PUBKEY_FILE: z.string().optional(),
+  EDGEWORKER_MAX_BODY_BYTES: z.coerce.number().int().positive().optional(),
+  EDGEWORKER_LOG_FROM: z.enum(["start", "end"]).default("start"),
+  EDGEWORKER_BENCHMARK: z.enum(["auto", "skip", "force"]).default("auto"),
+  EDGEWORKER_BENCHMARK_FILE: z.string().default(".has_benchmark"),
+  EDGEWORKER_DRAIN_SECONDS: seconds.default(30),
+  EDGEWORKER_LOG_LEVEL: z.enum(["debug", "info", "warning", "error"]).default(
+    "info",
+  ),
+  EDGEWORKER_LOG_FORMAT: z.enum(["text", "json"]).default("text"),
+  EDGEWORKER_VERSION: z.string().default("1.1.0"),
+  EDGEWORKER_TLS_CERT: z.string().default("/etc/instance.crt"),
+  EDGEWORKER_TLS_KEY: z.string().default("/etc/instance.key"),
+  EDGEWORKER_UPDATE_FILE: z.string().default("/.force_update"),
+});
+
+/** The parsed environment. */
+export type WorkerEnv = z.output<typeof EnvSchema> & {
+  /** `VAST_TCP_PORT_<WORKER_PORT>`: the public port mapped to ours. */
+  publicPort?: number;
+};
+
+/** Error listing every bad variable. */
+export class EnvError extends Error {
+  /** Creates the error from `NAME: problem` lines. */
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid environment:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+    this.name = "EnvError";
+  }
+}
+
+/**
+ * Reads the worker's environment.
+ *
+ * @throws {EnvError} naming each variable that is set but invalid
+ */
+export function readEnv(
+  vars: Record<string, string | undefined> = Deno.env.toObject(),
+): WorkerEnv {
+  const result = EnvSchema.safeParse(vars);
+  if (!result.success) throw new EnvError(formatIssues(result.error));
+  const env: WorkerEnv = result.data;
+  const mapped = vars[`VAST_TCP_PORT_${env.WORKER_PORT}`];
+  if (mapped !== undefined && /^\d+$/.test(mapped)) {
+    env.publicPort = Number(mapped);
+  }
+  return env;
+}
+
+/** `REPORT_ADDR` as a list of base URLs without trailing slashes. */
+export function reportAddresses(env: WorkerEnv): string[] {
+  return (env.REPORT_ADDR ?? "").split(",").map((a) =>
+    a.trim().replace(/\/+$/, "")
+  )
+    .filter((a) => a !== "");
+}
+
+/**
+ * The URL the autoscaler and clients reach this worker at, as Python builds
+ * it: `http(s)://PUBLIC_IPADDR:VAST_TCP_PORT_<WORKER_PORT>`.
+ */
+export function publicUrl(env: WorkerEnv, listeningPort?: number): string {
+  const scheme = env.USE_SSL ? "https" : "http";
+  const host = env.PUBLIC_IPADDR ?? "127.0.0.1";
+  const port = env.publicPort ?? listeningPort ?? env.WORKER_PORT;
+  return `${scheme}://${host}:${port}`;
+}

@@ -1,0 +1,300 @@
+/**
+ * Tails the model server's log file and reports lines that match patterns.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { dirname, resolve } from "node:path";
+import { LineSplitter } from "./line_splitter.ts";
+
+const log = getLogger(["edgeworker", "log_monitor"]);
+const READ_CHUNK = 64 * 1024;
+const STREAM = { stream: true };
+
+/** A log pattern: a case-sensitive substring, or a regular expression. */
+export type Pattern = string | RegExp;
+
+/** What a matching line means, after the Python `LogAction`s. */
+export type LogEventKind = "load" | "error" | "info";
+
+/** One matching line. */
+export interface LogEvent {
+  /** Which action list matched. */
+  kind: LogEventKind;
+  /** The whole line, without its terminator. */
+  line: string;
+  /** The pattern that matched: the string itself, or a RegExp's `source`. */
+  pattern: string;
+}
+
+/** Pattern lists; a line is checked against them in this order. */
+export interface LogActions {
+  /** Lines that mean "model loaded". */
+  onLoad?: Pattern[];
+  /** Lines that mean "fatal model error". */
+  onError?: Pattern[];
+  /** Lines worth reporting as information. */
+  onInfo?: Pattern[];
+}
+
+/** Options for {@linkcode LogMonitor}. */
+export interface LogMonitorOptions {
+  /** The log file; it may not exist yet. */
+  path: string;
+  /**
+   * `"start"` reads what the file already holds (as Python does); `"end"`
+   * only reads bytes written after {@linkcode LogMonitor.start}, so stale
+   * lines of a previous boot cannot fire. A file that appears later, or a
+   * rotated one, is always read from its start.
+   *
+   * @default {"start"}
+   */
+  from?: "start" | "end";
+  /**
+   * How often to `stat` the file, in ms. The fallback for file systems that
+   * send no watch events (NFS, FUSE, Docker Desktop mounts).
+   *
+   * @default {1000}
+   */
+  pollIntervalMs?: number;
+  /**
+   * Watch the parent directory for changes. Turn off to rely on polling.
+   *
+   * @default {true}
+   */
+  watch?: boolean;
+  /**
+   * Longest line kept; longer lines are matched on their head only.
+   *
+   * @default {65536}
+   */
+  maxLineLength?: number;
+  /** Pattern lists. */
+  actions: LogActions;
+  /** Called once per matching line (first match wins), in file order. */
+  onEvent: (event: LogEvent) => void;
+}
+
+type Rule = [LogEventKind, Pattern];
+
+/**
+ * Follows a log file across creation, rotation (rename and recreate) and
+ * truncation, and calls `onEvent` for each complete line that matches.
+ *
+ * @example Usage
+ * ```ts
+ * import { LogMonitor } from "./log_monitor.ts";
+ *
+ * const monitor = new LogMonitor({
+ *   path: "/var/log/model.log",
+ *   actions: { onLoad: ["Application startup complete."] },
+ *   onEvent: (event) => console.log(event.kind, event.line),
+ * });
+ * await monitor.start();
+ * await monitor.close();
+ * ```
+ */
+export class LogMonitor {
+  #path: string;
+  #opts: LogMonitorOptions;
+  #rules: Rule[];
+  #splitter: LineSplitter;
+  #decoder = new TextDecoder("utf-8", { fatal: false });
+  #buf = new Uint8Array(READ_CHUNK);
+  #file: Deno.FsFile | undefined;
+  #ino: number | null = null;
+  #dev = 0;
+  #offset = 0;
+  #skipExisting: boolean;
+  #closed = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #watcher: Deno.FsWatcher | undefined;
+  #watching: Promise<void> | undefined;
+  #pumping: Promise<void> | undefined;
+  #again = false;
+  #lastProblem = "";
+
+  /**
+   * Constructs a monitor; nothing happens until {@linkcode LogMonitor.start}.
+   *
+   * @param options What to follow and what to look for.
+   * @throws {TypeError} If a string pattern is empty (it would match every line).
+   */
+  constructor(options: LogMonitorOptions) {
+    this.#opts = options;
+    this.#path = resolve(options.path);
+    this.#skipExisting = options.from === "end";
+    this.#splitter = new LineSplitter({ maxLineLength: options.maxLineLength });
+    const { onLoad = [], onError = [], onInfo = [] } = options.actions;
+    this.#rules = [
+      ...onLoad.map((p): Rule => ["load", p]),
+      ...onError.map((p): Rule => ["error", p]),
+      ...onInfo.map((p): Rule => ["info", p]),
+    ];
+    if (this.#rules.some(([, p]) => p === "")) {
+      throw new TypeError(
+        "Cannot use an empty log pattern: it would match every line",
+      );
+    }
+  }
+
+  /**
+   * Starts following the file. Resolves once the first pass is done (the
+   * starting position is taken); never rejects. Calling it again is a no-op.
+   */
+  start(): Promise<void> {
+    if (this.#timer !== undefined || this.#closed) {
+      return this.#pumping ?? Promise.resolve();
+    }
+    this.#timer = setInterval(() => {
+      this.#ensureWatcher();
+      this.#kick();
+    }, this.#opts.pollIntervalMs ?? 1000);
+    this.#ensureWatcher();
+    this.#kick();
+    return this.#pumping ?? Promise.resolve();
+  }
+
+  /** Stops watching and polling and closes the file. Safe to call twice. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    await this.#watching;
+    await this.#pumping;
+    this.#closeFile();
+  }
+
+  #ensureWatcher(): void {
+    if (this.#watcher || this.#closed || this.#opts.watch === false) return;
+    let watcher: Deno.FsWatcher;
+    try {
+      watcher = Deno.watchFs(dirname(this.#path), { recursive: false });
+    } catch (error) {
+      // Parent directory missing or unwatchable: polling covers it.
+      this.#problem(`Cannot watch the log directory: ${error}`);
+      return;
+    }
+    this.#watcher = watcher;
+    this.#watching = (async () => {
+      try {
+        for await (const event of watcher) {
+          if (event.flag === "rescan" || event.paths.includes(this.#path)) {
+            this.#kick();
+          }
+        }
+      } catch (error) {
+        if (!this.#closed) this.#problem(`Log directory watch ended: ${error}`);
+      }
+      if (this.#watcher === watcher) this.#watcher = undefined;
+    })();
+  }
+
+  // Coalesces triggers: one pass at a time, plus one more if asked meanwhile.
+  #kick(): void {
+    if (this.#closed) return;
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = (async () => {
+      do {
+        this.#again = false;
+        try {
+          await this.#pass();
+        } catch (error) {
+          this.#problem(`Cannot read the log file ${this.#path}: ${error}`);
+        }
+      } while (this.#again && !this.#closed);
+      this.#pumping = undefined;
+    })();
+  }
+
+  async #pass(): Promise<void> {
+    let info: Deno.FileInfo | undefined;
+    try {
+      info = await Deno.stat(this.#path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    // Only content present at the very first look may be skipped.
+    const skip = this.#skipExisting;
+    this.#skipExisting = false;
+    const rotated = this.#file &&
+      (!info || info.ino !== this.#ino || info.dev !== this.#dev);
+    if (rotated) {
+      // The writer may still append to the old file until it reopens.
+      await this.#drain();
+      const last = this.#splitter.push(this.#decoder.decode());
+      const partial = this.#splitter.flush();
+      this.#match(partial === undefined ? last : [...last, partial]);
+      this.#closeFile();
+      log.debug("Log file {path} was rotated or removed", { path: this.#path });
+    }
+    if (!info || this.#closed) return;
+    if (!this.#file) {
+      const file = await Deno.open(this.#path, { read: true });
+      if (this.#closed) return file.close();
+      const opened = await file.stat();
+      this.#file = file;
+      this.#ino = opened.ino;
+      this.#dev = opened.dev;
+      this.#offset = skip ? opened.size : 0;
+      this.#lastProblem = "";
+    }
+    const { size } = await this.#file.stat();
+    if (size < this.#offset) {
+      log.debug("Log file {path} was truncated", { path: this.#path });
+      this.#offset = 0;
+      this.#splitter.reset();
+      this.#decoder = new TextDecoder("utf-8", { fatal: false });
+    }
+    await this.#drain();
+  }
+
+  // Reads the open file from the offset to its end, matching whole lines.
+  async #drain(): Promise<void> {
+    const file = this.#file;
+    if (!file) return;
+    await file.seek(this.#offset, Deno.SeekMode.Start);
+    while (!this.#closed) {
+      const n = await file.read(this.#buf);
+      if (n === null || n === 0) break;
+      this.#offset += n;
+      const chunk = this.#buf.subarray(0, n);
+      this.#match(this.#splitter.push(this.#decoder.decode(chunk, STREAM)));
+    }
+  }
+
+  #match(lines: string[]): void {
+    for (const line of lines) {
+      const rule = this.#rules.find(([, p]) =>
+        typeof p === "string" ? line.includes(p) : line.search(p) !== -1
+      );
+      if (!rule) continue;
+      const [kind, p] = rule;
+      const pattern = typeof p === "string" ? p : p.source;
+      try {
+        this.#opts.onEvent({ kind, line, pattern });
+      } catch (error) {
+        log.error("Log event handler failed: {error}", { error });
+      }
+    }
+  }
+
+  #closeFile(): void {
+    this.#file?.close();
+    this.#file = undefined;
+    this.#offset = 0;
+    this.#splitter.reset();
+    this.#decoder = new TextDecoder("utf-8", { fatal: false });
+  }
+
+  // Logs a problem once until it changes, so a 1 s poll does not spam.
+  #problem(message: string): void {
+    if (message === this.#lastProblem) return;
+    this.#lastProblem = message;
+    log.warn("{problem}", { problem: message });
+  }
+}

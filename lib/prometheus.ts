@@ -1,0 +1,333 @@
+/**
+ * The worker's own Prometheus `/metrics`: request counts, latency
+ * histograms, in-flight figures, lifecycle, autoscaler reports, process
+ * memory and the model server's load signals re-exported as
+ * `edgeworker_engine_*`.
+ *
+ * Request series are updated from ledger events (O(1) counters, O(buckets)
+ * histograms, no allocation once a route is known); everything else is read
+ * from `sources` at scrape time.
+ *
+ * @module
+ */
+
+import type {
+  Ledger,
+  LedgerEvent,
+  RejectReason,
+  RequestRecord,
+} from "./ledger.ts";
+import type { EngineSnapshot } from "./engine_metrics.ts";
+import {
+  type CounterChild,
+  CounterVec,
+  type HistogramChild,
+  HistogramVec,
+  PROMETHEUS_CONTENT_TYPE,
+  TextWriter,
+} from "./prometheus_text.ts";
+
+export * from "./prometheus_text.ts";
+
+/** Lifecycle states shown by `edgeworker_lifecycle_state`. */
+export const METRIC_LIFECYCLE_STATES = [
+  "starting",
+  "loading",
+  "benchmarking",
+  "ready",
+  "error",
+  "draining",
+] as const;
+
+/** Reasons shown by `edgeworker_requests_rejected_total`. */
+export const METRIC_REJECT_REASONS: readonly RejectReason[] = [
+  "signature",
+  "budget",
+  "sessions",
+  "session",
+  "draining",
+  "not_ready",
+];
+
+/** Request-duration buckets (seconds): LLM and media jobs run long. */
+export const DURATION_BUCKETS: readonly number[] = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+  120,
+  300,
+  600,
+];
+
+/** Time-to-first-byte buckets (seconds). */
+export const TTFB_BUCKETS: readonly number[] = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+];
+
+/** Report counts per kind, as `Reporter.stats` gives them. */
+export type ReportCounts = Readonly<
+  Record<string, { readonly successes: number; readonly failures: number }>
+>;
+
+/** Read-at-scrape inputs, so this module depends on no other subsystem. */
+export interface MetricsSources {
+  /** Current lifecycle state (one of {@linkcode METRIC_LIFECYCLE_STATES}). */
+  lifecycle?: () => string;
+  /** Benchmark throughput (`max_perf`, workload units per second). */
+  benchmarkThroughput?: () => number;
+  /** Throughput measured on live traffic (workload units per second). */
+  liveThroughput?: () => number;
+  /** Autoscaler report counts by kind. */
+  reports?: () => ReportCounts;
+  /** The model server's latest figures. */
+  engine?: () => EngineSnapshot | undefined;
+}
+
+/** Options of {@linkcode WorkerMetrics}. */
+export interface WorkerMetricsOptions {
+  /** @default {DURATION_BUCKETS} */
+  durationBuckets?: readonly number[];
+  /** @default {TTFB_BUCKETS} */
+  ttfbBuckets?: readonly number[];
+}
+
+const HELP = {
+  edgeworker_requests_in_flight: "Requests admitted and not finished.",
+  edgeworker_requests_queued: "Requests waiting for their turn.",
+  edgeworker_workload_in_flight: "In-flight workload units (cur_load).",
+  edgeworker_stream_chunks_total: "Body chunks relayed by finished requests.",
+  edgeworker_benchmark_throughput: "Benchmark workload units/s (max_perf).",
+  edgeworker_live_throughput: "Live-traffic workload units per second.",
+  edgeworker_lifecycle_state: "1 for the current lifecycle state.",
+  edgeworker_reports_total: "Autoscaler reports by kind and result.",
+  edgeworker_process_resident_memory_bytes: "Resident set size.",
+  edgeworker_process_heap_used_bytes: "V8 heap in use.",
+  edgeworker_engine_up: "1 if the last model server scrape succeeded.",
+  edgeworker_engine_last_scrape_timestamp_seconds:
+    "Unix time of the last good model server scrape.",
+  edgeworker_engine_requests_running: "Requests running in the model server.",
+  edgeworker_engine_requests_waiting: "Requests waiting in the model server.",
+  edgeworker_engine_kv_cache_usage_ratio: "Model server KV-cache usage (0-1).",
+  edgeworker_engine_time_to_first_token_seconds: "Mean model server TTFT.",
+  edgeworker_engine_queue_size: "Model server queue size (TGI).",
+  edgeworker_engine_batch_size: "Model server current batch size (TGI).",
+} as const;
+
+type Outcome = "success" | "error" | "cancelled" | "rejected";
+
+interface RouteSeries {
+  outcomes: Record<Outcome, CounterChild>;
+  duration: HistogramChild;
+  ttfb: HistogramChild;
+}
+
+/**
+ * Renders `/metrics` from a {@linkcode Ledger} and read-only sources.
+ *
+ * @example
+ * ```ts
+ * import { Ledger } from "./ledger.ts";
+ * import { WorkerMetrics } from "./prometheus.ts";
+ * const metrics = new WorkerMetrics(new Ledger(), { lifecycle: () => "ready" });
+ * const text = metrics.render();
+ * metrics.close();
+ * ```
+ */
+export class WorkerMetrics {
+  /** `Content-Type` to answer `/metrics` with. */
+  static readonly contentType: string = PROMETHEUS_CONTENT_TYPE;
+
+  #ledger: Ledger;
+  #sources: MetricsSources;
+  #unsubscribe: () => void;
+  #routes = new Map<string, RouteSeries>();
+  #requests = new CounterVec(
+    "edgeworker_requests_total",
+    "Requests by route and final outcome.",
+    ["route", "outcome"],
+  );
+  #rejected = new CounterVec(
+    "edgeworker_requests_rejected_total",
+    "Requests refused before they started, by reason.",
+    ["reason"],
+  );
+  #rejectedBy = new Map<string, CounterChild>();
+  #duration: HistogramVec;
+  #ttfb: HistogramVec;
+  #chunks = 0;
+
+  /** Subscribes to the ledger; counts already in it are carried over. */
+  constructor(
+    ledger: Ledger,
+    sources: MetricsSources = {},
+    options: WorkerMetricsOptions = {},
+  ) {
+    this.#ledger = ledger;
+    this.#sources = sources;
+    this.#duration = new HistogramVec(
+      "edgeworker_request_duration_seconds",
+      "Time from arrival to the end of the response, by route.",
+      ["route"],
+      options.durationBuckets ?? DURATION_BUCKETS,
+    );
+    this.#ttfb = new HistogramVec(
+      "edgeworker_time_to_first_byte_seconds",
+      "Time from arrival to the first body byte sent to the client, by route.",
+      ["route"],
+      options.ttfbBuckets ?? TTFB_BUCKETS,
+    );
+    for (const reason of METRIC_REJECT_REASONS) {
+      this.#rejectedBy.set(reason, this.#rejected.labels(reason));
+    }
+    for (const [key, n] of ledger.totals()) {
+      const [route, outcome] = key.split("\u0000");
+      if (outcome.startsWith("rejected_")) {
+        this.#route(route).outcomes.rejected.inc(n);
+        this.#rejectedChild(outcome.slice("rejected_".length)).inc(n);
+      } else if (
+        outcome === "success" || outcome === "error" || outcome === "cancelled"
+      ) {
+        this.#route(route).outcomes[outcome].inc(n);
+      }
+    }
+    this.#unsubscribe = ledger.subscribe((e) => this.#onEvent(e));
+  }
+
+  /** Stops following the ledger. */
+  close(): void {
+    this.#unsubscribe();
+  }
+
+  /** The exposition text for `/metrics`. */
+  render(): string {
+    const w = new TextWriter();
+    const s = this.#sources;
+    const ledger = this.#ledger;
+    this.#requests.render(w);
+    this.#rejected.render(w);
+    let queued = 0;
+    for (const r of ledger.inFlight) if (r.status === "queued") queued++;
+    const one = (name: keyof typeof HELP, value: number): void => {
+      const type = name.endsWith("_total") ? "counter" : "gauge";
+      w.single(name, type, HELP[name], value);
+    };
+    one("edgeworker_requests_in_flight", ledger.inFlightCount);
+    one("edgeworker_requests_queued", queued);
+    one("edgeworker_workload_in_flight", ledger.currentLoad);
+    this.#duration.render(w);
+    this.#ttfb.render(w);
+    one("edgeworker_stream_chunks_total", this.#chunks);
+    one("edgeworker_benchmark_throughput", s.benchmarkThroughput?.() ?? 0);
+    one("edgeworker_live_throughput", s.liveThroughput?.() ?? 0);
+    const state = s.lifecycle?.() ?? "starting";
+    const lc = "edgeworker_lifecycle_state";
+    w.family(lc, "gauge", HELP[lc]);
+    for (const st of METRIC_LIFECYCLE_STATES) {
+      w.sample(lc, { state: st }, st === state ? 1 : 0);
+    }
+    const rep = "edgeworker_reports_total";
+    w.family(rep, "counter", HELP[rep]);
+    for (const [kind, c] of Object.entries(s.reports?.() ?? {})) {
+      w.sample(rep, { kind, result: "success" }, c.successes);
+      w.sample(rep, { kind, result: "failure" }, c.failures);
+    }
+    const mem = Deno.memoryUsage();
+    one("edgeworker_process_resident_memory_bytes", mem.rss);
+    one("edgeworker_process_heap_used_bytes", mem.heapUsed);
+    const snap = s.engine?.();
+    if (snap) {
+      const up = snap.error === undefined && snap.scrapedAt !== undefined;
+      one("edgeworker_engine_up", up ? 1 : 0);
+      if (snap.scrapedAt !== undefined) {
+        one(
+          "edgeworker_engine_last_scrape_timestamp_seconds",
+          snap.scrapedAt / 1000,
+        );
+      }
+      for (const [field, name] of ENGINE_GAUGES) {
+        const v = snap[field];
+        if (typeof v === "number") one(name, v);
+      }
+    }
+    return w.text();
+  }
+
+  #onEvent(e: LedgerEvent): void {
+    if (e.type === "finish") this.#onFinish(e.record);
+    else if (e.type === "reject") {
+      this.#route(e.record.route).outcomes.rejected.inc();
+      this.#rejectedChild(e.record.rejectReason ?? "unknown").inc();
+    }
+  }
+
+  #onFinish(r: RequestRecord): void {
+    if (
+      r.status !== "success" && r.status !== "error" && r.status !== "cancelled"
+    ) return;
+    const series = this.#route(r.route);
+    series.outcomes[r.status].inc();
+    const end = r.workCompletedAt ?? r.enteredQueueAt;
+    series.duration.observe(Math.max(0, end - r.enteredQueueAt));
+    if (r.firstByteAt !== null) {
+      series.ttfb.observe(Math.max(0, r.firstByteAt / 1000 - r.enteredQueueAt));
+    }
+    this.#chunks += r.chunks;
+  }
+
+  #rejectedChild(reason: string): CounterChild {
+    let child = this.#rejectedBy.get(reason);
+    if (!child) {
+      this.#rejectedBy.set(reason, child = this.#rejected.labels(reason));
+    }
+    return child;
+  }
+
+  #route(route: string): RouteSeries {
+    let series = this.#routes.get(route);
+    if (!series) {
+      series = {
+        outcomes: {
+          success: this.#requests.labels(route, "success"),
+          error: this.#requests.labels(route, "error"),
+          cancelled: this.#requests.labels(route, "cancelled"),
+          rejected: this.#requests.labels(route, "rejected"),
+        },
+        duration: this.#duration.labels(route),
+        ttfb: this.#ttfb.labels(route),
+      };
+      this.#routes.set(route, series);
+    }
+    return series;
+  }
+}
+
+const ENGINE_GAUGES: [keyof EngineSnapshot, keyof typeof HELP][] = [
+  ["running", "edgeworker_engine_requests_running"],
+  ["waiting", "edgeworker_engine_requests_waiting"],
+  ["kvCacheUsage", "edgeworker_engine_kv_cache_usage_ratio"],
+  ["ttftSeconds", "edgeworker_engine_time_to_first_token_seconds"],
+  ["queueSize", "edgeworker_engine_queue_size"],
+  ["batchSize", "edgeworker_engine_batch_size"],
+];

@@ -1,0 +1,353 @@
+/**
+ * Learns the truth about the model server and drives the lifecycle:
+ * loading (log line and/or health URL, with a timeout), benchmarking
+ * (cached in `.has_benchmark`), ready; error on fatal log lines, failed
+ * benchmarks and failing health probes, with recovery from the latter.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  BenchmarkError,
+  readBenchmarkCache,
+  runBenchmark,
+  writeBenchmarkCache,
+} from "./benchmark.ts";
+import type { Payload, WorkerConfig } from "./config.ts";
+import type { CompiledHandler } from "./handlers.ts";
+import { HealthMonitor, probe } from "./health.ts";
+import type { Lifecycle } from "./lifecycle.ts";
+import { LogMonitor, type Pattern } from "./log_monitor.ts";
+
+const log = getLogger(["edgeworker", "readiness"]);
+
+/** How the benchmark is run: `auto` uses the cache when present. */
+export type BenchmarkMode = "auto" | "skip" | "force";
+
+/** Options of {@linkcode Readiness}. */
+export interface ReadinessOptions {
+  config: WorkerConfig;
+  handlers: readonly CompiledHandler[];
+  lifecycle: Lifecycle;
+  /** Where the log monitor starts reading. */
+  logFrom: "start" | "end";
+  benchmarkMode: BenchmarkMode;
+  /** Path of the `.has_benchmark` cache. */
+  benchmarkFile: string;
+  /** Resolves once requests can be verified (public key loaded). */
+  keyReady: () => Promise<void>;
+  /** Receives the benchmark throughput (`max_perf`). */
+  onMaxPerf: (value: number) => void;
+  /** Milliseconds between readiness probes of the health URL. */
+  probeIntervalMs?: number;
+  /** Log-monitor stat poll, in ms. */
+  logPollMs?: number;
+}
+
+/** Resolves a health setting (path or URL) against the model server. */
+export function healthUrlOf(config: WorkerConfig): string | undefined {
+  const h = config.modelHealthUrl;
+  if (!h) return undefined;
+  if (/^https?:\/\//.test(h)) return h;
+  return config.modelServerUrl.replace(/\/+$/, "") +
+    (h.startsWith("/") ? h : `/${h}`);
+}
+
+/** The readiness mode in force, from the config or what is configured. */
+export function readinessModeOf(
+  config: WorkerConfig,
+): "logs" | "healthcheck" | "both" | "none" {
+  if (config.readiness) return config.readiness;
+  if (config.modelLogFile) return "logs";
+  if (config.modelHealthUrl) return "healthcheck";
+  return "none";
+}
+
+function toPattern(p: string | RegExp | { regex: string }): Pattern {
+  return typeof p === "string" || p instanceof RegExp ? p : new RegExp(p.regex);
+}
+
+/** Drives the lifecycle from the model server's log, health and benchmark. */
+export class Readiness {
+  #o: ReadinessOptions;
+  #abort = new AbortController();
+  #monitor: LogMonitor | undefined;
+  #health: HealthMonitor | undefined;
+  #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
+  #sequence: Promise<void> | undefined;
+  #healthFailed = false;
+  #maxPerf = 0;
+
+  /** Creates the orchestrator; nothing runs before {@linkcode start}. */
+  constructor(options: ReadinessOptions) {
+    this.#o = options;
+  }
+
+  /** The benchmark throughput in force (0 before it is known). */
+  get maxPerf(): number {
+    return this.#maxPerf;
+  }
+
+  /** Starts watching the model server. */
+  async start(): Promise<void> {
+    const { config, lifecycle } = this.#o;
+    const mode = readinessModeOf(config);
+    if (mode === "logs" || mode === "both") {
+      const actions = config.logActions;
+      this.#monitor = new LogMonitor({
+        path: config.modelLogFile!,
+        from: this.#o.logFrom,
+        ...(this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {}),
+        actions: {
+          onLoad: actions.onLoad.map(toPattern),
+          onError: actions.onError.map(toPattern),
+          onInfo: actions.onInfo.map(toPattern),
+        },
+        onEvent: (e) => {
+          if (e.kind === "info") log.info("Model: {line}", { line: e.line });
+          else if (e.kind === "error") {
+            lifecycle.fail(`Model error: ${e.line}`, { fatal: true });
+          } else this.#onLoadLine(e.line);
+        },
+      });
+      await this.#monitor.start();
+    }
+    lifecycle.to("loading", this.#describeWait(mode));
+    this.#sequence = this.#run(mode).catch((e) => {
+      if (!this.#abort.signal.aborted) {
+        lifecycle.fail(e instanceof Error ? e.message : String(e));
+      }
+    });
+  }
+
+  /** Stops every probe, watcher and benchmark in flight. */
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.#monitor?.close();
+    await this.#health?.close();
+    await this.#sequence;
+  }
+
+  #onLoadLine(line: string): void {
+    const { lifecycle } = this.#o;
+    log.info("Model load line: {line}", { line });
+    this.#loaded.resolve();
+    // A load line after a (non-fatal) error means the model server restarted.
+    if (lifecycle.state === "error" && !lifecycle.fatal && this.#sequence) {
+      this.#sequence = this.#sequence.then(() => this.#prepare()).catch((e) => {
+        lifecycle.fail(e instanceof Error ? e.message : String(e));
+      });
+    }
+  }
+
+  #describeWait(mode: string): string {
+    const { config } = this.#o;
+    const load = config.logActions.onLoad.map(String).join(" | ");
+    switch (mode) {
+      case "logs":
+        return `waiting for "${load}" in ${config.modelLogFile}`;
+      case "healthcheck":
+        return `waiting for 200 from ${healthUrlOf(config)}`;
+      case "both":
+        return `waiting for "${load}" in ${config.modelLogFile} and 200 from ${
+          healthUrlOf(config)
+        }`;
+      default:
+        return "no model server to wait for";
+    }
+  }
+
+  async #run(mode: string): Promise<void> {
+    const { config } = this.#o;
+    const waits: Promise<void>[] = [];
+    if (mode === "logs" || mode === "both") waits.push(this.#loaded.promise);
+    if (mode === "healthcheck" || mode === "both") {
+      waits.push(this.#firstHealthy(healthUrlOf(config)!));
+    }
+    await this.#withTimeout(
+      Promise.all(waits),
+      config.readinessTimeout,
+      `Model server not ready after ${config.readinessTimeout} s (${
+        this.#describeWait(mode)
+      })`,
+    );
+    await this.#prepare();
+  }
+
+  /** Benchmark, key, ready, then health monitoring. */
+  async #prepare(): Promise<void> {
+    const { lifecycle } = this.#o;
+    if (this.#stopped()) return;
+    lifecycle.to("benchmarking", "model loaded");
+    const perf = await this.#benchmark();
+    if (this.#stopped() || perf === undefined) return;
+    this.#maxPerf = perf;
+    this.#o.onMaxPerf(perf);
+    await this.#withTimeout(
+      this.#o.keyReady(),
+      60,
+      "Public key not loaded after 60 s",
+    );
+    if (this.#stopped()) return;
+    lifecycle.to("ready", `max_perf ${perf.toFixed(2)}`);
+    this.#startHealthMonitor();
+  }
+
+  #stopped(): boolean {
+    const { lifecycle } = this.#o;
+    return this.#abort.signal.aborted ||
+      (lifecycle.state === "error" && lifecycle.fatal);
+  }
+
+  async #benchmark(): Promise<number | undefined> {
+    const { benchmarkMode, benchmarkFile, handlers, lifecycle } = this.#o;
+    const cached = await readBenchmarkCache(benchmarkFile);
+    if (benchmarkMode !== "force" && cached !== undefined) {
+      log.info("Benchmark cached in {file}: {value}", {
+        file: benchmarkFile,
+        value: cached,
+      });
+      return cached;
+    }
+    const handler = handlers.find((h) => h.config.benchmark);
+    if (benchmarkMode === "skip" || !handler) {
+      log.info("No benchmark run ({why}); max_perf stays 0", {
+        why: benchmarkMode === "skip"
+          ? "EDGEWORKER_BENCHMARK=skip"
+          : "no handler has one",
+      });
+      return 0;
+    }
+    const bench = handler.config.benchmark!;
+    const dataset = bench.dataset;
+    const nextPayload = bench.generator ??
+      (() =>
+        structuredClone(dataset![Math.floor(Math.random() * dataset!.length)]));
+    const concurrency = handler.config.allowParallelRequests
+      ? bench.concurrency
+      : 1;
+    try {
+      const result = await runBenchmark({
+        send: (payload: Payload, signal: AbortSignal) =>
+          sendBenchmark(handler, payload, signal),
+        nextPayload,
+        workload: handler.workload,
+        runs: bench.runs,
+        concurrency,
+        warmup: bench.warmup,
+        signal: this.#abort.signal,
+        onRound: (r) =>
+          log.info(
+            "Benchmark round {index}/{total}: {ok} ok, {failed} failed, {throughput} units/s",
+            { ...r, throughput: r.throughput.toFixed(2) },
+          ),
+      });
+      log.info("Benchmark done: best {best}, median {median} units/s", {
+        best: result.best.toFixed(2),
+        median: result.median.toFixed(2),
+      });
+      await writeBenchmarkCache(benchmarkFile, result.best);
+      return result.best;
+    } catch (e) {
+      if (this.#abort.signal.aborted) return undefined;
+      const why = e instanceof BenchmarkError
+        ? e.message
+        : `Benchmark failed: ${e instanceof Error ? e.message : String(e)}`;
+      lifecycle.fail(why);
+      return undefined;
+    }
+  }
+
+  async #firstHealthy(url: string): Promise<void> {
+    const { config } = this.#o;
+    const interval = this.#o.probeIntervalMs ?? 1000;
+    let last = "";
+    while (!this.#abort.signal.aborted) {
+      const r = await probe(
+        url,
+        config.healthcheck.timeoutSeconds * 1000,
+        this.#abort.signal,
+      );
+      if (r.ok) return;
+      if (r.reason !== last) {
+        log.info("Waiting for {url}: {reason}", { url, reason: r.reason });
+        last = r.reason;
+      }
+      await delay(interval, this.#abort.signal);
+    }
+  }
+
+  #startHealthMonitor(): void {
+    const { config, lifecycle } = this.#o;
+    const url = healthUrlOf(config);
+    if (!url || this.#health) return;
+    const h = config.healthcheck;
+    this.#health = new HealthMonitor({
+      url,
+      intervalMs: h.intervalSeconds * 1000,
+      timeoutMs: h.timeoutSeconds * 1000,
+      failureThreshold: h.failureThreshold,
+      onUnhealthy: (reason) => {
+        this.#healthFailed = lifecycle.fail(reason);
+      },
+      onRecovered: () => {
+        if (
+          this.#healthFailed && lifecycle.state === "error" && !lifecycle.fatal
+        ) {
+          lifecycle.to("ready", "model server healthy again");
+        }
+        this.#healthFailed = false;
+      },
+    });
+    this.#health.start();
+  }
+
+  async #withTimeout<T>(
+    p: Promise<T>,
+    seconds: number,
+    message: string,
+  ): Promise<T> {
+    const signal = this.#abort.signal;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort = () => {};
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), seconds * 1000);
+      onAbort = () => reject(new Error("stopped"));
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([p, limit]);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+async function sendBenchmark(
+  handler: CompiledHandler,
+  payload: Payload,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const res = await fetch(handler.upstreamUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(payload),
+    signal,
+  });
+  // Read the whole answer: throughput means work done, not headers sent.
+  await res.arrayBuffer();
+  return res.ok;
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,283 @@
+/**
+ * Wire side of the autoscaler reports: the `/worker_status/`,
+ * `/delete_requests/` and launch-failure bodies (floats written the way
+ * Python's `json.dumps` writes them: `0.0`, not `0`), the POST with retries'
+ * building blocks, and the launch-failure beacon. {@linkcode Reporter} in
+ * `reporter.ts` drives them.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { LedgerWindow, RequestRecord } from "./ledger.ts";
+
+const logger = getLogger(["edgeworker", "reporter"]);
+
+/** `version` the current Python workers send. */
+export const DEFAULT_VERSION = "1.1.0";
+
+/** Who the worker is, as every report says it. */
+export interface ReporterIdentity {
+  /** `int(CONTAINER_ID)`. */
+  id: number;
+  /** `MASTER_TOKEN`. */
+  mtoken: string;
+  /** Protocol version string; empty means {@linkcode DEFAULT_VERSION}. */
+  version: string;
+  /** Public URL of the worker (`https://<PUBLIC_IPADDR>:<port>`). */
+  url: string;
+}
+
+/** `POST /worker_status/` body; field names verbatim (typo included). */
+export interface WorkerStatus {
+  id: number;
+  mtoken: string;
+  version: string;
+  loadtime: number;
+  cur_load: number;
+  rej_load: number;
+  new_load: number;
+  error_msg: string;
+  max_perf: number;
+  cur_perf: number;
+  cur_capacity: number;
+  max_capacity: number;
+  num_requests_working: number;
+  num_requests_recieved: number;
+  additional_disk_usage: number;
+  working_request_idxs: number[];
+  url: string;
+}
+
+/** The ledger figures a status needs (a `Ledger` satisfies it). */
+export interface StatusLedger {
+  readonly currentLoad: number;
+  readonly inFlight: Iterable<RequestRecord>;
+  readonly receivedCount: number;
+}
+
+/** Everything {@linkcode buildWorkerStatus} reads. */
+export interface WorkerStatusInput {
+  identity: ReporterIdentity;
+  ledger: StatusLedger;
+  /** Workload sums to report; settle exactly this object after a 2xx. */
+  window: LedgerWindow;
+  /** Seconds from start to "model loaded"; 0 before. */
+  loadtime: number;
+  /** Sticky error; "" when healthy. */
+  errorMsg: string;
+  /** Benchmark throughput, workload units per second. */
+  maxPerf: number;
+  /** GB used on "/" now minus at the previous accepted report. */
+  additionalDiskUsage: number;
+}
+
+/** Float keys of {@linkcode WorkerStatus}: written with a decimal point. */
+const FLOAT_KEYS: ReadonlySet<string> = new Set([
+  "loadtime",
+  "cur_load",
+  "rej_load",
+  "new_load",
+  "max_perf",
+  "cur_perf",
+  "additional_disk_usage",
+]);
+
+const finite = (x: number): number => Number.isFinite(x) ? x : 0;
+const int = (x: number): number => Math.trunc(finite(x));
+
+/** A Python-style float literal: always a `.` or exponent; non-finite → 0.0. */
+export function pyFloat(x: number): string {
+  const v = finite(x);
+  const s = String(v);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+/** Whether a request counts in the working set (not bound to a session). */
+function reported(r: RequestRecord): boolean {
+  return r.sessionId === undefined || r.kind === "session";
+}
+
+/**
+ * Builds the `/worker_status/` body from a ledger snapshot. Pure: reads its
+ * input, changes nothing.
+ */
+export function buildWorkerStatus(input: WorkerStatusInput): WorkerStatus {
+  const { identity, ledger, window } = input;
+  const idxs: number[] = [];
+  for (const r of ledger.inFlight) {
+    if (reported(r)) idxs.push(int(r.requestIdx));
+  }
+  return {
+    id: int(identity.id),
+    mtoken: identity.mtoken,
+    version: identity.version || DEFAULT_VERSION,
+    loadtime: finite(input.loadtime),
+    cur_load: finite(ledger.currentLoad),
+    rej_load: finite(window.rejected),
+    new_load: Math.max(finite(window.received - window.cancelled), 0),
+    error_msg: input.errorMsg,
+    max_perf: finite(input.maxPerf),
+    cur_perf: finite(window.served),
+    cur_capacity: 0,
+    max_capacity: 0,
+    num_requests_working: idxs.length,
+    num_requests_recieved: int(ledger.receivedCount),
+    additional_disk_usage: finite(input.additionalDiskUsage),
+    working_request_idxs: idxs,
+    url: identity.url,
+  };
+}
+
+/** JSON text of a status, floats as Python writes them (`"cur_load":0.0`). */
+export function encodeWorkerStatus(status: WorkerStatus): string {
+  const parts = Object.entries(status).map(([k, v]) => {
+    const text = FLOAT_KEYS.has(k) ? pyFloat(v as number) : JSON.stringify(v);
+    return `${JSON.stringify(k)}:${text}`;
+  });
+  return `{${parts.join(",")}}`;
+}
+
+/** Python's status strings for `/delete_requests/`. */
+const STATUS_TEXT: Record<string, string> = {
+  success: "Success",
+  error: "Error",
+  cancelled: "Cancelled",
+  rejected: "Rejected",
+};
+
+/**
+ * JSON text of a `/delete_requests/` body in the current (vast-cli HEAD)
+ * shape. `success` is true for success and cancelled, as in Python.
+ */
+export function encodeDeleteRequests(
+  identity: ReporterIdentity,
+  records: readonly RequestRecord[],
+): string {
+  const items = records.map((r) => {
+    const started = r.workStartedAt ?? r.enteredQueueAt;
+    const done = r.workCompletedAt ?? started;
+    const success = r.status === "success" || r.status === "cancelled";
+    return `{"request_idx":${int(r.requestIdx)},"success":${success},` +
+      `"status":${JSON.stringify(STATUS_TEXT[r.status] ?? "Error")},` +
+      `"entered_queue_at":${pyFloat(r.enteredQueueAt)},` +
+      `"work_started_at":${pyFloat(started)},` +
+      `"work_completed_at":${pyFloat(done)}}`;
+  });
+  return `{"worker_id":${int(identity.id)},"mtoken":${
+    JSON.stringify(identity.mtoken)
+  },"requests":[${items.join(",")}]}`;
+}
+
+/** The 5-key body `report_error_and_exit` sends when the worker cannot start. */
+export function encodeLaunchFailure(
+  identity: ReporterIdentity,
+  errorMsg: string,
+): string {
+  return JSON.stringify({
+    id: int(identity.id),
+    mtoken: identity.mtoken,
+    version: identity.version || DEFAULT_VERSION,
+    error_msg: errorMsg,
+    url: identity.url,
+  });
+}
+
+/** Python skips this address for `/delete_requests/`. */
+export const NO_DELETE_ADDR = "https://cloud.vast.ai/api/v0";
+
+/** The addresses `/delete_requests/` goes to (all but {@linkcode NO_DELETE_ADDR}). */
+export function deleteAddresses(addrs: readonly string[]): string[] {
+  return cleanAddrs(addrs).filter((a) => a !== NO_DELETE_ADDR);
+}
+
+/** Trims addresses and their trailing slashes; drops empty ones. */
+export function cleanAddrs(addrs: readonly string[]): string[] {
+  return addrs.map((a) => a.trim().replace(/\/+$/, "")).filter((a) => a !== "");
+}
+
+/** POSTs JSON; resolves to undefined on a 2xx, else the failure cause. */
+export async function post(
+  url: string,
+  body: string,
+  signal: AbortSignal,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+    });
+    await res.body?.cancel();
+    return res.ok ? undefined : `HTTP ${res.status}`;
+  } catch (error) {
+    return error instanceof Error
+      ? `${error.name}: ${error.message}`
+      : String(error);
+  }
+}
+
+/** Sleeps `ms`, or less if `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Options of {@linkcode runLaunchFailureBeacon}. */
+export interface LaunchFailureBeaconOptions {
+  reportAddrs: string[];
+  identity: ReporterIdentity;
+  errorMsg: string;
+  /** @default {10000} */
+  intervalMs?: number;
+  /** Per post. @default {10000} */
+  timeoutMs?: number;
+  /** Stops the beacon. */
+  signal: AbortSignal;
+}
+
+/**
+ * When the worker cannot start (bad config, TLS files, port taken), POSTs
+ * `{"id","mtoken","version","error_msg","url"}` to every address's
+ * `/worker_status/` every interval until `signal` aborts, so the instance
+ * never fails silently. Resolves when stopped; never throws.
+ */
+export async function runLaunchFailureBeacon(
+  options: LaunchFailureBeaconOptions,
+): Promise<void> {
+  const { signal, identity, errorMsg } = options;
+  const body = encodeLaunchFailure(identity, errorMsg);
+  const addrs = cleanAddrs(options.reportAddrs);
+  logger.error("Cannot start, reporting to the autoscaler: {errorMsg}", {
+    errorMsg,
+  });
+  let warned = false;
+  while (!signal.aborted) {
+    for (const addr of addrs) {
+      const error = await post(
+        `${addr}/worker_status/`,
+        body,
+        signal,
+        options.timeoutMs ?? 10_000,
+      );
+      if (error !== undefined && !warned && !signal.aborted) {
+        warned = true;
+        logger.warn("Launch-failure report to {addr} failed: {error}", {
+          addr,
+          error,
+        });
+      }
+    }
+    await sleep(options.intervalMs ?? 10_000, signal);
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * Sessions: a client keeps one worker for a series of requests, as the
+ * Python SDK's `endpoint.session()` does. The session's record in the
+ * ledger carries its cost as workload while it lives.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Ledger, RequestRecord } from "./ledger.ts";
+
+const log = getLogger(["edgeworker", "sessions"]);
+const ID_CHARS =
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/** One open session. */
+export interface Session {
+  readonly id: string;
+  readonly authData: Record<string, unknown>;
+  /** Seconds added to the expiration by each request. */
+  readonly lifetime: number;
+  /** Unix seconds. */
+  expiration: number;
+  readonly createdAt: number;
+  readonly onCloseRoute: string | null;
+  readonly onClosePayload: unknown;
+  readonly record: RequestRecord;
+  /** Aborts the session's requests in flight when it closes. */
+  readonly inFlight: Set<AbortController>;
+}
+
+/** What creating a session needs. */
+export interface SessionRequest {
+  authData: Record<string, unknown>;
+  lifetime: number;
+  onCloseRoute: string | null;
+  onClosePayload: unknown;
+}
+
+/** Options of {@linkcode SessionStore}. */
+export interface SessionStoreOptions {
+  ledger: Ledger;
+  /** Most open sessions; 0 means unlimited. */
+  maxSessions: number;
+  /** Base URL for relative `on_close_route` paths (the model server). */
+  modelServerUrl: string;
+  /** @default {5000} */
+  reapIntervalMs?: number;
+  /** Clock in unix ms, for tests. */
+  now?: () => number;
+}
+
+/** Deep equality of JSON values (`session_auth` must equal `auth_data`). */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || !a || !b) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) =>
+    Object.hasOwn(b, k) &&
+    jsonEqual(
+      (a as Record<string, unknown>)[k],
+      (b as Record<string, unknown>)[k],
+    )
+  );
+}
+
+/** Open sessions, their expiry reaper and their close callbacks. */
+export class SessionStore {
+  #sessions = new Map<string, Session>();
+  #closed = new Set<string>();
+  #ledger: Ledger;
+  #max: number;
+  #base: string;
+  #now: () => number;
+  #reaper: ReturnType<typeof setInterval>;
+  #callbacks = new Set<Promise<void>>();
+
+  /** Creates the store and starts its expiry reaper. */
+  constructor(options: SessionStoreOptions) {
+    this.#ledger = options.ledger;
+    this.#max = options.maxSessions;
+    this.#base = options.modelServerUrl.replace(/\/+$/, "");
+    this.#now = options.now ?? Date.now;
+    this.#reaper = setInterval(
+      () => this.reap(),
+      options.reapIntervalMs ?? 5000,
+    );
+  }
+
+  /** Open sessions. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Whether a new session would exceed the limit. */
+  get full(): boolean {
+    return this.#max > 0 && this.#sessions.size >= this.#max;
+  }
+
+  /** Opens a session; undefined when the limit is reached. */
+  create(request: SessionRequest): Session | undefined {
+    if (this.full) return undefined;
+    const now = this.#now() / 1000;
+    const auth = request.authData;
+    let id = randomId();
+    while (this.#sessions.has(id)) id = randomId();
+    const record = this.#ledger.open({
+      requestIdx: Number(auth.request_idx ?? 0),
+      reqnum: Number(auth.reqnum ?? 0),
+      route: "/session/create",
+      workload: Number(auth.cost ?? 0) || 0,
+      sessionId: id,
+      kind: "session",
+    });
+    this.#ledger.start(record);
+    const session: Session = {
+      id,
+      authData: auth,
+      lifetime: request.lifetime,
+      expiration: now + request.lifetime,
+      createdAt: now,
+      onCloseRoute: request.onCloseRoute,
+      onClosePayload: request.onClosePayload,
+      record,
+      inFlight: new Set(),
+    };
+    this.#sessions.set(id, session);
+    log.info("Session {id} opened for {lifetime}s", {
+      id,
+      lifetime: request.lifetime,
+    });
+    return session;
+  }
+
+  /** A live session, or undefined (unknown or expired). */
+  get(id: string): Session | undefined {
+    const s = this.#sessions.get(id);
+    if (s && s.expiration * 1000 <= this.#now()) {
+      this.close(id, "expired");
+      return undefined;
+    }
+    return s;
+  }
+
+  /** Whether `id` was closed recently (for 410 on a second end). */
+  wasClosed(id: string): boolean {
+    return this.#closed.has(id);
+  }
+
+  /** Extends a session by its lifetime, as each request does. */
+  touch(session: Session): void {
+    session.expiration += session.lifetime;
+  }
+
+  /**
+   * Closes a session: aborts its requests in flight, fires its
+   * `on_close_route` once (best effort), and ends its ledger record.
+   */
+  close(id: string, reason: string): boolean {
+    const s = this.#sessions.get(id);
+    if (!s) return false;
+    this.#sessions.delete(id);
+    this.#closed.add(id);
+    if (this.#closed.size > 10_000) {
+      this.#closed.delete(this.#closed.values().next().value!);
+    }
+    for (const c of s.inFlight) c.abort(new Error(`session ${reason}`));
+    s.inFlight.clear();
+    this.#ledger.finish(s.record, "success", 200, `session ${reason}`);
+    log.info("Session {id} closed: {reason}", { id, reason });
+    if (s.onCloseRoute) {
+      const p = this.#callOnClose(s).finally(() => this.#callbacks.delete(p));
+      this.#callbacks.add(p);
+    }
+    return true;
+  }
+
+  /** Closes every expired session. */
+  reap(): void {
+    const now = this.#now();
+    for (const s of [...this.#sessions.values()]) {
+      if (s.expiration * 1000 <= now) this.close(s.id, "expired");
+    }
+  }
+
+  /** Closes all sessions and waits for their callbacks. */
+  async shutdown(): Promise<void> {
+    clearInterval(this.#reaper);
+    for (const id of [...this.#sessions.keys()]) this.close(id, "shutdown");
+    await Promise.allSettled([...this.#callbacks]);
+  }
+
+  async #callOnClose(s: Session): Promise<void> {
+    const route = s.onCloseRoute!;
+    const url = /^https?:\/\//.test(route) ? route : `${this.#base}${route}`;
+    const payload = s.onClosePayload;
+    const body: Record<string, unknown> =
+      payload && typeof payload === "object" && !Array.isArray(payload)
+        ? { ...payload as Record<string, unknown> }
+        : payload === null || payload === undefined
+        ? {}
+        : { payload };
+    body.session_id ??= s.id;
+    try {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.body?.cancel();
+      if (!res.ok) {
+        log.warn("on_close_route {url} answered {status}", {
+          url,
+          status: res.status,
+        });
+      }
+    } catch (e) {
+      log.warn("on_close_route {url} failed: {error}", {
+        url,
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
+  }
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(13));
+  let id = "";
+  for (const b of bytes) id += ID_CHARS[b % ID_CHARS.length];
+  return id;
+}

@@ -1,0 +1,467 @@
+/**
+ * The worker process: builds every part from a config and the environment,
+ * serves, reports, and shuts down cleanly.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { QueuePlan } from "./admission.ts";
+import { createApp } from "./app.ts";
+import { SignatureVerifier } from "./auth.ts";
+import type { WorkerConfig, WorkerConfigInput } from "./config.ts";
+import { parseWorkerConfig } from "./config_file.ts";
+import { diskUsedGb } from "./disk_usage.ts";
+import { EngineMetricsScraper } from "./engine_metrics.ts";
+import { publicUrl, readEnv, reportAddresses, type WorkerEnv } from "./env.ts";
+import { compileHandler } from "./handlers.ts";
+import { Ledger } from "./ledger.ts";
+import { Lifecycle } from "./lifecycle.ts";
+import { WorkerMetrics } from "./prometheus.ts";
+import { fetchPublicKey, loadPublicKeyFile } from "./pubkey.ts";
+import { Readiness } from "./readiness.ts";
+import { Reporter, runLaunchFailureBeacon } from "./reporter.ts";
+import { sessionEndApp } from "./session_routes.ts";
+import { SessionStore } from "./sessions.ts";
+import { ThroughputEstimator } from "./throughput.ts";
+
+const log = getLogger(["edgeworker", "worker"]);
+
+/** Options of {@linkcode Worker.start}. */
+export interface WorkerStartOptions {
+  /** Environment variables; defaults to the process environment. */
+  env?: Record<string, string | undefined>;
+  /** Overrides `WORKER_PORT` (0 picks a free port). */
+  port?: number;
+  /** Overrides `WORKER_HTTP_PORT`; `false` serves no plain-HTTP port. */
+  httpPort?: number | false;
+  /** Stop on SIGTERM/SIGINT. @default {false} */
+  handleSignals?: boolean;
+  /** Test hooks: faster loops. */
+  timings?: {
+    reportTickMs?: number;
+    heartbeatMs?: number;
+    sessionReapMs?: number;
+    logPollMs?: number;
+    probeIntervalMs?: number;
+  };
+}
+
+/** A running worker. */
+export interface RunningWorker {
+  /** Local base URL, e.g. `http://127.0.0.1:3000`. */
+  readonly url: string;
+  readonly port: number;
+  /** Plain-HTTP port serving `/session/end`, if any. */
+  readonly httpPort: number | undefined;
+  readonly ledger: Ledger;
+  readonly lifecycle: Lifecycle;
+  /** Drains in-flight requests (up to the drain time), then stops. */
+  shutdown(reason?: string): Promise<void>;
+  /** Resolves when the worker has stopped. */
+  readonly finished: Promise<void>;
+}
+
+/**
+ * A worker: `new Worker(config).run()` is a whole custom worker.
+ *
+ * @example
+ * ```ts ignore
+ * import { Worker } from "./worker.ts";
+ * await new Worker({
+ *   modelServerUrl: "http://127.0.0.1:18000",
+ *   handlers: [{ route: "/v1/completions", allowParallelRequests: true }],
+ * }).run();
+ * ```
+ */
+export class Worker {
+  /** The validated config. */
+  readonly config: WorkerConfig;
+
+  /**
+   * Validates `config`.
+   *
+   * @throws {ConfigError} listing every problem with its path
+   */
+  constructor(config: WorkerConfigInput | WorkerConfig) {
+    this.config = parseWorkerConfig(config);
+  }
+
+  /** Serves until SIGTERM/SIGINT, then drains and returns. */
+  async run(
+    options: Omit<WorkerStartOptions, "handleSignals"> = {},
+  ): Promise<void> {
+    let running: RunningWorker;
+    try {
+      running = await this.start({ ...options, handleSignals: true });
+    } catch (e) {
+      // Stay up, beaconing the error, until the supervisor stops us: a
+      // crash loop would report nothing useful.
+      await this.#beaconUntilSignal(options.env, e);
+      throw e;
+    }
+    await running.finished;
+  }
+
+  /**
+   * Starts serving. A launch failure (TLS files, port taken) is reported
+   * to the autoscaler in a beacon loop before the error is thrown.
+   */
+  async start(options: WorkerStartOptions = {}): Promise<RunningWorker> {
+    const env = readEnv(options.env ?? Deno.env.toObject());
+    try {
+      return await this.#start(env, options);
+    } catch (e) {
+      log.error("Worker failed to launch: {error}", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+      throw e;
+    }
+  }
+
+  async #beaconUntilSignal(
+    vars: Record<string, string | undefined> | undefined,
+    error: unknown,
+  ): Promise<void> {
+    const env = readEnv(vars ?? Deno.env.toObject());
+    const addrs = reportAddresses(env);
+    if (addrs.length === 0) return;
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    Deno.addSignalListener("SIGTERM", onSignal);
+    Deno.addSignalListener("SIGINT", onSignal);
+    try {
+      await runLaunchFailureBeacon({
+        reportAddrs: addrs,
+        identity: {
+          id: env.CONTAINER_ID,
+          mtoken: env.MASTER_TOKEN,
+          version: env.EDGEWORKER_VERSION,
+          url: publicUrl(env),
+        },
+        errorMsg: `Worker failed to launch: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+        signal: stop.signal,
+      });
+    } finally {
+      Deno.removeSignalListener("SIGTERM", onSignal);
+      Deno.removeSignalListener("SIGINT", onSignal);
+    }
+  }
+
+  async #start(
+    env: WorkerEnv,
+    options: WorkerStartOptions,
+  ): Promise<RunningWorker> {
+    const config = this.config;
+    const t = options.timings ?? {};
+    const ledger = new Ledger();
+    const lifecycle = new Lifecycle({
+      startedAt: Date.now() - performance.now(),
+    });
+    const handlers = config.handlers.map((h) =>
+      compileHandler(h, config.modelServerUrl)
+    );
+    const queues = new QueuePlan();
+    for (const h of config.handlers) queues.add(h.route, h);
+
+    const live = new ThroughputEstimator();
+    ledger.subscribe((e) => {
+      const r = e.record;
+      if (
+        e.type === "finish" && r.status === "success" && r.kind !== "session"
+      ) {
+        live.recordCompletion(
+          r.workload,
+          r.workStartedAt! * 1000,
+          r.workCompletedAt! * 1000,
+        );
+      }
+    });
+    let maxPerf = 0;
+    const throughput = () => live.value ?? (maxPerf > 0 ? maxPerf : undefined);
+
+    const listenPort = options.port ?? env.WORKER_PORT;
+    const verifier = new SignatureVerifier({
+      format: env.EDGEWORKER_SIGNATURE_FORMAT,
+      unsecured: env.UNSECURED,
+      ...(env.EDGEWORKER_CHECK_URL
+        ? { expectedUrl: publicUrl(env, listenPort) }
+        : {}),
+    });
+    if (env.UNSECURED) {
+      log.warn(
+        "UNSECURED=true: signatures are NOT checked; anyone can use this worker",
+      );
+    }
+    const sessions = new SessionStore({
+      ledger,
+      maxSessions: config.maxSessions,
+      modelServerUrl: config.modelServerUrl,
+      ...(t.sessionReapMs ? { reapIntervalMs: t.sessionReapMs } : {}),
+    });
+
+    const engine = config.engineMetrics
+      ? new EngineMetricsScraper({
+        url: config.modelServerUrl.replace(/\/+$/, "") +
+          config.engineMetrics.path,
+        intervalMs: config.engineMetrics.intervalSeconds * 1000,
+        kind: config.engineMetrics.kind,
+      })
+      : undefined;
+
+    // Reporter stats are read lazily: the reporter is built after the server
+    // is listening (its URL needs the port).
+    let reporter: Reporter | undefined;
+    const metrics = new WorkerMetrics(ledger, {
+      lifecycle: () => lifecycle.state,
+      benchmarkThroughput: () => maxPerf,
+      liveThroughput: () => live.value ?? 0,
+      reports: () => reporter?.stats ?? {},
+      ...(engine ? { engine: () => engine.snapshot() } : {}),
+    });
+
+    const stop = new AbortController();
+    const app = createApp({
+      handlers,
+      ledger,
+      queues,
+      lifecycle,
+      verifier,
+      sessions,
+      throughput,
+      stopSignal: stop.signal,
+      ...(config.responseTimeout
+        ? { responseTimeoutMs: config.responseTimeout * 1000 }
+        : {}),
+      ...(config.requestTimeout
+        ? { requestTimeoutMs: config.requestTimeout * 1000 }
+        : {}),
+      ...(env.EDGEWORKER_MAX_BODY_BYTES
+        ? { maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES }
+        : {}),
+      update: { token: env.MASTER_TOKEN, file: env.EDGEWORKER_UPDATE_FILE },
+      drainRetryAfterSeconds: 5,
+      metricsText: () => metrics.render(),
+      status: () => ({
+        state: lifecycle.state,
+        error_msg: lifecycle.errorMsg,
+        loadtime: lifecycle.loadtime,
+        max_perf: maxPerf,
+        live_throughput: live.value ?? null,
+        in_flight: ledger.inFlightCount,
+        queued: queues.waiting,
+        queue_workload: ledger.queueWorkload,
+        sessions: sessions.size,
+        last_report: reporter?.lastStatus ?? null,
+        engine: engine?.snapshot() ?? null,
+      }),
+    });
+
+    const tls = env.USE_SSL ? await readTls(env) : undefined;
+    const server = Deno.serve({
+      port: listenPort,
+      hostname: env.EDGEWORKER_HOST,
+      onListen: () => {},
+      ...(tls ?? {}),
+    }, app.fetch);
+    const port = server.addr.port;
+    const scheme = tls ? "https" : "http";
+    const localHost = env.EDGEWORKER_HOST === "0.0.0.0"
+      ? "127.0.0.1"
+      : env.EDGEWORKER_HOST;
+    const url = `${scheme}://${localHost}:${port}`;
+
+    let httpServer: Deno.HttpServer<Deno.NetAddr> | undefined;
+    const httpPort = options.httpPort === false
+      ? undefined
+      : options.httpPort ?? env.WORKER_HTTP_PORT ?? env.WORKER_PORT + 1;
+    if (httpPort !== undefined) {
+      try {
+        httpServer = Deno.serve(
+          { port: httpPort, hostname: env.EDGEWORKER_HOST, onListen: () => {} },
+          sessionEndApp({ sessions }).fetch,
+        );
+      } catch (e) {
+        await server.shutdown();
+        throw new Error(
+          `Cannot serve /session/end on WORKER_HTTP_PORT ${httpPort}: ${
+            e instanceof Error ? e.message : String(e)
+          }`,
+        );
+      }
+    }
+
+    const addrs = reportAddresses(env);
+    const identity = {
+      id: env.CONTAINER_ID,
+      mtoken: env.MASTER_TOKEN,
+      version: env.EDGEWORKER_VERSION,
+      url: publicUrl(env, port),
+    };
+    if (addrs.length > 0) {
+      reporter = new Reporter({
+        reportAddrs: addrs,
+        ledger,
+        identity,
+        state: () => ({
+          loadtime: lifecycle.loadtime,
+          errorMsg: lifecycle.errorMsg ||
+            (lifecycle.state === "draining" ? "Worker shutting down" : ""),
+          maxPerf,
+          accepting: lifecycle.state !== "draining",
+        }),
+        diskUsageGb: () => diskUsedGb("/"),
+        ...(t.reportTickMs ? { tickMs: t.reportTickMs } : {}),
+        ...(t.heartbeatMs ? { heartbeatMs: t.heartbeatMs } : {}),
+      });
+      reporter.start();
+      lifecycle.subscribe(() => reporter?.notify());
+    } else {
+      log.warn("REPORT_ADDR is not set: nothing is reported to an autoscaler");
+    }
+
+    const keyReady = loadKey(env, addrs, verifier, lifecycle, stop.signal);
+    const readiness = new Readiness({
+      config,
+      handlers,
+      lifecycle,
+      logFrom: env.EDGEWORKER_LOG_FROM,
+      benchmarkMode: env.EDGEWORKER_BENCHMARK,
+      benchmarkFile: env.EDGEWORKER_BENCHMARK_FILE,
+      keyReady: () => keyReady,
+      onMaxPerf: (v) => {
+        maxPerf = v;
+      },
+      ...(t.logPollMs ? { logPollMs: t.logPollMs } : {}),
+      ...(t.probeIntervalMs ? { probeIntervalMs: t.probeIntervalMs } : {}),
+    });
+    await readiness.start();
+    engine?.start();
+    log.info("Worker listening on {url} (public {public}), {n} routes", {
+      url,
+      public: identity.url,
+      n: handlers.length,
+    });
+
+    const { promise: finished, resolve: markFinished } = Promise.withResolvers<
+      void
+    >();
+    let stopping: Promise<void> | undefined;
+    const drainMs = env.EDGEWORKER_DRAIN_SECONDS * 1000;
+    const shutdown = (reason = "shutdown requested"): Promise<void> => {
+      stopping ??= (async () => {
+        lifecycle.to("draining", reason);
+        await readiness.close();
+        const deadline = Date.now() + drainMs;
+        while (ledger.inFlightCount > sessions.size && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const left = ledger.inFlightCount - sessions.size;
+        if (left > 0) {
+          log.warn("Drain time over: cancelling {left} requests", { left });
+        }
+        stop.abort(new Error("worker shutting down"));
+        await sessions.shutdown();
+        await server.shutdown();
+        await httpServer?.shutdown();
+        await engine?.close();
+        await reporter?.flush();
+        await reporter?.close();
+        metrics.close();
+        log.info("Worker stopped");
+        markFinished();
+      })();
+      return stopping;
+    };
+
+    if (options.handleSignals) {
+      const onSignal = (name: string) => () => {
+        log.info("{signal} received: draining for up to {s}s", {
+          signal: name,
+          s: env.EDGEWORKER_DRAIN_SECONDS,
+        });
+        void shutdown(name);
+      };
+      const term = onSignal("SIGTERM");
+      const int = onSignal("SIGINT");
+      Deno.addSignalListener("SIGTERM", term);
+      Deno.addSignalListener("SIGINT", int);
+      void finished.then(() => {
+        Deno.removeSignalListener("SIGTERM", term);
+        Deno.removeSignalListener("SIGINT", int);
+      });
+    }
+
+    return {
+      url,
+      port,
+      httpPort: httpServer?.addr.port,
+      ledger,
+      lifecycle,
+      shutdown,
+      finished,
+    };
+  }
+}
+
+async function readTls(env: WorkerEnv): Promise<{ cert: string; key: string }> {
+  const read = async (path: string, what: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (e) {
+      throw new Error(
+        `USE_SSL=true but the TLS ${what} ${path} cannot be read: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+      );
+    }
+  };
+  const cert = await read(env.EDGEWORKER_TLS_CERT, "certificate");
+  const key = await read(env.EDGEWORKER_TLS_KEY, "key");
+  if (!cert.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error(
+      `USE_SSL=true but ${env.EDGEWORKER_TLS_CERT} holds no PEM certificate`,
+    );
+  }
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+    throw new Error(
+      `USE_SSL=true but ${env.EDGEWORKER_TLS_KEY} holds no PEM private key`,
+    );
+  }
+  return { cert, key };
+}
+
+/** Loads the autoscaler key in the background; errors become the worker's. */
+function loadKey(
+  env: WorkerEnv,
+  addrs: string[],
+  verifier: SignatureVerifier,
+  lifecycle: Lifecycle,
+  signal: AbortSignal,
+): Promise<void> {
+  if (env.UNSECURED) return Promise.resolve();
+  const load = env.EDGEWORKER_PUBKEY_FILE
+    ? loadPublicKeyFile(env.EDGEWORKER_PUBKEY_FILE)
+    : addrs.length > 0
+    ? fetchPublicKey(addrs[0], { signal })
+    : Promise.reject(
+      new Error(
+        "No public key source: set REPORT_ADDR or EDGEWORKER_PUBKEY_FILE (or UNSECURED=true)",
+      ),
+    );
+  const ready = load.then((key) => {
+    verifier.setKey(key);
+    log.info("Autoscaler public key loaded");
+  });
+  ready.catch((e) => {
+    if (!signal.aborted) {
+      lifecycle.fail(
+        `Cannot load the autoscaler public key: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+      );
+    }
+  });
+  return ready;
+}

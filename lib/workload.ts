@@ -1,0 +1,121 @@
+/**
+ * Workload: how much work a request is, in the units the benchmark measures
+ * (`max_perf` is workload units per second).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type {
+  DeclarativeWorkload,
+  Payload,
+  WorkloadCalculator,
+} from "./config.ts";
+
+/** Workload used when a calculator fails, as the Python worker does. */
+export const DEFAULT_WORKLOAD = 100;
+
+const log = getLogger(["edgeworker", "workload"]);
+
+/** Reads a dotted path (`parameters.max_new_tokens`) from a payload. */
+export function readPath(payload: unknown, path: string): unknown {
+  let value: unknown = payload;
+  for (const key of path.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+/** Characters of text in a value: strings, arrays, chat messages, parts. */
+export function textLength(value: unknown): number {
+  if (typeof value === "string") return value.length;
+  if (Array.isArray(value)) {
+    let n = 0;
+    for (const item of value) n += textLength(item);
+    return n;
+  }
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    // Chat messages carry `content`; content parts carry `text`.
+    return textLength(obj.content) + textLength(obj.text);
+  }
+  return 0;
+}
+
+/**
+ * Estimates tokens from text length (no tokenizer download at run time):
+ * about 4 characters per token for English BPE vocabularies.
+ */
+export function estimateTokens(value: unknown, charsPerToken = 4): number {
+  const chars = textLength(value);
+  return chars === 0 ? 0 : Math.ceil(chars / charsPerToken);
+}
+
+/** Turns a declarative rule into a calculator. */
+export function compileWorkload(rule: DeclarativeWorkload): WorkloadCalculator {
+  switch (rule.kind) {
+    case "constant":
+      return () => rule.value;
+    case "field":
+      return (payload) => {
+        const v = readPath(payload, rule.path);
+        return v === undefined || v === null ? rule.default : Number(v);
+      };
+    case "tokens":
+      return (payload) => {
+        let input = 0;
+        for (const f of rule.fields) {
+          input += estimateTokens(readPath(payload, f), rule.charsPerToken);
+        }
+        let output = rule.defaultOutput;
+        for (const f of rule.outputFields) {
+          const v = readPath(payload, f);
+          if (v !== undefined && v !== null) {
+            output = Number(v);
+            break;
+          }
+        }
+        return input + output;
+      };
+  }
+}
+
+/**
+ * Wraps a calculator so it never breaks a request: a throw, NaN, infinity
+ * or a negative number becomes {@linkcode DEFAULT_WORKLOAD}, logged with why.
+ */
+export function safeWorkload(
+  calculator: WorkloadCalculator,
+  route: string,
+): WorkloadCalculator {
+  return function workload(payload: Payload): number {
+    let value: unknown;
+    try {
+      value = calculator(payload);
+    } catch (e) {
+      log.warn("Workload calculator of {route} threw: {error}; using {used}", {
+        route,
+        error: e instanceof Error ? e.message : String(e),
+        used: DEFAULT_WORKLOAD,
+      });
+      return DEFAULT_WORKLOAD;
+    }
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      log.warn(
+        "Workload calculator of {route} returned {value}, not a finite non-negative number; using {used}",
+        { route, value: String(value), used: DEFAULT_WORKLOAD },
+      );
+      return DEFAULT_WORKLOAD;
+    }
+    return value;
+  };
+}
+
+/** The calculator of a handler's `workload` setting, made safe. */
+export function workloadOf(
+  spec: WorkloadCalculator | DeclarativeWorkload,
+  route: string,
+): WorkloadCalculator {
+  const calc = typeof spec === "function" ? spec : compileWorkload(spec);
+  return safeWorkload(calc, route);
+}

@@ -1,0 +1,148 @@
+/**
+ * `edgeworker` command line: `run`, `presets`, `schema`, `demo`,
+ * `--version`. The compiled binary takes the same arguments.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  ConfigError,
+  loadWorkerConfigFile,
+  workerConfigJsonSchema,
+} from "./lib/config_file.ts";
+import { EnvError, readEnv } from "./lib/env.ts";
+import { closeLogging, setupLogging } from "./lib/logging.ts";
+import { Worker } from "./lib/worker.ts";
+import { findPreset, PRESETS } from "./workers/mod.ts";
+import { describePresets } from "./workers/describe.ts";
+import { runDemo } from "./lib/dev/demo.ts";
+import denoJson from "./deno.json" with { type: "json" };
+
+/** Version printed by `--version`. */
+export const VERSION: string = denoJson.version;
+
+const USAGE =
+  `edgeworker ${VERSION}: serverless GPU worker, wire-compatible with Vast.ai's PyWorker
+
+Usage:
+  edgeworker run --preset <name>     serve with a preset (or BACKEND=<name> edgeworker run)
+  edgeworker run --config <file>     serve with a YAML config
+  edgeworker presets                 list presets
+  edgeworker schema                  print the JSON Schema of the YAML config
+  edgeworker demo                    demo: model stand-in, control plane and worker
+  edgeworker --version
+
+Environment: WORKER_PORT, REPORT_ADDR, USE_SSL, UNSECURED, MASTER_TOKEN, CONTAINER_ID,
+PUBLIC_IPADDR, VAST_TCP_PORT_<port>, MODEL_SERVER_URL, MODEL_LOG, BACKEND, EDGEWORKER_*
+(see README).`;
+
+/** Exit codes: 2 for bad usage or config, 1 for a failed start. */
+async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        preset: { type: "string", short: "p" },
+        config: { type: "string", short: "c" },
+        version: { type: "boolean", short: "v" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    console.log(`edgeworker ${VERSION}`);
+    return 0;
+  }
+  const command = positionals[0] ?? (values.help ? "help" : undefined);
+  switch (command) {
+    case "presets":
+      console.log(describePresets(PRESETS, Deno.env.toObject()));
+      return 0;
+    case "schema":
+      console.log(JSON.stringify(workerConfigJsonSchema(), null, 2));
+      return 0;
+    case "run":
+      return await run(values.preset, values.config);
+    case "demo":
+      return await runDemo();
+    case "help":
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(
+        command ? `Unknown command "${command}"\n\n${USAGE}` : USAGE,
+      );
+      return 2;
+  }
+}
+
+async function run(presetName?: string, configPath?: string): Promise<number> {
+  let env;
+  try {
+    env = readEnv();
+  } catch (e) {
+    if (e instanceof EnvError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  await setupLogging({
+    level: env.EDGEWORKER_LOG_LEVEL,
+    format: env.EDGEWORKER_LOG_FORMAT,
+  });
+  let worker: Worker;
+  try {
+    if (presetName && configPath) {
+      console.error("Give either --preset or --config, not both");
+      return 2;
+    }
+    if (configPath) {
+      worker = new Worker(await loadWorkerConfigFile(configPath));
+    } else {
+      const name = presetName ?? env.BACKEND;
+      if (!name) {
+        console.error(
+          `No preset or config: use --preset, --config or BACKEND\n\n${USAGE}`,
+        );
+        return 2;
+      }
+      const preset = findPreset(name);
+      if (!preset) {
+        console.error(
+          `Unknown preset "${name}": expected one of ${
+            PRESETS.map((p) => p.name).join(", ")
+          }`,
+        );
+        return 2;
+      }
+      worker = new Worker(preset.config(Deno.env.toObject()));
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  try {
+    await worker.run();
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : String(e));
+    // Keep beaconing the error to the autoscaler; the supervisor restarts us.
+    await closeLogging();
+    return 1;
+  }
+  await closeLogging();
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

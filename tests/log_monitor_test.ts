@@ -1,0 +1,226 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  type LogEvent,
+  LogMonitor,
+  type LogMonitorOptions,
+} from "../lib/log_monitor.ts";
+
+const ACTIONS = {
+  onLoad: ["Application startup complete."],
+  onError: ["Traceback (most recent call last):", /CUDA out of memory/i],
+  onInfo: [/loading weights: \d+%/],
+};
+
+interface Harness {
+  path: string;
+  events: LogEvent[];
+  monitor: LogMonitor;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+async function harness(
+  options: Partial<LogMonitorOptions> & { create?: string } = {},
+): Promise<Harness> {
+  const dir = await Deno.makeTempDir({ prefix: "log_monitor_" });
+  const path = join(dir, "model.log");
+  if (options.create !== undefined) {
+    await Deno.writeTextFile(path, options.create);
+  }
+  const events: LogEvent[] = [];
+  const monitor = new LogMonitor({
+    path,
+    pollIntervalMs: 200,
+    actions: ACTIONS,
+    onEvent: (e) => events.push(e),
+    ...options,
+  });
+  await monitor.start();
+  return {
+    path,
+    events,
+    monitor,
+    async [Symbol.asyncDispose]() {
+      await monitor.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+async function waitFor(cond: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) {
+      throw new Error(`Condition not met in ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function append(path: string, data: string | Uint8Array): Promise<void> {
+  return typeof data === "string"
+    ? Deno.writeTextFile(path, data, { append: true })
+    : Deno.writeFile(path, data, { append: true });
+}
+
+const kinds = (events: LogEvent[]): string[] => events.map((e) => e.kind);
+
+Deno.test("LogMonitor fires on a line written in pieces, once complete", async () => {
+  await using h = await harness({ create: "" });
+  await append(h.path, "INFO:     Application startup ");
+  await sleep(150);
+  assert.equal(h.events.length, 0, "a partial line must not fire");
+  await append(h.path, "complete.\r\n");
+  await waitFor(() => h.events.length === 1);
+  assert.deepEqual(h.events[0], {
+    kind: "load",
+    line: "INFO:     Application startup complete.",
+    pattern: "Application startup complete.",
+  });
+  // A multi-byte character split across two writes decodes right.
+  const bytes = new TextEncoder().encode("é CUDA Out Of Memory\n");
+  await append(h.path, bytes.subarray(0, 1));
+  await sleep(50);
+  await append(h.path, bytes.subarray(1));
+  await waitFor(() => h.events.length === 2);
+  assert.equal(h.events[1].line, "é CUDA Out Of Memory");
+  assert.equal(h.events[1].pattern, "CUDA out of memory");
+});
+
+Deno.test("LogMonitor from=start fires on a load line already in the file", async () => {
+  await using h = await harness({
+    create: "old\nApplication startup complete.\n",
+  });
+  await waitFor(() => h.events.length === 1);
+  assert.deepEqual(kinds(h.events), ["load"]);
+});
+
+Deno.test("LogMonitor from=end ignores lines written before start", async () => {
+  await using h = await harness({
+    from: "end",
+    create: "Application startup complete.\nhalf a li",
+  });
+  await append(h.path, "ne\nTraceback (most recent call last):\n");
+  await waitFor(() => h.events.length === 1);
+  await sleep(100);
+  assert.deepEqual(kinds(h.events), ["error"]);
+  assert.equal(h.events[0].line, "Traceback (most recent call last):");
+});
+
+Deno.test("LogMonitor waits for a file created late and reads all of it", async () => {
+  // Poll interval far beyond the deadline: the directory watch must see it.
+  await using h = await harness({ from: "end", pollIntervalMs: 60_000 });
+  await Deno.writeTextFile(h.path, "Application startup complete.\n");
+  await waitFor(() => h.events.length === 1, 1000);
+  assert.deepEqual(kinds(h.events), ["load"]);
+});
+
+Deno.test("LogMonitor works by polling alone (no watch events)", async () => {
+  await using h = await harness({ watch: false, pollIntervalMs: 30 });
+  await Deno.writeTextFile(h.path, "loading weights: 40%\n");
+  await waitFor(() => h.events.length === 1);
+  await append(h.path, "Application startup complete.\n");
+  await waitFor(() => h.events.length === 2);
+  assert.deepEqual(kinds(h.events), ["info", "load"]);
+});
+
+// Synchronous on purpose: no monitor pass can run between the steps.
+function rotate(path: string, oldLine: string, newContent: string): void {
+  Deno.renameSync(path, `${path}.1`);
+  Deno.writeTextFileSync(`${path}.1`, oldLine, { append: true });
+  Deno.writeTextFileSync(path, newContent);
+}
+
+Deno.test("LogMonitor follows rotation by rename and recreate", async () => {
+  await using h = await harness({ create: "loading weights: 10%\n" });
+  await waitFor(() => h.events.length === 1);
+  // The old file's last line (even unterminated) is drained before the switch.
+  rotate(h.path, "loading weights: 20%", "loading weights: 30%\n");
+  await waitFor(() => h.events.length === 3);
+  assert.deepEqual(h.events.map((e) => e.line), [
+    "loading weights: 10%",
+    "loading weights: 20%",
+    "loading weights: 30%",
+  ]);
+  // Later writes to the renamed file are not followed; the new file is.
+  await append(`${h.path}.1`, "Traceback (most recent call last):\n");
+  await append(h.path, "Application startup complete.\n");
+  await waitFor(() => h.events.length === 4);
+  await sleep(100);
+  assert.deepEqual(kinds(h.events), ["info", "info", "info", "load"]);
+});
+
+Deno.test("LogMonitor starts over after truncation in place (copytruncate)", async () => {
+  await using h = await harness({
+    create: "x".repeat(200) + "\nloading weights: 50%\n",
+  });
+  await waitFor(() => h.events.length === 1);
+  await Deno.copyFile(h.path, `${h.path}.1`);
+  await Deno.truncate(h.path, 0);
+  await append(h.path, "Application startup complete.\n");
+  await waitFor(() => h.events.length === 2);
+  assert.deepEqual(kinds(h.events), ["info", "load"]);
+});
+
+Deno.test("LogMonitor survives very long lines and binary garbage", async () => {
+  await using h = await harness({ create: "", maxLineLength: 4096 });
+  const garbage = new Uint8Array(100_000);
+  for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919) % 256;
+  await append(h.path, garbage);
+  // Pattern in the kept head of a 1 MB line fires; one in the cut tail does not.
+  await append(h.path, "\nloading weights: 1%" + "y".repeat(1 << 20));
+  await append(h.path, "Application startup complete.\n");
+  await append(h.path, "\u0000\u00ff\nApplication startup complete.\n");
+  await waitFor(() => h.events.length === 2);
+  await sleep(100);
+  assert.deepEqual(kinds(h.events), ["info", "load"]);
+  assert.equal(h.events[0].line.length, 4096);
+  assert.equal(h.events[1].line, "Application startup complete.");
+});
+
+Deno.test("LogMonitor checks onLoad, then onError, then onInfo: one event per line", async () => {
+  await using h = await harness({ create: "" });
+  await append(
+    h.path,
+    [
+      "nothing here",
+      "loading weights: 99% Traceback (most recent call last):",
+      "Application startup complete. CUDA out of memory",
+      "RuntimeError: cuda OUT OF memory (tried 2 GiB)",
+      "",
+    ].join("\n"),
+  );
+  await waitFor(() => h.events.length === 3);
+  await sleep(50);
+  assert.deepEqual(kinds(h.events), ["error", "load", "error"]);
+  assert.equal(
+    h.events[2].line,
+    "RuntimeError: cuda OUT OF memory (tried 2 GiB)",
+  );
+  assert.equal(h.events[2].pattern, "CUDA out of memory");
+});
+
+Deno.test("LogMonitor.close() stops events and releases resources", async () => {
+  const h = await harness({ create: "" });
+  await h.monitor.close();
+  await append(h.path, "Application startup complete.\n");
+  await sleep(100);
+  assert.equal(h.events.length, 0);
+  await h[Symbol.asyncDispose]();
+});
+
+Deno.test("LogMonitor rejects an empty string pattern", () => {
+  assert.throws(
+    () =>
+      new LogMonitor({
+        path: "x.log",
+        actions: { onError: [""] },
+        onEvent: () => {},
+      }),
+    TypeError,
+  );
+});

@@ -1,0 +1,324 @@
+import assert from "node:assert/strict";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { Ledger, type RequestInfo } from "../lib/ledger.ts";
+import {
+  CounterVec,
+  escapeHelp,
+  escapeLabelValue,
+  formatValue,
+  HistogramVec,
+  type MetricsSources,
+  TextWriter,
+  WorkerMetrics,
+} from "../lib/prometheus.ts";
+
+interface Sample {
+  value?: string;
+  labels?: Record<string, string>;
+  buckets?: Record<string, string>;
+  count?: string;
+  sum?: string;
+}
+interface Family {
+  name: string;
+  help: string;
+  type: string;
+  metrics: Sample[];
+}
+
+/** Parses with the real parser; fails the test if it throws. */
+function parse(text: string): Map<string, Family> {
+  const families = parsePrometheusTextFormat(text) as Family[];
+  return new Map(families.map((f) => [f.name, f]));
+}
+
+function value(
+  families: Map<string, Family>,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  const family = families.get(name);
+  assert.ok(family, `missing family ${name}`);
+  const hit = family.metrics.find((m) =>
+    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v) &&
+    Object.keys(m.labels ?? {}).length === Object.keys(labels).length
+  );
+  return hit?.value === undefined ? undefined : Number(hit.value);
+}
+
+/** `_sum`/`_count` of a labelled histogram, read from the raw lines (the
+ * parser folds labelled histograms into one sample). */
+function rawSample(text: string, line: string): number {
+  const hit = text.split("\n").find((l) => l.startsWith(line + " "));
+  assert.ok(hit, `missing line ${line}`);
+  return Number(hit.slice(line.length + 1));
+}
+
+const info = (route: string, workload: number, idx = 1): RequestInfo => ({
+  requestIdx: idx,
+  reqnum: idx,
+  route,
+  workload,
+});
+
+Deno.test("escaping and value formatting follow the text format", () => {
+  assert.equal(escapeLabelValue('a\\b"c\nd'), 'a\\\\b\\"c\\nd');
+  assert.equal(escapeHelp("x\\y\nz"), "x\\\\y\\nz");
+  assert.equal(formatValue(NaN), "NaN");
+  assert.equal(formatValue(Infinity), "+Inf");
+  assert.equal(formatValue(-Infinity), "-Inf");
+  assert.equal(formatValue(0.25), "0.25");
+
+  const w = new TextWriter();
+  const c = new CounterVec("t_total", "Help with \\ and\nnewline.", ["path"]);
+  c.labels('C:\\DIR\\"x"\n').inc(3);
+  c.render(w);
+  const h = new HistogramVec("t_seconds", "A histogram.", [], [1, 0.1, 0.5]);
+  const child = h.labels();
+  for (const v of [0.05, 0.2, 0.7, 3]) child.observe(v);
+  h.render(w);
+  const families = parse(w.text());
+  const counter = families.get("t_total")!;
+  assert.equal(counter.type, "COUNTER");
+  assert.equal(counter.help, "Help with \\ and\nnewline.");
+  assert.deepEqual(counter.metrics, [{
+    value: "3",
+    labels: { path: 'C:\\DIR\\"x"\n' },
+  }]);
+  const hist = families.get("t_seconds")!;
+  assert.equal(hist.type, "HISTOGRAM");
+  assert.deepEqual(hist.metrics, [{
+    buckets: { "0.1": "1", "0.5": "2", "1": "3", "+Inf": "4" },
+    sum: "3.95",
+    count: "4",
+  }]);
+  assert.throws(() => new CounterVec("bad-name", "x", []));
+  assert.throws(() => new HistogramVec("h", "x", ["le"], [1]));
+});
+
+Deno.test("WorkerMetrics matches the ledger", () => {
+  let clock = 1_700_000_000_000;
+  const ledger = new Ledger({ now: () => clock });
+  let state = "ready";
+  const sources: MetricsSources = {
+    lifecycle: () => state,
+    benchmarkThroughput: () => 123.5,
+    liveThroughput: () => 99,
+    reports: () => ({
+      status: { successes: 7, failures: 2 },
+      delete: { successes: 3, failures: 0 },
+    }),
+    engine: () => ({
+      running: 2,
+      waiting: 1,
+      kvCacheUsage: 0.5,
+      scrapedAt: clock,
+    }),
+  };
+  const metrics = new WorkerMetrics(ledger, sources, {
+    durationBuckets: [0.1, 1, 10],
+    ttfbBuckets: [0.05, 0.5],
+  });
+
+  // Three finished requests on /a, one on /b, one cancelled, one error.
+  const a1 = ledger.open(info("/a", 100, 1));
+  ledger.start(a1);
+  a1.firstByteAt = clock + 20; // 0.02 s TTFB
+  a1.chunks = 5;
+  clock += 50;
+  ledger.finish(a1, "success", 200); // 0.05 s
+  const a2 = ledger.open(info("/a", 50, 2));
+  ledger.start(a2);
+  a2.firstByteAt = clock + 200; // 0.2 s
+  a2.chunks = 7;
+  clock += 2000;
+  ledger.finish(a2, "success", 200); // 2 s
+  const a3 = ledger.open(info("/a", 10, 3));
+  clock += 500;
+  ledger.finish(a3, "cancelled", 499); // 0.5 s, never started
+  const b1 = ledger.open(info("/b", 10, 4));
+  ledger.start(b1);
+  clock += 20_000;
+  ledger.finish(b1, "error", 500);
+  ledger.reject(info("/a", 30, 5), "budget", 429);
+  ledger.reject(info("/b", 30, 6), "signature", 401);
+  ledger.reject(info("/b", 30, 7), "signature", 401);
+  // Still in flight: one queued, one working.
+  ledger.open(info("/a", 40, 8));
+  const w = ledger.open(info("/b", 60, 9));
+  ledger.start(w);
+
+  const text = metrics.render();
+  assert.ok(text.endsWith("\n"));
+  const f = parse(text);
+  for (const [key, n] of ledger.totals()) {
+    const [route, outcome] = key.split("\u0000");
+    const o = outcome.startsWith("rejected_") ? "rejected" : outcome;
+    const expected = [...ledger.totals()]
+      .filter(([k]) => {
+        const [r, out] = k.split("\u0000");
+        return r === route &&
+          (out.startsWith("rejected_") ? "rejected" : out) === o;
+      })
+      .reduce((s, [, v]) => s + v, 0);
+    assert.equal(
+      value(f, "edgeworker_requests_total", { route, outcome: o }),
+      expected,
+      `${route} ${outcome} ${n}`,
+    );
+  }
+  assert.equal(
+    value(f, "edgeworker_requests_total", { route: "/a", outcome: "success" }),
+    2,
+  );
+  assert.equal(
+    value(f, "edgeworker_requests_total", { route: "/a", outcome: "error" }),
+    0,
+  );
+  assert.equal(
+    value(f, "edgeworker_requests_total", { route: "/b", outcome: "rejected" }),
+    2,
+  );
+  assert.equal(f.get("edgeworker_requests_total")!.type, "COUNTER");
+  assert.equal(
+    value(f, "edgeworker_requests_rejected_total", { reason: "signature" }),
+    2,
+  );
+  assert.equal(
+    value(f, "edgeworker_requests_rejected_total", { reason: "budget" }),
+    1,
+  );
+  assert.equal(
+    value(f, "edgeworker_requests_rejected_total", { reason: "not_ready" }),
+    0,
+  );
+
+  assert.equal(value(f, "edgeworker_requests_in_flight"), ledger.inFlightCount);
+  assert.equal(value(f, "edgeworker_requests_in_flight"), 2);
+  assert.equal(value(f, "edgeworker_requests_queued"), 1);
+  assert.equal(value(f, "edgeworker_workload_in_flight"), ledger.currentLoad);
+  assert.equal(value(f, "edgeworker_workload_in_flight"), 100);
+  assert.equal(value(f, "edgeworker_stream_chunks_total"), 12);
+  assert.equal(value(f, "edgeworker_benchmark_throughput"), 123.5);
+  assert.equal(value(f, "edgeworker_live_throughput"), 99);
+  assert.equal(value(f, "edgeworker_lifecycle_state", { state: "ready" }), 1);
+  assert.equal(value(f, "edgeworker_lifecycle_state", { state: "loading" }), 0);
+  assert.equal(f.get("edgeworker_lifecycle_state")!.metrics.length, 6);
+  assert.equal(
+    value(f, "edgeworker_reports_total", { kind: "status", result: "failure" }),
+    2,
+  );
+  assert.equal(
+    value(f, "edgeworker_reports_total", { kind: "delete", result: "success" }),
+    3,
+  );
+  assert.ok(value(f, "edgeworker_process_resident_memory_bytes")! > 0);
+  assert.ok(value(f, "edgeworker_process_heap_used_bytes")! > 0);
+  assert.equal(value(f, "edgeworker_engine_up"), 1);
+  assert.equal(value(f, "edgeworker_engine_requests_running"), 2);
+  assert.equal(value(f, "edgeworker_engine_kv_cache_usage_ratio"), 0.5);
+  assert.equal(f.has("edgeworker_engine_queue_size"), false);
+
+  // Histograms: /a saw 0.05 s, 2 s, 0.5 s; /b saw 20 s.
+  const dur = "edgeworker_request_duration_seconds";
+  assert.equal(f.get(dur)!.type, "HISTOGRAM");
+  assert.equal(rawSample(text, `${dur}_bucket{route="/a",le="0.1"}`), 1);
+  assert.equal(rawSample(text, `${dur}_bucket{route="/a",le="1"}`), 2);
+  assert.equal(rawSample(text, `${dur}_bucket{route="/a",le="10"}`), 3);
+  assert.equal(rawSample(text, `${dur}_bucket{route="/a",le="+Inf"}`), 3);
+  assert.equal(rawSample(text, `${dur}_count{route="/a"}`), 3);
+  assert.ok(Math.abs(rawSample(text, `${dur}_sum{route="/a"}`) - 2.55) < 1e-6);
+  assert.equal(rawSample(text, `${dur}_bucket{route="/b",le="10"}`), 0);
+  assert.equal(rawSample(text, `${dur}_bucket{route="/b",le="+Inf"}`), 1);
+  const ttfb = "edgeworker_time_to_first_byte_seconds";
+  assert.equal(rawSample(text, `${ttfb}_bucket{route="/a",le="0.05"}`), 1);
+  assert.equal(rawSample(text, `${ttfb}_bucket{route="/a",le="0.5"}`), 2);
+  assert.equal(rawSample(text, `${ttfb}_count{route="/a"}`), 2);
+  assert.equal(rawSample(text, `${ttfb}_count{route="/b"}`), 0);
+
+  // Engine down: up=0 and the stale figures disappear.
+  sources.engine = () => ({ error: "HTTP 500", scrapedAt: clock });
+  state = "draining";
+  const f2 = parse(metrics.render());
+  assert.equal(value(f2, "edgeworker_engine_up"), 0);
+  assert.equal(f2.has("edgeworker_engine_requests_running"), false);
+  assert.equal(
+    value(f2, "edgeworker_lifecycle_state", { state: "draining" }),
+    1,
+  );
+  assert.equal(value(f2, "edgeworker_lifecycle_state", { state: "ready" }), 0);
+
+  metrics.close();
+  ledger.finish(w, "success", 200);
+  assert.equal(
+    value(parse(metrics.render()), "edgeworker_requests_total", {
+      route: "/b",
+      outcome: "success",
+    }),
+    0,
+    "closed metrics no longer follow the ledger",
+  );
+});
+
+Deno.test("a single-route histogram parses into matching buckets", () => {
+  const ledger = new Ledger();
+  const metrics = new WorkerMetrics(ledger, {}, { durationBuckets: [1, 5] });
+  for (let i = 0; i < 4; i++) {
+    ledger.finish(ledger.open(info("/only", 1, i)), "success", 200);
+  }
+  const f = parse(metrics.render());
+  const hist = f.get("edgeworker_request_duration_seconds")!;
+  assert.deepEqual(hist.metrics[0].buckets, {
+    "1": "4",
+    "5": "4",
+    "+Inf": "4",
+  });
+  assert.equal(
+    value(f, "edgeworker_lifecycle_state", { state: "starting" }),
+    1,
+  );
+  assert.equal(f.get("edgeworker_reports_total")!.metrics.length, 0);
+  metrics.close();
+});
+
+Deno.test("WorkerMetrics created late carries the ledger's totals", () => {
+  const ledger = new Ledger();
+  ledger.finish(ledger.open(info("/x", 1)), "success", 200);
+  ledger.finish(ledger.open(info("/x", 1)), "error", 500);
+  ledger.reject(info("/x", 1), "draining", 503);
+  const metrics = new WorkerMetrics(ledger);
+  ledger.finish(ledger.open(info("/x", 1)), "success", 200);
+  const f = parse(metrics.render());
+  assert.equal(
+    value(f, "edgeworker_requests_total", { route: "/x", outcome: "success" }),
+    2,
+  );
+  assert.equal(
+    value(f, "edgeworker_requests_total", { route: "/x", outcome: "error" }),
+    1,
+  );
+  assert.equal(
+    value(f, "edgeworker_requests_total", { route: "/x", outcome: "rejected" }),
+    1,
+  );
+  assert.equal(
+    value(f, "edgeworker_requests_rejected_total", { reason: "draining" }),
+    1,
+  );
+  assert.equal(f.has("edgeworker_engine_up"), false);
+  metrics.close();
+});
+
+Deno.test("rendering is independent of request history", () => {
+  const ledger = new Ledger();
+  const metrics = new WorkerMetrics(ledger);
+  for (let i = 0; i < 10_000; i++) {
+    ledger.finish(ledger.open(info(`/r${i % 3}`, 1, i)), "success", 200);
+  }
+  const a = metrics.render().replace(/^edgeworker_process_.*$/gm, "");
+  const b = metrics.render().replace(/^edgeworker_process_.*$/gm, "");
+  assert.equal(a, b);
+  // 3 routes × 4 outcomes, whatever the number of requests.
+  assert.equal(parse(a).get("edgeworker_requests_total")!.metrics.length, 12);
+  metrics.close();
+});

@@ -1,0 +1,30 @@
+/**
+ * vLLM's OpenAI-compatible server, as Vast's vLLM template runs it.
+ *
+ * Error patterns leave out the generic `Traceback (most recent call last):`
+ * of the Python worker: vLLM logs a traceback for one bad request, and that
+ * must not take the whole worker down. The engine's own fatal lines and the
+ * supervisor's exit line are enough to learn that it died.
+ *
+ * @module
+ */
+import { openAiConfig } from "./_openai.ts";
+import type { Preset } from "./_preset.ts";
+
+/** The vLLM preset. */
+export const vllm: Preset = {
+  name: "vllm",
+  description: "vLLM OpenAI-compatible server (completions, chat, embeddings)",
+  workloadRule: "prompt tokens (chars/4) + max_tokens (default 16)",
+  config: (env) =>
+    openAiConfig({
+      modelServerUrl: "http://127.0.0.1:18000",
+      logFile: "/var/log/portal/vllm.log",
+      onLoad: ["Application startup complete."],
+      onError: ["INFO exited: vllm", "RuntimeError: Engine", "EngineDeadError"],
+      onInfo: ['"message":"Download'],
+      modelEnv: "VLLM_MODEL",
+      embeddings: true,
+      engineMetrics: "vllm",
+    }, env),
+};
