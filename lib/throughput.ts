@@ -37,12 +37,13 @@ const MAX_SEGMENTS = 64;
  * Method: an exponentially weighted average on the **busy clock** (which
  * stands still while idle), with time constant `tau = D / alpha`, `D` being
  * the mean request duration (itself an EWMA). `B` is the weighted busy time
- * and `U` the weighted units; each request's units are weighted as if
- * produced evenly over its lifetime (the clock ran all that time, since the
- * request was in flight). The estimate is `U / B`. In steady state it is
- * exact, with no ripple, whether requests finish one by one, staggered or
- * in batches; completions may arrive out of order (busy time is the union
- * of request intervals).
+ * and `U` the weighted units; a completion's units are spread over the busy
+ * time it adds to the union of request intervals (so overlapping and
+ * out-of-order completions count busy time once). The estimate is `U / B`.
+ * In steady state it is exact for requests one at a time and for staggered
+ * parallel requests. When `m` requests finish at the same instant, the ones
+ * after the first add no busy time and weigh slightly more: the estimate
+ * then reads high by at most `alpha (m - 1) / (2 m) < alpha / 2`.
  *
  * Bound: after the rate changes from `r0` to `r1 = k r0`, the estimate is
  * `a r0 + (1 - a) r1` with `a = exp(-T / tau)` after `T` busy time, so the
@@ -139,14 +140,14 @@ export class ThroughputEstimator {
     // Advance the busy clock: older weights decay by the new busy time.
     const added = this.#addBusy(startedAtMs, completedAtMs);
     const decay = Math.exp(-added / tau);
-    // Mean weight over the request's lifetime; its end may lie in the past.
+    // Units are spread over the busy time they bring, like B; a request
+    // that ended in the past (out of order) is aged accordingly.
+    const covered = tau * -Math.expm1(-added / tau);
+    const spread = added > 0 ? covered / added : 1;
     const age = this.#busyAfter(completedAtMs);
-    const spread = duration > 0
-      ? (tau / duration) * -Math.expm1(-duration / tau)
-      : 1;
     this.#units = this.#units * decay +
       workload * spread * Math.exp(-age / tau);
-    this.#busyMs = this.#busyMs * decay + tau * -Math.expm1(-added / tau);
+    this.#busyMs = this.#busyMs * decay + covered;
     this.#samples++;
   }
 
