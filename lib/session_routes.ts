@@ -18,8 +18,17 @@ const SessionOptionsSchema = z.object({
 });
 
 async function readJson(req: Request): Promise<unknown | Response> {
+  const read = await readJsonText(req);
+  return read instanceof Response ? read : read.body;
+}
+
+/** The body parsed, with its text (legacy signatures need the raw numbers). */
+async function readJsonText(
+  req: Request,
+): Promise<{ body: unknown; text: string } | Response> {
+  const text = await req.text();
   try {
-    return await req.json();
+    return { body: JSON.parse(text), text };
   } catch {
     return jsonError(422, { error: "invalid JSON" });
   }
@@ -54,8 +63,9 @@ export function sessionRoutes(deps: SessionDeps): Hono {
   const app = new Hono();
 
   app.post("/session/create", async (c) => {
-    const body = await readJson(c.req.raw);
-    if (body instanceof Response) return body;
+    const read = await readJsonText(c.req.raw);
+    if (read instanceof Response) return read;
+    const { body, text } = read;
     const parsed = parseEnvelope(body);
     if (!parsed.ok) return jsonError(422, parsed.errors);
     const options = SessionOptionsSchema.safeParse(parsed.envelope.payload);
@@ -73,7 +83,7 @@ export function sessionRoutes(deps: SessionDeps): Hono {
       route: "/session/create",
       workload: Number(auth.cost) || 0,
     };
-    const verdict = await deps.verifier.verify(auth, JSON.stringify(body));
+    const verdict = await deps.verifier.verify(auth, text);
     if (!verdict.ok) {
       deps.ledger.reject(info, "signature", 401);
       return jsonError(401, {

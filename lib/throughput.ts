@@ -40,10 +40,14 @@ const MAX_SEGMENTS = 64;
  * and `U` the weighted units; a completion's units are spread over the busy
  * time it adds to the union of request intervals (so overlapping and
  * out-of-order completions count busy time once). The estimate is `U / B`.
- * In steady state it is exact for requests one at a time and for staggered
- * parallel requests. When `m` requests finish at the same instant, the ones
- * after the first add no busy time and weigh slightly more: the estimate
- * then reads high by at most `alpha (m - 1) / (2 m) < alpha / 2`.
+ * In steady state it is exact for requests one at a time and for evenly
+ * staggered parallel requests; uneven staggering leaves a ripple of about
+ * `alpha (gap - mean gap) / D`. When `m` requests finish at the same
+ * instant, the ones after the first add no busy time and weigh slightly
+ * more: the estimate then reads high by at most `alpha (m - 1) / (2 m)`.
+ * So the steady-state error stays below `alpha / 2`. Right after start it
+ * reads low (work still in flight is not counted yet); this fades over
+ * about `1 / alpha` request durations, and `minSamples` hides the worst.
  *
  * Bound: after the rate changes from `r0` to `r1 = k r0`, the estimate is
  * `a r0 + (1 - a) r1` with `a = exp(-T / tau)` after `T` busy time, so the
@@ -153,11 +157,10 @@ export class ThroughputEstimator {
 
   /** Forgets everything, e.g. after the model server restarts. */
   reset(): void {
-    this.#units =
-      this.#busyMs =
-      this.#meanMs =
-      this.#samples =
-        0;
+    this.#units = 0;
+    this.#busyMs = 0;
+    this.#meanMs = 0;
+    this.#samples = 0;
     this.#segments = [];
     this.#floor = -Infinity;
   }

@@ -22,18 +22,17 @@ interface Harness {
 async function harness(
   options: Partial<LogMonitorOptions> & { create?: string } = {},
 ): Promise<Harness> {
+  const { create, ...rest } = options;
   const dir = await Deno.makeTempDir({ prefix: "log_monitor_" });
   const path = join(dir, "model.log");
-  if (options.create !== undefined) {
-    await Deno.writeTextFile(path, options.create);
-  }
+  if (create !== undefined) await Deno.writeTextFile(path, create);
   const events: LogEvent[] = [];
   const monitor = new LogMonitor({
     path,
     pollIntervalMs: 200,
     actions: ACTIONS,
     onEvent: (e) => events.push(e),
-    ...options,
+    ...rest,
   });
   await monitor.start();
   return {
