@@ -13,7 +13,7 @@ function edgeworker(args: string[], env: Record<string, string> = {}) {
   });
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -23,7 +23,7 @@ async function freePort(): Promise<number> {
 Deno.test("edgeworker run --config serves a YAML worker and drains on SIGTERM", async () => {
   const up = startUpstream();
   const dir = await Deno.makeTempDir();
-  const port = await freePort();
+  const port = freePort();
   await Deno.writeTextFile(
     `${dir}/worker.yaml`,
     [
@@ -39,7 +39,7 @@ Deno.test("edgeworker run --config serves a YAML worker and drains on SIGTERM", 
   );
   const child = edgeworker(["run", "--config", `${dir}/worker.yaml`], {
     WORKER_PORT: String(port),
-    WORKER_HTTP_PORT: String(await freePort()),
+    WORKER_HTTP_PORT: String(freePort()),
     UNSECURED: "true",
     EDGEWORKER_HOST: "127.0.0.1",
     EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
