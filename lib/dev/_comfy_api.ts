@@ -247,69 +247,24 @@ export function pyDumps(v: unknown): string {
   return JSON.stringify(v) ?? "null";
 }
 
-/** The wrapper's Result envelope. */
-export interface ComfyResult {
-  /** Request id. */
-  id: string;
-  /** Human-readable state. */
-  message: string;
-  /** `completed`, `failed`, `cancelled`, … */
-  status: string;
-  /** ComfyUI's history entry (plus `execution_details`), or null. */
-  comfyui_response: Record<string, unknown> | null;
-  /** Files written, one entry per file. */
-  output: Record<string, unknown>[];
-  /** Integer milliseconds per stage. */
-  timings: Record<string, number>;
-}
-
 /**
- * Fills a successful Result: one file per output image (ComfyUI's
- * `<prefix>_<counter>_.<ext>` names), the history entry as
- * `comfyui_response`, and `output` (previews skipped, like the wrapper).
- *
- * @returns the file counter after this job.
+ * Turns a job into its graph and output nodes, or the failure message the
+ * wrapper puts in the Result (preprocessing errors, ComfyUI's 400 refusal).
  */
-export function completeJob(
-  result: ComfyResult,
-  workflow: Workflow,
-  outputs: OutputNode[],
-  opts: { outputDir: string; fileCounter: number },
-): number {
-  let counter = opts.fileCounter;
-  const promptId = crypto.randomUUID();
-  const history: Record<string, unknown> = {};
-  for (const o of outputs) {
-    const files = Array.from({ length: o.count }, () => ({
-      filename: `${o.prefix}_${String(++counter).padStart(5, "0")}_.${o.ext}`,
-      subfolder: "",
-      type: o.type,
-    }));
-    history[o.id] = { [o.kind]: files };
-    for (const f of files.filter((f) => f.type === "output")) {
-      result.output.push({
-        filename: f.filename,
-        local_path: `${opts.outputDir}/${result.id}/${f.filename}`,
-        type: f.type,
-        subfolder: "",
-        node_id: o.id,
-        output_type: o.kind,
-      });
-    }
+export function prepareWorkflow(
+  job: ComfyJob,
+  comfyUrl: string,
+): { workflow: Workflow; outputs: OutputNode[] } | string {
+  let workflow: Workflow;
+  try {
+    workflow = job.workflow ?? applyModifier(job.modifier!, job.modifications);
+  } catch (e) {
+    return `Preprocessing failed: ${(e as Error).message}`;
   }
-  result.comfyui_response = {
-    [promptId]: {
-      prompt: [counter, promptId, workflow, {}, outputs.map((o) => o.id)],
-      outputs: history,
-      status: { status_str: "success", completed: true, messages: [] },
-    },
-    execution_details: {
-      prompt_id: promptId,
-      nodes_executed: Object.keys(workflow),
-      progress_updates: [],
-      completed: true,
-      error: null,
-    },
-  };
-  return counter;
+  const outputs = checkWorkflow(workflow);
+  if (Array.isArray(outputs)) return { workflow, outputs };
+  return "Generation failed: Network error posting to ComfyUI: 400, " +
+    `message='ComfyUI API error: ${
+      pyDumps(outputs)
+    }', url='${comfyUrl}/prompt'`;
 }

@@ -19,7 +19,7 @@ import {
   vllmError,
 } from "./_openai_api.ts";
 import { embed, type Histogram } from "./_openai_extra.ts";
-import { isObject, json, type RequestScope } from "./_serve.ts";
+import { eventStream, isObject, json, type RequestScope } from "./_serve.ts";
 
 /** How a request ended: done, client gone, server killed, or refused. */
 export type Outcome = "ok" | "client" | "killed" | "rejected";
@@ -85,32 +85,19 @@ export class OpenAiGenerator {
   }
 
   #stream(req: GenRequest, head: Head, scope: RequestScope): Response {
-    const body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        const send = (bytes: Uint8Array): void => {
-          try {
-            controller.enqueue(bytes);
-          } catch { /* the client is gone */ }
-        };
-        void this.#run(req, scope, (choice, text, index) => {
-          if (req.kind === "chat" && index === 0) {
-            send(sse(chunkBody(req, head, choice, null, null)));
-          }
-          const finish = index === req.maxTokens - 1 ? "length" : null;
-          send(sse(chunkBody(req, head, choice, text, finish)));
-        }).then((outcome) => {
-          try {
-            if (outcome === "ok") {
-              if (req.includeUsage) send(sse(usageChunk(req, head)));
-              send(SSE_DONE);
-              controller.close();
-            } else if (outcome === "killed") {
-              controller.error(new Error("engine died"));
-            } else controller.close();
-          } catch { /* already cancelled */ }
-        });
-      },
-      cancel: () => scope.cancel(),
+    const body = eventStream(scope, async (send) => {
+      const outcome = await this.#run(req, scope, (choice, text, index) => {
+        if (req.kind === "chat" && index === 0) {
+          send(sse(chunkBody(req, head, choice, null, null)));
+        }
+        const finish = index === req.maxTokens - 1 ? "length" : null;
+        send(sse(chunkBody(req, head, choice, text, finish)));
+      });
+      if (outcome === "ok") {
+        if (req.includeUsage) send(sse(usageChunk(req, head)));
+        send(SSE_DONE);
+      }
+      return outcome === "rejected" ? "killed" : outcome;
     });
     return new Response(body, {
       headers: { "content-type": "text/event-stream; charset=utf-8" },

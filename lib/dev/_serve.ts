@@ -87,6 +87,37 @@ export class DevServer {
   }
 }
 
+/** How a generation ended: finished, client gone, or server killed. */
+export type RunOutcome = "ok" | "client" | "killed";
+
+/**
+ * A streamed body fed by `run`, which gets a `send` that ignores a gone
+ * client. When `run` resolves the stream closes, except on `"killed"`, where
+ * it errors (the client sees the connection drop, as when a server dies).
+ * The body's `cancel()` marks the client as gone in `scope`.
+ */
+export function eventStream(
+  scope: RequestScope,
+  run: (send: (bytes: Uint8Array) => void) => Promise<RunOutcome>,
+): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start: (controller) => {
+      const send = (bytes: Uint8Array): void => {
+        try {
+          controller.enqueue(bytes);
+        } catch { /* the client is gone */ }
+      };
+      void run(send).then((outcome) => {
+        try {
+          if (outcome === "killed") controller.error(new Error("server died"));
+          else controller.close();
+        } catch { /* already cancelled */ }
+      });
+    },
+    cancel: () => scope.cancel(),
+  });
+}
+
 /** A JSON response with the given status. */
 export function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), {

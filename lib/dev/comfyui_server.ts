@@ -22,15 +22,17 @@
 
 import { sleep, Slots } from "./_async.ts";
 import {
-  applyModifier,
-  checkWorkflow,
   type ComfyJob,
+  parseComfyPayload,
+  prepareWorkflow,
+} from "./_comfy_api.ts";
+import * as comfyLog from "./_comfy_logs.ts";
+import {
+  closeTimings,
   type ComfyResult,
   completeJob,
-  parseComfyPayload,
-  pyDumps,
-  type Workflow,
-} from "./_comfy_api.ts";
+  newResult,
+} from "./_comfy_result.ts";
 import { LogFile } from "./_log.ts";
 import { DevServer, json, reasonPhrase, type RequestScope } from "./_serve.ts";
 
@@ -90,8 +92,6 @@ export async function startComfyUiServer(
   return server;
 }
 
-const COMFY = "http://127.0.0.1:18188";
-
 class ComfyStandIn implements ComfyUiServer {
   #opts: ComfyUiServerOptions;
   #secondsPerImage: number;
@@ -114,16 +114,7 @@ class ComfyStandIn implements ComfyUiServer {
       opts.port ?? 0,
       (req, scope) => this.#route(req, scope),
     );
-    this.#log.write(
-      `INFO:     Started server process [${Deno.pid}]`,
-      "INFO:     Waiting for application startup.",
-      "INFO:main:Workers initialized successfully",
-      "INFO:     Application startup complete.",
-      `INFO:     Uvicorn running on http://127.0.0.1:${this.port} (Press CTRL+C to quit)`,
-      "INFO:main:Started 1 preprocess workers",
-      "INFO:main:Started 1 generation workers",
-      "INFO:main:Started 1 postprocess workers",
-    );
+    this.#log.write(...comfyLog.boot(this.port));
     const delay = opts.startupDelayMs ?? 0;
     if (delay > 0) this.#timer = setTimeout(() => this.#finishStartup(), delay);
     else this.#finishStartup();
@@ -155,10 +146,7 @@ class ComfyStandIn implements ComfyUiServer {
 
   crash(): Promise<void> {
     if (!this.#http.stopped) {
-      this.#log.write(
-        `ERROR:workers.generation_worker:BACKEND_UNRECOVERABLE: ${COMFY} marked unrecoverable: ` +
-          "CUDA error: an illegal memory access was encountered",
-      );
+      this.#log.write(comfyLog.unrecoverable());
     }
     return this.close();
   }
@@ -172,14 +160,12 @@ class ComfyStandIn implements ComfyUiServer {
   #finishStartup(): void {
     this.#timer = undefined;
     if (this.#opts.failures?.failStartup) {
-      this.#log.write(
-        `ERROR:main:BACKENDS_READY_TIMEOUT: backends not ready after 600s: ${COMFY}`,
-      );
+      this.#log.write(comfyLog.readyTimeout());
       return;
     }
     this.#ready = true;
     if (this.#opts.readySignal ?? true) {
-      this.#log.write("INFO:main:BACKENDS_READY: 1/1 ComfyUI backend(s) ready");
+      this.#log.write(comfyLog.ready());
     }
   }
 
@@ -230,16 +216,8 @@ class ComfyStandIn implements ComfyUiServer {
     }
     const job = parseComfyPayload(text);
     if (job instanceof Response) return this.#done(job);
-    const t0 = Date.now();
-    const result: ComfyResult = {
-      id: job.requestId,
-      message: "Request queued",
-      status: "pending",
-      comfyui_response: null,
-      output: [],
-      timings: { queued_at_ms: t0 },
-    };
-    this.#log.write(`INFO:main:Queued synchronous request ${job.requestId}`);
+    const result = newResult(job.requestId);
+    this.#log.write(comfyLog.queued(job.requestId));
     if (!await this.#slots.acquire(scope.signal)) {
       return this.#interrupted(result, scope);
     }
@@ -256,29 +234,12 @@ class ComfyStandIn implements ComfyUiServer {
     scope: RequestScope,
   ): Promise<Response> {
     const id = job.requestId;
-    this.#log.write(
-      `INFO:workers.generation_worker:GenerationWorker 1 processing job: ${id}`,
-    );
+    this.#log.write(comfyLog.processing(id));
     let t = Date.now();
-    let workflow: Workflow;
-    try {
-      workflow = job.workflow ??
-        applyModifier(job.modifier!, job.modifications);
-    } catch (e) {
-      return this.#failed(
-        result,
-        `Preprocessing failed: ${(e as Error).message}`,
-      );
-    }
+    const prepared = prepareWorkflow(job, comfyLog.COMFY);
+    if (typeof prepared === "string") return this.#failed(result, prepared);
+    const { workflow, outputs } = prepared;
     result.timings.preprocess_ms = Date.now() - t;
-    const outputs = checkWorkflow(workflow);
-    if (!Array.isArray(outputs)) {
-      return this.#failed(
-        result,
-        `Generation failed: Network error posting to ComfyUI: 400, message='ComfyUI API error: ` +
-          `${pyDumps(outputs)}', url='${COMFY}/prompt'`,
-      );
-    }
     const rate = this.#opts.failures?.errorRate ?? 0;
     if (rate > 0 && Math.random() < rate) {
       return this.#failed(
@@ -298,40 +259,26 @@ class ComfyStandIn implements ComfyUiServer {
     });
     result.status = "completed";
     result.message = "Processing complete.";
-    this.#log.write(
-      `INFO:workers.postprocess_worker:PostprocessWorker 1 completed job: ${id}`,
-    );
-    return this.#done(this.#close(result));
-  }
-
-  #close(result: ComfyResult): Response {
-    const now = Date.now();
-    result.timings.postprocess_ms = 0;
-    result.timings.completed_at_ms = now;
-    result.timings.total_ms = now - result.timings.queued_at_ms;
-    return json(result);
+    this.#log.write(comfyLog.completed(id));
+    return this.#done(json(closeTimings(result)));
   }
 
   #failed(result: ComfyResult, message: string): Response {
-    this.#log.write(
-      `ERROR:workers.generation_worker:GenerationWorker 1 failed job ${result.id}: ${message}`,
-    );
+    this.#log.write(comfyLog.failed(result.id, message));
     result.status = "failed";
     result.message = message;
-    return this.#done(this.#close(result));
+    return this.#done(json(closeTimings(result)));
   }
 
   #interrupted(result: ComfyResult, scope: RequestScope): Response {
     if (!scope.clientGone()) {
       return this.#failed(
         result,
-        `Generation failed: ComfyUI backend ${COMFY} is unrecoverable`,
+        `Generation failed: ComfyUI backend ${comfyLog.COMFY} is unrecoverable`,
       );
     }
     this.#aborted++;
-    this.#log.write(
-      `INFO:main:${scope.remote} - "POST /generate/sync" 499 DISCONNECTED for ${result.id}`,
-    );
+    this.#log.write(comfyLog.disconnected(scope.remote, result.id));
     result.status = "cancelled";
     result.message = "Client closed connection";
     return this.#done(json(result, 499));

@@ -19,6 +19,7 @@
  */
 
 import { sleep } from "./_async.ts";
+import { type Recorded, Recorder, type RecordKind } from "./_records.ts";
 import { DevServer, isObject, json, readJson } from "./_serve.ts";
 import {
   legacySignatureMessage,
@@ -30,6 +31,7 @@ import {
 } from "./_signing.ts";
 
 export { legacySignatureMessage, urlSignatureMessage } from "./_signing.ts";
+export type { Recorded, RecordKind } from "./_records.ts";
 
 /** Options of {@linkcode startControlPlane}. */
 export interface ControlPlaneOptions {
@@ -45,14 +47,6 @@ export interface ControlPlaneOptions {
   keyPair?: CryptoKeyPair;
 }
 
-/** A request body the control plane received, with its arrival time. */
-export interface Recorded {
-  /** Parsed JSON body (`undefined` if it was not JSON). */
-  body: unknown;
-  /** Arrival, `Date.now()` milliseconds. */
-  at: number;
-}
-
 /** A canned answer: status and JSON body. */
 export interface Reply {
   /** HTTP status. @default 200 */
@@ -60,9 +54,6 @@ export interface Reply {
   /** JSON body. @default {"success": true} (or `{"error": ...}` for >= 400) */
   body?: unknown;
 }
-
-/** Which record list {@linkcode ControlPlane.waitFor} watches. */
-export type RecordKind = "status" | "delete" | "route";
 
 /** Handle of a running control-plane stand-in. */
 export interface ControlPlane {
@@ -123,17 +114,8 @@ export async function startControlPlane(
   );
 }
 
-interface Watcher {
-  kind: RecordKind;
-  predicate: (body: unknown) => boolean;
-  resolve: (r: Recorded) => void;
-  cancel: () => void;
-}
-
 class ControlPlaneStandIn implements ControlPlane {
-  readonly statusReports: Recorded[] = [];
-  readonly deleteReports: Recorded[] = [];
-  readonly routeRequests: Recorded[] = [];
+  #records = new Recorder();
   readonly publicKeyPem: string;
   #opts: ControlPlaneOptions;
   #key: CryptoKey;
@@ -145,7 +127,6 @@ class ControlPlaneStandIn implements ControlPlane {
   #reqnum = 0;
   #requestIdx = 0;
   #pubkeyFetches = 0;
-  #watchers = new Set<Watcher>();
 
   constructor(opts: ControlPlaneOptions, keys: CryptoKeyPair, pem: string) {
     this.#opts = opts;
@@ -160,6 +141,15 @@ class ControlPlaneStandIn implements ControlPlane {
   }
   get port(): number {
     return this.#http.port;
+  }
+  get statusReports(): Recorded[] {
+    return this.#records.status;
+  }
+  get deleteReports(): Recorded[] {
+    return this.#records.delete;
+  }
+  get routeRequests(): Recorded[] {
+    return this.#records.route;
   }
   get pubkeyFetches(): number {
     return this.#pubkeyFetches;
@@ -189,55 +179,15 @@ class ControlPlaneStandIn implements ControlPlane {
 
   waitFor(
     kind: RecordKind,
-    predicate: (body: unknown) => boolean = () => true,
-    timeoutMs = 5000,
+    predicate?: (body: unknown) => boolean,
+    timeoutMs?: number,
   ): Promise<Recorded> {
-    const found = this.#list(kind).find((r) => predicate(r.body));
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.#watchers.delete(watcher);
-      };
-      const watcher: Watcher = {
-        kind,
-        predicate,
-        resolve: (r) => {
-          finish();
-          resolve(r);
-        },
-        cancel: () => {
-          finish();
-          reject(new Error(`control plane closed while waiting for ${kind}`));
-        },
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`no matching ${kind} record within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#watchers.add(watcher);
-    });
+    return this.#records.waitFor(kind, predicate, timeoutMs);
   }
 
   close(): Promise<void> {
-    for (const w of [...this.#watchers]) w.cancel();
+    this.#records.cancelWaits();
     return this.#http.stop();
-  }
-
-  #list(kind: RecordKind): Recorded[] {
-    return kind === "status"
-      ? this.statusReports
-      : kind === "delete"
-      ? this.deleteReports
-      : this.routeRequests;
-  }
-
-  #record(kind: RecordKind, body: unknown): void {
-    const rec: Recorded = { body, at: Date.now() };
-    this.#list(kind).push(rec);
-    for (const w of [...this.#watchers]) {
-      if (w.kind === kind && w.predicate(body)) w.resolve(rec);
-    }
   }
 
   async #route(req: Request): Promise<Response> {
@@ -256,7 +206,7 @@ class ControlPlaneStandIn implements ControlPlane {
     }
     if ((path === "/worker_status/" || path === "/delete_requests/") && post) {
       const kind = path === "/worker_status/" ? "status" : "delete";
-      this.#record(kind, await readJson(req));
+      this.#records.add(kind, await readJson(req));
       if (this.#delayMs > 0) await sleep(this.#delayMs, this.#http.killSignal);
       return this.#reply(this.#replies[kind]);
     }
@@ -280,7 +230,7 @@ class ControlPlaneStandIn implements ControlPlane {
   }
 
   async #routeRequest(body: unknown): Promise<Response> {
-    this.#record("route", body);
+    this.#records.add("route", body);
     if (!isObject(body)) return json({ error: "invalid JSON body" }, 400);
     if (this.#opts.apiKey !== undefined && body.api_key !== this.#opts.apiKey) {
       return json({ error: "invalid api_key" }, 401);

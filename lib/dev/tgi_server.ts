@@ -22,7 +22,13 @@
 import { type Token, TokenEngine } from "./_engine.ts";
 import { LogFile } from "./_log.ts";
 import * as tgi from "./_tgi_api.ts";
-import { DevServer, json, type RequestScope } from "./_serve.ts";
+import {
+  DevServer,
+  eventStream,
+  json,
+  type RequestScope,
+  type RunOutcome as Outcome,
+} from "./_serve.ts";
 import { tgiInfo, tgiMetrics } from "./_tgi_pages.ts";
 
 export type { TgiFatal } from "./_tgi_api.ts";
@@ -88,7 +94,6 @@ export async function startTgiServer(
   return server;
 }
 
-type Outcome = "ok" | "client" | "killed";
 
 class TgiStandIn implements TgiServer {
   #opts: TgiServerOptions;
@@ -262,39 +267,17 @@ class TgiStandIn implements TgiServer {
 
   #stream(req: tgi.TgiRequest, scope: RequestScope): Response {
     let text = "";
-    const body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        const send = (bytes: Uint8Array): void => {
-          try {
-            controller.enqueue(bytes);
-          } catch { /* the client is gone */ }
-        };
-        void this.#run(req, scope, (t) => {
-          text += t.text;
-          send(
-            tgi.streamEvent(
-              req,
-              t,
-              t.index === req.maxNewTokens - 1 ? text : null,
-            ),
-          );
-        }).then((outcome) => {
-          try {
-            if (outcome === "killed") controller.error(new Error("shard died"));
-            else controller.close();
-          } catch { /* already cancelled */ }
-          if (outcome === "ok") {
-            this.#log.write(tgi.tgiRequestLine("generate_stream"));
-          }
-        });
-      },
-      cancel: () => scope.cancel(),
+    const body = eventStream(scope, async (send) => {
+      const outcome = await this.#run(req, scope, (t) => {
+        text += t.text;
+        const last = t.index === req.maxNewTokens - 1;
+        send(tgi.streamEvent(req, t, last ? text : null));
+      });
+      if (outcome === "ok") this.#log.write(tgi.tgiRequestLine("generate_stream"));
+      return outcome;
     });
     return new Response(body, {
-      headers: {
-        "content-type": "text/event-stream",
-        "x-compute-type": "gpu+optimized",
-      },
+      headers: { "content-type": "text/event-stream", "x-compute-type": "gpu+optimized" },
     });
   }
 
