@@ -155,7 +155,9 @@ export class Worker {
   ): Promise<RunningWorker> {
     const config = this.config;
     const t = options.timings ?? {};
-    const ledger = new Ledger();
+    // Without an autoscaler nobody acknowledges finished records: keep few.
+    const reporting = reportAddresses(env).length > 0;
+    const ledger = new Ledger({ maxFinished: reporting ? 100_000 : 1000 });
     const lifecycle = new Lifecycle({
       startedAt: Date.now() - performance.now(),
     });

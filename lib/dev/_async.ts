@@ -35,7 +35,11 @@ export class Slots {
   #running = 0;
   #waiters: Array<() => void> = [];
 
-  /** @param limit how many holders may run at once (at least 1). */
+  /**
+   * Creates the pool.
+   *
+   * @param limit how many holders may run at once (at least 1).
+   */
   constructor(limit: number) {
     this.#limit = Math.max(1, Math.floor(limit));
   }

@@ -58,7 +58,11 @@ export class TokenEngine {
   /** Requests that finished generating. */
   finished = 0;
 
-  /** @param options speed and concurrency. */
+  /**
+   * Creates an idle engine.
+   *
+   * @param options speed and concurrency.
+   */
   constructor(options: TokenEngineOptions = {}) {
     this.#slots = new Slots(options.maxConcurrency ?? 256);
     this.setTokensPerSecond(options.tokensPerSecond ?? 50);

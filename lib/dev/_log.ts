@@ -15,7 +15,11 @@ export class LogFile {
   #path: string | undefined;
   #tail: Promise<void> = Promise.resolve();
 
-  /** @param path file to append to; `undefined` disables logging. */
+  /**
+   * Creates the writer (nothing is opened until the first write).
+   *
+   * @param path file to append to; `undefined` disables logging.
+   */
   constructor(path: string | undefined) {
     this.#path = path;
   }

@@ -19,10 +19,16 @@ import {
   vllmError,
 } from "./_openai_api.ts";
 import { embed, type Histogram } from "./_openai_extra.ts";
-import { eventStream, isObject, json, type RequestScope } from "./_serve.ts";
+import {
+  eventStream,
+  isObject,
+  json,
+  type RequestScope,
+  type RunOutcome,
+} from "./_serve.ts";
 
 /** How a request ended: done, client gone, server killed, or refused. */
-export type Outcome = "ok" | "client" | "killed" | "rejected";
+export type Outcome = RunOutcome | "rejected";
 
 /** What the generator needs from its server. */
 export interface GenContext {
@@ -47,7 +53,11 @@ const INPUT_MISSING =
 export class OpenAiGenerator {
   #ctx: GenContext;
 
-  /** @param ctx engine, metrics and the finish callback. */
+  /**
+   * Creates the generator.
+   *
+   * @param ctx engine, metrics and the finish callback.
+   */
   constructor(ctx: GenContext) {
     this.#ctx = ctx;
   }
@@ -97,7 +107,7 @@ export class OpenAiGenerator {
         if (req.includeUsage) send(sse(usageChunk(req, head)));
         send(SSE_DONE);
       }
-      return outcome === "rejected" ? "killed" : outcome;
+      return outcome;
     });
     return new Response(body, {
       headers: { "content-type": "text/event-stream; charset=utf-8" },
@@ -109,9 +119,9 @@ export class OpenAiGenerator {
     req: GenRequest,
     scope: RequestScope,
     onToken: (choice: number, text: string, index: number) => void,
-  ): Promise<Outcome> {
+  ): Promise<RunOutcome> {
     const t0 = performance.now();
-    let outcome: Outcome = "ok";
+    let outcome: RunOutcome = "ok";
     if (await this.#ctx.engine.admit(scope.signal)) {
       try {
         for await (

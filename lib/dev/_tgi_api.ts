@@ -169,6 +169,24 @@ export function generateBody(req: TgiRequest, tokens: Token[]): unknown {
   return body;
 }
 
+/** The `/generate` answer with TGI's timing and token headers. */
+export function generateResponse(
+  req: TgiRequest,
+  tokens: Token[],
+  elapsedMs: number,
+): Response {
+  return new Response(JSON.stringify(generateBody(req, tokens)), {
+    headers: {
+      "content-type": "application/json",
+      "x-compute-type": "gpu+optimized",
+      "x-prompt-tokens": String(req.inputLength),
+      "x-generated-tokens": String(tokens.length),
+      "x-total-time": String(elapsedMs),
+      "x-inference-time": String(elapsedMs),
+    },
+  });
+}
+
 /** One JSON log line as TGI's `tracing` JSON formatter prints it. */
 export function tgiLine(
   level: string,

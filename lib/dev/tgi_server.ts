@@ -94,7 +94,6 @@ export async function startTgiServer(
   return server;
 }
 
-
 class TgiStandIn implements TgiServer {
   #opts: TgiServerOptions;
   #model: string;
@@ -253,16 +252,7 @@ class TgiStandIn implements TgiServer {
     }
     this.#log.write(tgi.tgiRequestLine(route));
     const ms = Math.round(performance.now() - started);
-    return new Response(JSON.stringify(tgi.generateBody(parsed, tokens)), {
-      headers: {
-        "content-type": "application/json",
-        "x-compute-type": "gpu+optimized",
-        "x-prompt-tokens": String(parsed.inputLength),
-        "x-generated-tokens": String(tokens.length),
-        "x-total-time": String(ms),
-        "x-inference-time": String(ms),
-      },
-    });
+    return tgi.generateResponse(parsed, tokens, ms);
   }
 
   #stream(req: tgi.TgiRequest, scope: RequestScope): Response {
@@ -273,11 +263,16 @@ class TgiStandIn implements TgiServer {
         const last = t.index === req.maxNewTokens - 1;
         send(tgi.streamEvent(req, t, last ? text : null));
       });
-      if (outcome === "ok") this.#log.write(tgi.tgiRequestLine("generate_stream"));
+      if (outcome === "ok") {
+        this.#log.write(tgi.tgiRequestLine("generate_stream"));
+      }
       return outcome;
     });
     return new Response(body, {
-      headers: { "content-type": "text/event-stream", "x-compute-type": "gpu+optimized" },
+      headers: {
+        "content-type": "text/event-stream",
+        "x-compute-type": "gpu+optimized",
+      },
     });
   }
 
