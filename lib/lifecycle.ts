@@ -98,7 +98,9 @@ export class Lifecycle {
    */
   to(to: LifecycleState, cause: string): boolean {
     if (this.#state === to || this.#state === "draining") return false;
-    if (this.#state === "error" && this.#fatal) return false;
+    if (this.#state === "error" && this.#fatal && to !== "draining") {
+      return false;
+    }
     const from = this.#state;
     this.#state = to;
     const at = (this.#now() - this.#startedAt) / 1000;

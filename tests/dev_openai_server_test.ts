@@ -407,3 +407,23 @@ Deno.test("openai stand-in works with the official openai client, streaming and 
     await llm.close();
   }
 });
+
+Deno.test("openai stand-in setTokensPerSecond changes the speed at once", async () => {
+  const llm = await startOpenAiServer({ tokensPerSecond: 10 });
+  try {
+    llm.setTokensPerSecond(1000);
+    const t0 = performance.now();
+    const res = await post(`${llm.url}/v1/completions`, {
+      prompt: "x",
+      max_tokens: 20,
+    });
+    assert.equal((await res.json()).usage.completion_tokens, 20);
+    assert.ok(
+      performance.now() - t0 < 1000,
+      "20 tokens at 10/s would take 2 s",
+    );
+    assert.throws(() => llm.setTokensPerSecond(0), RangeError);
+  } finally {
+    await llm.close();
+  }
+});
