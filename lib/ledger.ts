@@ -115,6 +115,9 @@ export class Ledger {
   #now: () => number;
   #received = 0;
   #droppedFinished = 0;
+  // Running sums, so the request path never walks the open records.
+  #currentLoad = 0;
+  #queueWorkload = 0;
   #totals = new Map<string, number>();
 
   /** Creates an empty ledger. */
@@ -133,6 +136,7 @@ export class Ledger {
   open(info: RequestInfo): RequestRecord {
     const record = this.#newRecord(info, "queued");
     this.#open.set(record.id, record);
+    this.#addLoad(record, 1);
     this.#window.received += info.workload;
     if (info.kind !== "session" && info.sessionId === undefined) {
       this.#received++;
@@ -161,6 +165,7 @@ export class Ledger {
     detail?: string,
   ): boolean {
     if (!this.#open.delete(record.id)) return false;
+    this.#addLoad(record, -1);
     record.status = outcome;
     record.httpStatus = httpStatus;
     record.workCompletedAt = this.#now() / 1000;
@@ -210,20 +215,12 @@ export class Ledger {
    * their session's record).
    */
   get currentLoad(): number {
-    let sum = 0;
-    for (const r of this.#open.values()) {
-      if (r.sessionId === undefined || r.kind === "session") sum += r.workload;
-    }
-    return sum;
+    return this.#open.size === 0 ? 0 : this.#currentLoad;
   }
 
   /** Workload that stands in the way of a new request (sessions excluded). */
   get queueWorkload(): number {
-    let sum = 0;
-    for (const r of this.#open.values()) {
-      if (r.kind !== "session") sum += r.workload;
-    }
-    return sum;
+    return this.#open.size === 0 ? 0 : this.#queueWorkload;
   }
 
   /** Requests received since the process started (sessions excluded). */
@@ -279,6 +276,15 @@ export class Ledger {
       firstByteAt: null,
       chunks: 0,
     };
+  }
+
+  #addLoad(r: RequestRecord, sign: 1 | -1): void {
+    if (r.sessionId === undefined || r.kind === "session") {
+      this.#currentLoad += sign * r.workload;
+    }
+    if (r.kind !== "session") this.#queueWorkload += sign * r.workload;
+    // Float sums drift; an empty ledger is exactly zero.
+    if (this.#open.size === 0) this.#currentLoad = this.#queueWorkload = 0;
   }
 
   #enqueueFinished(record: RequestRecord): void {
