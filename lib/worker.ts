@@ -183,12 +183,29 @@ export class Worker {
     let maxPerf = 0;
     const throughput = () => live.value ?? (maxPerf > 0 ? maxPerf : undefined);
 
+    const tls = env.USE_SSL ? await readTls(env) : undefined;
     const listenPort = options.port ?? env.WORKER_PORT;
+    // The app needs the listening port (public URL), so the server starts
+    // with a handler that is set right after, before any await.
+    let handle: Deno.ServeHandler<Deno.NetAddr> = () =>
+      new Response(null, { status: 503 });
+    const server = listen(
+      { port: listenPort, hostname: env.EDGEWORKER_HOST, ...(tls ?? {}) },
+      (req, info) => handle(req, info),
+      "WORKER_PORT",
+    );
+    const port = server.addr.port;
+    const scheme = tls ? "https" : "http";
+    const localHost = env.EDGEWORKER_HOST === "0.0.0.0"
+      ? "127.0.0.1"
+      : env.EDGEWORKER_HOST;
+    const url = `${scheme}://${localHost}:${port}`;
+
     const verifier = new SignatureVerifier({
       format: env.EDGEWORKER_SIGNATURE_FORMAT,
       unsecured: env.UNSECURED,
       ...(env.EDGEWORKER_CHECK_URL
-        ? { expectedUrl: publicUrl(env, listenPort) }
+        ? { expectedUrl: publicUrl(env, port) }
         : {}),
     });
     if (env.UNSECURED) {
@@ -259,20 +276,7 @@ export class Worker {
         engine: engine?.snapshot() ?? null,
       }),
     });
-
-    const tls = env.USE_SSL ? await readTls(env) : undefined;
-    const server = Deno.serve({
-      port: listenPort,
-      hostname: env.EDGEWORKER_HOST,
-      onListen: () => {},
-      ...(tls ?? {}),
-    }, app.fetch);
-    const port = server.addr.port;
-    const scheme = tls ? "https" : "http";
-    const localHost = env.EDGEWORKER_HOST === "0.0.0.0"
-      ? "127.0.0.1"
-      : env.EDGEWORKER_HOST;
-    const url = `${scheme}://${localHost}:${port}`;
+    handle = app.fetch;
 
     let httpServer: Deno.HttpServer<Deno.NetAddr> | undefined;
     const httpPort = options.httpPort === false
@@ -280,17 +284,16 @@ export class Worker {
       : options.httpPort ?? env.WORKER_HTTP_PORT ?? env.WORKER_PORT + 1;
     if (httpPort !== undefined) {
       try {
-        httpServer = Deno.serve(
-          { port: httpPort, hostname: env.EDGEWORKER_HOST, onListen: () => {} },
+        httpServer = listen(
+          { port: httpPort, hostname: env.EDGEWORKER_HOST },
           sessionEndApp({ sessions }).fetch,
+          "WORKER_HTTP_PORT (serves /session/end)",
         );
       } catch (e) {
         await server.shutdown();
-        throw new Error(
-          `Cannot serve /session/end on WORKER_HTTP_PORT ${httpPort}: ${
-            e instanceof Error ? e.message : String(e)
-          }`,
-        );
+        await sessions.shutdown();
+        metrics.close();
+        throw e;
       }
     }
 
@@ -404,6 +407,22 @@ export class Worker {
       shutdown,
       finished,
     };
+  }
+}
+
+/** Deno.serve with a message that names the setting when the port is taken. */
+function listen(
+  options: { port: number; hostname: string; cert?: string; key?: string },
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+  setting: string,
+): Deno.HttpServer<Deno.NetAddr> {
+  try {
+    return Deno.serve({ ...options, onListen: () => {} }, handler);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new Error(
+      `Cannot listen on ${options.hostname}:${options.port} (${setting}): ${why}`,
+    );
   }
 }
 
