@@ -188,7 +188,6 @@ async function handleRequest(
   if (sessionId) {
     session = deps.sessions.get(sessionId);
     if (!session) return jsonError(410, { error: "invalid session" });
-    deps.sessions.touch(session);
     info.sessionId = sessionId;
   }
 
@@ -211,7 +210,8 @@ async function handleRequest(
       error: "invalid signature",
       reason: verdict.reason,
     });
-  }
+  } // Only an accepted request keeps its session alive.
+  if (session) deps.sessions.touch(session);
 
   if (!session) {
     const budget = checkBudget(deps.ledger.queueWorkload, {

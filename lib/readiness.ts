@@ -106,7 +106,8 @@ export class Readiness {
         onEvent: (e) => {
           if (e.kind === "info") log.info("Model: {line}", { line: e.line });
           else if (e.kind === "error") {
-            lifecycle.fail(`Model error: ${e.line}`, { fatal: true });
+            // The whole line is the message: it says what went wrong.
+            lifecycle.fail(e.line, { fatal: true });
           } else this.#onLoadLine(e.line);
         },
       });
@@ -134,10 +135,24 @@ export class Readiness {
     this.#loaded.resolve();
     // A load line after a (non-fatal) error means the model server restarted.
     if (lifecycle.state === "error" && !lifecycle.fatal && this.#sequence) {
-      this.#sequence = this.#sequence.then(() => this.#prepare()).catch((e) => {
-        lifecycle.fail(e instanceof Error ? e.message : String(e));
-      });
+      this.#sequence = this.#sequence.then(() => this.#restarted()).catch(
+        (e) => {
+          if (!this.#abort.signal.aborted) {
+            lifecycle.fail(e instanceof Error ? e.message : String(e));
+          }
+        },
+      );
     }
+  }
+
+  /** After the load line of a restarted model server. */
+  async #restarted(): Promise<void> {
+    const url = healthUrlOf(this.#o.config);
+    // It may print its load line before its health check passes.
+    if (url) await this.#await([], true, `waiting for 200 from ${url}`);
+    // The health monitor may have seen it recover first.
+    if (this.#o.lifecycle.ready) return;
+    await this.#prepare();
   }
 
   #describeWait(mode: string): string {
@@ -158,20 +173,43 @@ export class Readiness {
   }
 
   async #run(mode: string): Promise<void> {
-    const { config } = this.#o;
-    const waits: Promise<void>[] = [];
-    if (mode === "logs" || mode === "both") waits.push(this.#loaded.promise);
-    if (mode === "healthcheck" || mode === "both") {
-      waits.push(this.#firstHealthy(healthUrlOf(config)!));
-    }
-    await this.#withTimeout(
-      Promise.all(waits),
-      config.readinessTimeout,
-      `Model server not ready after ${config.readinessTimeout} s (${
-        this.#describeWait(mode)
-      })`,
+    await this.#await(
+      mode === "logs" || mode === "both" ? [this.#loaded.promise] : [],
+      mode === "healthcheck" || mode === "both",
+      this.#describeWait(mode),
     );
     await this.#prepare();
+  }
+
+  /**
+   * Waits for `waits` and, if `health`, the first 200 from the health URL,
+   * up to the readiness timeout; probing stops when the wait ends.
+   */
+  async #await(
+    waits: Promise<void>[],
+    health: boolean,
+    what: string,
+  ): Promise<void> {
+    const { config } = this.#o;
+    const stopProbing = new AbortController();
+    let probing: Promise<void> | undefined;
+    if (health) {
+      probing = this.#firstHealthy(
+        healthUrlOf(config)!,
+        AbortSignal.any([this.#abort.signal, stopProbing.signal]),
+      );
+      waits = [...waits, probing];
+    }
+    try {
+      await this.#withTimeout(
+        Promise.all(waits),
+        config.readinessTimeout,
+        `Model server not ready after ${config.readinessTimeout} s (${what})`,
+      );
+    } finally {
+      stopProbing.abort();
+      await probing;
+    }
   }
 
   /** Benchmark, key, ready, then health monitoring. */
@@ -258,22 +296,22 @@ export class Readiness {
     }
   }
 
-  async #firstHealthy(url: string): Promise<void> {
+  async #firstHealthy(url: string, signal: AbortSignal): Promise<void> {
     const { config } = this.#o;
     const interval = this.#o.probeIntervalMs ?? 1000;
     let last = "";
-    while (!this.#abort.signal.aborted) {
+    while (!signal.aborted) {
       const r = await probe(
         url,
         config.healthcheck.timeoutSeconds * 1000,
-        this.#abort.signal,
+        signal,
       );
-      if (r.ok) return;
+      if (r.ok || signal.aborted) return;
       if (r.reason !== last) {
         log.info("Waiting for {url}: {reason}", { url, reason: r.reason });
         last = r.reason;
       }
-      await delay(interval, this.#abort.signal);
+      await delay(interval, signal);
     }
   }
 
@@ -341,6 +379,7 @@ async function sendBenchmark(
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
     function done() {

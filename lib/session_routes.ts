@@ -8,7 +8,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { jsonError } from "./http.ts";
 import type { AppDeps } from "./app.ts";
-import { parseEnvelope } from "./envelope.ts";
+import { jsonDepth, MAX_JSON_DEPTH, parseEnvelope } from "./envelope.ts";
 import { jsonEqual } from "./sessions.ts";
 
 const SessionOptionsSchema = z.object({
@@ -17,16 +17,35 @@ const SessionOptionsSchema = z.object({
   on_close_payload: z.unknown().default(null),
 });
 
-async function readJson(req: Request): Promise<unknown | Response> {
-  const read = await readJsonText(req);
+async function readJson(
+  req: Request,
+  limit: number | undefined,
+): Promise<unknown | Response> {
+  const read = await readJsonText(req, limit);
   return read instanceof Response ? read : read.body;
 }
 
-/** The body parsed, with its text (legacy signatures need the raw numbers). */
+/**
+ * The body parsed, with its text (legacy signatures need the raw numbers).
+ * Bodies over `limit` bytes get 413 and deep nesting 422, as on the
+ * handler routes: `auth_data` is compared recursively later.
+ */
 async function readJsonText(
   req: Request,
+  limit: number | undefined,
 ): Promise<{ body: unknown; text: string } | Response> {
-  const text = await req.text();
+  const text = await readText(req, limit);
+  if (text === undefined) {
+    return jsonError(413, {
+      error: `request body larger than ${limit} bytes`,
+      limit,
+    });
+  }
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    return jsonError(422, {
+      error: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
+    });
+  }
   try {
     return { body: JSON.parse(text), text };
   } catch {
@@ -34,9 +53,32 @@ async function readJsonText(
   }
 }
 
+/** The body as text; undefined when it is over `limit` bytes. */
+async function readText(
+  req: Request,
+  limit: number | undefined,
+): Promise<string | undefined> {
+  if (limit === undefined || !req.body) return await req.text();
+  if (Number(req.headers.get("content-length") ?? NaN) > limit) return;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body) {
+    size += chunk.byteLength;
+    if (size > limit) return;
+    chunks.push(chunk);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
 type SessionDeps = Pick<
   AppDeps,
-  "sessions" | "verifier" | "ledger" | "lifecycle"
+  "sessions" | "verifier" | "ledger" | "lifecycle" | "maxBodyBytes"
 >;
 
 /** The routes that act on one existing session, by id and auth. */
@@ -63,7 +105,7 @@ export function sessionRoutes(deps: SessionDeps): Hono {
   const app = new Hono();
 
   app.post("/session/create", async (c) => {
-    const read = await readJsonText(c.req.raw);
+    const read = await readJsonText(c.req.raw, deps.maxBodyBytes);
     if (read instanceof Response) return read;
     const { body, text } = read;
     const parsed = parseEnvelope(body);
@@ -114,7 +156,7 @@ export function sessionRoutes(deps: SessionDeps): Hono {
   });
 
   app.post("/session/get", async (c) => {
-    const body = await readJson(c.req.raw);
+    const body = await readJson(c.req.raw, deps.maxBodyBytes);
     if (body instanceof Response) return body;
     const found = lookup(deps, body);
     if (found instanceof Response) return found;
@@ -135,7 +177,7 @@ export function sessionRoutes(deps: SessionDeps): Hono {
   });
 
   app.post("/session/health", async (c) => {
-    const body = await readJson(c.req.raw);
+    const body = await readJson(c.req.raw, deps.maxBodyBytes);
     if (body instanceof Response) return body;
     const found = lookup(deps, body);
     if (found instanceof Response) return found;
@@ -153,9 +195,9 @@ export function sessionRoutes(deps: SessionDeps): Hono {
 /** `POST /session/end`, shared by both ports. */
 export async function endSession(
   req: Request,
-  deps: Pick<AppDeps, "sessions">,
+  deps: Pick<AppDeps, "sessions" | "maxBodyBytes">,
 ): Promise<Response> {
-  const body = await readJson(req);
+  const body = await readJson(req, deps.maxBodyBytes);
   if (body instanceof Response) return body;
   const data = (body ?? {}) as Record<string, unknown>;
   const id = data.session_id;
@@ -176,7 +218,9 @@ export async function endSession(
 }
 
 /** The plain-HTTP app of `WORKER_HTTP_PORT`: only `/session/end`. */
-export function sessionEndApp(deps: Pick<AppDeps, "sessions">): Hono {
+export function sessionEndApp(
+  deps: Pick<AppDeps, "sessions" | "maxBodyBytes">,
+): Hono {
   const app = new Hono();
   app.post("/session/end", (c) => endSession(c.req.raw, deps));
   app.notFound((c) => c.json({ error: `no route ${c.req.path}` }, 404));

@@ -192,7 +192,9 @@ export class Worker {
     const server = listen(
       { port: listenPort, hostname: env.EDGEWORKER_HOST, ...(tls ?? {}) },
       (req, info) => handle(req, info),
-      "WORKER_PORT",
+      tls
+        ? `WORKER_PORT with TLS from ${env.EDGEWORKER_TLS_CERT} and ${env.EDGEWORKER_TLS_KEY}`
+        : "WORKER_PORT",
     );
     const port = server.addr.port;
     const scheme = tls ? "https" : "http";
@@ -286,7 +288,12 @@ export class Worker {
       try {
         httpServer = listen(
           { port: httpPort, hostname: env.EDGEWORKER_HOST },
-          sessionEndApp({ sessions }).fetch,
+          sessionEndApp({
+            sessions,
+            ...(env.EDGEWORKER_MAX_BODY_BYTES
+              ? { maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES }
+              : {}),
+          }).fetch,
           "WORKER_HTTP_PORT (serves /session/end)",
         );
       } catch (e) {

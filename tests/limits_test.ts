@@ -1,0 +1,262 @@
+/**
+ * Size limits through a real worker: the optional body limit (declared and
+ * chunked bodies), big bodies without a limit, deep JSON, huge headers.
+ */
+import assert from "node:assert/strict";
+import type { WorkerConfigInput } from "../lib/config.ts";
+import { Worker } from "../lib/worker.ts";
+import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
+import {
+  envelope,
+  FAST,
+  post,
+  startWorker,
+  waitFor,
+} from "./helpers/worker.ts";
+
+type Running = Awaited<ReturnType<typeof startWorker>>;
+
+const HANDLERS: WorkerConfigInput["handlers"] = [
+  { route: "/echo", allowParallelRequests: true },
+];
+
+async function withWorker(
+  env: Record<string, string>,
+  fn: (w: Running, up: UpstreamHandle) => Promise<void>,
+): Promise<void> {
+  const up = startUpstream();
+  const w = await startWorker(
+    { modelServerUrl: up.url, handlers: HANDLERS },
+    env,
+  );
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    await fn(w, up);
+    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
+  } finally {
+    await w.shutdown();
+    await up.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
+}
+
+/** An envelope of exactly `size` bytes (ASCII). */
+function bodyOfSize(size: number): string {
+  const empty = envelope({ pad: "" });
+  const text = envelope({ pad: "x".repeat(size - empty.length) });
+  assert.equal(text.length, size);
+  return text;
+}
+
+/** A body sent chunked: no content-length for the worker to check. */
+function chunked(text: string, chunkSize = 300): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(text);
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= bytes.length) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(bytes.slice(at, at + chunkSize));
+      at += chunkSize;
+    },
+  });
+}
+
+async function assertTooLarge(res: Response): Promise<void> {
+  assert.equal(res.status, 413);
+  assert.equal(res.headers.get("content-type"), "application/json");
+  assert.deepEqual(await res.json(), {
+    error: "request body larger than 1000 bytes",
+    limit: 1000,
+  });
+}
+
+Deno.test("over EDGEWORKER_MAX_BODY_BYTES a body gets 413 naming the limit, declared or chunked", async () => {
+  await withWorker({ EDGEWORKER_MAX_BODY_BYTES: "1000" }, async (w, up) => {
+    const big = bodyOfSize(2000);
+    // With content-length.
+    await assertTooLarge(await post(w.url, "/echo", big));
+    // Chunked: the worker has to count as it reads.
+    const res = await fetch(`${w.url}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: chunked(big),
+    });
+    await assertTooLarge(res);
+    assert.equal(up.bodies.length, 0);
+
+    // Up to the limit passes, declared and chunked.
+    const small = bodyOfSize(1000);
+    const ok = await post(w.url, "/echo", small);
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+    const okChunked = await fetch(`${w.url}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: chunked(small),
+    });
+    assert.equal(okChunked.status, 200);
+    const echoed = await okChunked.json();
+    assert.equal(
+      echoed.received.pad.length,
+      JSON.parse(small).payload.pad.length,
+    );
+    assert.equal(up.bodies.length, 2);
+  });
+});
+
+Deno.test("the session routes honour EDGEWORKER_MAX_BODY_BYTES too", async () => {
+  await withWorker({ EDGEWORKER_MAX_BODY_BYTES: "1000" }, async (w) => {
+    const auth = JSON.parse(envelope({})).auth_data;
+    const big = JSON.stringify({
+      auth_data: auth,
+      payload: { lifetime: 60, on_close_payload: { pad: "x".repeat(2000) } },
+    });
+    await assertTooLarge(await post(w.url, "/session/create", big));
+    const res = await fetch(`${w.url}/session/create`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: chunked(big),
+    });
+    await assertTooLarge(res);
+    const fat = JSON.stringify({
+      session_id: "x".repeat(2000),
+      session_auth: auth,
+    });
+    for (const route of ["/session/get", "/session/health", "/session/end"]) {
+      await assertTooLarge(await post(w.url, route, fat));
+    }
+    assert.equal(w.ledger.inFlightCount, 0, "a session was opened");
+  });
+});
+
+Deno.test("deep JSON on the session routes gets 422, not a stack overflow", async () => {
+  await withWorker({}, async (w) => {
+    const auth = JSON.parse(envelope({})).auth_data;
+    const deep = "[".repeat(20_000) + "]".repeat(20_000);
+    const authText = JSON.stringify({ ...auth, deep: 0 }).replace(
+      '"deep":0',
+      `"deep":${deep}`,
+    );
+    const create = await post(
+      w.url,
+      "/session/create",
+      `{"auth_data": ${authText}, "payload": {"lifetime": 60}}`,
+    );
+    assert.equal(create.status, 422);
+    assert.match((await create.json()).error, /nested deeper/);
+    assert.equal(w.ledger.inFlightCount, 0, "a session was opened");
+
+    // A real session, then a deep session_auth against it.
+    const ok = await post(
+      w.url,
+      "/session/create",
+      JSON.stringify({ auth_data: auth, payload: { lifetime: 60 } }),
+    );
+    assert.equal(ok.status, 201);
+    const { session_id } = await ok.json();
+    for (const route of ["/session/get", "/session/health", "/session/end"]) {
+      const res = await post(
+        w.url,
+        route,
+        `{"session_id": "${session_id}", "session_auth": ${authText}}`,
+      );
+      assert.equal(res.status, 422, route);
+      await res.body?.cancel();
+    }
+    const end = await post(
+      w.url,
+      "/session/end",
+      JSON.stringify({ session_id, session_auth: auth }),
+    );
+    assert.equal(end.status, 200);
+    await end.body?.cancel();
+  });
+});
+
+Deno.test("without a limit a 20 MB body passes whole", async () => {
+  await withWorker({}, async (w, up) => {
+    const pad = "b".repeat(20 * 1024 * 1024);
+    const res = await post(w.url, "/echo", envelope({ pad }));
+    assert.equal(res.status, 200);
+    const echoed = await res.json();
+    assert.equal(echoed.received.pad.length, pad.length);
+    assert.equal((up.bodies[0].pad as string).length, pad.length);
+  });
+});
+
+Deno.test("very deep JSON gets 422 and the worker keeps serving", async () => {
+  await withWorker({}, async (w, up) => {
+    const deepArray = "[".repeat(100_000) + "]".repeat(100_000);
+    const deepPayload = `{"auth_data": ${
+      JSON.stringify(JSON.parse(envelope({})).auth_data)
+    }, "payload": {"a": ${"[".repeat(600)}${"]".repeat(600)}}}`;
+    const deepObjects = '{"a":'.repeat(50_000) + "1" + "}".repeat(50_000);
+    for (const text of [deepArray, deepPayload, deepObjects]) {
+      const res = await post(w.url, "/echo", text);
+      assert.equal(res.status, 422);
+      assert.match((await res.json()).error, /nested deeper than \d+ levels/);
+    }
+    assert.equal(up.bodies.length, 0);
+    // Moderate nesting is fine.
+    const nested = JSON.parse(`${"[".repeat(50)}1${"]".repeat(50)}`);
+    const ok = await post(w.url, "/echo", envelope({ nested }));
+    assert.equal(ok.status, 200);
+    assert.deepEqual((await ok.json()).received, { nested });
+  });
+});
+
+Deno.test("a 64 KB header gets a 4xx, not a crash, and the worker keeps serving", async () => {
+  await withWorker({}, async (w) => {
+    const res = await fetch(`${w.url}/echo`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-huge": "h".repeat(64 * 1024),
+      },
+      body: envelope({ n: 1 }),
+    });
+    // Deno's HTTP server answers 400 today; any client error will do.
+    assert.ok(res.status >= 400 && res.status < 500, String(res.status));
+    await res.body?.cancel();
+    const after = await post(w.url, "/echo", envelope({ n: 2 }));
+    assert.equal(after.status, 200);
+    await after.body?.cancel();
+  });
+});
+
+// The plain-HTTP port reads bodies too: it must honour the same limit.
+Deno.test({
+  name: "the plain-HTTP port's /session/end honours the body limit",
+  fn: async () => {
+    const up = startUpstream();
+    const dir = await Deno.makeTempDir({ prefix: "edgeworker-limits-" });
+    const w = await new Worker({ modelServerUrl: up.url, handlers: HANDLERS })
+      .start({
+        env: {
+          UNSECURED: "true",
+          EDGEWORKER_HOST: "127.0.0.1",
+          EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
+          EDGEWORKER_MAX_BODY_BYTES: "1000",
+        },
+        port: 0,
+        httpPort: 0,
+        timings: FAST,
+      });
+    try {
+      const fat = JSON.stringify({
+        session_id: "x".repeat(2000),
+        session_auth: {},
+      });
+      await assertTooLarge(
+        await post(`http://127.0.0.1:${w.httpPort}`, "/session/end", fat),
+      );
+    } finally {
+      await w.shutdown();
+      await up.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

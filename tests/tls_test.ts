@@ -1,0 +1,216 @@
+/**
+ * USE_SSL: the worker serves HTTPS with a certificate made here by the
+ * openssl CLI, and refuses to start with a clear message when the files
+ * are missing or not PEM.
+ */
+import assert from "node:assert/strict";
+import type { WorkerConfigInput } from "../lib/config.ts";
+import { Worker } from "../lib/worker.ts";
+import { startUpstream } from "./helpers/upstream.ts";
+import { envelope, FAST, waitFor } from "./helpers/worker.ts";
+
+const HANDLERS: WorkerConfigInput["handlers"] = [
+  { route: "/echo", allowParallelRequests: true },
+];
+
+/** A self-signed certificate for 127.0.0.1, written to `dir`. */
+async function makeCert(
+  dir: string,
+): Promise<{ cert: string; key: string; pem: string }> {
+  const cert = `${dir}/instance.crt`;
+  const key = `${dir}/instance.key`;
+  const out = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      // rustls refuses a CA certificate as the server's own (CaUsedAsEndEntity).
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return { cert, key, pem: await Deno.readTextFile(cert) };
+}
+
+function baseEnv(dir: string): Record<string, string> {
+  return {
+    UNSECURED: "true",
+    USE_SSL: "true",
+    EDGEWORKER_HOST: "127.0.0.1",
+    EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
+    EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
+    EDGEWORKER_DRAIN_SECONDS: "2",
+  };
+}
+
+/** Starts a worker that is expected to fail; returns the error message. */
+async function startFails(
+  env: Record<string, string>,
+  modelServerUrl = "http://127.0.0.1:9",
+): Promise<string> {
+  const worker = new Worker({ modelServerUrl, handlers: HANDLERS });
+  const err = await worker.start({
+    env,
+    port: 0,
+    httpPort: false,
+    timings: FAST,
+  }).then(
+    async (w) => {
+      await w.shutdown();
+      throw new Error("start() succeeded");
+    },
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof Error);
+  return err.message;
+}
+
+Deno.test("USE_SSL=true serves HTTPS with the configured certificate", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "edgeworker-tls-" });
+  const up = startUpstream();
+  const { cert, key, pem } = await makeCert(dir);
+  const client = Deno.createHttpClient({ caCerts: [pem] });
+  const w = await new Worker({ modelServerUrl: up.url, handlers: HANDLERS })
+    .start({
+      env: {
+        ...baseEnv(dir),
+        EDGEWORKER_TLS_CERT: cert,
+        EDGEWORKER_TLS_KEY: key,
+      },
+      port: 0,
+      httpPort: false,
+      timings: FAST,
+    });
+  try {
+    assert.match(w.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    const res = await fetch(`${w.url}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: envelope({ over: "tls" }),
+      client,
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { received: { over: "tls" } });
+    assert.deepEqual(up.bodies, [{ over: "tls" }]);
+
+    // Without trusting the certificate the client refuses: it really is
+    // the certificate made above.
+    await assert.rejects(fetch(`${w.url}/health`));
+    // And plain HTTP is not served on that port.
+    await assert.rejects(async () => {
+      const plain = await fetch(`http://127.0.0.1:${w.port}/health`);
+      await plain.body?.cancel();
+    });
+  } finally {
+    await w.shutdown();
+    client.close();
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("USE_SSL=true with a missing certificate file: start() rejects naming the file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "edgeworker-tls-" });
+  try {
+    const { cert, key } = await makeCert(dir);
+    const missing = `${dir}/nope/instance.crt`;
+    const msg = await startFails({
+      ...baseEnv(dir),
+      EDGEWORKER_TLS_CERT: missing,
+      EDGEWORKER_TLS_KEY: key,
+    });
+    assert.ok(msg.includes(missing), msg);
+    assert.match(msg, /certificate/);
+
+    const missingKey = `${dir}/nope/instance.key`;
+    const keyMsg = await startFails({
+      ...baseEnv(dir),
+      EDGEWORKER_TLS_CERT: cert,
+      EDGEWORKER_TLS_KEY: missingKey,
+    });
+    assert.ok(keyMsg.includes(missingKey), keyMsg);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("USE_SSL=true with a certificate that is not PEM: start() says so", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "edgeworker-tls-" });
+  try {
+    const { cert, key } = await makeCert(dir);
+    const garbage = `${dir}/garbage.crt`;
+    await Deno.writeTextFile(garbage, "this is not a certificate\n");
+    const msg = await startFails({
+      ...baseEnv(dir),
+      EDGEWORKER_TLS_CERT: garbage,
+      EDGEWORKER_TLS_KEY: key,
+    });
+    assert.ok(msg.includes(garbage), msg);
+    assert.match(msg, /PEM certificate/);
+
+    // Key and certificate swapped: the key file holds no private key.
+    const swapped = await startFails({
+      ...baseEnv(dir),
+      EDGEWORKER_TLS_CERT: cert,
+      EDGEWORKER_TLS_KEY: cert,
+    });
+    assert.ok(swapped.includes(cert), swapped);
+    assert.match(swapped, /private key/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// Deno rejects some PEM files only when it serves (damaged DER, a key of
+// another certificate): the error must still name the TLS files.
+Deno.test({
+  name:
+    "USE_SSL=true with PEM files Deno cannot use: start() names the TLS files",
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "edgeworker-tls-" });
+    try {
+      const { pem, cert, key } = await makeCert(dir);
+      const corrupt = `${dir}/corrupt.crt`;
+      // Valid armour, damaged DER inside.
+      const lines = pem.split("\n");
+      lines[3] = "A".repeat(lines[3].length);
+      await Deno.writeTextFile(corrupt, lines.join("\n"));
+      const msg = await startFails({
+        ...baseEnv(dir),
+        EDGEWORKER_TLS_CERT: corrupt,
+        EDGEWORKER_TLS_KEY: key,
+      });
+      assert.ok(msg.includes(corrupt), msg);
+
+      // A key that belongs to another certificate.
+      const other = await makeCert(await Deno.makeTempDir({ dir }));
+      const mismatch = await startFails({
+        ...baseEnv(dir),
+        EDGEWORKER_TLS_CERT: cert,
+        EDGEWORKER_TLS_KEY: other.key,
+      });
+      assert.ok(
+        mismatch.includes(cert) && mismatch.includes(other.key),
+        mismatch,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
