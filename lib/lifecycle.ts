@@ -54,6 +54,7 @@ export class Lifecycle {
   #startedAt: number;
   #now: () => number;
   #listeners = new Set<(t: Transition) => void>();
+  #changeListeners = new Set<() => void>();
 
   /** Starts in `starting`; `startedAt` is the process start (unix ms). */
   constructor(options: { startedAt?: number; now?: () => number } = {}) {
@@ -84,6 +85,15 @@ export class Lifecycle {
   /** Whether requests should be sent here. */
   get ready(): boolean {
     return this.#state === "ready";
+  }
+
+  /**
+   * Listens to every change the autoscaler must hear of: transitions and a
+   * new error message while already in error. Returns the remover.
+   */
+  onChange(listener: () => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
   }
 
   /** Listens to transitions; returns the remover. */
@@ -117,6 +127,7 @@ export class Lifecycle {
       cause,
     });
     for (const listener of this.#listeners) listener({ from, to, cause, at });
+    for (const l of this.#changeListeners) l();
     return true;
   }
 
@@ -128,6 +139,7 @@ export class Lifecycle {
     const changed = this.#state !== "error" || this.#errorMsg !== message;
     if (this.#state === "error") {
       this.#errorMsg = message;
+      if (changed) { for (const l of this.#changeListeners) l(); }
       return changed;
     }
     this.#errorMsg = message;
@@ -142,6 +154,7 @@ export class Lifecycle {
     for (const l of this.#listeners) {
       l({ from, to: "error", cause: message, at });
     }
+    for (const l of this.#changeListeners) l();
     return true;
   }
 }

@@ -375,7 +375,11 @@ async function sendBenchmark(
   });
   // Read the whole answer: throughput means work done, not headers sent.
   await res.arrayBuffer();
-  return res.ok;
+  // A failure throws, so an all-failing benchmark names its cause.
+  if (!res.ok) {
+    throw new Error(`HTTP ${res.status} from ${handler.upstreamUrl}`);
+  }
+  return true;
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {

@@ -249,7 +249,13 @@ export class Reporter {
         this.#o.reportAddrs,
       )
     ) {
-      ledger.settleWindow(window);
+      // Cancels beyond what this window received (requests received in an
+      // earlier window) are carried over instead of floored away, so the
+      // accepted new_load values add up to received - cancelled.
+      ledger.settleWindow({
+        ...window,
+        cancelled: Math.min(window.cancelled, window.received),
+      });
       if (Number.isFinite(now)) this.#diskBase = now;
       this.#lastOkAt = performance.now();
     } else if (wasDirty) this.#dirty = true;

@@ -328,7 +328,7 @@ export class Worker {
         ...(t.heartbeatMs ? { heartbeatMs: t.heartbeatMs } : {}),
       });
       reporter.start();
-      lifecycle.subscribe(() => reporter?.notify());
+      lifecycle.onChange(() => reporter?.notify());
     } else {
       log.warn("REPORT_ADDR is not set: nothing is reported to an autoscaler");
     }

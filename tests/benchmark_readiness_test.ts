@@ -157,7 +157,7 @@ Deno.test("benchmark: every request failing (HTTP 500) is an error naming the fa
     const body = await res.json();
     const expected = `Benchmark failed: all ${
       RUNS * CONCURRENCY
-    } requests failed`;
+    } requests failed: HTTP 500 from ${s.url}/work`;
     assert.equal(res.status, 503);
     assert.deepEqual(body, { state: "error", error_msg: expected });
     const st = await status(w);

@@ -226,22 +226,21 @@ for (const readiness of ["logs", "both"] as const) {
       // before its health check passes.
       await s.close();
       await waitFor(() => worker.lifecycle.state === "error", 3000, "error");
+      const error = worker.lifecycle.errorMsg;
+      const states: string[] = [];
+      worker.lifecycle.subscribe((t) => states.push(t.to));
       s = startStandIn({ port, healthStatus: 503 });
       const back = s;
       await Deno.writeTextFile(log, `restart\n${LOAD}\n`, { append: true });
       await waitFor(() => back.healthProbes >= 4, 3000, "probes");
-      assert.equal(worker.lifecycle.state, "error");
-      assert.equal(
-        await fetch(`${worker.url}/ready`).then((r) =>
-          r.json()
-            .then(() => r.status)
-        ),
-        503,
-      );
+      await assertSeen(worker, { ready: 503, state: "error", errorMsg: error });
 
       back.healthStatus = 200;
       await waitFor(() => worker.lifecycle.ready, 3000, "ready again");
+      const probes = back.healthProbes;
+      await waitFor(() => back.healthProbes >= probes + 3, 3000, "probes");
       await assertSeen(worker, { ready: 200, state: "ready", errorMsg: "" });
+      assert.equal(states.filter((t) => t === "ready").length, 1, `${states}`);
     } finally {
       await stop(w, s);
       await Deno.remove(dir, { recursive: true });

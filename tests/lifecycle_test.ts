@@ -186,3 +186,17 @@ Deno.test("Lifecycle: a removed listener hears nothing more", () => {
   life.to("ready", "y");
   assert.deepEqual(heard, ["loading"]);
 });
+
+Deno.test("onChange hears transitions and a new error message while in error", () => {
+  const life = new Lifecycle();
+  let changes = 0;
+  const off = life.onChange(() => changes++);
+  life.to("loading", "waiting");
+  life.fail("health probe failed");
+  life.fail("health probe failed");
+  life.fail("Model error: CUDA out of memory", { fatal: true });
+  off();
+  life.to("draining", "SIGTERM");
+  assert.equal(changes, 3);
+  assert.equal(life.errorMsg, "Model error: CUDA out of memory");
+});

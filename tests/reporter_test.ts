@@ -7,8 +7,16 @@ import {
   encodeLaunchFailure,
   encodeWorkerStatus,
   pyFloat,
+  Reporter,
   type ReporterIdentity,
+  type ReporterOptions,
+  runLaunchFailureBeacon,
 } from "../lib/reporter.ts";
+import {
+  type ControlPlane,
+  type Recorded,
+  startControlPlane,
+} from "../lib/dev/control_plane.ts";
 
 const IDENTITY: ReporterIdentity = {
   id: 4242,
@@ -215,4 +223,499 @@ Deno.test("deletes skip https://cloud.vast.ai/api/v0 as Python does", () => {
     ]),
     ["https://run.vast.ai"],
   );
+});
+
+// ---------------------------------------------------------------------------
+// Against the control-plane stand-in.
+
+type Body = Record<string, unknown>;
+type DeleteItem = {
+  request_idx: number;
+  success: boolean;
+  status: string;
+  entered_queue_at: number;
+  work_started_at: number;
+  work_completed_at: number;
+};
+
+let keyPair: Promise<CryptoKeyPair> | undefined;
+
+/** A control plane closed by `await using` (one RSA key for the file). */
+async function controlPlane(): Promise<ControlPlane & AsyncDisposable> {
+  keyPair ??= crypto.subtle.generateKey(
+    {
+      name: "RSASSA-PKCS1-v1_5",
+      modulusLength: 2048,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash: "SHA-256",
+    },
+    true,
+    ["sign", "verify"],
+  ) as Promise<CryptoKeyPair>;
+  const cp = await startControlPlane({ keyPair: await keyPair });
+  return Object.assign(cp, { [Symbol.asyncDispose]: () => cp.close() });
+}
+
+const STATE = { loadtime: 3.5, errorMsg: "", maxPerf: 200, accepting: true };
+
+function makeReporter(
+  cp: ControlPlane,
+  ledger: Ledger,
+  options: Partial<ReporterOptions> = {},
+): Reporter {
+  return new Reporter({
+    reportAddrs: [cp.url],
+    ledger,
+    identity: IDENTITY,
+    state: () => STATE,
+    diskUsageGb: () => 10,
+    tickMs: 50,
+    heartbeatMs: 300,
+    retryDelayMs: 20,
+    timeoutMs: 2000,
+    ...options,
+  });
+}
+
+async function until(
+  cond: () => boolean,
+  timeoutMs = 5000,
+  what = "condition",
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const delay = (ms: number): Promise<void> =>
+  new Promise((r) => setTimeout(r, ms));
+const sum = (bodies: Body[], key: string): number =>
+  bodies.reduce((s, b) => s + (b[key] as number), 0);
+const bodies = (recs: Recorded[]): Body[] => recs.map((r) => r.body as Body);
+
+/** Checks the JSON types of a status as the autoscaler parses it. */
+function assertStatusJson(body: Body): void {
+  assert.deepEqual(Object.keys(body).sort(), Object.keys(STATUS_TYPES).sort());
+  for (const [key, type] of Object.entries(STATUS_TYPES)) {
+    const v = body[key];
+    if (type === "string") assert.equal(typeof v, "string", key);
+    else if (type === "int[]") assert.ok(Array.isArray(v), key);
+    else if (type === "int") assert.ok(Number.isInteger(v), key);
+    else assert.equal(typeof v, "number", key);
+  }
+}
+
+Deno.test("a report goes out at start and within 1.5 s of a ledger change", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  // Production cadence: 1 s tick, heartbeat far away.
+  const reporter = makeReporter(cp, ledger, {
+    tickMs: 1000,
+    heartbeatMs: 60_000,
+  });
+  try {
+    reporter.start();
+    const first = await cp.waitFor("status", undefined, 2000);
+    assertStatusJson(first.body as Body);
+    assert.deepEqual(
+      { ...(first.body as Body), mtoken: "x" },
+      {
+        id: 4242,
+        mtoken: "x",
+        version: "1.1.0",
+        loadtime: 3.5,
+        cur_load: 0,
+        rej_load: 0,
+        new_load: 0,
+        error_msg: "",
+        max_perf: 200,
+        cur_perf: 0,
+        cur_capacity: 0,
+        max_capacity: 0,
+        num_requests_working: 0,
+        num_requests_recieved: 0,
+        additional_disk_usage: 0,
+        working_request_idxs: [],
+        url: "https://10.0.0.1:45000",
+      },
+    );
+    await delay(300);
+    const t0 = Date.now();
+    const rec = ledger.open(info(77, 100));
+    ledger.start(rec);
+    const next = await cp.waitFor(
+      "status",
+      (b) => (b as Body).new_load === 100,
+      2000,
+    );
+    assert.ok(next.at - t0 < 1500, `took ${next.at - t0} ms`);
+    assert.deepEqual((next.body as Body).working_request_idxs, [77]);
+    assert.equal((next.body as Body).cur_load, 100);
+    assert.equal(reporter.lastStatus?.new_load, 100);
+  } finally {
+    await reporter.close();
+  }
+});
+
+Deno.test("notify() sends at once, not on the next tick", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  let errorMsg = "";
+  const reporter = makeReporter(cp, ledger, {
+    tickMs: 10_000,
+    heartbeatMs: 60_000,
+    state: () => ({ ...STATE, errorMsg }),
+  });
+  try {
+    reporter.start();
+    await cp.waitFor("status");
+    await delay(100);
+    errorMsg = "model failed to load";
+    const t0 = Date.now();
+    reporter.notify();
+    const rec = await cp.waitFor(
+      "status",
+      (b) => (b as Body).error_msg !== "",
+      1000,
+    );
+    assert.ok(rec.at - t0 < 300, `took ${rec.at - t0} ms`);
+    assert.equal(cp.statusReports.length, 2);
+  } finally {
+    await reporter.close();
+  }
+});
+
+Deno.test("idle: a heartbeat every heartbeatMs", async () => {
+  await using cp = await controlPlane();
+  const reporter = makeReporter(cp, new Ledger());
+  try {
+    reporter.start();
+    await delay(1000);
+  } finally {
+    await reporter.close();
+  }
+  const n = cp.statusReports.length;
+  assert.ok(n >= 3 && n <= 5, `${n} reports in 1 s with a 300 ms heartbeat`);
+  for (let i = 1; i < n; i++) {
+    const gap = cp.statusReports[i].at - cp.statusReports[i - 1].at;
+    assert.ok(gap >= 250, `gap ${gap} ms`);
+  }
+});
+
+Deno.test("counters are summed correctly across several reports", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  const reporter = makeReporter(cp, ledger);
+  let received = 0, served = 0, cancelled = 0, rejected = 0;
+  try {
+    reporter.start();
+    for (let i = 1; i <= 30; i++) {
+      const w = 10 + i;
+      if (i % 7 === 0) {
+        ledger.reject(info(i, w), "budget", 429);
+        rejected += w;
+      } else {
+        const r = ledger.open(info(i, w));
+        received += w;
+        ledger.start(r);
+        await delay(15);
+        const outcome = i % 5 === 0
+          ? "cancelled"
+          : i % 6 === 0
+          ? "error"
+          : "success";
+        ledger.finish(r, outcome, 200);
+        if (outcome === "success") served += w;
+        if (outcome === "cancelled") cancelled += w;
+      }
+    }
+    await reporter.flush();
+  } finally {
+    await reporter.close();
+  }
+  const all = bodies(cp.statusReports);
+  assert.ok(all.length >= 4, `${all.length} reports`);
+  assert.equal(sum(all, "new_load"), received - cancelled);
+  assert.equal(sum(all, "cur_perf"), served);
+  assert.equal(sum(all, "rej_load"), rejected);
+  assert.deepEqual(ledger.window(), {
+    received: 0,
+    served: 0,
+    cancelled: 0,
+    errored: 0,
+    rejected: 0,
+  });
+  const last = all.at(-1)!;
+  assert.equal(last.num_requests_recieved, ledger.receivedCount);
+  assert.equal(last.num_requests_working, 0);
+  const idxs = bodies(cp.deleteReports).flatMap((b) =>
+    (b.requests as DeleteItem[]).map((r) => r.request_idx)
+  );
+  assert.deepEqual(
+    idxs.sort((a, b) => a - b),
+    Array.from({ length: 30 }, (_, i) => i + 1),
+  );
+  assert.equal(reporter.stats.status.failures, 0);
+  assert.equal(reporter.stats.status.successes, all.length);
+});
+
+Deno.test("an outage loses nothing and counts nothing twice", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  let disk = 100;
+  const reporter = makeReporter(cp, ledger, {
+    diskUsageGb: () => disk += 0.25,
+    attempts: 2,
+  });
+  const expected = new Map<number, boolean>();
+  let received = 0, served = 0, cancelled = 0;
+  const traffic = async (from: number, to: number): Promise<void> => {
+    for (let i = from; i < to; i++) {
+      const w = i;
+      if (i % 9 === 0) {
+        ledger.reject(info(i, w), "signature", 401);
+        expected.set(i, false);
+        continue;
+      }
+      const r = ledger.open(info(i, w));
+      received += w;
+      await delay(5);
+      ledger.start(r);
+      await delay(5);
+      const outcome = i % 4 === 0
+        ? "cancelled"
+        : i % 5 === 0
+        ? "error"
+        : "success";
+      ledger.finish(r, outcome, outcome === "success" ? 200 : 500);
+      expected.set(i, outcome !== "error");
+      if (outcome === "success") served += w;
+      if (outcome === "cancelled") cancelled += w;
+    }
+  };
+  const firstDisk = 100.25;
+  let rejectedStatus: [number, number] = [0, 0];
+  let rejectedDelete: [number, number] = [0, 0];
+  try {
+    reporter.start();
+    await traffic(1, 20);
+    await delay(150);
+    // Outage: both endpoints answer 503.
+    rejectedStatus = [cp.statusReports.length, 0];
+    rejectedDelete = [cp.deleteReports.length, 0];
+    cp.setStatusReply({ status: 503 });
+    cp.setDeleteReply({ status: 503 });
+    await traffic(20, 50);
+    await until(
+      () => reporter.stats.status.failures >= 3,
+      5000,
+      "failed rounds",
+    );
+    rejectedStatus[1] = cp.statusReports.length;
+    rejectedDelete[1] = cp.deleteReports.length;
+    cp.setStatusReply(undefined);
+    cp.setDeleteReply(undefined);
+    await traffic(50, 70);
+    await reporter.flush();
+  } finally {
+    await reporter.close();
+  }
+  const accepted = (recs: Recorded[], [a, b]: [number, number]): Body[] =>
+    bodies(recs.filter((_, i) => i < a || i >= b));
+  assert.ok(
+    rejectedStatus[1] > rejectedStatus[0],
+    "some status reports were refused",
+  );
+  assert.ok(
+    rejectedDelete[1] > rejectedDelete[0],
+    "some delete reports were refused",
+  );
+
+  const statuses = accepted(cp.statusReports, rejectedStatus);
+  assert.equal(sum(statuses, "new_load"), received - cancelled);
+  assert.equal(sum(statuses, "cur_perf"), served);
+  // Disk delta telescopes: last measured minus the baseline, nothing lost.
+  assert.ok(
+    Math.abs(sum(statuses, "additional_disk_usage") - (disk - firstDisk)) <
+      1e-9,
+  );
+
+  const seen = new Map<number, number>();
+  for (const b of accepted(cp.deleteReports, rejectedDelete)) {
+    assert.equal(b.worker_id, 4242);
+    for (const r of b.requests as DeleteItem[]) {
+      seen.set(r.request_idx, (seen.get(r.request_idx) ?? 0) + 1);
+      assert.equal(
+        r.success,
+        expected.get(r.request_idx),
+        `success of ${r.request_idx}`,
+      );
+      assert.ok(r.entered_queue_at <= r.work_started_at);
+      assert.ok(r.work_started_at <= r.work_completed_at);
+    }
+  }
+  assert.deepEqual([...seen.keys()].sort((a, b) => a - b), [
+    ...expected.keys(),
+  ]);
+  assert.ok(
+    [...seen.values()].every((n) => n === 1),
+    "each request_idx exactly once",
+  );
+  assert.equal(ledger.pendingFinished().length, 0);
+  assert.ok(reporter.stats.delete.failures >= 1);
+  assert.equal(reporter.stats.status.lastError, "HTTP 503");
+});
+
+Deno.test("one status in flight at a time; the request path is never held", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  const reporter = makeReporter(cp, ledger, { heartbeatMs: 60_000 });
+  try {
+    reporter.start();
+    await until(() => reporter.stats.status.successes === 1);
+    cp.setDelayMs(150);
+    const t0 = performance.now();
+    for (let i = 0; i < 2000; i++) {
+      const r = ledger.open(info(i, 1));
+      ledger.start(r);
+      ledger.finish(r, "success", 200);
+      if (i % 200 === 0) reporter.notify();
+    }
+    assert.ok(
+      performance.now() - t0 < 200,
+      "ledger work is not slowed by reports",
+    );
+    await delay(700);
+  } finally {
+    await reporter.close();
+  }
+  const at = cp.statusReports.map((r) => r.at);
+  // The first, one started by the burst, one more for what came after it.
+  assert.equal(at.length, 3);
+  for (let i = 2; i < at.length; i++) {
+    assert.ok(
+      at[i] - at[i - 1] >= 140,
+      `overlapping reports: gap ${at[i] - at[i - 1]} ms`,
+    );
+  }
+});
+
+Deno.test("flush sends a final status and every pending delete; close aborts", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  const reporter = makeReporter(cp, ledger, {
+    tickMs: 60_000,
+    heartbeatMs: 60_000,
+    deleteBatchSize: 4,
+  });
+  reporter.start();
+  await cp.waitFor("status");
+  for (let i = 1; i <= 10; i++) {
+    ledger.finish(ledger.open(info(i, 5)), "success", 200);
+  }
+  await reporter.flush();
+  assert.equal(cp.statusReports.length, 2);
+  assert.equal((cp.statusReports[1].body as Body).cur_perf, 50);
+  assert.deepEqual(
+    bodies(cp.deleteReports).map((b) => (b.requests as DeleteItem[]).length),
+    [4, 4, 2],
+  );
+  assert.equal(ledger.pendingFinished().length, 0);
+  // A report stuck on a slow autoscaler does not hold close().
+  cp.setDelayMs(5000);
+  reporter.notify();
+  await until(() => cp.statusReports.length === 3, 2000, "stuck report");
+  const t0 = Date.now();
+  await reporter.close();
+  assert.ok(Date.now() - t0 < 1000, "close aborts the report in flight");
+  assert.equal(
+    ledger.window().served,
+    0,
+    "nothing settled by an aborted report",
+  );
+});
+
+Deno.test("addresses are tried in order, each `attempts` times", async () => {
+  await using cp = await controlPlane();
+  await using down = await controlPlane();
+  down.setStatusReply({ status: 500 });
+  const reporter = makeReporter(cp, new Ledger(), {
+    reportAddrs: [down.url + "/", cp.url],
+    attempts: 3,
+    heartbeatMs: 60_000,
+  });
+  try {
+    reporter.start();
+    await until(() => reporter.stats.status.successes === 1);
+  } finally {
+    await reporter.close();
+  }
+  assert.equal(down.statusReports.length, 3);
+  assert.equal(cp.statusReports.length, 1);
+  assert.deepEqual(
+    { ...reporter.stats.status, lastSuccessAt: 0 },
+    {
+      successes: 1,
+      failures: 0,
+      attempts: 4,
+      lastSuccessAt: 0,
+      lastError: "HTTP 500",
+    },
+  );
+});
+
+Deno.test("launch-failure beacon keeps reporting until stopped", async () => {
+  await using cp = await controlPlane();
+  await using cp2 = await controlPlane();
+  const stop = new AbortController();
+  const beacon = runLaunchFailureBeacon({
+    reportAddrs: [cp.url, cp2.url],
+    identity: IDENTITY,
+    errorMsg: "TLS key /etc/instance.key not readable",
+    intervalMs: 50,
+    signal: stop.signal,
+  });
+  await until(() =>
+    cp.statusReports.length >= 3 && cp2.statusReports.length >= 3
+  );
+  stop.abort();
+  await beacon;
+  const n = cp.statusReports.length;
+  await delay(120);
+  assert.equal(cp.statusReports.length, n, "stopped");
+  assert.deepEqual(cp.statusReports[0].body, {
+    id: 4242,
+    mtoken: "master-token",
+    version: "1.1.0",
+    error_msg: "TLS key /etc/instance.key not readable",
+    url: "https://10.0.0.1:45000",
+  });
+});
+
+Deno.test("a cancel in a later window is carried over, not floored away", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  const reporter = makeReporter(cp, ledger, {
+    tickMs: 60_000,
+    heartbeatMs: 60_000,
+  });
+  try {
+    const a = ledger.open(info(1, 100));
+    await reporter.flush(); // new_load 100
+    ledger.finish(a, "cancelled", 499);
+    ledger.open(info(2, 30));
+    await reporter.flush(); // 30 - 100 → 0, 70 carried
+    ledger.open(info(3, 200));
+    await reporter.flush(); // 200 - 70 → 130
+  } finally {
+    await reporter.close();
+  }
+  assert.deepEqual(bodies(cp.statusReports).map((b) => b.new_load), [
+    100,
+    0,
+    130,
+  ]);
+  assert.equal(ledger.window().cancelled, 0);
 });
