@@ -253,6 +253,11 @@ export class Ledger {
     return this.#finished.slice();
   }
 
+  /** How many finished records wait for `/delete_requests/`. */
+  get pendingFinishedCount(): number {
+    return this.#finished.length;
+  }
+
   /** Removes records the autoscaler accepted; others stay for the next try. */
   acknowledge(sent: readonly RequestRecord[]): void {
     const ids = new Set(sent.map((r) => r.id));

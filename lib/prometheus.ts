@@ -107,9 +107,9 @@ export interface MetricsSources {
 
 /** Options of {@linkcode WorkerMetrics}. */
 export interface WorkerMetricsOptions {
-  /** @default {DURATION_BUCKETS} */
+  /** Request-duration bounds. @default {DURATION_BUCKETS} */
   durationBuckets?: readonly number[];
-  /** @default {TTFB_BUCKETS} */
+  /** Time-to-first-byte bounds. @default {TTFB_BUCKETS} */
   ttfbBuckets?: readonly number[];
 }
 

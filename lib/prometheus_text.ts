@@ -90,14 +90,18 @@ export class TextWriter {
 }
 
 /** Label sets of a labelled metric, kept in creation order. */
-abstract class Vec<T> {
+export abstract class LabelledVec<T> {
+  /** Metric family name. */
   readonly name: string;
+  /** HELP text. */
   readonly help: string;
+  /** Label names, in the order `labels()` takes values. */
   readonly labelNames: readonly string[];
   #root = new Map<string, unknown>();
   #single: T | undefined;
   #entries: { labels: string; child: T }[] = [];
 
+  /** Checks the names; no label set exists until `labels()` is called. */
   constructor(name: string, help: string, labelNames: readonly string[]) {
     checkNames(name, labelNames);
     this.name = name;
@@ -138,6 +142,7 @@ abstract class Vec<T> {
     return this.#entries;
   }
 
+  /** Makes the value of a new label set. */
   protected abstract create(): T;
 
   #add(labels: Labels): T {
@@ -161,7 +166,8 @@ export class CounterChild {
 }
 
 /** A counter family with labels. */
-export class CounterVec extends Vec<CounterChild> {
+export class CounterVec extends LabelledVec<CounterChild> {
+  /** A fresh zero counter. */
   protected create(): CounterChild {
     return new CounterChild();
   }
@@ -220,7 +226,7 @@ export class HistogramChild {
 }
 
 /** A histogram family with labels. */
-export class HistogramVec extends Vec<HistogramChild> {
+export class HistogramVec extends LabelledVec<HistogramChild> {
   readonly #bounds: readonly number[];
   readonly #le: readonly string[];
 
@@ -239,6 +245,7 @@ export class HistogramVec extends Vec<HistogramChild> {
     this.#le = this.#bounds.map(formatValue);
   }
 
+  /** A fresh empty histogram. */
   protected create(): HistogramChild {
     return new HistogramChild(this.#bounds);
   }

@@ -46,9 +46,13 @@ const logger = getLogger(["edgeworker", "reporter"]);
 
 /** Worker state read at every report. */
 export interface ReporterState {
+  /** Seconds from start to "model loaded"; 0 before. */
   loadtime: number;
+  /** Sticky error; "" when healthy. */
   errorMsg: string;
+  /** Benchmark throughput (`max_perf`). */
   maxPerf: number;
+  /** Whether requests are admitted (not on the wire; kept for callers). */
   accepting: boolean;
 }
 
@@ -56,18 +60,21 @@ export interface ReporterState {
 export interface ReporterOptions {
   /** `REPORT_ADDR` split on ","; tried in order. */
   reportAddrs: string[];
+  /** Source of every figure. */
   ledger: Ledger;
+  /** Who reports. */
   identity: ReporterIdentity;
+  /** Read at every status report. */
   state: () => ReporterState;
   /** GB used on "/"; defaults to `df`. Non-finite means unknown. */
   diskUsageGb?: () => Promise<number> | number;
-  /** @default {1000} */
+  /** Check for changes this often. @default {1000} */
   tickMs?: number;
-  /** @default {10000} */
+  /** Report this long after the last accepted one, changes or not. @default {10000} */
   heartbeatMs?: number;
   /** Tries per address. @default {3} */
   attempts?: number;
-  /** @default {2000} */
+  /** Pause between tries of one address. @default {2000} */
   retryDelayMs?: number;
   /** Per try. @default {10000} */
   timeoutMs?: number;
@@ -91,7 +98,9 @@ export interface ReportKindStats {
 
 /** Delivery figures by kind. */
 export interface ReporterStats {
+  /** `/worker_status/`. */
   status: ReportKindStats;
+  /** `/delete_requests/`. */
   delete: ReportKindStats;
 }
 
@@ -249,13 +258,9 @@ export class Reporter {
         this.#o.reportAddrs,
       )
     ) {
-      // Cancels beyond what this window received (requests received in an
-      // earlier window) are carried over instead of floored away, so the
-      // accepted new_load values add up to received - cancelled.
-      ledger.settleWindow({
-        ...window,
-        cancelled: Math.min(window.cancelled, window.received),
-      });
+      // As in Python, a cancel of work received in an earlier window
+      // cannot make new_load negative; that excess is dropped here.
+      ledger.settleWindow(window);
       if (Number.isFinite(now)) this.#diskBase = now;
       this.#lastOkAt = performance.now();
     } else if (wasDirty) this.#dirty = true;
@@ -263,7 +268,7 @@ export class Reporter {
 
   #kickDeletes(all = false): void {
     if (this.#deleteBusy || this.#abort.signal.aborted) return;
-    if (this.#o.ledger.pendingFinished().length === 0) return;
+    if (this.#o.ledger.pendingFinishedCount === 0) return;
     this.#deleteBusy = this.#sendDeletes(all).finally(() =>
       this.#deleteBusy = undefined
     );

@@ -30,35 +30,57 @@ export interface ReporterIdentity {
 
 /** `POST /worker_status/` body; field names verbatim (typo included). */
 export interface WorkerStatus {
+  /** int: `CONTAINER_ID`. */
   id: number;
+  /** `MASTER_TOKEN`. */
   mtoken: string;
+  /** Protocol version, e.g. `"1.1.0"`. */
   version: string;
+  /** float: seconds from start to "model loaded"; 0.0 before. */
   loadtime: number;
+  /** float: in-flight workload (absolute, not a rate). */
   cur_load: number;
+  /** float: workload rejected since the last accepted report. */
   rej_load: number;
+  /** float: max(received - cancelled, 0) since the last accepted report. */
   new_load: number;
+  /** Sticky error; "" when healthy. */
   error_msg: string;
+  /** float: benchmark throughput, workload units per second. */
   max_perf: number;
+  /** float: workload served since the last accepted report (a sum). */
   cur_perf: number;
+  /** int: always 0. */
   cur_capacity: number;
+  /** int: always 0. */
   max_capacity: number;
+  /** int: in-flight requests (session-bound ones excluded). */
   num_requests_working: number;
+  /** int: requests received since start (spelling verbatim). */
   num_requests_recieved: number;
+  /** float: GB used on "/" now minus at the previous accepted report. */
   additional_disk_usage: number;
+  /** int[]: `request_idx` of the in-flight requests. */
   working_request_idxs: number[];
+  /** Public URL of the worker. */
   url: string;
 }
 
 /** The ledger figures a status needs (a `Ledger` satisfies it). */
 export interface StatusLedger {
+  /** In-flight workload (`cur_load`). */
   readonly currentLoad: number;
+  /** Records still queued or working. */
   readonly inFlight: Iterable<RequestRecord>;
+  /** Requests received since start. */
   readonly receivedCount: number;
 }
 
 /** Everything {@linkcode buildWorkerStatus} reads. */
 export interface WorkerStatusInput {
+  /** Who reports. */
   identity: ReporterIdentity;
+  /** Read for in-flight figures. */
   ledger: StatusLedger;
   /** Workload sums to report; settle exactly this object after a 2xx. */
   window: LedgerWindow;
@@ -235,10 +257,13 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** Options of {@linkcode runLaunchFailureBeacon}. */
 export interface LaunchFailureBeaconOptions {
+  /** `REPORT_ADDR` split on ","; every one gets each beacon. */
   reportAddrs: string[];
+  /** Who reports. */
   identity: ReporterIdentity;
+  /** Why the worker cannot start. */
   errorMsg: string;
-  /** @default {10000} */
+  /** Time between beacons. @default {10000} */
   intervalMs?: number;
   /** Per post. @default {10000} */
   timeoutMs?: number;

@@ -378,7 +378,14 @@ export class Worker {
         await server.shutdown();
         await httpServer?.shutdown();
         await engine?.close();
-        await reporter?.flush();
+        // Last reports get a bounded time: an unreachable autoscaler must
+        // not hold the exit past the supervisor's patience.
+        let flushTimer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          reporter?.flush(),
+          new Promise((r) => flushTimer = setTimeout(r, 5000)),
+        ]);
+        clearTimeout(flushTimer);
         await reporter?.close();
         metrics.close();
         log.info("Worker stopped");

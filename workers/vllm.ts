@@ -1,5 +1,7 @@
 /**
- * vLLM's OpenAI-compatible server, as Vast's vLLM template runs it.
+ * vLLM's OpenAI-compatible server, as Vast's vLLM template runs it: model
+ * server `http://127.0.0.1:18000`, log `/var/log/portal/vllm.log`, health
+ * `/health`, ready on `Application startup complete.`.
  *
  * Error patterns leave out the generic `Traceback (most recent call last):`
  * of the Python worker: vLLM logs a traceback for one bad request, and that
@@ -8,7 +10,7 @@
  *
  * @module
  */
-import { openAiConfig } from "./_openai.ts";
+import { OPENAI_ENV_VARS, openAiConfig } from "./_openai.ts";
 import type { Preset } from "./_preset.ts";
 
 /** The vLLM preset. */
@@ -16,8 +18,10 @@ export const vllm: Preset = {
   name: "vllm",
   description: "vLLM OpenAI-compatible server (completions, chat, embeddings)",
   workloadRule: "prompt tokens (chars/4) + max_tokens (default 16)",
+  envVars: [...OPENAI_ENV_VARS, "VLLM_MODEL"],
   config: (env) =>
     openAiConfig({
+      name: "vllm",
       modelServerUrl: "http://127.0.0.1:18000",
       logFile: "/var/log/portal/vllm.log",
       onLoad: ["Application startup complete."],

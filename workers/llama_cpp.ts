@@ -1,0 +1,50 @@
+/**
+ * llama.cpp's `llama-server` (OpenAI-compatible), as Vast's llama.cpp
+ * template runs it: model server `http://127.0.0.1:18000`, log
+ * `/var/log/portal/llama.log`, health `/health` (503 while loading), ready
+ * on `model loaded` (printed after `/health` turns 200; `listening on` is
+ * printed while it still answers 503). Routes `/v1/completions`
+ * (benchmark), `/v1/chat/completions` and `/v1/embeddings` (answered when
+ * the server runs with `--embeddings`).
+ *
+ * Choices:
+ * - Errors are the load failures (`error loading model`, `failed to load
+ *   model`) and supervisor's `INFO exited: llama`; nothing per request.
+ * - No engine metrics scrape: `llama-server` only serves `/metrics` with
+ *   `--metrics`, and its names are not vLLM's.
+ * - Workload counts 256 output tokens when a request names none
+ *   (`n_predict` defaults to "until done", so any number is a guess).
+ *
+ * @module
+ */
+import { OPENAI_ENV_VARS, openAiConfig } from "./_openai.ts";
+import type { Preset } from "./_preset.ts";
+
+/** Output tokens assumed when a request names none. */
+export const LLAMA_DEFAULT_OUTPUT_TOKENS = 256;
+
+/** The llama.cpp preset. */
+export const llamaCpp: Preset = {
+  name: "llama_cpp",
+  description:
+    "llama.cpp llama-server, OpenAI-compatible (completions, chat, embeddings)",
+  workloadRule:
+    "prompt tokens (chars/4) + max_completion_tokens|max_tokens (default 256)",
+  envVars: [...OPENAI_ENV_VARS, "LLAMA_MODEL"],
+  config: (env) =>
+    openAiConfig({
+      name: "llama_cpp",
+      modelServerUrl: "http://127.0.0.1:18000",
+      logFile: "/var/log/portal/llama.log",
+      onLoad: ["model loaded"],
+      onError: [
+        "INFO exited: llama",
+        "error loading model",
+        "failed to load model",
+      ],
+      onInfo: ['"message":"Download'],
+      modelEnv: "LLAMA_MODEL",
+      embeddings: true,
+      defaultOutputTokens: LLAMA_DEFAULT_OUTPUT_TOKENS,
+    }, env),
+};
