@@ -9,11 +9,11 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { checkBudget, type QueuePlan } from "./admission.ts";
 import type { Payload } from "./config.ts";
-import { jsonDepth, MAX_JSON_DEPTH, parseEnvelope } from "./envelope.ts";
+import { parseEnvelope } from "./envelope.ts";
 import type { CompiledHandler } from "./handlers.ts";
 import type { Ledger, RequestInfo } from "./ledger.ts";
 import type { Lifecycle } from "./lifecycle.ts";
-import { jsonError } from "./http.ts";
+import { jsonError, readJsonBody } from "./http.ts";
 import { callModel, CLIENT_CLOSED_REQUEST, relay } from "./proxy.ts";
 import { sessionRoutes } from "./session_routes.ts";
 import { jsonEqual, type Session, type SessionStore } from "./sessions.ts";
@@ -49,37 +49,6 @@ export interface AppDeps {
   drainRetryAfterSeconds: number;
   metricsText: () => string;
   status: () => unknown;
-}
-
-/** Reads the body as text, refusing bodies over `limit` bytes. */
-async function readBody(
-  req: Request,
-  limit: number | undefined,
-): Promise<string | Response> {
-  const tooLarge = () =>
-    jsonError(413, {
-      error: `request body larger than ${limit} bytes`,
-      limit,
-    });
-  if (limit !== undefined) {
-    const declared = Number(req.headers.get("content-length") ?? NaN);
-    if (declared > limit) return tooLarge();
-  }
-  if (limit === undefined || !req.body) return await req.text();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.byteLength;
-    if (size > limit) return tooLarge();
-    chunks.push(chunk);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
 }
 
 /** Builds the Hono app of a worker. */
@@ -153,19 +122,9 @@ async function handleRequest(
   const req = c.req.raw;
   const clientSignal = req.signal;
   const accept = req.headers.get("accept");
-  const text = await readBody(req, deps.maxBodyBytes);
-  if (text instanceof Response) return text;
-  if (jsonDepth(text) > MAX_JSON_DEPTH) {
-    return jsonError(422, {
-      error: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
-    });
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return jsonError(422, { error: "invalid JSON" });
-  }
+  const read = await readJsonBody(req, deps.maxBodyBytes);
+  if (read instanceof Response) return read;
+  const { body, text } = read;
   const parsed = parseEnvelope(body);
   if (!parsed.ok) return jsonError(422, parsed.errors);
   const { auth_data: auth, session_id: sessionId } = parsed.envelope;

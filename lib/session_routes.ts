@@ -6,9 +6,9 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { jsonError } from "./http.ts";
+import { jsonError, readJsonBody } from "./http.ts";
 import type { AppDeps } from "./app.ts";
-import { jsonDepth, MAX_JSON_DEPTH, parseEnvelope } from "./envelope.ts";
+import { parseEnvelope } from "./envelope.ts";
 import { jsonEqual } from "./sessions.ts";
 
 const SessionOptionsSchema = z.object({
@@ -21,59 +21,8 @@ async function readJson(
   req: Request,
   limit: number | undefined,
 ): Promise<unknown | Response> {
-  const read = await readJsonText(req, limit);
+  const read = await readJsonBody(req, limit);
   return read instanceof Response ? read : read.body;
-}
-
-/**
- * The body parsed, with its text (legacy signatures need the raw numbers).
- * Bodies over `limit` bytes get 413 and deep nesting 422, as on the
- * handler routes: `auth_data` is compared recursively later.
- */
-async function readJsonText(
-  req: Request,
-  limit: number | undefined,
-): Promise<{ body: unknown; text: string } | Response> {
-  const text = await readText(req, limit);
-  if (text === undefined) {
-    return jsonError(413, {
-      error: `request body larger than ${limit} bytes`,
-      limit,
-    });
-  }
-  if (jsonDepth(text) > MAX_JSON_DEPTH) {
-    return jsonError(422, {
-      error: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
-    });
-  }
-  try {
-    return { body: JSON.parse(text), text };
-  } catch {
-    return jsonError(422, { error: "invalid JSON" });
-  }
-}
-
-/** The body as text; undefined when it is over `limit` bytes. */
-async function readText(
-  req: Request,
-  limit: number | undefined,
-): Promise<string | undefined> {
-  if (limit === undefined || !req.body) return await req.text();
-  if (Number(req.headers.get("content-length") ?? NaN) > limit) return;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.byteLength;
-    if (size > limit) return;
-    chunks.push(chunk);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
 }
 
 type SessionDeps = Pick<
@@ -105,7 +54,7 @@ export function sessionRoutes(deps: SessionDeps): Hono {
   const app = new Hono();
 
   app.post("/session/create", async (c) => {
-    const read = await readJsonText(c.req.raw, deps.maxBodyBytes);
+    const read = await readJsonBody(c.req.raw, deps.maxBodyBytes);
     if (read instanceof Response) return read;
     const { body, text } = read;
     const parsed = parseEnvelope(body);
