@@ -18,6 +18,7 @@ import type {
   RequestRecord,
 } from "./ledger.ts";
 import type { EngineSnapshot } from "./engine_metrics.ts";
+import { LIFECYCLE_STATES, type LifecycleState } from "./lifecycle.ts";
 import {
   type CounterChild,
   CounterVec,
@@ -29,15 +30,10 @@ import {
 
 export * from "./prometheus_text.ts";
 
-/** Lifecycle states shown by `edgeworker_lifecycle_state`. */
-export const METRIC_LIFECYCLE_STATES = [
-  "starting",
-  "loading",
-  "benchmarking",
-  "ready",
-  "error",
-  "draining",
-] as const;
+/** Lifecycle states shown by `edgeworker_lifecycle_state`: every state of
+ * the worker, in order. */
+export const METRIC_LIFECYCLE_STATES: readonly LifecycleState[] =
+  LIFECYCLE_STATES;
 
 /** Reasons shown by `edgeworker_requests_rejected_total`. */
 export const METRIC_REJECT_REASONS: readonly RejectReason[] = [

@@ -2,61 +2,14 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import parsePrometheus from "parse-prometheus-text-format";
 import { startOpenAiServer } from "../lib/dev/openai_server.ts";
-
-/** Reads an SSE body, returning each `data:` payload with its arrival time. */
-async function readEvents(
-  res: Response,
-  stopAfter = Infinity,
-  abort?: AbortController,
-): Promise<{ data: string; at: number }[]> {
-  const events: { data: string; at: number }[] = [];
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  try {
-    while (events.length < stopAfter) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const raw = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        events.push({
-          data: raw.replace(/^data: ?/, ""),
-          at: performance.now(),
-        });
-      }
-    }
-  } finally {
-    if (abort) abort.abort();
-    await reader.cancel().catch(() => {});
-  }
-  return events;
-}
-
-function post(
-  url: string,
-  body: unknown,
-  signal?: AbortSignal,
-): Promise<Response> {
-  return fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal,
-  });
-}
-
-async function waitFor(
-  pred: () => boolean | Promise<boolean>,
-  ms = 1000,
-): Promise<void> {
-  const end = performance.now() + ms;
-  while (!(await pred())) {
-    if (performance.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import {
+  post,
+  readEvents,
+  tempLog,
+  waitFor,
+  waitForLog,
+  waitUntilRefused,
+} from "./helpers/dev.ts";
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -70,294 +23,253 @@ async function metric(url: string, name: string): Promise<number> {
 }
 
 Deno.test("openai stand-in streams one token per chunk at the set rate, [DONE] last", async () => {
-  const llm = await startOpenAiServer({ tokensPerSecond: 50 });
-  try {
-    const t0 = performance.now();
-    const res = await post(`${llm.url}/v1/completions`, {
-      model: "Qwen/Qwen3-0.6B",
-      prompt: "Say hi",
-      max_tokens: 10,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    assert.equal(res.status, 200);
-    assert.match(res.headers.get("content-type")!, /^text\/event-stream/);
-    const events = await readEvents(res);
-    assert.equal(events.at(-1)!.data, "[DONE]");
-    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data));
-    const tokens = chunks.filter((c) => c.choices.length === 1);
-    assert.equal(tokens.length, 10);
-    assert.equal(tokens[0].object, "text_completion");
-    assert.match(tokens[0].id, /^cmpl-/);
-    assert.equal(typeof tokens[0].choices[0].text, "string");
-    assert.equal(tokens[9].choices[0].finish_reason, "length");
-    assert.equal(tokens[8].choices[0].finish_reason, null);
-    const usage = chunks.at(-1);
-    assert.deepEqual(usage.choices, []);
-    assert.equal(usage.usage.completion_tokens, 10);
-    assert.equal(usage.usage.prompt_tokens, 2);
-    // 10 tokens at 50/s: ~20 ms apart, never sooner than 200 ms in all.
-    const times = events.slice(0, 10).map((e) => e.at);
-    const gaps = times.slice(1).map((t, i) => t - times[i]);
-    const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
-    assert.ok(mean > 8 && mean < 60, `mean gap ${mean} ms`);
-    assert.ok(events[9].at - t0 >= 190, "tokens arrived too fast");
-  } finally {
-    await llm.close();
-  }
+  await using llm = await startOpenAiServer({ tokensPerSecond: 50 });
+  const t0 = performance.now();
+  const res = await post(`${llm.url}/v1/completions`, {
+    model: "Qwen/Qwen3-0.6B",
+    prompt: "Say hi",
+    max_tokens: 10,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type")!, /^text\/event-stream/);
+  const events = await readEvents(res);
+  assert.equal(events.at(-1)!.data, "[DONE]");
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data));
+  const tokens = chunks.filter((c) => c.choices.length === 1);
+  assert.equal(tokens.length, 10);
+  assert.equal(tokens[0].object, "text_completion");
+  assert.match(tokens[0].id, /^cmpl-/);
+  assert.equal(typeof tokens[0].choices[0].text, "string");
+  assert.equal(tokens[9].choices[0].finish_reason, "length");
+  assert.equal(tokens[8].choices[0].finish_reason, null);
+  const usage = chunks.at(-1);
+  assert.deepEqual(usage.choices, []);
+  assert.equal(usage.usage.completion_tokens, 10);
+  assert.equal(usage.usage.prompt_tokens, 2);
+  // 10 tokens at 50/s: ~20 ms apart, never sooner than 200 ms in all.
+  const times = events.slice(0, 10).map((e) => e.at);
+  const gaps = times.slice(1).map((t, i) => t - times[i]);
+  const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+  assert.ok(mean > 8 && mean < 60, `mean gap ${mean} ms`);
+  assert.ok(events[9].at - t0 >= 190, "tokens arrived too fast");
 });
 
 Deno.test("openai stand-in answers completions and chat as JSON, shaped like vLLM", async () => {
-  const llm = await startOpenAiServer({ tokensPerSecond: 1000, model: "m" });
-  try {
-    const c = await (await post(`${llm.url}/v1/completions`, {
-      prompt: "a b c",
-      max_tokens: 5,
-    })).json();
-    assert.equal(c.object, "text_completion");
-    assert.equal(c.model, "m");
-    assert.equal(typeof c.created, "number");
-    assert.equal(c.choices[0].finish_reason, "length");
-    assert.deepEqual(
-      [c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens],
-      [3, 5, 8],
-    );
-    const body = {
-      messages: [{ role: "user", content: "hi" }],
-      max_completion_tokens: 3,
-    };
-    const chat = await (await post(`${llm.url}/v1/chat/completions`, body))
+  await using llm = await startOpenAiServer({
+    tokensPerSecond: 1000,
+    model: "m",
+  });
+  const c = await (await post(`${llm.url}/v1/completions`, {
+    prompt: "a b c",
+    max_tokens: 5,
+  })).json();
+  assert.equal(c.object, "text_completion");
+  assert.equal(c.model, "m");
+  assert.equal(typeof c.created, "number");
+  assert.equal(c.choices[0].finish_reason, "length");
+  assert.deepEqual(
+    [c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens],
+    [3, 5, 8],
+  );
+  const body = {
+    messages: [{ role: "user", content: "hi" }],
+    max_completion_tokens: 3,
+  };
+  const chat = await (await post(`${llm.url}/v1/chat/completions`, body))
+    .json();
+  assert.equal(chat.object, "chat.completion");
+  assert.match(chat.id, /^chatcmpl-/);
+  assert.equal(chat.choices[0].message.role, "assistant");
+  assert.equal(chat.usage.completion_tokens, 3);
+  assert.deepEqual(llm.lastBody, body);
+  const dflt = await (await post(`${llm.url}/v1/completions`, { prompt: "x" }))
+    .json();
+  assert.equal(dflt.usage.completion_tokens, 16);
+  assert.equal(llm.requests, 3);
+  const models = await (await fetch(`${llm.url}/v1/models`)).json();
+  assert.equal(models.data[0].id, "m");
+  const emb =
+    await (await post(`${llm.url}/v1/embeddings`, { input: ["a", "b"] }))
       .json();
-    assert.equal(chat.object, "chat.completion");
-    assert.match(chat.id, /^chatcmpl-/);
-    assert.equal(chat.choices[0].message.role, "assistant");
-    assert.equal(chat.usage.completion_tokens, 3);
-    assert.deepEqual(llm.lastBody, body);
-    const dflt =
-      await (await post(`${llm.url}/v1/completions`, { prompt: "x" })).json();
-    assert.equal(dflt.usage.completion_tokens, 16);
-    assert.equal(llm.requests, 3);
-    const models = await (await fetch(`${llm.url}/v1/models`)).json();
-    assert.equal(models.data[0].id, "m");
-    const emb =
-      await (await post(`${llm.url}/v1/embeddings`, { input: ["a", "b"] }))
-        .json();
-    assert.equal(emb.data.length, 2);
-    assert.equal(emb.data[0].object, "embedding");
-    assert.ok(Math.abs(Math.hypot(...emb.data[0].embedding) - 1) < 1e-3);
-  } finally {
-    await llm.close();
-  }
+  assert.equal(emb.data.length, 2);
+  assert.equal(emb.data[0].object, "embedding");
+  assert.ok(Math.abs(Math.hypot(...emb.data[0].embedding) - 1) < 1e-3);
 });
 
 Deno.test("openai stand-in rejects bad requests with vLLM's error shape", async () => {
-  const llm = await startOpenAiServer();
-  try {
-    const cases: [string, unknown, number, string][] = [
-      ["/v1/completions", { max_tokens: 4 }, 400, "BadRequestError"],
-      ["/v1/chat/completions", { max_tokens: 4 }, 400, "BadRequestError"],
-      [
-        "/v1/completions",
-        { prompt: "x", max_tokens: 0 },
-        400,
-        "BadRequestError",
-      ],
-      [
-        "/v1/completions",
-        { prompt: "x", max_tokens: "many" },
-        400,
-        "BadRequestError",
-      ],
-      [
-        "/v1/completions",
-        { prompt: "x", max_tokens: 5000 },
-        400,
-        "BadRequestError",
-      ],
-      ["/v1/completions", { model: "nope", prompt: "x" }, 404, "NotFoundError"],
-    ];
-    for (const [path, body, status, type] of cases) {
-      const res = await post(`${llm.url}${path}`, body);
-      const err = await res.json();
-      assert.equal(res.status, status, JSON.stringify(body));
-      assert.deepEqual(Object.keys(err).sort(), [
-        "code",
-        "message",
-        "object",
-        "param",
-        "type",
-      ]);
-      assert.equal(err.object, "error");
-      assert.equal(err.type, type);
-      assert.equal(err.code, status);
-      assert.equal(err.param, null);
-    }
-    assert.match(
-      (await (await post(`${llm.url}/v1/completions`, {
-        model: "nope",
-        prompt: "x",
-      })).json()).message,
-      /The model `nope` does not exist/,
-    );
-  } finally {
-    await llm.close();
+  await using llm = await startOpenAiServer();
+  const cases: [string, unknown, number, string][] = [
+    ["/v1/completions", { max_tokens: 4 }, 400, "BadRequestError"],
+    ["/v1/chat/completions", { max_tokens: 4 }, 400, "BadRequestError"],
+    [
+      "/v1/completions",
+      { prompt: "x", max_tokens: 0 },
+      400,
+      "BadRequestError",
+    ],
+    [
+      "/v1/completions",
+      { prompt: "x", max_tokens: "many" },
+      400,
+      "BadRequestError",
+    ],
+    [
+      "/v1/completions",
+      { prompt: "x", max_tokens: 5000 },
+      400,
+      "BadRequestError",
+    ],
+    ["/v1/completions", { model: "nope", prompt: "x" }, 404, "NotFoundError"],
+  ];
+  for (const [path, body, status, type] of cases) {
+    const res = await post(`${llm.url}${path}`, body);
+    const err = await res.json();
+    assert.equal(res.status, status, JSON.stringify(body));
+    assert.deepEqual(Object.keys(err).sort(), [
+      "code",
+      "message",
+      "object",
+      "param",
+      "type",
+    ]);
+    assert.equal(err.object, "error");
+    assert.equal(err.type, type);
+    assert.equal(err.code, status);
+    assert.equal(err.param, null);
   }
+  assert.match(
+    (await (await post(`${llm.url}/v1/completions`, {
+      model: "nope",
+      prompt: "x",
+    })).json()).message,
+    /The model `nope` does not exist/,
+  );
 });
 
 Deno.test("openai stand-in answers 503 while loading, then logs vLLM's ready lines", async () => {
-  const logFile = await Deno.makeTempFile();
-  const llm = await startOpenAiServer({ logFile, startupDelayMs: 200 });
-  try {
-    const early = await fetch(`${llm.url}/health`);
-    await early.body?.cancel();
-    assert.equal(early.status, 503);
-    const boot = await Deno.readTextFile(logFile);
-    assert.match(boot, /Starting to load model/);
-    assert.doesNotMatch(boot, /Application startup complete\./);
-    await waitFor(async () =>
-      (await Deno.readTextFile(logFile)).includes(
-        "INFO:     Application startup complete.",
-      )
-    );
-    const log = await Deno.readTextFile(logFile);
-    assert.match(log, /^INFO: {5}Started server process \[\d+\]$/m);
-    assert.match(log, /^INFO: {5}Waiting for application startup\.$/m);
-    const ok = await fetch(`${llm.url}/health`);
-    await ok.body?.cancel();
-    assert.equal(ok.status, 200);
-  } finally {
-    await llm.close();
-    await Deno.remove(logFile);
-  }
+  await using logFile = await tempLog();
+  await using llm = await startOpenAiServer({
+    logFile: logFile.path,
+    startupDelayMs: 200,
+  });
+  const early = await fetch(`${llm.url}/health`);
+  await early.body?.cancel();
+  assert.equal(early.status, 503);
+  const boot = await Deno.readTextFile(logFile.path);
+  assert.match(boot, /Starting to load model/);
+  assert.doesNotMatch(boot, /Application startup complete\./);
+  await waitForLog(logFile.path, "INFO:     Application startup complete.");
+  const log = await Deno.readTextFile(logFile.path);
+  assert.match(log, /^INFO: {5}Started server process \[\d+\]$/m);
+  assert.match(log, /^INFO: {5}Waiting for application startup\.$/m);
+  const ok = await fetch(`${llm.url}/health`);
+  await ok.body?.cancel();
+  assert.equal(ok.status, 200);
 });
 
 Deno.test("openai stand-in counts a client that goes away mid-stream", async () => {
-  const llm = await startOpenAiServer({ tokensPerSecond: 100 });
-  try {
-    const ctrl = new AbortController();
-    const res = await post(`${llm.url}/v1/chat/completions`, {
-      messages: [{ role: "user", content: "hi" }],
-      max_tokens: 200,
-      stream: true,
-    }, ctrl.signal);
-    const events = await readEvents(res, 3, ctrl);
-    assert.deepEqual(JSON.parse(events[0].data).choices[0].delta, {
-      role: "assistant",
-      content: "",
-    });
-    await waitFor(() => llm.aborted === 1);
-    assert.equal(await metric(llm.url, "vllm:num_requests_running"), 0);
-    // A non-streaming request dropped while generating counts too.
-    const ctrl2 = new AbortController();
-    const pending = post(`${llm.url}/v1/completions`, {
-      prompt: "x",
-      max_tokens: 200,
-    }, ctrl2.signal);
-    await waitFor(async () =>
-      await metric(llm.url, "vllm:num_requests_running") === 1
-    );
-    ctrl2.abort();
-    await assert.rejects(pending);
-    await waitFor(() => llm.aborted === 2);
-  } finally {
-    await llm.close();
-  }
+  await using llm = await startOpenAiServer({ tokensPerSecond: 100 });
+  const ctrl = new AbortController();
+  const res = await post(`${llm.url}/v1/chat/completions`, {
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 200,
+    stream: true,
+  }, ctrl.signal);
+  const events = await readEvents(res, 3, ctrl);
+  assert.deepEqual(JSON.parse(events[0].data).choices[0].delta, {
+    role: "assistant",
+    content: "",
+  });
+  await waitFor(() => llm.aborted === 1);
+  assert.equal(await metric(llm.url, "vllm:num_requests_running"), 0);
+  // A non-streaming request dropped while generating counts too.
+  const ctrl2 = new AbortController();
+  const pending = post(`${llm.url}/v1/completions`, {
+    prompt: "x",
+    max_tokens: 200,
+  }, ctrl2.signal);
+  await waitFor(async () =>
+    await metric(llm.url, "vllm:num_requests_running") === 1
+  );
+  ctrl2.abort();
+  await assert.rejects(pending);
+  await waitFor(() => llm.aborted === 2);
 });
 
 Deno.test("openai stand-in queues requests beyond maxConcurrency", async () => {
-  const llm = await startOpenAiServer({
+  await using llm = await startOpenAiServer({
     tokensPerSecond: 100,
     maxConcurrency: 1,
   });
-  try {
-    const t0 = performance.now();
-    const a = post(`${llm.url}/v1/completions`, {
-      prompt: "x",
-      max_tokens: 10,
-    });
-    const b = post(`${llm.url}/v1/completions`, {
-      prompt: "y",
-      max_tokens: 10,
-    });
-    await waitFor(async () =>
-      await metric(llm.url, "vllm:num_requests_waiting") === 1
-    );
-    assert.equal(await metric(llm.url, "vllm:num_requests_running"), 1);
-    const [ra, rb] = await Promise.all([a, b]);
-    await Promise.all([ra.json(), rb.json()]);
-    assert.ok(performance.now() - t0 >= 180, "second request did not wait");
-    const text = await (await fetch(`${llm.url}/metrics`)).text();
-    assert.match(
-      text,
-      /^vllm:time_to_first_token_seconds_count\{engine="0",model_name="[^"]+"\} 2\.0$/m,
-    );
-    assert.match(text, /^vllm:kv_cache_usage_perc\{/m);
-  } finally {
-    await llm.close();
-  }
+  const t0 = performance.now();
+  const a = post(`${llm.url}/v1/completions`, {
+    prompt: "x",
+    max_tokens: 10,
+  });
+  const b = post(`${llm.url}/v1/completions`, {
+    prompt: "y",
+    max_tokens: 10,
+  });
+  await waitFor(async () =>
+    await metric(llm.url, "vllm:num_requests_waiting") === 1
+  );
+  assert.equal(await metric(llm.url, "vllm:num_requests_running"), 1);
+  const [ra, rb] = await Promise.all([a, b]);
+  await Promise.all([ra.json(), rb.json()]);
+  assert.ok(performance.now() - t0 >= 180, "second request did not wait");
+  const text = await (await fetch(`${llm.url}/metrics`)).text();
+  assert.match(
+    text,
+    /^vllm:time_to_first_token_seconds_count\{engine="0",model_name="[^"]+"\} 2\.0$/m,
+  );
+  assert.match(text, /^vllm:kv_cache_usage_perc\{/m);
 });
 
 Deno.test("openai stand-in crash() logs the engine's death and refuses connections", async () => {
-  const logFile = await Deno.makeTempFile();
-  const llm = await startOpenAiServer({ logFile, tokensPerSecond: 100 });
-  try {
-    const inflight = post(`${llm.url}/v1/completions`, {
-      prompt: "x",
-      max_tokens: 100,
-    });
-    await waitFor(() => llm.requests === 1);
-    await llm.crash();
-    const failed = await inflight;
-    assert.equal(failed.status, 500);
-    assert.equal((await failed.json()).type, "InternalServerError");
-    const log = await Deno.readTextFile(logFile);
-    assert.match(log, /RuntimeError: Engine/);
-    assert.match(log, /INFO exited: vllm \(exit status 1; not expected\)/);
-    await assert.rejects(fetch(`${llm.url}/health`), TypeError);
-  } finally {
-    await llm.close();
-    await Deno.remove(logFile);
-  }
+  await using logFile = await tempLog();
+  await using llm = await startOpenAiServer({
+    logFile: logFile.path,
+    tokensPerSecond: 100,
+  });
+  const inflight = post(`${llm.url}/v1/completions`, {
+    prompt: "x",
+    max_tokens: 100,
+  });
+  await waitFor(() => llm.requests === 1);
+  await llm.crash();
+  const failed = await inflight;
+  assert.equal(failed.status, 500);
+  assert.equal((await failed.json()).type, "InternalServerError");
+  const log = await Deno.readTextFile(logFile.path);
+  assert.match(log, /RuntimeError: Engine/);
+  assert.match(log, /INFO exited: vllm \(exit status 1; not expected\)/);
+  await assert.rejects(fetch(`${llm.url}/health`), TypeError);
 });
 
 Deno.test("openai stand-in failure injection: errorRate, crashAfterRequests, failStartup", async () => {
-  const flaky = await startOpenAiServer({
-    failures: { errorRate: 1, crashAfterRequests: 2 },
-  });
-  try {
+  {
+    await using flaky = await startOpenAiServer({
+      failures: { errorRate: 1, crashAfterRequests: 2 },
+    });
     const r = await post(`${flaky.url}/v1/completions`, { prompt: "x" });
     assert.equal(r.status, 500);
     assert.equal((await r.json()).object, "error");
     const r2 = await post(`${flaky.url}/v1/completions`, { prompt: "x" });
     await r2.body?.cancel();
-    await waitFor(async () => {
-      try {
-        (await fetch(`${flaky.url}/health`)).body?.cancel();
-        return false;
-      } catch {
-        return true;
-      }
-    });
-  } finally {
-    await flaky.close();
+    await waitUntilRefused(flaky.url);
   }
-  const logFile = await Deno.makeTempFile();
-  const broken = await startOpenAiServer({
-    logFile,
+  await using logFile = await tempLog();
+  await using _broken = await startOpenAiServer({
+    logFile: logFile.path,
     flavor: "llama_cpp",
     failures: { failStartup: true },
   });
-  try {
-    await waitFor(async () =>
-      (await Deno.readTextFile(logFile)).includes("INFO exited: llama")
-    );
-    const log = await Deno.readTextFile(logFile);
-    assert.match(log, /error loading model/);
-    assert.doesNotMatch(log, /main: model loaded/);
-  } finally {
-    await broken.close();
-    await Deno.remove(logFile);
-  }
+  await waitForLog(logFile.path, "INFO exited: llama");
+  const log = await Deno.readTextFile(logFile.path);
+  assert.match(log, /error loading model/);
+  assert.doesNotMatch(log, /main: model loaded/);
 });
 
 Deno.test("openai stand-in writes SGLang and llama.cpp ready lines", async () => {
@@ -367,63 +279,54 @@ Deno.test("openai stand-in writes SGLang and llama.cpp ready lines", async () =>
       ["llama_cpp", "main: model loaded"],
     ] as const
   ) {
-    const logFile = await Deno.makeTempFile();
-    const llm = await startOpenAiServer({ logFile, flavor });
-    try {
-      await waitFor(async () =>
-        (await Deno.readTextFile(logFile)).includes(line)
-      );
-    } finally {
-      await llm.close();
-      await Deno.remove(logFile);
-    }
+    await using logFile = await tempLog();
+    await using _llm = await startOpenAiServer({
+      logFile: logFile.path,
+      flavor,
+    });
+    await waitForLog(logFile.path, line);
   }
 });
 
 Deno.test("openai stand-in works with the official openai client, streaming and not", async () => {
-  const llm = await startOpenAiServer({ tokensPerSecond: 500, model: "m" });
-  try {
-    const client = new OpenAI({
-      baseURL: `${llm.url}/v1`,
-      apiKey: "x",
-      maxRetries: 0,
-    });
-    const done = await client.chat.completions.create({
-      model: "m",
-      messages: [{ role: "user", content: "hi" }],
-      max_tokens: 4,
-    });
-    assert.equal(done.usage?.completion_tokens, 4);
-    const stream = await client.completions.create({
-      model: "m",
-      prompt: "hi",
-      max_tokens: 5,
-      stream: true,
-    });
-    let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
-    assert.equal(text.trim().split(/\s+/).length, 5);
-  } finally {
-    await llm.close();
-  }
+  await using llm = await startOpenAiServer({
+    tokensPerSecond: 500,
+    model: "m",
+  });
+  const client = new OpenAI({
+    baseURL: `${llm.url}/v1`,
+    apiKey: "x",
+    maxRetries: 0,
+  });
+  const done = await client.chat.completions.create({
+    model: "m",
+    messages: [{ role: "user", content: "hi" }],
+    max_tokens: 4,
+  });
+  assert.equal(done.usage?.completion_tokens, 4);
+  const stream = await client.completions.create({
+    model: "m",
+    prompt: "hi",
+    max_tokens: 5,
+    stream: true,
+  });
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
+  assert.equal(text.trim().split(/\s+/).length, 5);
 });
 
 Deno.test("openai stand-in setTokensPerSecond changes the speed at once", async () => {
-  const llm = await startOpenAiServer({ tokensPerSecond: 10 });
-  try {
-    llm.setTokensPerSecond(1000);
-    const t0 = performance.now();
-    const res = await post(`${llm.url}/v1/completions`, {
-      prompt: "x",
-      max_tokens: 20,
-    });
-    assert.equal((await res.json()).usage.completion_tokens, 20);
-    assert.ok(
-      performance.now() - t0 < 1000,
-      "20 tokens at 10/s would take 2 s",
-    );
-    assert.throws(() => llm.setTokensPerSecond(0), RangeError);
-  } finally {
-    await llm.close();
-  }
+  await using llm = await startOpenAiServer({ tokensPerSecond: 10 });
+  llm.setTokensPerSecond(1000);
+  const t0 = performance.now();
+  const res = await post(`${llm.url}/v1/completions`, {
+    prompt: "x",
+    max_tokens: 20,
+  });
+  assert.equal((await res.json()).usage.completion_tokens, 20);
+  assert.ok(
+    performance.now() - t0 < 1000,
+    "20 tokens at 10/s would take 2 s",
+  );
+  assert.throws(() => llm.setTokensPerSecond(0), RangeError);
 });

@@ -1,54 +1,12 @@
 import assert from "node:assert/strict";
 import { startTgiServer } from "../lib/dev/tgi_server.ts";
-
-function post(
-  url: string,
-  body: unknown,
-  signal?: AbortSignal,
-): Promise<Response> {
-  return fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal,
-  });
-}
-
-async function waitFor(
-  pred: () => boolean | Promise<boolean>,
-  ms = 1000,
-): Promise<void> {
-  const end = performance.now() + ms;
-  while (!(await pred())) {
-    if (performance.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Reads `data:` events (TGI writes no space after the colon) with times. */
-async function readEvents(
-  res: Response,
-  stopAfter = Infinity,
-): Promise<{ data: string; at: number }[]> {
-  const events: { data: string; at: number }[] = [];
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  try {
-    while (events.length < stopAfter) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += value;
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        events.push({ data: buf.slice(0, i), at: performance.now() });
-        buf = buf.slice(i + 2);
-      }
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return events;
-}
+import {
+  post,
+  readEvents,
+  tempLog,
+  waitFor,
+  waitForLog,
+} from "./helpers/dev.ts";
 
 async function gauge(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -58,170 +16,154 @@ async function gauge(url: string, name: string): Promise<number> {
 }
 
 Deno.test("tgi stand-in streams token events at the set rate, generated_text last", async () => {
-  const tgi = await startTgiServer({ tokensPerSecond: 50 });
-  try {
-    const t0 = performance.now();
-    const res = await post(`${tgi.url}/generate_stream`, {
-      inputs: "What is deep learning?",
-      parameters: { max_new_tokens: 10 },
-    });
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get("content-type"), "text/event-stream");
-    const events = await readEvents(res);
-    assert.equal(events.length, 10);
-    assert.ok(events.every((e) => e.data.startsWith("data:{")));
-    const parsed = events.map((e) => JSON.parse(e.data.slice(5)));
-    assert.deepEqual(Object.keys(parsed[0].token).sort(), [
-      "id",
-      "logprob",
-      "special",
-      "text",
-    ]);
-    assert.equal(parsed[0].index, 1);
-    assert.equal(parsed[0].generated_text, null);
-    assert.equal(parsed[0].details, null);
-    const last = parsed[9];
-    assert.equal(last.generated_text, parsed.map((p) => p.token.text).join(""));
-    assert.equal(last.details.finish_reason, "length");
-    assert.equal(last.details.generated_tokens, 10);
-    const gaps = events.slice(1).map((e, i) => e.at - events[i].at);
-    const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
-    assert.ok(mean > 8 && mean < 60, `mean gap ${mean} ms`);
-    assert.ok(events[9].at - t0 >= 190, "tokens arrived too fast");
-  } finally {
-    await tgi.close();
-  }
+  await using tgi = await startTgiServer({ tokensPerSecond: 50 });
+  const t0 = performance.now();
+  const res = await post(`${tgi.url}/generate_stream`, {
+    inputs: "What is deep learning?",
+    parameters: { max_new_tokens: 10 },
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/event-stream");
+  const events = await readEvents(res);
+  assert.equal(events.length, 10);
+  // TGI writes no space after `data:`.
+  assert.ok(events.every((e) => e.raw.startsWith("data:{")));
+  const parsed = events.map((e) => JSON.parse(e.data));
+  assert.deepEqual(Object.keys(parsed[0].token).sort(), [
+    "id",
+    "logprob",
+    "special",
+    "text",
+  ]);
+  assert.equal(parsed[0].index, 1);
+  assert.equal(parsed[0].generated_text, null);
+  assert.equal(parsed[0].details, null);
+  const last = parsed[9];
+  assert.equal(last.generated_text, parsed.map((p) => p.token.text).join(""));
+  assert.equal(last.details.finish_reason, "length");
+  assert.equal(last.details.generated_tokens, 10);
+  const gaps = events.slice(1).map((e, i) => e.at - events[i].at);
+  const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+  assert.ok(mean > 8 && mean < 60, `mean gap ${mean} ms`);
+  assert.ok(events[9].at - t0 >= 190, "tokens arrived too fast");
 });
 
 Deno.test("tgi stand-in /generate returns generated_text, details on request", async () => {
-  const tgi = await startTgiServer({ tokensPerSecond: 1000 });
-  try {
-    const plain = await post(`${tgi.url}/generate`, {
-      inputs: "Hi",
-      parameters: { max_new_tokens: 3 },
-    });
-    assert.equal(plain.headers.get("x-generated-tokens"), "3");
-    const body = await plain.json();
-    assert.deepEqual(Object.keys(body), ["generated_text"]);
-    assert.equal(body.generated_text.trim().split(" ").length, 3);
-    const req = {
-      inputs: "Hi",
-      parameters: { max_new_tokens: 4, details: true },
-    };
-    const detailed = await (await post(`${tgi.url}/generate`, req)).json();
-    assert.equal(detailed.details.generated_tokens, 4);
-    assert.equal(detailed.details.tokens.length, 4);
-    assert.deepEqual(tgi.lastBody, req);
-    assert.equal(tgi.requests, 2);
-    const info = await (await fetch(`${tgi.url}/info`)).json();
-    assert.equal(typeof info.model_id, "string");
-    assert.equal(info.max_total_tokens, 2048);
-  } finally {
-    await tgi.close();
-  }
+  await using tgi = await startTgiServer({ tokensPerSecond: 1000 });
+  const plain = await post(`${tgi.url}/generate`, {
+    inputs: "Hi",
+    parameters: { max_new_tokens: 3 },
+  });
+  assert.equal(plain.headers.get("x-generated-tokens"), "3");
+  const body = await plain.json();
+  assert.deepEqual(Object.keys(body), ["generated_text"]);
+  assert.equal(body.generated_text.trim().split(" ").length, 3);
+  const req = {
+    inputs: "Hi",
+    parameters: { max_new_tokens: 4, details: true },
+  };
+  const detailed = await (await post(`${tgi.url}/generate`, req)).json();
+  assert.equal(detailed.details.generated_tokens, 4);
+  assert.equal(detailed.details.tokens.length, 4);
+  assert.deepEqual(tgi.lastBody, req);
+  assert.equal(tgi.requests, 2);
+  const info = await (await fetch(`${tgi.url}/info`)).json();
+  assert.equal(typeof info.model_id, "string");
+  assert.equal(info.max_total_tokens, 2048);
 });
 
 Deno.test("tgi stand-in validates like TGI's router", async () => {
-  const tgi = await startTgiServer();
-  try {
-    const empty = await post(`${tgi.url}/generate`, { inputs: "" });
-    assert.equal(empty.status, 422);
-    assert.deepEqual(await empty.json(), {
-      error: "Input validation error: `inputs` cannot be empty",
-      error_type: "validation",
-    });
-    const zero = await post(`${tgi.url}/generate`, {
-      inputs: "x",
-      parameters: { max_new_tokens: 0 },
-    });
-    assert.equal(zero.status, 422);
-    assert.match(
-      (await zero.json()).error,
-      /max_new_tokens` must be strictly positive/,
-    );
-    const long = await post(`${tgi.url}/generate`, {
-      inputs: "x",
-      parameters: { max_new_tokens: 4000 },
-    });
-    assert.equal((await long.json()).error_type, "validation");
-    const missing = await post(`${tgi.url}/generate`, { parameters: {} });
-    assert.equal(missing.status, 422);
-    assert.match(await missing.text(), /missing field `inputs`/);
-    const noType = await fetch(`${tgi.url}/generate`, {
-      method: "POST",
-      body: '{"inputs":"x"}',
-    });
-    assert.equal(noType.status, 415);
-    await noType.body?.cancel();
-  } finally {
-    await tgi.close();
-  }
+  await using tgi = await startTgiServer();
+  const empty = await post(`${tgi.url}/generate`, { inputs: "" });
+  assert.equal(empty.status, 422);
+  assert.deepEqual(await empty.json(), {
+    error: "Input validation error: `inputs` cannot be empty",
+    error_type: "validation",
+  });
+  const zero = await post(`${tgi.url}/generate`, {
+    inputs: "x",
+    parameters: { max_new_tokens: 0 },
+  });
+  assert.equal(zero.status, 422);
+  assert.match(
+    (await zero.json()).error,
+    /max_new_tokens` must be strictly positive/,
+  );
+  const long = await post(`${tgi.url}/generate`, {
+    inputs: "x",
+    parameters: { max_new_tokens: 4000 },
+  });
+  assert.equal((await long.json()).error_type, "validation");
+  const missing = await post(`${tgi.url}/generate`, { parameters: {} });
+  assert.equal(missing.status, 422);
+  assert.match(await missing.text(), /missing field `inputs`/);
+  const noType = await fetch(`${tgi.url}/generate`, {
+    method: "POST",
+    body: '{"inputs":"x"}',
+  });
+  assert.equal(noType.status, 415);
+  await noType.body?.cancel();
 });
 
 Deno.test("tgi stand-in logs JSON lines up to Connected, health follows", async () => {
-  const logFile = await Deno.makeTempFile();
-  const tgi = await startTgiServer({ logFile, startupDelayMs: 150 });
-  try {
-    const early = await fetch(`${tgi.url}/health`);
-    assert.equal(early.status, 503);
-    assert.deepEqual(await early.json(), {
-      error: "unhealthy",
-      error_type: "healthcheck",
-    });
-    assert.match(await Deno.readTextFile(logFile), /"message":"Download/);
-    const connected = '"message":"Connected","target":"text_generation_router"';
-    await waitFor(async () =>
-      (await Deno.readTextFile(logFile)).includes(connected)
-    );
-    const lines = (await Deno.readTextFile(logFile)).trim().split("\n");
-    for (const line of lines) {
-      const entry = JSON.parse(line);
-      assert.equal(typeof entry.timestamp, "string");
-      assert.ok(["INFO", "WARN"].includes(entry.level));
-    }
-    const ok = await fetch(`${tgi.url}/health`);
-    await ok.body?.cancel();
-    assert.equal(ok.status, 200);
-  } finally {
-    await tgi.close();
-    await Deno.remove(logFile);
+  await using logFile = await tempLog();
+  await using tgi = await startTgiServer({
+    logFile: logFile.path,
+    startupDelayMs: 150,
+  });
+  const early = await fetch(`${tgi.url}/health`);
+  assert.equal(early.status, 503);
+  assert.deepEqual(await early.json(), {
+    error: "unhealthy",
+    error_type: "healthcheck",
+  });
+  assert.match(await Deno.readTextFile(logFile.path), /"message":"Download/);
+  const connected = '"message":"Connected","target":"text_generation_router"';
+  await waitForLog(logFile.path, connected);
+  const lines = (await Deno.readTextFile(logFile.path)).trim().split("\n");
+  for (const line of lines) {
+    const entry = JSON.parse(line);
+    assert.equal(typeof entry.timestamp, "string");
+    assert.ok(["INFO", "WARN"].includes(entry.level));
   }
+  const ok = await fetch(`${tgi.url}/health`);
+  await ok.body?.cancel();
+  assert.equal(ok.status, 200);
 });
 
 Deno.test("tgi stand-in counts aborted streams and reports its queue in /metrics", async () => {
-  const tgi = await startTgiServer({ tokensPerSecond: 100, maxBatchSize: 1 });
-  try {
-    const ctrl = new AbortController();
-    const res = await post(`${tgi.url}/generate_stream`, {
-      inputs: "x",
-      parameters: { max_new_tokens: 100 },
-    }, ctrl.signal);
-    const queued = post(`${tgi.url}/generate`, {
-      inputs: "y",
-      parameters: { max_new_tokens: 2 },
-    });
-    await waitFor(async () => await gauge(tgi.url, "tgi_queue_size") === 1);
-    assert.equal(await gauge(tgi.url, "tgi_batch_current_size"), 1);
-    await readEvents(res, 2);
-    ctrl.abort();
-    await waitFor(() => tgi.aborted === 1);
-    const done = await queued;
-    assert.equal(done.status, 200);
-    await done.json();
-    assert.equal(await gauge(tgi.url, "tgi_queue_size"), 0);
-  } finally {
-    await tgi.close();
-  }
+  await using tgi = await startTgiServer({
+    tokensPerSecond: 100,
+    maxBatchSize: 1,
+  });
+  const ctrl = new AbortController();
+  const res = await post(`${tgi.url}/generate_stream`, {
+    inputs: "x",
+    parameters: { max_new_tokens: 100 },
+  }, ctrl.signal);
+  const queued = post(`${tgi.url}/generate`, {
+    inputs: "y",
+    parameters: { max_new_tokens: 2 },
+  });
+  await waitFor(async () => await gauge(tgi.url, "tgi_queue_size") === 1);
+  assert.equal(await gauge(tgi.url, "tgi_batch_current_size"), 1);
+  await readEvents(res, 2);
+  ctrl.abort();
+  await waitFor(() => tgi.aborted === 1);
+  const done = await queued;
+  assert.equal(done.status, 200);
+  await done.json();
+  assert.equal(await gauge(tgi.url, "tgi_queue_size"), 0);
 });
 
 Deno.test("tgi stand-in failures: overload 429, errorRate 424, crash and ShardCannotStart", async () => {
-  const logFile = await Deno.makeTempFile();
-  const tgi = await startTgiServer({
-    logFile,
-    tokensPerSecond: 100,
-    maxConcurrentRequests: 1,
-  });
-  try {
+  await using logFile = await tempLog();
+  {
+    await using tgi = await startTgiServer({
+      logFile: logFile.path,
+      tokensPerSecond: 100,
+      maxConcurrentRequests: 1,
+    });
     const first = post(`${tgi.url}/generate`, {
       inputs: "x",
       parameters: { max_new_tokens: 50 },
@@ -239,35 +181,24 @@ Deno.test("tgi stand-in failures: overload 429, errorRate 424, crash and ShardCa
     const killed = await first;
     assert.equal(killed.status, 424);
     assert.equal((await killed.json()).error_type, "generation");
-    const log = await Deno.readTextFile(logFile);
+    const log = await Deno.readTextFile(logFile.path);
     assert.match(log, /^Error: WebserverFailed$/m);
     await assert.rejects(fetch(`${tgi.url}/health`), TypeError);
-  } finally {
-    await tgi.close();
   }
-  const flaky = await startTgiServer({ failures: { errorRate: 1 } });
-  try {
+  {
+    await using flaky = await startTgiServer({ failures: { errorRate: 1 } });
     const r = await post(`${flaky.url}/generate`, { inputs: "x" });
     assert.equal(r.status, 424);
     assert.match((await r.json()).error, /^Request failed during generation/);
-  } finally {
-    await flaky.close();
   }
-  await Deno.writeTextFile(logFile, "");
-  const broken = await startTgiServer({
-    logFile,
+  await Deno.writeTextFile(logFile.path, "");
+  await using _broken = await startTgiServer({
+    logFile: logFile.path,
     failures: { failStartup: true },
   });
-  try {
-    await waitFor(async () =>
-      (await Deno.readTextFile(logFile)).includes("Error: ShardCannotStart")
-    );
-    assert.doesNotMatch(
-      await Deno.readTextFile(logFile),
-      /"message":"Connected"/,
-    );
-  } finally {
-    await broken.close();
-    await Deno.remove(logFile);
-  }
+  await waitForLog(logFile.path, "Error: ShardCannotStart");
+  assert.doesNotMatch(
+    await Deno.readTextFile(logFile.path),
+    /"message":"Connected"/,
+  );
 });

@@ -135,6 +135,15 @@ export async function readJson(req: Request): Promise<unknown> {
   }
 }
 
+/** Parses JSON text; `undefined` when it is not valid JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** `true` for a plain JSON object (not an array, not null). */
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);

@@ -33,143 +33,78 @@ import {
   completeJob,
   newResult,
 } from "./_comfy_result.ts";
-import { LogFile } from "./_log.ts";
-import { DevServer, json, reasonPhrase, type RequestScope } from "./_serve.ts";
+import { json, parseJson, reasonPhrase, type RequestScope } from "./_serve.ts";
+import {
+  launch,
+  StandIn,
+  type StandInOptions,
+  type StandInServer,
+} from "./_standin.ts";
 
-/** Options of {@linkcode startComfyUiServer}. */
-export interface ComfyUiServerOptions {
-  /** Port to bind on 127.0.0.1; 0 picks a free one. @default 0 */
-  port?: number;
-  /** File the wrapper's log lines are appended to. @default none */
-  logFile?: string;
+/**
+ * Options of {@linkcode startComfyUiServer}. Under `failures`, `errorRate`
+ * ends jobs `"status": "failed"` (execution error), and with `failStartup`
+ * ComfyUI never comes up: the wrapper logs `BACKENDS_READY_TIMEOUT` and
+ * `/health` stays 503.
+ */
+export interface ComfyUiServerOptions extends StandInOptions {
   /** Generation time per image, in seconds. @default 1 */
   secondsPerImage?: number;
-  /** Time until ComfyUI is up (`/health` 200, `BACKENDS_READY`). @default 0 */
-  startupDelayMs?: number;
   /** Print `BACKENDS_READY` once up; older wrappers never do. @default true */
   readySignal?: boolean;
   /** ComfyUI's output folder, for `local_path`. @default "/opt/ComfyUI/output" */
   outputDir?: string;
-  /** Failure injection. */
-  failures?: {
-    /** Share of jobs ending `"status": "failed"` (execution error). */
-    errorRate?: number;
-    /** Crash (as {@linkcode ComfyUiServer.crash}) after this many jobs. */
-    crashAfterRequests?: number;
-    /** ComfyUI never comes up: log `BACKENDS_READY_TIMEOUT`, `/health` stays
-     * 503. */
-    failStartup?: boolean;
-  };
 }
 
-/** Handle of a running ComfyUI wrapper stand-in. */
-export interface ComfyUiServer {
-  /** Base URL, `http://127.0.0.1:<port>`. */
-  readonly url: string;
-  /** Bound port. */
-  readonly port: number;
-  /** `POST /generate/sync` requests seen, valid or not. */
-  readonly requests: number;
-  /** Jobs whose client went away while queued or generating. */
-  readonly aborted: number;
-  /** Last JSON body received on `/generate/sync`. */
-  readonly lastBody: unknown;
-  /** Logs `BACKEND_UNRECOVERABLE`, fails in-flight jobs and stops
-   * listening (connection refused). */
-  crash(): Promise<void>;
+/**
+ * Handle of a running ComfyUI wrapper stand-in. Its inference requests are
+ * the jobs POSTed to `/generate/sync`; `crash()` logs
+ * `BACKEND_UNRECOVERABLE`.
+ */
+export interface ComfyUiServer extends StandInServer {
   /** Changes the generation time per image (for jobs that start later). */
   setSecondsPerImage(seconds: number): void;
-  /** Stops the server and flushes the log. Idempotent. */
-  close(): Promise<void>;
 }
 
 /** Starts the stand-in; resolves once it listens and logged its boot. */
-export async function startComfyUiServer(
+export function startComfyUiServer(
   options: ComfyUiServerOptions = {},
 ): Promise<ComfyUiServer> {
-  const server = new ComfyStandIn(options);
-  await server.flushLog();
-  return server;
+  return launch(() => new ComfyStandIn(options));
 }
 
-class ComfyStandIn implements ComfyUiServer {
-  #opts: ComfyUiServerOptions;
+class ComfyStandIn extends StandIn<ComfyUiServerOptions>
+  implements ComfyUiServer {
   #secondsPerImage: number;
   #slots = new Slots(1);
-  #log: LogFile;
-  #http: DevServer;
-  #ready = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
   #files = 0;
-  #requests = 0;
-  #finished = 0;
-  #aborted = 0;
-  #lastBody: unknown = undefined;
 
   constructor(opts: ComfyUiServerOptions) {
-    this.#opts = opts;
+    super(opts);
     this.#secondsPerImage = opts.secondsPerImage ?? 1;
-    this.#log = new LogFile(opts.logFile);
-    this.#http = new DevServer(
-      opts.port ?? 0,
-      (req, scope) => this.#route(req, scope),
-    );
-    this.#log.write(...comfyLog.boot(this.port));
-    const delay = opts.startupDelayMs ?? 0;
-    if (delay > 0) this.#timer = setTimeout(() => this.#finishStartup(), delay);
-    else this.#finishStartup();
-  }
-
-  get url(): string {
-    return this.#http.url;
-  }
-  get port(): number {
-    return this.#http.port;
-  }
-  get requests(): number {
-    return this.#requests;
-  }
-  get aborted(): number {
-    return this.#aborted;
-  }
-  get lastBody(): unknown {
-    return this.#lastBody;
-  }
-
-  flushLog(): Promise<void> {
-    return this.#log.flush();
+    this.start(comfyLog.boot);
   }
 
   setSecondsPerImage(seconds: number): void {
     this.#secondsPerImage = seconds;
   }
 
-  crash(): Promise<void> {
-    if (!this.#http.stopped) {
-      this.#log.write(comfyLog.unrecoverable());
-    }
-    return this.close();
+  override crash(): Promise<void> {
+    return this.crashWith([comfyLog.unrecoverable()]);
   }
 
-  async close(): Promise<void> {
-    clearTimeout(this.#timer);
-    await this.#http.stop();
-    await this.#log.flush();
+  protected override failStartup(): void {
+    this.log.write(comfyLog.readyTimeout());
   }
 
-  #finishStartup(): void {
-    this.#timer = undefined;
-    if (this.#opts.failures?.failStartup) {
-      this.#log.write(comfyLog.readyTimeout());
-      return;
-    }
-    this.#ready = true;
-    if (this.#opts.readySignal ?? true) {
-      this.#log.write(comfyLog.ready());
-    }
+  protected override logReady(): void {
+    if (this.opts.readySignal ?? true) this.log.write(comfyLog.ready());
   }
 
-  async #route(req: Request, scope: RequestScope): Promise<Response> {
+  protected override async route(
+    req: Request,
+    scope: RequestScope,
+  ): Promise<Response> {
     const path = new URL(req.url).pathname;
     let res: Response;
     if (path === "/health" || path === "/queue-info") {
@@ -185,7 +120,7 @@ class ComfyStandIn implements ComfyUiServer {
       `INFO:     ${scope.remote} - "${req.method} ${path} HTTP/1.1" ${res.status} ${
         reasonPhrase(res.status)
       }`;
-    if (res.status !== 499) this.#log.write(line);
+    if (res.status !== 499) this.log.write(line);
     return res;
   }
 
@@ -199,25 +134,21 @@ class ComfyStandIn implements ComfyUiServer {
       });
     }
     const body = {
-      status: this.#ready ? "healthy" : "unhealthy",
+      status: this.ready ? "healthy" : "unhealthy",
       cache_type: "memory",
       queues: { preprocess: 0, generation, postprocess: 0 },
     };
-    return json(body, this.#ready ? 200 : 503);
+    return json(body, this.ready ? 200 : 503);
   }
 
   async #sync(req: Request, scope: RequestScope): Promise<Response> {
     const text = await req.text();
-    this.#requests++;
-    try {
-      this.#lastBody = JSON.parse(text);
-    } catch {
-      this.#lastBody = undefined;
-    }
+    this.countRequest();
+    this.noteBody(parseJson(text));
     const job = parseComfyPayload(text);
     if (job instanceof Response) return this.#done(job);
     const result = newResult(job.requestId);
-    this.#log.write(comfyLog.queued(job.requestId));
+    this.log.write(comfyLog.queued(job.requestId));
     if (!await this.#slots.acquire(scope.signal)) {
       return this.#interrupted(result, scope);
     }
@@ -234,14 +165,13 @@ class ComfyStandIn implements ComfyUiServer {
     scope: RequestScope,
   ): Promise<Response> {
     const id = job.requestId;
-    this.#log.write(comfyLog.processing(id));
+    this.log.write(comfyLog.processing(id));
     let t = Date.now();
     const prepared = prepareWorkflow(job, comfyLog.COMFY);
     if (typeof prepared === "string") return this.#failed(result, prepared);
     const { workflow, outputs } = prepared;
     result.timings.preprocess_ms = Date.now() - t;
-    const rate = this.#opts.failures?.errorRate ?? 0;
-    if (rate > 0 && Math.random() < rate) {
+    if (this.injectFailure()) {
       return this.#failed(
         result,
         "Generation failed: Execution error: CUDA out of memory (injected failure)",
@@ -254,17 +184,17 @@ class ComfyStandIn implements ComfyUiServer {
     }
     result.timings.generation_ms = Date.now() - t;
     this.#files = completeJob(result, workflow, outputs, {
-      outputDir: this.#opts.outputDir ?? "/opt/ComfyUI/output",
+      outputDir: this.opts.outputDir ?? "/opt/ComfyUI/output",
       fileCounter: this.#files,
     });
     result.status = "completed";
     result.message = "Processing complete.";
-    this.#log.write(comfyLog.completed(id));
+    this.log.write(comfyLog.completed(id));
     return this.#done(json(closeTimings(result)));
   }
 
   #failed(result: ComfyResult, message: string): Response {
-    this.#log.write(comfyLog.failed(result.id, message));
+    this.log.write(comfyLog.failed(result.id, message));
     result.status = "failed";
     result.message = message;
     return this.#done(json(closeTimings(result)));
@@ -277,17 +207,15 @@ class ComfyStandIn implements ComfyUiServer {
         `Generation failed: ComfyUI backend ${comfyLog.COMFY} is unrecoverable`,
       );
     }
-    this.#aborted++;
-    this.#log.write(comfyLog.disconnected(scope.remote, result.id));
+    this.countAborted();
+    this.log.write(comfyLog.disconnected(scope.remote, result.id));
     result.status = "cancelled";
     result.message = "Client closed connection";
     return this.#done(json(result, 499));
   }
 
   #done(res: Response): Response {
-    this.#finished++;
-    const limit = this.#opts.failures?.crashAfterRequests;
-    if (limit !== undefined && this.#finished === limit) void this.crash();
+    this.countFinished();
     return res;
   }
 }

@@ -55,8 +55,8 @@ export interface Reply {
   body?: unknown;
 }
 
-/** Handle of a running control-plane stand-in. */
-export interface ControlPlane {
+/** Handle of a running control-plane stand-in; `await using` closes it. */
+export interface ControlPlane extends AsyncDisposable {
   /** Base URL (what the worker's `REPORT_ADDR` should be). */
   readonly url: string;
   /** Bound port. */
@@ -188,6 +188,10 @@ class ControlPlaneStandIn implements ControlPlane {
   close(): Promise<void> {
     this.#records.cancelWaits();
     return this.#http.stop();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #route(req: Request): Promise<Response> {

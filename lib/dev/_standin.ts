@@ -1,0 +1,217 @@
+/**
+ * What the model-server stand-ins (OpenAI-compatible, TGI, ComfyUI) share:
+ * the common options, the handle's counters, and the lifecycle of a model
+ * server process — boot lines, a startup delay that ends in the ready lines
+ * (or a failed load), a crash, a crash after N requests, and close.
+ *
+ * @module
+ */
+
+import { LogFile } from "./_log.ts";
+import { DevServer, type RequestScope } from "./_serve.ts";
+
+/** Failure injection common to the stand-ins. */
+export interface StandInFailures {
+  /** Share of inference requests (0..1) that fail: answered 500 at once by
+   * the OpenAI stand-in, 424 "Request failed during generation" by TGI, a job
+   * ending `"status": "failed"` (execution error) by ComfyUI. */
+  errorRate?: number;
+  /** Crash (as the handle's `crash()`) once this many inference requests
+   * have finished. */
+  crashAfterRequests?: number;
+  /** Fail to load: after `startupDelayMs`, log the server's load-failure
+   * lines instead of the ready ones. The OpenAI and TGI stand-ins then stop
+   * listening, as their process exits; ComfyUI's wrapper stays up with
+   * `/health` 503 (`BACKENDS_READY_TIMEOUT`). */
+  failStartup?: boolean;
+}
+
+/** Options common to the stand-ins. */
+export interface StandInOptions {
+  /** Port to bind on 127.0.0.1; 0 picks a free one. @default 0 */
+  port?: number;
+  /** File the server's log lines are appended to. @default none */
+  logFile?: string;
+  /** Time before the server is up: `/health` turns 200 and the ready lines
+   * are logged. @default 0 */
+  startupDelayMs?: number;
+  /** Failure injection. */
+  failures?: StandInFailures;
+}
+
+/** Handle of a running stand-in; `await using` closes it. */
+export interface StandInServer extends AsyncDisposable {
+  /** Base URL, `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Bound port. */
+  readonly port: number;
+  /** Inference requests seen, valid or not. */
+  readonly requests: number;
+  /** Requests whose client went away while queued or generating. */
+  readonly aborted: number;
+  /** Last JSON body received on an inference route (`undefined` when it was
+   * not JSON). */
+  readonly lastBody: unknown;
+  /** Logs the server's fatal lines, fails in-flight requests and stops
+   * listening (connection refused). Resolves once the port is closed. */
+  crash(): Promise<void>;
+  /** Stops the server and flushes the log. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Base of the stand-ins. A subclass sets up its own state, then calls
+ * {@linkcode StandIn.start} last in its constructor (so that nothing
+ * listens when its setup throws); it answers requests in
+ * {@linkcode StandIn.route} and reports them with the `count*` / `note*`
+ * methods.
+ */
+export abstract class StandIn<O extends StandInOptions>
+  implements StandInServer {
+  /** The options the server was started with. */
+  protected readonly opts: O;
+  /** The server's log file. */
+  protected readonly log: LogFile;
+  #http: DevServer | undefined;
+  #ready = false;
+  #startTimer: ReturnType<typeof setTimeout> | undefined;
+  #requests = 0;
+  #finished = 0;
+  #aborted = 0;
+  #lastBody: unknown = undefined;
+
+  /** Keeps the options; nothing listens before {@linkcode StandIn.start}. */
+  constructor(opts: O) {
+    this.opts = opts;
+    this.log = new LogFile(opts.logFile);
+  }
+
+  get url(): string {
+    return this.#listener.url;
+  }
+  get port(): number {
+    return this.#listener.port;
+  }
+  get requests(): number {
+    return this.#requests;
+  }
+  get aborted(): number {
+    return this.#aborted;
+  }
+  get lastBody(): unknown {
+    return this.#lastBody;
+  }
+
+  /** `true` once startup is over and it did not fail. */
+  protected get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Resolves once every log line written so far is on disk. */
+  flushLog(): Promise<void> {
+    return this.log.flush();
+  }
+
+  abstract crash(): Promise<void>;
+
+  async close(): Promise<void> {
+    clearTimeout(this.#startTimer);
+    await this.#listener.stop();
+    await this.log.flush();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Answers one request. */
+  protected abstract route(
+    req: Request,
+    scope: RequestScope,
+  ): Promise<Response> | Response;
+
+  /** Logs the ready lines (startup is over). */
+  protected abstract logReady(): void;
+
+  /** Startup failed (`failures.failStartup`): log it, and stop if the real
+   * server's process would exit. */
+  protected abstract failStartup(): void;
+
+  /**
+   * Starts listening (requests go to {@linkcode StandIn.route}), logs the
+   * boot lines for the bound port, then after `startupDelayMs` (at once
+   * without one) ends startup: {@linkcode StandIn.failStartup} under
+   * `failures.failStartup`, else ready and {@linkcode StandIn.logReady}.
+   */
+  protected start(bootLines: (port: number) => readonly string[]): void {
+    this.#http = new DevServer(
+      this.opts.port ?? 0,
+      (req, scope) => this.route(req, scope),
+    );
+    this.log.write(...bootLines(this.port));
+    const delay = this.opts.startupDelayMs ?? 0;
+    if (delay > 0) {
+      this.#startTimer = setTimeout(() => this.#finishStartup(), delay);
+    } else this.#finishStartup();
+  }
+
+  /** The body of `crash()`: logs `fatalLines` unless already stopped, then
+   * closes. */
+  protected crashWith(fatalLines: readonly string[]): Promise<void> {
+    if (!this.#listener.stopped) this.log.write(...fatalLines);
+    return this.close();
+  }
+
+  /** Counts an inference request. */
+  protected countRequest(): void {
+    this.#requests++;
+  }
+
+  /** Keeps the body of the latest inference request (for `lastBody`). */
+  protected noteBody(body: unknown): void {
+    this.#lastBody = body;
+  }
+
+  /** `true` for a request that `failures.errorRate` picks to fail. */
+  protected injectFailure(): boolean {
+    const rate = this.opts.failures?.errorRate ?? 0;
+    return rate > 0 && Math.random() < rate;
+  }
+
+  /** Counts a request whose client went away. */
+  protected countAborted(): void {
+    this.#aborted++;
+  }
+
+  /** Counts a finished inference request (answered in any way), crashing
+   * when `failures.crashAfterRequests` is reached. */
+  protected countFinished(): void {
+    this.#finished++;
+    const limit = this.opts.failures?.crashAfterRequests;
+    if (limit !== undefined && this.#finished === limit) void this.crash();
+  }
+
+  get #listener(): DevServer {
+    if (this.#http === undefined) throw new Error("stand-in not started");
+    return this.#http;
+  }
+
+  #finishStartup(): void {
+    this.#startTimer = undefined;
+    if (this.opts.failures?.failStartup) {
+      this.failStartup();
+      return;
+    }
+    this.#ready = true;
+    this.logReady();
+  }
+}
+
+/** Creates a stand-in and resolves once its first log lines are written. */
+export async function launch<S extends StandIn<StandInOptions>>(
+  create: () => S,
+): Promise<S> {
+  const server = create();
+  await server.flushLog();
+  return server;
+}
