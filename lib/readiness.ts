@@ -92,10 +92,12 @@ export class Readiness {
   async start(): Promise<void> {
     const { config, lifecycle } = this.#o;
     const mode = readinessModeOf(config);
-    if (mode === "logs" || mode === "both") {
+    // The log is tailed whenever there is one: even when readiness comes
+    // from the health URL, its fatal lines must still count.
+    if (config.modelLogFile) {
       const actions = config.logActions;
       this.#monitor = new LogMonitor({
-        path: config.modelLogFile!,
+        path: config.modelLogFile,
         from: this.#o.logFrom,
         ...(this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {}),
         actions: {

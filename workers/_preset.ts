@@ -14,6 +14,8 @@ export type EnvVars = Record<string, string | undefined>;
 export interface Preset {
   /** Name for `--preset` and `BACKEND`. */
   readonly name: string;
+  /** Other names accepted, e.g. the Python worker's `BACKEND` value. */
+  readonly aliases?: readonly string[];
   /** One line for `edgeworker presets`. */
   readonly description: string;
   /** How the workload of a request is computed, for docs and listings. */
@@ -39,7 +41,10 @@ const READINESS_MODES: readonly ReadinessMode[] = [
 ];
 
 /** A {@linkcode ConfigError} naming the preset and the variable at fault. */
-export function presetError(preset: string, ...problems: string[]): ConfigError {
+export function presetError(
+  preset: string,
+  ...problems: string[]
+): ConfigError {
   return new ConfigError(`preset ${preset}`, problems);
 }
 

@@ -26,6 +26,7 @@ export const LLAMA_DEFAULT_OUTPUT_TOKENS = 256;
 /** The llama.cpp preset. */
 export const llamaCpp: Preset = {
   name: "llama_cpp",
+  aliases: ["llama", "llama.cpp", "llamacpp"],
   description:
     "llama.cpp llama-server, OpenAI-compatible (completions, chat, embeddings)",
   workloadRule:

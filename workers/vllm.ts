@@ -16,6 +16,7 @@ import type { Preset } from "./_preset.ts";
 /** The vLLM preset. */
 export const vllm: Preset = {
   name: "vllm",
+  aliases: ["openai"],
   description: "vLLM OpenAI-compatible server (completions, chat, embeddings)",
   workloadRule: "prompt tokens (chars/4) + max_tokens (default 16)",
   envVars: [...OPENAI_ENV_VARS, "VLLM_MODEL"],

@@ -10,7 +10,7 @@ import { tracingTime } from "./_log.ts";
 import { isObject, json } from "./_serve.ts";
 
 /** `max_new_tokens` when the request gives none. */
-export const DEFAULT_MAX_NEW_TOKENS = 20;
+export const DEFAULT_MAX_NEW_TOKENS = 100;
 
 /** A validated `/generate` or `/generate_stream` request. */
 export interface TgiRequest {

@@ -1,0 +1,158 @@
+/**
+ * End to end, the OpenAI-compatible presets (vllm, sglang, llama_cpp):
+ * `main.ts run --preset <name>` against lib/dev's OpenAI stand-in in the
+ * engine's log flavor, with signed requests from the control-plane
+ * stand-in. The three run at once.
+ */
+import assert from "node:assert/strict";
+import { type Flavor, startOpenAiServer } from "../../lib/dev/openai_server.ts";
+import { allScenarios, appendLog, inTempDir, sseEvents } from "./_presets.ts";
+
+const MODEL = "Qwen/Qwen3-0.6B";
+
+interface Case {
+  preset: string;
+  flavor: Flavor;
+  /** The engine's own model variable. */
+  modelEnv: string;
+  /** What `error_msg` shows after the stand-in's crash lines. */
+  crash: RegExp;
+}
+
+const CASES: Case[] = [
+  {
+    preset: "vllm",
+    flavor: "vllm",
+    modelEnv: "VLLM_MODEL",
+    crash: /RuntimeError: Engine loop has died/,
+  },
+  {
+    preset: "sglang",
+    flavor: "sglang",
+    modelEnv: "SGLANG_MODEL",
+    crash: /Scheduler hit an exception/,
+  },
+  {
+    preset: "llama_cpp",
+    flavor: "llama_cpp",
+    modelEnv: "LLAMA_MODEL",
+    crash: /INFO exited: llama/,
+  },
+];
+
+function scenario(c: Case): Promise<void> {
+  return inTempDir(c.preset, async ({ dir, defer, start }) => {
+    const logFile = `${dir}/engine.log`;
+    const llm = await startOpenAiServer({
+      logFile,
+      flavor: c.flavor,
+      model: MODEL,
+      tokensPerSecond: 5000,
+    });
+    defer(() => llm.close());
+    const w = await start(c.preset, {
+      MODEL_SERVER_URL: llm.url,
+      MODEL_LOG: logFile,
+      [c.modelEnv]: MODEL,
+      BENCHMARK_RUNS: "1",
+      BENCHMARK_CONCURRENCY: "2",
+    });
+    await w.waitReady();
+
+    // The benchmark ran against the stand-in with the model named by the
+    // engine's own variable, and measured something.
+    const status = await w.status();
+    assert.ok(Number(status.max_perf) > 0, `max_perf ${status.max_perf}`);
+    const bench = llm.lastBody as Record<string, unknown>;
+    assert.equal(bench.model, MODEL);
+    assert.equal(bench.max_tokens, 500);
+    assert.ok(await Deno.stat(`${dir}/.has_benchmark`));
+
+    // Completions, bare body: 40 chars ≈ 10 tokens + 5 requested = 15.
+    const completion = await w.call("/v1/completions", {
+      prompt: "a".repeat(40),
+      max_tokens: 5,
+    });
+    assert.equal(completion.status, 200);
+    const cbody = await completion.json();
+    assert.equal(cbody.object, "text_completion");
+    assert.ok(cbody.choices[0].text.length > 0);
+    assert.equal(cbody.usage.completion_tokens, 5);
+
+    // Chat, streamed, wrapped as {"input": ...}: 20 chars ≈ 5 + 4 = 9.
+    const streamed = await w.call("/v1/chat/completions", {
+      input: {
+        messages: [{ role: "user", content: "b".repeat(20) }],
+        max_tokens: 4,
+        stream: true,
+      },
+    });
+    assert.equal(streamed.status, 200);
+    assert.match(streamed.headers.get("content-type") ?? "", /event-stream/);
+    const text = await streamed.text();
+    assert.match(text, /data: \[DONE\]/);
+    const deltas = sseEvents(text).flatMap((e) =>
+      (e.choices as { delta: { content?: string } }[])
+        .map((ch) => ch.delta.content)
+        .filter((t) => t)
+    );
+    assert.equal(deltas.length, 4);
+    const forwarded = llm.lastBody as Record<string, unknown>;
+    assert.equal(forwarded.input, undefined, "the wrapper was removed");
+    assert.equal(forwarded.stream, true);
+
+    // Chat with max_completion_tokens: 8 chars = 2 + 3 = 5.
+    const chat = await w.call("/v1/chat/completions", {
+      messages: [{ role: "user", content: "c".repeat(8) }],
+      max_completion_tokens: 3,
+    });
+    assert.equal(chat.status, 200);
+    const chatBody = await chat.json();
+    assert.equal(chatBody.object, "chat.completion");
+    assert.equal(chatBody.usage.completion_tokens, 3);
+
+    // Embeddings: 12 chars = 3.
+    const embedding = await w.call("/v1/embeddings", { input: "d".repeat(12) });
+    assert.equal(embedding.status, 200);
+    const ebody = await embedding.json();
+    assert.ok(ebody.data[0].embedding.length > 0);
+
+    // A forged signature is refused (and not counted as new load).
+    const forged = await w.call(
+      "/v1/completions",
+      { prompt: "x", max_tokens: 1 },
+      { ...await w.route(), url: "http://203.0.113.9:1" },
+    );
+    assert.equal(forged.status, 401);
+    await forged.body?.cancel();
+
+    await w.waitNewLoad(15 + 9 + 5 + 3);
+
+    // One bad request's traceback does not put the worker in error.
+    const marker = `e2e-marker-${c.preset}`;
+    await appendLog(
+      logFile,
+      "Traceback (most recent call last):",
+      '  File "/app/serving.py", line 12, in create_completion',
+      "ValueError: invalid logit bias",
+      `{"message":"Download ${marker}"}`,
+    );
+    await w.waitOutput(marker);
+    const still = await fetch(`${w.base}/ready`);
+    assert.equal(still.status, 200);
+    await still.body?.cancel();
+
+    // The engine dies: its fatal lines put the worker in error, and the
+    // autoscaler hears of it.
+    await llm.crash();
+    assert.match(await w.waitError(), c.crash);
+    await w.cp.waitFor(
+      "status",
+      (b) => c.crash.test(String((b as { error_msg?: string }).error_msg)),
+    );
+  });
+}
+
+Deno.test("vllm, sglang and llama_cpp presets serve, count and fail end to end", async () => {
+  await allScenarios(CASES.map(scenario));
+});

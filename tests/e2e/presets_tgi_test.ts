@@ -1,0 +1,192 @@
+/**
+ * End to end, the presets for TGI-style servers: `tgi` and `generic`
+ * (configured from env alone) against lib/dev's TGI stand-in, and
+ * `hello_world` against the tutorial stand-in (lib/dev has none). The three
+ * run at once, each a `main.ts run --preset <name>` subprocess with signed
+ * requests from the control-plane stand-in.
+ */
+import assert from "node:assert/strict";
+import { startTgiServer } from "../../lib/dev/tgi_server.ts";
+import { startHelloWorldServer } from "./_hello_world_server.ts";
+import { allScenarios, appendLog, inTempDir, sseEvents } from "./_presets.ts";
+
+function tgiScenario(): Promise<void> {
+  return inTempDir("tgi", async ({ dir, defer, start }) => {
+    const logFile = `${dir}/infer.log`;
+    const tgi = await startTgiServer({ logFile, tokensPerSecond: 5000 });
+    defer(() => tgi.close());
+    const w = await start("tgi", {
+      MODEL_SERVER_URL: tgi.url,
+      MODEL_LOG: logFile,
+      BENCHMARK_RUNS: "1",
+      BENCHMARK_CONCURRENCY: "2",
+    });
+    await w.waitReady();
+    const status = await w.status();
+    assert.ok(Number(status.max_perf) > 0);
+    const bench = tgi.lastBody as { parameters: { max_new_tokens: number } };
+    assert.equal(bench.parameters.max_new_tokens, 128);
+
+    // 16 chars ≈ 4 tokens + 6 new = 10.
+    const r = await w.call("/generate", {
+      inputs: "d".repeat(16),
+      parameters: { max_new_tokens: 6 },
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-generated-tokens"), "6");
+    assert.ok(((await r.json()).generated_text as string).length > 0);
+
+    // Streamed: 19 chars ≈ 5 tokens + 3 new = 8.
+    const s = await w.call("/generate_stream", {
+      inputs: "the quick brown fox",
+      parameters: { max_new_tokens: 3 },
+    });
+    assert.equal(s.status, 200);
+    assert.match(s.headers.get("content-type") ?? "", /event-stream/);
+    const events = sseEvents(await s.text());
+    assert.equal(events.length, 3);
+    assert.equal(typeof events[2].generated_text, "string");
+
+    // Wrapped, no max_new_tokens: 8 chars = 2 + TGI's default 100 = 102.
+    const wrapped = await w.call("/generate", {
+      input: { inputs: "e".repeat(8) },
+    });
+    assert.equal(wrapped.status, 200);
+    await wrapped.body?.cancel();
+    assert.deepEqual(tgi.lastBody, { inputs: "e".repeat(8) });
+
+    await w.waitNewLoad(10 + 8 + 102);
+
+    // A per-request failure line leaves the worker ready.
+    const marker = "e2e-marker-tgi";
+    await appendLog(
+      logFile,
+      JSON.stringify({
+        level: "ERROR",
+        message: "Request failed during generation: Server error: CUDA OOM",
+        target: "text_generation_router::infer",
+      }),
+      `{"message":"Download ${marker}"}`,
+    );
+    await w.waitOutput(marker);
+    const ready = await fetch(`${w.base}/ready`);
+    assert.equal(ready.status, 200);
+    await ready.body?.cancel();
+
+    await tgi.crash();
+    assert.match(await w.waitError(), /Error: WebserverFailed/);
+  });
+}
+
+function genericScenario(): Promise<void> {
+  return inTempDir("generic", async ({ dir, defer, start }) => {
+    const logFile = `${dir}/server.log`;
+    const tgi = await startTgiServer({ logFile, tokensPerSecond: 5000 });
+    defer(() => tgi.close());
+    await Deno.writeTextFile(
+      `${dir}/bench.json`,
+      JSON.stringify({
+        inputs: "benchmark words for the generic preset",
+        parameters: { max_new_tokens: 8 },
+      }),
+    );
+    const w = await start("generic", {
+      MODEL_SERVER_URL: tgi.url,
+      EDGEWORKER_ROUTES: "/generate, /stream=/generate_stream",
+      EDGEWORKER_PARALLEL: "true",
+      EDGEWORKER_WORKLOAD: "7",
+      MODEL_LOG: logFile,
+      MODEL_LOAD_LOG_MSG: '"message":"Connected"',
+      MODEL_ERROR_LOG_MSGS: "Error: WebserverFailed\nError: ShardFailed\n",
+      MODEL_HEALTH_ENDPOINT: "/health",
+      BENCHMARK_JSON_PATH: `${dir}/bench.json`,
+      BENCHMARK_RUNS: "1",
+      BENCHMARK_CONCURRENCY: "2",
+    });
+    await w.waitReady();
+    const status = await w.status();
+    assert.ok(Number(status.max_perf) > 0);
+    assert.deepEqual(tgi.lastBody, {
+      inputs: "benchmark words for the generic preset",
+      parameters: { max_new_tokens: 8 },
+    });
+
+    const r = await w.call("/generate", {
+      inputs: "hello",
+      parameters: { max_new_tokens: 2 },
+    });
+    assert.equal(r.status, 200);
+    assert.equal(typeof (await r.json()).generated_text, "string");
+    // `/stream` is forwarded to the server's `/generate_stream`.
+    const s = await w.call("/stream", {
+      inputs: "hello",
+      parameters: { max_new_tokens: 2 },
+    });
+    assert.equal(s.status, 200);
+    assert.equal(sseEvents(await s.text()).length, 2);
+    await w.waitNewLoad(7 + 7);
+
+    // The second pattern of the newline list is a fatal one too.
+    await tgi.crash("ShardFailed");
+    assert.match(await w.waitError(), /Error: ShardFailed/);
+  });
+}
+
+function helloWorldScenario(): Promise<void> {
+  return inTempDir("hello_world", async ({ dir, defer, start }) => {
+    const logFile = `${dir}/infer.log`;
+    const model = await startHelloWorldServer({ logFile });
+    defer(() => model.close());
+    const w = await start("hello_world", {
+      MODEL_SERVER_URL: model.url,
+      MODEL_LOG: logFile,
+      BENCHMARK_RUNS: "1",
+      BENCHMARK_CONCURRENCY: "2",
+    });
+    await w.waitReady();
+    const status = await w.status();
+    assert.ok(Number(status.max_perf) > 0);
+    assert.equal(model.bodies.at(-1)?.max_response_tokens, 300);
+
+    // 32 chars ≈ 8 prompt tokens (the tutorial counts the prompt only).
+    const r = await w.call("/generate", {
+      prompt: "g".repeat(32),
+      max_response_tokens: 5,
+      extra: "dropped",
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), {
+      response: "hello from the tutorial model",
+      tokens: 5,
+    });
+    assert.deepEqual(model.bodies.at(-1), {
+      prompt: "g".repeat(32),
+      max_response_tokens: 5,
+    });
+    // 12 chars = 3.
+    const s = await w.call("/generate_stream", {
+      prompt: "h".repeat(12),
+      max_response_tokens: 3,
+    });
+    assert.equal(s.status, 200);
+    assert.deepEqual(sseEvents(await s.text()).map((e) => e.token), [
+      "hello",
+      " from",
+      " the",
+    ]);
+    // The tutorial's payload check: 422, nothing forwarded or counted.
+    const before = model.bodies.length;
+    const bad = await w.call("/generate", { prompt: "no max tokens" });
+    assert.equal(bad.status, 422);
+    assert.match(await bad.text(), /max_response_tokens/);
+    assert.equal(model.bodies.length, before);
+
+    await w.waitNewLoad(8 + 3);
+    await model.crash();
+    assert.match(await w.waitError(), /Exception: corrupted model file/);
+  });
+}
+
+Deno.test("tgi, generic and hello_world presets serve, count and fail end to end", async () => {
+  await allScenarios([tgiScenario(), genericScenario(), helloWorldScenario()]);
+});
