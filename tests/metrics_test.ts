@@ -21,6 +21,7 @@ import {
   startWorkerWith,
   statusOf,
   stopWorker,
+  sumOf,
   waitForDeletes,
 } from "./helpers/reporting.ts";
 import { generateKeys } from "./helpers/signing.ts";
@@ -185,11 +186,26 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
       }
     }
     const rejected = "edgeworker_requests_rejected_total";
+    for (
+      const reason of [
+        "budget",
+        "signature",
+        "sessions",
+        "session",
+        "draining",
+        "not_ready",
+      ]
+    ) {
+      const expected = [...MIXED.values()].filter((m) => m.reason === reason)
+        .length;
+      const fromLedger = [...totals].filter(([key]) =>
+        key.endsWith(`\u0000rejected_${reason}`)
+      ).reduce((s, [, n]) => s + n, 0);
+      assert.equal(value(families, rejected, { reason }), expected, reason);
+      assert.equal(expected, fromLedger, `${reason} (ledger)`);
+    }
     assert.equal(value(families, rejected, { reason: "budget" }), 1);
     assert.equal(value(families, rejected, { reason: "signature" }), 1);
-    for (const reason of ["sessions", "session", "draining", "not_ready"]) {
-      assert.equal(value(families, rejected, { reason }), 0, reason);
-    }
     assert.equal(value(families, "edgeworker_requests_in_flight"), 0);
     assert.equal(value(families, "edgeworker_requests_queued"), 0);
     assert.equal(value(families, "edgeworker_workload_in_flight"), 0);
@@ -244,6 +260,9 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
     assert.equal(status.sessions, 0);
     assert.deepEqual(report.working_request_idxs, []);
     assert.equal(report.num_requests_recieved, 7, "admitted requests");
+    // Served (a relayed model 500 included) and refused workload, reported once.
+    assert.equal(sumOf(cp.statusReports, "cur_perf"), 20 + 1 + 2 + 3.5 + 4);
+    assert.equal(sumOf(cp.statusReports, "rej_load"), 1 + 7);
   } finally {
     await stopWorker(w);
     await up.close();

@@ -159,36 +159,22 @@ export const MIXED_MAX_PERF = 10;
 export interface MixedExpectation {
   route: string;
   status: "Success" | "Error" | "Cancelled" | "Rejected";
-  /** HTTP status the client saw (0: the body broke off or was aborted). */
-  http: number;
   workload: number;
   reason?: "budget" | "signature";
 }
 
 /** The outcome of every request of {@linkcode runMixed}, by `request_idx`. */
 export const MIXED: ReadonlyMap<number, MixedExpectation> = new Map([
-  [1, { route: "/slow", status: "Success", http: 200, workload: 20 }],
-  [2, {
-    route: "/slow",
-    status: "Rejected",
-    http: 429,
-    workload: 1,
-    reason: "budget",
-  }],
-  [3, { route: "/echo", status: "Success", http: 200, workload: 1 }],
-  [4, { route: "/echo", status: "Success", http: 200, workload: 2 }],
-  [5, { route: "/echo", status: "Success", http: 200, workload: 3.5 }],
+  [1, { route: "/slow", status: "Success", workload: 20 }],
+  [2, { route: "/slow", status: "Rejected", workload: 1, reason: "budget" }],
+  [3, { route: "/echo", status: "Success", workload: 1 }],
+  [4, { route: "/echo", status: "Success", workload: 2 }],
+  [5, { route: "/echo", status: "Success", workload: 3.5 }],
   // The model's own 500 is relayed and counts as served, as in Python.
-  [6, { route: "/model-status", status: "Success", http: 500, workload: 4 }],
-  [7, { route: "/reset", status: "Error", http: 200, workload: 5 }],
-  [8, { route: "/stream", status: "Cancelled", http: 200, workload: 6 }],
-  [9, {
-    route: "/echo",
-    status: "Rejected",
-    http: 401,
-    workload: 7,
-    reason: "signature",
-  }],
+  [6, { route: "/model-status", status: "Success", workload: 4 }],
+  [7, { route: "/reset", status: "Error", workload: 5 }],
+  [8, { route: "/stream", status: "Cancelled", workload: 6 }],
+  [9, { route: "/echo", status: "Rejected", workload: 7, reason: "signature" }],
 ]);
 
 /** How long request 1 of the mixed run takes at the model server. */
