@@ -10,7 +10,14 @@ import {
   loadWorkerConfigFile,
   workerConfigJsonSchema,
 } from "./lib/config_file.ts";
-import { EnvError, readEnv } from "./lib/env.ts";
+import {
+  EnvError,
+  publicUrl,
+  readEnv,
+  reportAddresses,
+  type WorkerEnv,
+} from "./lib/env.ts";
+import { reportLaunchFailure } from "./lib/reporter.ts";
 import { closeLogging, setupLogging } from "./lib/logging.ts";
 import { Worker } from "./lib/worker.ts";
 import { findPreset, PRESETS } from "./workers/mod.ts";
@@ -99,37 +106,13 @@ async function run(presetName?: string, configPath?: string): Promise<number> {
   });
   let worker: Worker;
   try {
-    if (presetName && configPath) {
-      console.error("Give either --preset or --config, not both");
-      return 2;
-    }
-    if (configPath) {
-      worker = new Worker(await loadWorkerConfigFile(configPath));
-    } else {
-      const name = presetName ?? env.BACKEND;
-      if (!name) {
-        console.error(
-          `No preset or config: use --preset, --config or BACKEND\n\n${USAGE}`,
-        );
-        return 2;
-      }
-      const preset = findPreset(name);
-      if (!preset) {
-        console.error(
-          `Unknown preset "${name}": expected one of ${
-            PRESETS.map((p) => p.name).join(", ")
-          }`,
-        );
-        return 2;
-      }
-      worker = new Worker(preset.config(Deno.env.toObject()));
-    }
+    worker = await buildWorker(env, presetName, configPath);
   } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(e.message);
-      return 2;
-    }
-    throw e;
+    if (!(e instanceof ConfigError || e instanceof UsageError)) throw e;
+    console.error(e.message);
+    await reportConfigFailure(env, e.message);
+    await closeLogging();
+    return 2;
   }
   try {
     await worker.run();
@@ -141,6 +124,59 @@ async function run(presetName?: string, configPath?: string): Promise<number> {
   }
   await closeLogging();
   return 0;
+}
+
+/** A command line that cannot be served (exit 2). */
+class UsageError extends Error {}
+
+async function buildWorker(
+  env: WorkerEnv,
+  presetName: string | undefined,
+  configPath: string | undefined,
+): Promise<Worker> {
+  if (presetName && configPath) {
+    throw new UsageError("Give either --preset or --config, not both");
+  }
+  if (configPath) return new Worker(await loadWorkerConfigFile(configPath));
+  const name = presetName ?? env.BACKEND;
+  if (!name) {
+    throw new UsageError(
+      `No preset or config: use --preset, --config or BACKEND\n\n${USAGE}`,
+    );
+  }
+  const preset = findPreset(name);
+  if (!preset) {
+    throw new UsageError(
+      `Unknown preset "${name}": expected one of ${
+        PRESETS.map((p) => p.name).join(", ")
+      }`,
+    );
+  }
+  return new Worker(preset.config(Deno.env.toObject()));
+}
+
+/**
+ * Tells the autoscaler once why the worker will not start (when
+ * `REPORT_ADDR` is set), so the instance shows the reason, not a silence.
+ */
+async function reportConfigFailure(
+  env: WorkerEnv,
+  message: string,
+): Promise<void> {
+  const addrs = reportAddresses(env);
+  if (addrs.length === 0) return;
+  await reportLaunchFailure({
+    reportAddrs: addrs,
+    identity: {
+      id: env.CONTAINER_ID,
+      mtoken: env.MASTER_TOKEN,
+      version: env.EDGEWORKER_VERSION,
+      url: publicUrl(env),
+    },
+    errorMsg: `Worker config invalid: ${message}`,
+    signal: AbortSignal.timeout(10_000),
+    timeoutMs: 5000,
+  });
 }
 
 if (import.meta.main) {

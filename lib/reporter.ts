@@ -36,6 +36,7 @@ export {
   NO_DELETE_ADDR,
   pyFloat,
   type ReporterIdentity,
+  reportLaunchFailure,
   runLaunchFailureBeacon,
   type StatusLedger,
   type WorkerStatus,

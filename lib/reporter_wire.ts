@@ -272,6 +272,27 @@ export interface LaunchFailureBeaconOptions {
 }
 
 /**
+ * POSTs the launch-failure body once to every address's `/worker_status/`;
+ * resolves to the first failure cause, if any. Never throws.
+ */
+export async function reportLaunchFailure(
+  options: Omit<LaunchFailureBeaconOptions, "intervalMs">,
+): Promise<string | undefined> {
+  const body = encodeLaunchFailure(options.identity, options.errorMsg);
+  let failure: string | undefined;
+  for (const addr of cleanAddrs(options.reportAddrs)) {
+    const error = await post(
+      `${addr}/worker_status/`,
+      body,
+      options.signal,
+      options.timeoutMs ?? 10_000,
+    );
+    failure ??= error === undefined ? undefined : `${addr}: ${error}`;
+  }
+  return failure;
+}
+
+/**
  * When the worker cannot start (bad config, TLS files, port taken), POSTs
  * `{"id","mtoken","version","error_msg","url"}` to every address's
  * `/worker_status/` every interval until `signal` aborts, so the instance
@@ -280,28 +301,16 @@ export interface LaunchFailureBeaconOptions {
 export async function runLaunchFailureBeacon(
   options: LaunchFailureBeaconOptions,
 ): Promise<void> {
-  const { signal, identity, errorMsg } = options;
-  const body = encodeLaunchFailure(identity, errorMsg);
-  const addrs = cleanAddrs(options.reportAddrs);
+  const { signal, errorMsg } = options;
   logger.error("Cannot start, reporting to the autoscaler: {errorMsg}", {
     errorMsg,
   });
   let warned = false;
   while (!signal.aborted) {
-    for (const addr of addrs) {
-      const error = await post(
-        `${addr}/worker_status/`,
-        body,
-        signal,
-        options.timeoutMs ?? 10_000,
-      );
-      if (error !== undefined && !warned && !signal.aborted) {
-        warned = true;
-        logger.warn("Launch-failure report to {addr} failed: {error}", {
-          addr,
-          error,
-        });
-      }
+    const error = await reportLaunchFailure(options);
+    if (error !== undefined && !warned && !signal.aborted) {
+      warned = true;
+      logger.warn("Launch-failure report failed: {error}", { error });
     }
     await sleep(options.intervalMs ?? 10_000, signal);
   }

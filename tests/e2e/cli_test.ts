@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { serveYamlScenario } from "./_scenario.ts";
+import { startControlPlane } from "../../lib/dev/control_plane.ts";
+import { freePort, serveYamlScenario } from "./_scenario.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -78,4 +79,60 @@ Deno.test("schema, presets, --version and unknown presets", async () => {
 
   const none = await edgeworker(["run"]).output();
   assert.equal(none.code, 2);
+});
+
+Deno.test("a taken port is beaconed to the autoscaler until SIGTERM", async () => {
+  await using cp = await startControlPlane();
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  const child = edgeworker(["run", "--preset", "vllm"], {
+    WORKER_PORT: String(port),
+    EDGEWORKER_HOST: "127.0.0.1",
+    REPORT_ADDR: cp.url,
+    CONTAINER_ID: "42",
+    MASTER_TOKEN: "secret",
+  }).spawn();
+  try {
+    const report = await cp.waitFor("status", undefined, 10_000);
+    const body = report.body as Record<string, unknown>;
+    assert.equal(body.id, 42);
+    assert.equal(body.mtoken, "secret");
+    assert.match(
+      String(body.error_msg),
+      new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port} \\(WORKER_PORT\\)`),
+    );
+    child.kill("SIGTERM");
+    const out = await child.output();
+    assert.equal(out.code, 1);
+  } finally {
+    taken.close();
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  }
+});
+
+Deno.test("a bad config is reported once to the autoscaler, then exit 2", async () => {
+  await using cp = await startControlPlane();
+  const out = await edgeworker(
+    ["run", "--config", "/nonexistent/worker.yaml"],
+    {
+      WORKER_PORT: String(freePort()),
+      REPORT_ADDR: cp.url,
+    },
+  ).output();
+  assert.equal(out.code, 2);
+  assert.equal(cp.statusReports.length, 1);
+  const body = cp.statusReports[0].body as Record<string, unknown>;
+  assert.match(String(body.error_msg), /Worker config invalid: .*worker\.yaml/);
+});
+
+Deno.test("BACKEND picks the preset when run has no --preset", async () => {
+  const out = await edgeworker(["run"], { BACKEND: "no-such-backend" })
+    .output();
+  assert.equal(out.code, 2);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /Unknown preset "no-such-backend"/,
+  );
 });
