@@ -175,11 +175,24 @@ export class Readiness {
   }
 
   async #run(mode: string): Promise<void> {
-    await this.#await(
-      mode === "logs" || mode === "both" ? [this.#loaded.promise] : [],
-      mode === "healthcheck" || mode === "both",
-      this.#describeWait(mode),
-    );
+    try {
+      await this.#await(
+        mode === "logs" || mode === "both" ? [this.#loaded.promise] : [],
+        mode === "healthcheck" || mode === "both",
+        this.#describeWait(mode),
+      );
+    } catch (e) {
+      if (this.#abort.signal.aborted || mode !== "healthcheck") throw e;
+      // Report the timeout, but keep probing: a model server that comes up
+      // late is still used (in log modes a late load line does the same).
+      this.#o.lifecycle.fail(e instanceof Error ? e.message : String(e));
+      await this.#firstHealthy(
+        healthUrlOf(this.#o.config)!,
+        this.#abort.signal,
+      );
+      if (this.#stopped()) return;
+      log.info("Model server answered after the readiness timeout");
+    }
     await this.#prepare();
   }
 

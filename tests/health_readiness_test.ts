@@ -116,6 +116,21 @@ Deno.test("health readiness: a model server that never answers times out with wh
   }
 });
 
+Deno.test("health readiness: a model server answering after the timeout is still used", async () => {
+  const s = startStandIn({ healthStatus: 503 });
+  let w: Running | undefined;
+  try {
+    w = await startWorker(healthConfig(s, { readinessTimeout: 0.3 }));
+    const worker = w;
+    await waitFor(() => worker.lifecycle.state === "error", 3000, "error");
+    s.healthStatus = 200;
+    await waitFor(() => worker.lifecycle.ready, 3000, "late ready");
+    await assertSeen(worker, { ready: 200, state: "ready", errorMsg: "" });
+  } finally {
+    await stop(w, s);
+  }
+});
+
 Deno.test("health readiness: a model server dying after ready is an error within the probe window, then recovers", async () => {
   let s = startStandIn();
   const port = s.port;
