@@ -12,9 +12,9 @@ import {
 } from "./lib/config_file.ts";
 import {
   EnvError,
-  publicUrl,
   readEnv,
   reportAddresses,
+  reportIdentity,
   type WorkerEnv,
 } from "./lib/env.ts";
 import { reportLaunchFailure } from "./lib/reporter.ts";
@@ -167,12 +167,7 @@ async function reportConfigFailure(
   if (addrs.length === 0) return;
   await reportLaunchFailure({
     reportAddrs: addrs,
-    identity: {
-      id: env.CONTAINER_ID,
-      mtoken: env.MASTER_TOKEN,
-      version: env.EDGEWORKER_VERSION,
-      url: publicUrl(env),
-    },
+    identity: reportIdentity(env),
     errorMsg: `Worker config invalid: ${message}`,
     signal: AbortSignal.timeout(10_000),
     timeoutMs: 5000,

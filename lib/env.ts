@@ -112,3 +112,28 @@ export function publicUrl(env: WorkerEnv, listeningPort?: number): string {
   const port = env.publicPort ?? listeningPort ?? env.WORKER_PORT;
   return `${scheme}://${host}:${port}`;
 }
+
+/** Who this worker is in every report to the autoscaler. */
+export interface ReportIdentity {
+  /** `CONTAINER_ID`. */
+  id: number;
+  /** `MASTER_TOKEN`. */
+  mtoken: string;
+  /** Reported `version`. */
+  version: string;
+  /** Public URL (see {@linkcode publicUrl}). */
+  url: string;
+}
+
+/** The identity reports carry, from the environment. */
+export function reportIdentity(
+  env: WorkerEnv,
+  listeningPort?: number,
+): ReportIdentity {
+  return {
+    id: env.CONTAINER_ID,
+    mtoken: env.MASTER_TOKEN,
+    version: env.EDGEWORKER_VERSION,
+    url: publicUrl(env, listeningPort),
+  };
+}

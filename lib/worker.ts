@@ -12,7 +12,13 @@ import type { WorkerConfig, WorkerConfigInput } from "./config.ts";
 import { parseWorkerConfig } from "./config_file.ts";
 import { diskUsedGb } from "./disk_usage.ts";
 import { EngineMetricsScraper } from "./engine_metrics.ts";
-import { publicUrl, readEnv, reportAddresses, type WorkerEnv } from "./env.ts";
+import {
+  publicUrl,
+  readEnv,
+  reportAddresses,
+  reportIdentity,
+  type WorkerEnv,
+} from "./env.ts";
 import { compileHandler } from "./handlers.ts";
 import { Ledger } from "./ledger.ts";
 import { Lifecycle } from "./lifecycle.ts";
@@ -132,12 +138,7 @@ export class Worker {
     try {
       await runLaunchFailureBeacon({
         reportAddrs: addrs,
-        identity: {
-          id: env.CONTAINER_ID,
-          mtoken: env.MASTER_TOKEN,
-          version: env.EDGEWORKER_VERSION,
-          url: publicUrl(env),
-        },
+        identity: reportIdentity(env),
         errorMsg: `Worker failed to launch: ${
           error instanceof Error ? error.message : String(error)
         }`,
@@ -305,12 +306,7 @@ export class Worker {
     }
 
     const addrs = reportAddresses(env);
-    const identity = {
-      id: env.CONTAINER_ID,
-      mtoken: env.MASTER_TOKEN,
-      version: env.EDGEWORKER_VERSION,
-      url: publicUrl(env, port),
-    };
+    const identity = reportIdentity(env, port);
     if (addrs.length > 0) {
       reporter = new Reporter({
         reportAddrs: addrs,
