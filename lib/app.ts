@@ -11,7 +11,7 @@ import { checkBudget, type QueuePlan } from "./admission.ts";
 import type { Payload } from "./config.ts";
 import { parseEnvelope } from "./envelope.ts";
 import type { CompiledHandler } from "./handlers.ts";
-import type { Ledger, RequestInfo } from "./ledger.ts";
+import type { Ledger, RequestInfo, RequestOutcome } from "./ledger.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { jsonError, readJsonBody } from "./http.ts";
 import { callModel, CLIENT_CLOSED_REQUEST, relay } from "./proxy.ts";
@@ -55,9 +55,15 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
 
-  app.get("/health", (c) => c.json({ status: "alive", state: state(deps) }));
+  app.get(
+    "/health",
+    (c) => c.json({ status: "alive", state: deps.lifecycle.state }),
+  );
   app.get("/ready", (c) => {
-    const body = { state: state(deps), error_msg: deps.lifecycle.errorMsg };
+    const body = {
+      state: deps.lifecycle.state,
+      error_msg: deps.lifecycle.errorMsg,
+    };
     return c.json(body, deps.lifecycle.ready ? 200 : 503);
   });
   app.get("/metrics", () =>
@@ -110,8 +116,11 @@ function sessionAuth(
     : { ok: false, reason: "auth_data differs from the session's" };
 }
 
-function state(deps: AppDeps): string {
-  return deps.lifecycle.state;
+/** A request that passed every check and may be forwarded. */
+interface Admitted {
+  info: RequestInfo;
+  payload: Payload;
+  session: Session | undefined;
 }
 
 async function handleRequest(
@@ -120,12 +129,25 @@ async function handleRequest(
   deps: AppDeps,
 ): Promise<Response> {
   const req = c.req.raw;
-  const clientSignal = req.signal;
+  // Read before anything awaits: a closed request throws on access.
   const accept = req.headers.get("accept");
+  const admitted = await admit(req, handler, deps);
+  if (admitted instanceof Response) return admitted;
+  return await forward(req.signal, accept, admitted, handler, deps);
+}
+
+/**
+ * The checks, in the Python worker's order: JSON, envelope (422), workload,
+ * session (410), draining (503), signature (401), queue budget (429).
+ */
+async function admit(
+  req: Request,
+  handler: CompiledHandler,
+  deps: AppDeps,
+): Promise<Admitted | Response> {
   const read = await readJsonBody(req, deps.maxBodyBytes);
   if (read instanceof Response) return read;
-  const { body, text } = read;
-  const parsed = parseEnvelope(body);
+  const parsed = parseEnvelope(read.body);
   if (!parsed.ok) return jsonError(422, parsed.errors);
   const { auth_data: auth, session_id: sessionId } = parsed.envelope;
 
@@ -152,41 +174,53 @@ async function handleRequest(
 
   if (deps.lifecycle.state === "draining") {
     deps.ledger.reject(info, "draining", 503);
-    const retry = String(deps.drainRetryAfterSeconds);
     return jsonError(503, { error: "worker is shutting down" }, {
-      "retry-after": retry,
+      "retry-after": String(deps.drainRetryAfterSeconds),
     });
   }
 
   // A session's requests carry the auth_data its creation verified: compare
   // instead of verifying again (the legacy replay window would refuse it).
   const verdict = session
-    ? sessionAuth(session, parsed.envelope.auth_data)
-    : await deps.verifier.verify(auth, text);
+    ? sessionAuth(session, auth)
+    : await deps.verifier.verify(auth, read.text);
   if (!verdict.ok) {
     deps.ledger.reject(info, "signature", 401);
     return jsonError(401, {
       error: "invalid signature",
       reason: verdict.reason,
     });
-  } // Only an accepted request keeps its session alive.
-  if (session) deps.sessions.touch(session);
-
-  if (!session) {
-    const budget = checkBudget(deps.ledger.queueWorkload, {
-      throughput: deps.throughput(),
-      maxQueueTime: handler.maxQueueTime,
-    });
-    if (!budget.admit) {
-      deps.ledger.reject(info, "budget", 429);
-      return jsonError(429, {
-        error: "queue is full",
-        estimated_wait_seconds: Number(budget.waitSeconds.toFixed(3)),
-        max_queue_time: handler.maxQueueTime,
-      }, { "retry-after": String(budget.retryAfterSeconds) });
-    }
   }
 
+  if (session) {
+    // Only an accepted request keeps its session alive; a session's cost
+    // already stands for its requests, so no budget check.
+    deps.sessions.touch(session);
+    return { info, payload, session };
+  }
+  const budget = checkBudget(deps.ledger.queueWorkload, {
+    throughput: deps.throughput(),
+    maxQueueTime: handler.maxQueueTime,
+  });
+  if (!budget.admit) {
+    deps.ledger.reject(info, "budget", 429);
+    return jsonError(429, {
+      error: "queue is full",
+      estimated_wait_seconds: Number(budget.waitSeconds.toFixed(3)),
+      max_queue_time: handler.maxQueueTime,
+    }, { "retry-after": String(budget.retryAfterSeconds) });
+  }
+  return { info, payload, session };
+}
+
+/** Queues, forwards and relays an admitted request, accounting for it. */
+async function forward(
+  clientSignal: AbortSignal,
+  accept: string | null,
+  { info, payload, session }: Admitted,
+  handler: CompiledHandler,
+  deps: AppDeps,
+): Promise<Response> {
   const record = deps.ledger.open(info);
   const signals = [clientSignal];
   if (deps.stopSignal) signals.push(deps.stopSignal);
@@ -197,36 +231,23 @@ async function handleRequest(
     signals.push(sessionAbort.signal);
   }
   const signal = signals.length === 1 ? clientSignal : AbortSignal.any(signals);
-  const done = () => {
+  let release = () => {};
+  const end = (outcome: RequestOutcome, status: number, detail?: string) => {
+    deps.ledger.finish(record, outcome, status, detail);
+    release();
     if (sessionAbort) session?.inFlight.delete(sessionAbort);
   };
 
   const queue = deps.queues.queueOf(handler.route);
-  let release = () => {};
   if (queue) {
     try {
       release = await queue.acquire(signal);
     } catch {
-      deps.ledger.finish(
-        record,
-        "cancelled",
-        CLIENT_CLOSED_REQUEST,
-        "client left while queued",
-      );
-      done();
+      end("cancelled", CLIENT_CLOSED_REQUEST, "client left while queued");
       return new Response(null, { status: CLIENT_CLOSED_REQUEST });
     }
   }
   deps.ledger.start(record);
-  const end = (
-    outcome: "success" | "error" | "cancelled",
-    status: number,
-    detail?: string,
-  ) => {
-    deps.ledger.finish(record, outcome, status, detail);
-    release();
-    done();
-  };
 
   const call = await callModel(handler.upstreamUrl, {
     body: JSON.stringify(payload),
