@@ -45,26 +45,6 @@ export const METRIC_REJECT_REASONS: readonly RejectReason[] = [
   "not_ready",
 ];
 
-/** Request-duration buckets (seconds): LLM and media jobs run long. */
-export const DURATION_BUCKETS: readonly number[] = [
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-  60,
-  120,
-  300,
-  600,
-];
-
 /** Time-to-first-byte buckets (seconds). */
 export const TTFB_BUCKETS: readonly number[] = [
   0.005,
@@ -80,6 +60,14 @@ export const TTFB_BUCKETS: readonly number[] = [
   10,
   30,
   60,
+];
+
+/** Request-duration buckets (seconds): LLM and media jobs run long. */
+export const DURATION_BUCKETS: readonly number[] = [
+  ...TTFB_BUCKETS,
+  120,
+  300,
+  600,
 ];
 
 /** Report counts per kind, as `Reporter.stats` gives them. */

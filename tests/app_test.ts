@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import type { WorkerConfigInput } from "../lib/config.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
-import { envelope, post, startWorker, waitFor } from "./helpers/worker.ts";
-
-type Running = Awaited<ReturnType<typeof startWorker>>;
+import {
+  envelope,
+  post,
+  startWorker,
+  waitFor,
+  withUpstreamWorker,
+} from "./helpers/worker.ts";
 
 function config(
   upstream: UpstreamHandle,
@@ -19,28 +23,8 @@ const PARALLEL = [
   { route: "/status", allowParallelRequests: true },
 ];
 
-async function withWorker(
-  handlers: WorkerConfigInput["handlers"],
-  fn: (w: Running, up: UpstreamHandle) => Promise<void>,
-  env: Record<string, string> = {},
-): Promise<void> {
-  const up = startUpstream();
-  const w = await startWorker(config(up, handlers), env);
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, up);
-    // Every scenario must leave nothing in flight.
-    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
-    assert.equal(w.ledger.currentLoad, 0);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
-}
-
 Deno.test("a JSON answer is relayed and auth_data never reaches the model", async () => {
-  await withWorker(PARALLEL, async (w, up) => {
+  await withUpstreamWorker(PARALLEL, async (w, up) => {
     const res = await post(
       w.url,
       "/echo",
@@ -60,7 +44,7 @@ Deno.test("a JSON answer is relayed and auth_data never reaches the model", asyn
 });
 
 Deno.test("the model's own error status and body are relayed", async () => {
-  await withWorker(PARALLEL, async (w) => {
+  await withUpstreamWorker(PARALLEL, async (w) => {
     const res = await post(w.url, "/status", envelope({ status: 400 }));
     assert.equal(res.status, 400);
     assert.deepEqual(await res.json(), { error: "model says no" });
@@ -68,7 +52,7 @@ Deno.test("the model's own error status and body are relayed", async () => {
 });
 
 Deno.test("SSE chunks reach the client before the next one is produced", async () => {
-  await withWorker(PARALLEL, async (w, up) => {
+  await withUpstreamWorker(PARALLEL, async (w, up) => {
     const res = await post(
       w.url,
       "/stream",
@@ -111,7 +95,7 @@ Deno.test("SSE chunks reach the client before the next one is produced", async (
 });
 
 Deno.test("a client that leaves mid-stream aborts the model call and is recorded as cancelled", async () => {
-  await withWorker(PARALLEL, async (w, up) => {
+  await withUpstreamWorker(PARALLEL, async (w, up) => {
     const abort = new AbortController();
     const res = await post(
       w.url,
@@ -137,7 +121,7 @@ Deno.test("a client that leaves mid-stream aborts the model call and is recorded
 });
 
 Deno.test("a model that resets mid-stream ends the stream and records an error", async () => {
-  await withWorker(PARALLEL, async (w) => {
+  await withUpstreamWorker(PARALLEL, async (w) => {
     const res = await post(
       w.url,
       "/reset",
@@ -172,7 +156,7 @@ Deno.test("a model server that is down gives 502 with a JSON error", async () =>
 });
 
 Deno.test("bad envelopes get 422 naming each field, and nothing reaches the model", async () => {
-  await withWorker(PARALLEL, async (w, up) => {
+  await withUpstreamWorker(PARALLEL, async (w, up) => {
     const cases: [string, unknown][] = [
       ["{not json", { error: "invalid JSON" }],
       ["[1,2]", { body: "expected a JSON object" }],
@@ -214,7 +198,7 @@ Deno.test("bad envelopes get 422 naming each field, and nothing reaches the mode
 });
 
 Deno.test("unknown paths get 404 and wrong methods 405, as JSON", async () => {
-  await withWorker(PARALLEL, async (w) => {
+  await withUpstreamWorker(PARALLEL, async (w) => {
     const missing = await fetch(`${w.url}/nope`);
     assert.equal(missing.status, 404);
     assert.deepEqual(await missing.json(), { error: "no route /nope" });
@@ -281,7 +265,7 @@ Deno.test("FIFO handlers keep arrival order under 20 concurrent requests, one at
     allowParallelRequests: false,
     maxQueueTime: null,
   }];
-  await withWorker(handlers, async (w, up) => {
+  await withUpstreamWorker(handlers, async (w, up) => {
     const pending: Promise<Response>[] = [];
     for (let seq = 0; seq < 20; seq++) {
       pending.push(
@@ -310,7 +294,7 @@ Deno.test("maxConcurrency bounds parallel requests to N slots", async () => {
     allowParallelRequests: true,
     maxConcurrency: 3,
   }];
-  await withWorker(handlers, async (w, up) => {
+  await withUpstreamWorker(handlers, async (w, up) => {
     const all = await Promise.all(
       [...Array(15).keys()].map((seq) =>
         post(
@@ -332,7 +316,7 @@ Deno.test("a request that leaves while queued frees its place at once", async ()
     allowParallelRequests: false,
     maxQueueTime: null,
   }];
-  await withWorker(handlers, async (w, up) => {
+  await withUpstreamWorker(handlers, async (w, up) => {
     const first = post(
       w.url,
       "/slow",
@@ -372,7 +356,7 @@ Deno.test("a request that leaves while queued frees its place at once", async ()
 });
 
 Deno.test("/health answers while serving and /ready follows the lifecycle", async () => {
-  await withWorker(PARALLEL, async (w) => {
+  await withUpstreamWorker(PARALLEL, async (w) => {
     const health = await fetch(`${w.url}/health`);
     assert.equal(health.status, 200);
     assert.equal((await health.json()).status, "alive");

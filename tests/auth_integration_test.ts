@@ -13,9 +13,13 @@ import {
   startKeyServer,
   writePubkeyFile,
 } from "./helpers/signing.ts";
-import { post, startWorker, waitFor } from "./helpers/worker.ts";
-
-type Running = Awaited<ReturnType<typeof startWorker>>;
+import {
+  post,
+  type Running,
+  startWorker,
+  waitFor,
+  withUpstreamWorker,
+} from "./helpers/worker.ts";
 
 const KEYS = await generateKeys();
 const OTHER_KEYS = await generateKeys();
@@ -35,21 +39,14 @@ async function withSignedWorker(
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
   env: Record<string, string> = {},
 ): Promise<void> {
-  const up = startUpstream();
   const keyDir = await Deno.makeTempDir({ prefix: "edgeworker-key-" });
-  const w = await startWorker({ modelServerUrl: up.url, handlers: HANDLERS }, {
-    UNSECURED: "false",
-    EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(keyDir, KEYS.publicPem),
-    ...env,
-  });
   try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, up);
-    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
+    await withUpstreamWorker(HANDLERS, fn, {
+      UNSECURED: "false",
+      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(keyDir, KEYS.publicPem),
+      ...env,
+    });
   } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
     await Deno.remove(keyDir, { recursive: true });
   }
 }

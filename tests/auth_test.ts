@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   importPublicKey,
   legacyMessage,
@@ -9,26 +8,15 @@ import {
   urlMessage,
   type VerifyResult,
 } from "../lib/auth.ts";
+import { controlPlaneKeys } from "./helpers/dev.ts";
+import { captureLogs } from "./helpers/logs.ts";
 
 const FIXTURES = new URL("./fixtures/auth/", import.meta.url);
 const encoder = new TextEncoder();
 const OK: VerifyResult = { ok: true };
 
-async function makeKeyPair(): Promise<CryptoKeyPair> {
-  return await crypto.subtle.generateKey(
-    {
-      name: "RSASSA-PKCS1-v1_5",
-      modulusLength: 2048,
-      publicExponent: new Uint8Array([1, 0, 1]),
-      hash: "SHA-256",
-    },
-    true,
-    ["sign", "verify"],
-  );
-}
-
-const signer = await makeKeyPair();
-const stranger = await makeKeyPair();
+const signer = await controlPlaneKeys();
+const stranger = await controlPlaneKeys();
 
 /** Signs text the way the autoscaler does: RSASSA-PKCS1-v1_5 over SHA-256, base64. */
 async function sign(text: string, key = signer.privateKey): Promise<string> {
@@ -322,32 +310,17 @@ Deno.test("format any accepts url-only and legacy signatures, nothing else", asy
 });
 
 Deno.test("a rejected signature is logged at debug with the exact message and a short signature", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    sinks: { memory: (r: LogRecord) => records.push(r) },
-    loggers: [
-      {
-        category: ["edgeworker", "auth"],
-        lowestLevel: "debug",
-        sinks: ["memory"],
-      },
-      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
-    ],
-  });
-  try {
-    const signature = await sign(urlText("http://a:1"));
-    await verifier({ format: "url" }).verify({ url: "http://b:1", signature });
-    assert.equal(records.length, 1);
-    const { level, properties } = records[0];
-    assert.equal(level, "debug");
-    assert.equal(properties.reason, "signature does not match");
-    assert.deepEqual(properties.messages, ['{\n    "url": "http://b:1"\n}']);
-    const short = properties.signature as string;
-    assert.ok(short.startsWith(signature.slice(0, 8)), short);
-    assert.ok(short.length < 40 && short.includes("(344 chars)"), short);
-  } finally {
-    await reset();
-  }
+  await using logs = await captureLogs(["edgeworker", "auth"]);
+  const signature = await sign(urlText("http://a:1"));
+  await verifier({ format: "url" }).verify({ url: "http://b:1", signature });
+  assert.equal(logs.records.length, 1);
+  const { level, properties } = logs.records[0];
+  assert.equal(level, "debug");
+  assert.equal(properties.reason, "signature does not match");
+  assert.deepEqual(properties.messages, ['{\n    "url": "http://b:1"\n}']);
+  const short = properties.signature as string;
+  assert.ok(short.startsWith(signature.slice(0, 8)), short);
+  assert.ok(short.length < 40 && short.includes("(344 chars)"), short);
 });
 
 Deno.test("tokensEqual() compares whole tokens of any length", () => {

@@ -7,9 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { HandlerConfigInput } from "../lib/config.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import { startWorker, waitFor } from "./helpers/worker.ts";
-
-type Running = Awaited<ReturnType<typeof startWorker>>;
+import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
 
 /** Units per second per request slot of the stand-in. */
 const RATE = 50;

@@ -14,13 +14,12 @@ import {
   runMixed,
   type Running,
   SLOW_MS,
-  startWorkerWith,
   stopWorker,
   waitForDeletes,
 } from "./helpers/reporting.ts";
 import { generateKeys } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { FAST, waitFor } from "./helpers/worker.ts";
+import { startWorker, waitFor } from "./helpers/worker.ts";
 
 const KEYS = await generateKeys();
 
@@ -31,12 +30,12 @@ Deno.test("delete_requests: every request_idx once, with Python's success flag, 
   let w: Running | undefined;
   try {
     const { config, env } = await mixedWorkerSetup(up, KEYS, dir);
-    w = await startWorkerWith(config, {
+    w = await startWorker(config, {
       ...env,
       REPORT_ADDR: cp.url,
       CONTAINER_ID: "777",
       MASTER_TOKEN: "mtoken-777",
-    }, FAST);
+    });
     const worker = w;
     await waitFor(() => worker.lifecycle.ready, 3000, "ready");
     const before = Date.now() / 1000;

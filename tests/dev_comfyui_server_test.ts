@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { text2ImageWorkflow } from "../lib/dev/_comfy_api.ts";
 import { startComfyUiServer } from "../lib/dev/comfyui_server.ts";
 import {
   post,
@@ -8,17 +9,8 @@ import {
   waitUntilRefused,
 } from "./helpers/dev.ts";
 
-const WORKFLOW = {
-  "5": {
-    class_type: "EmptyLatentImage",
-    inputs: { width: 512, height: 512, batch_size: 2 },
-  },
-  "8": { class_type: "VAEDecode", inputs: { samples: ["3", 0] } },
-  "9": {
-    class_type: "SaveImage",
-    inputs: { filename_prefix: "cat", images: ["8", 0] },
-  },
-};
+/** Two 512×512 images saved as `cat_NNNNN_.png` by node 9. */
+const WORKFLOW = text2ImageWorkflow({ batch_size: 2 }, "cat");
 
 Deno.test("comfyui stand-in answers /generate/sync with the wrapper's Result envelope", async () => {
   await using comfy = await startComfyUiServer({ secondsPerImage: 0.05 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { diskUsedGb, parseDfUsedKib } from "../lib/disk_usage.ts";
+import { captureLogs } from "./helpers/logs.ts";
 
 Deno.test("parses df -Pk output", () => {
   const header =
@@ -30,34 +30,23 @@ Deno.test("measures / in GB of 2^30 bytes, as psutil used / 2**30", async () => 
 });
 
 Deno.test("errors are logged once and return the previous value", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (r: LogRecord) => records.push(r) },
-    loggers: [
-      { category: ["edgeworker"], sinks: ["capture"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "error" },
-    ],
-  });
-  try {
-    // Never measured: NaN (unknown), not a fake 0.
-    const missing = `/nonexistent-${crypto.randomUUID()}`;
-    assert.ok(Number.isNaN(await diskUsedGb(missing)));
-    assert.ok(Number.isNaN(await diskUsedGb(missing)));
-    assert.equal(records.length, 1);
-    assert.equal(records[0].level, "warning");
+  await using logs = await captureLogs();
+  const { records } = logs;
+  // Never measured: NaN (unknown), not a fake 0.
+  const missing = `/nonexistent-${crypto.randomUUID()}`;
+  assert.ok(Number.isNaN(await diskUsedGb(missing)));
+  assert.ok(Number.isNaN(await diskUsedGb(missing)));
+  assert.equal(records.length, 1);
+  assert.equal(records[0].level, "warning");
 
-    // Measured once, then the path vanishes: the last value is kept.
-    const dir = await Deno.makeTempDir({ prefix: "disk_usage_" });
-    const first = await diskUsedGb(dir);
-    assert.ok(Number.isFinite(first));
-    await Deno.remove(dir);
-    assert.equal(await diskUsedGb(dir), first);
-    assert.equal(await diskUsedGb(dir), first);
-    assert.equal(records.length, 2, "one more warning for the new path");
-  } finally {
-    await reset();
-  }
+  // Measured once, then the path vanishes: the last value is kept.
+  const dir = await Deno.makeTempDir({ prefix: "disk_usage_" });
+  const first = await diskUsedGb(dir);
+  assert.ok(Number.isFinite(first));
+  await Deno.remove(dir);
+  assert.equal(await diskUsedGb(dir), first);
+  assert.equal(await diskUsedGb(dir), first);
+  assert.equal(records.length, 2, "one more warning for the new path");
 });
 
 Deno.test("does not block the event loop", async () => {

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import type { LogRecord } from "@logtape/logtape";
 import {
   EngineMetricsScraper,
   type EngineSnapshot,
   parseEngineMetrics,
   sumSamples,
 } from "../lib/engine_metrics.ts";
+import { captureLogs } from "./helpers/logs.ts";
 
 const VLLM_TEXT =
   `# HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -31,24 +32,6 @@ vllm:num_requests_running_extra{x="a b } c"} 100
 weird{label="has } brace and \\" quote"} 7
 vllm:prompt_tokens_total{model_name="m"} 1.2e+06
 `;
-
-interface Capture {
-  records: LogRecord[];
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-async function captureLogs(): Promise<Capture> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (r: LogRecord) => records.push(r) },
-    loggers: [
-      { category: ["edgeworker"], sinks: ["capture"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "error" },
-    ],
-  });
-  return { records, [Symbol.asyncDispose]: () => reset() };
-}
 
 function serve(
   handler: (req: Request) => Response | Promise<Response>,

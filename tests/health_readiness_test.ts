@@ -6,9 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { WorkerConfigInput } from "../lib/config.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import { startWorker, waitFor } from "./helpers/worker.ts";
-
-type Running = Awaited<ReturnType<typeof startWorker>>;
+import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
 
 const LOAD = "Application startup complete.";
 const ERROR = "CUDA out of memory";

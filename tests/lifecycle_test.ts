@@ -1,26 +1,7 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import type { LogRecord } from "@logtape/logtape";
 import { Lifecycle, type Transition } from "../lib/lifecycle.ts";
-
-/** Captures the lifecycle's log records until disposed. */
-async function captureLogs(): Promise<
-  { records: LogRecord[] } & AsyncDisposable
-> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (r: LogRecord) => records.push(r) },
-    loggers: [
-      {
-        category: ["edgeworker", "lifecycle"],
-        sinks: ["capture"],
-        lowestLevel: "debug",
-      },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "error" },
-    ],
-  });
-  return { records, [Symbol.asyncDispose]: () => reset() };
-}
+import { captureLogs } from "./helpers/logs.ts";
 
 /** A lifecycle on a clock the test moves by hand (ms). */
 function manual(startedAt = 1_000_000) {
@@ -37,7 +18,7 @@ function text(r: LogRecord): string {
 }
 
 Deno.test("Lifecycle logs each transition once, with its cause and timing", async () => {
-  await using logs = await captureLogs();
+  await using logs = await captureLogs(["edgeworker", "lifecycle"]);
   const { clock, life, seen } = manual();
   assert.equal(life.state, "starting");
   clock.now += 250;
@@ -88,7 +69,7 @@ Deno.test("Lifecycle loadtime is process start to the last time it became ready"
 });
 
 Deno.test("Lifecycle: an error is logged at error level with its message", async () => {
-  await using logs = await captureLogs();
+  await using logs = await captureLogs(["edgeworker", "lifecycle"]);
   const { clock, life, seen } = manual();
   clock.now += 100;
   life.to("loading", "waiting");
@@ -113,7 +94,7 @@ Deno.test("Lifecycle: an error is logged at error level with its message", async
 });
 
 Deno.test("Lifecycle: fail() while in error updates the message without a new transition", async () => {
-  await using logs = await captureLogs();
+  await using logs = await captureLogs(["edgeworker", "lifecycle"]);
   const { life, seen } = manual();
   life.to("ready", "loaded");
   assert.equal(life.fail("health check failed 2 times"), true);

@@ -10,34 +10,19 @@ import {
   envelope,
   FAST,
   post,
-  startWorker,
-  waitFor,
+  type Running,
+  withUpstreamWorker,
 } from "./helpers/worker.ts";
-
-type Running = Awaited<ReturnType<typeof startWorker>>;
 
 const HANDLERS: WorkerConfigInput["handlers"] = [
   { route: "/echo", allowParallelRequests: true },
 ];
 
-async function withWorker(
+function withWorker(
   env: Record<string, string>,
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
 ): Promise<void> {
-  const up = startUpstream();
-  const w = await startWorker(
-    { modelServerUrl: up.url, handlers: HANDLERS },
-    env,
-  );
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, up);
-    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  return withUpstreamWorker(HANDLERS, fn, env);
 }
 
 /** An envelope of exactly `size` bytes (ASCII). */

@@ -8,9 +8,13 @@ import assert from "node:assert/strict";
 import type { HandlerConfigInput } from "../lib/config.ts";
 import { completionsToConverge } from "../lib/throughput.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import { envelope, post, startWorker, waitFor } from "./helpers/worker.ts";
-
-type Running = Awaited<ReturnType<typeof startWorker>>;
+import {
+  envelope,
+  post,
+  type Running,
+  startWorker,
+  waitFor,
+} from "./helpers/worker.ts";
 
 /** The worker's estimator smoothing (`ThroughputEstimator` default). */
 const ALPHA = 0.1;

@@ -18,7 +18,6 @@ import {
   mixedWorkerSetup,
   runMixed,
   type Running,
-  startWorkerWith,
   statusOf,
   stopWorker,
   sumOf,
@@ -26,7 +25,7 @@ import {
 } from "./helpers/reporting.ts";
 import { generateKeys } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { envelope, FAST, post, waitFor } from "./helpers/worker.ts";
+import { envelope, post, startWorker, waitFor } from "./helpers/worker.ts";
 
 const KEYS = await generateKeys();
 
@@ -130,7 +129,7 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
   let w: Running | undefined;
   try {
     const { config, env } = await mixedWorkerSetup(up, KEYS, dir);
-    w = await startWorkerWith(config, { ...env, REPORT_ADDR: cp.url }, FAST);
+    w = await startWorker(config, { ...env, REPORT_ADDR: cp.url });
     const worker = w;
     await waitFor(() => worker.lifecycle.ready, 3000, "ready");
 
@@ -280,16 +279,12 @@ Deno.test("/ready and /health follow the lifecycle: loading, ready, error, drain
   const FAILED = "RuntimeError: CUDA out of memory";
   let w: Running | undefined;
   try {
-    w = await startWorkerWith(
-      {
-        modelServerUrl: up.url,
-        modelLogFile: log,
-        logActions: { onLoad: [LOADED], onError: [FAILED] },
-        handlers: [{ route: "/slow", allowParallelRequests: true }],
-      },
-      {},
-      FAST,
-    );
+    w = await startWorker({
+      modelServerUrl: up.url,
+      modelLogFile: log,
+      logActions: { onLoad: [LOADED], onError: [FAILED] },
+      handlers: [{ route: "/slow", allowParallelRequests: true }],
+    });
     const worker = w;
     const look = async () => ({
       ready: await getJson(worker, "/ready"),

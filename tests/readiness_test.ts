@@ -4,15 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import type { LogRecord } from "@logtape/logtape";
 import type { WorkerConfigInput } from "../lib/config.ts";
-import { startWorker, waitFor } from "./helpers/worker.ts";
+import { captureLogs } from "./helpers/logs.ts";
+import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
 
 const LOAD = "Application startup complete.";
 const ERROR = "CUDA out of memory";
 const INFO = "Loading weights";
-
-type Running = Awaited<ReturnType<typeof startWorker>>;
 
 interface Ctx {
   w: Running;
@@ -21,21 +20,6 @@ interface Ctx {
   /** A directory for rotated copies; removed afterwards. */
   dir: string;
   records: LogRecord[];
-}
-
-async function captureLogs(): Promise<
-  { records: LogRecord[] } & AsyncDisposable
-> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { capture: (r: LogRecord) => records.push(r) },
-    loggers: [
-      { category: ["edgeworker"], sinks: ["capture"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "error" },
-    ],
-  });
-  return { records, [Symbol.asyncDispose]: () => reset() };
 }
 
 /** Starts a worker tailing `<tmp>/model.log` (created with `prefill`). */

@@ -17,6 +17,8 @@ import {
   type Recorded,
   startControlPlane,
 } from "../lib/dev/control_plane.ts";
+import { controlPlaneKeys } from "./helpers/dev.ts";
+import type { DeleteItem } from "./helpers/reporting.ts";
 
 const IDENTITY: ReporterIdentity = {
   id: 4242,
@@ -229,29 +231,12 @@ Deno.test("deletes skip https://cloud.vast.ai/api/v0 as Python does", () => {
 // Against the control-plane stand-in.
 
 type Body = Record<string, unknown>;
-type DeleteItem = {
-  request_idx: number;
-  success: boolean;
-  status: string;
-  entered_queue_at: number;
-  work_started_at: number;
-  work_completed_at: number;
-};
 
 let keyPair: Promise<CryptoKeyPair> | undefined;
 
 /** A control plane closed by `await using` (one RSA key for the file). */
 async function controlPlane(): Promise<ControlPlane & AsyncDisposable> {
-  keyPair ??= crypto.subtle.generateKey(
-    {
-      name: "RSASSA-PKCS1-v1_5",
-      modulusLength: 2048,
-      publicExponent: new Uint8Array([1, 0, 1]),
-      hash: "SHA-256",
-    },
-    true,
-    ["sign", "verify"],
-  ) as Promise<CryptoKeyPair>;
+  keyPair ??= controlPlaneKeys();
   const cp = await startControlPlane({ keyPair: await keyPair });
   return Object.assign(cp, { [Symbol.asyncDispose]: () => cp.close() });
 }

@@ -19,13 +19,12 @@ import {
   deleteItems,
   percentile,
   type Running,
-  startWorkerWith,
   statusOf,
   stopWorker,
   sumOf,
 } from "./helpers/reporting.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
-import { envelope, FAST, post, waitFor } from "./helpers/worker.ts";
+import { envelope, post, startWorker, waitFor } from "./helpers/worker.ts";
 
 /** The reference's field list (§7.1), in its order, typo included. */
 const STATUS_FIELDS = [
@@ -84,7 +83,7 @@ interface Setup {
 async function withSetup(
   options: {
     env?: Record<string, string>;
-    timings?: Parameters<typeof startWorkerWith>[2];
+    timings?: Parameters<typeof startWorker>[2];
     config?: Partial<WorkerConfigInput>;
   },
   fn: (s: Setup) => Promise<void>,
@@ -93,10 +92,10 @@ async function withSetup(
   const up = startUpstream();
   let w: Running | undefined;
   try {
-    w = await startWorkerWith(
+    w = await startWorker(
       { modelServerUrl: up.url, handlers: handlers(), ...options.config },
       { REPORT_ADDR: cp.url, ...options.env },
-      options.timings ?? FAST,
+      options.timings,
     );
     await fn({ cp, up, w });
   } finally {

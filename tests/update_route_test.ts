@@ -3,30 +3,19 @@
  * the marker file that asks the start script to reinstall.
  */
 import assert from "node:assert/strict";
-import { startUpstream } from "./helpers/upstream.ts";
-import { startWorker, waitFor } from "./helpers/worker.ts";
-
-type Running = Awaited<ReturnType<typeof startWorker>>;
+import { type Running, withUpstreamWorker } from "./helpers/worker.ts";
 
 const TOKEN = "master-token-0123456789abcdef";
 
-async function withWorker(
+function withWorker(
   env: Record<string, string>,
   fn: (w: Running, file: string) => Promise<void>,
 ): Promise<void> {
-  const up = startUpstream();
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{ route: "/echo", allowParallelRequests: true }],
-  }, env);
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, env.EDGEWORKER_UPDATE_FILE ?? `${w.dir}/.force_update`);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  return withUpstreamWorker(
+    [{ route: "/echo", allowParallelRequests: true }],
+    (w) => fn(w, env.EDGEWORKER_UPDATE_FILE ?? `${w.dir}/.force_update`),
+    env,
+  );
 }
 
 async function update(

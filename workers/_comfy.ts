@@ -15,11 +15,11 @@ import {
   type EnvVars,
   finiteNumber,
   isRecord,
-  modelServerUrlFrom,
+  modelServerFrom,
   numberFrom,
-  patternsFrom,
+  type Preset,
+  presetEnvVars,
   presetError,
-  readinessFrom,
   readJsonFile,
 } from "./_preset.ts";
 
@@ -37,18 +37,10 @@ export const WELL_KNOWN_BENCHMARK =
   "/opt/comfyui-api-wrapper/workflows/pyworker_benchmark.json";
 
 /** Env vars the ComfyUI presets read. */
-export const COMFY_ENV_VARS: readonly string[] = [
-  "MODEL_SERVER_URL",
-  "MODEL_LOG",
-  "MODEL_HEALTH_ENDPOINT",
-  "MODEL_LOAD_LOG_MSG",
-  "MODEL_ERROR_LOG_MSGS",
-  "MODEL_INFO_LOG_MSGS",
-  "READINESS",
-  "MAX_QUEUE_TIME",
+export const COMFY_ENV_VARS: readonly string[] = presetEnvVars([
   "BENCHMARK_RUNS",
   "BENCHMARK_JSON_PATH",
-];
+]);
 
 /**
  * Workload units of `pixels` (width × height × frames × batch) rendered in
@@ -230,23 +222,20 @@ export function comfyConfig(
     ? () => withRequestId(fromFile)
     : () => withRequestId(flavor.benchmark());
   return {
-    modelServerUrl: modelServerUrlFrom(env, "http://127.0.0.1:18288"),
-    modelLogFile: env.MODEL_LOG?.trim() || "/var/log/portal/api-wrapper.log",
-    modelHealthUrl: env.MODEL_HEALTH_ENDPOINT?.trim() || "/health",
-    readiness: readinessFrom(flavor.name, env, "both"),
-    logActions: {
+    ...modelServerFrom(flavor.name, env, {
+      url: "http://127.0.0.1:18288",
+      logFile: "/var/log/portal/api-wrapper.log",
+      health: "/health",
       // A regex, not the substring: "BACKENDS_READY" is also the start of
       // the fatal "BACKENDS_READY_TIMEOUT", and load patterns match first.
-      onLoad: patternsFrom<string | RegExp>(env.MODEL_LOAD_LOG_MSG, [
-        /\bBACKENDS_READY\b/,
-      ]),
-      onError: patternsFrom(env.MODEL_ERROR_LOG_MSGS, [
+      onLoad: [/\bBACKENDS_READY\b/],
+      onError: [
         "BACKENDS_READY_TIMEOUT",
         "BACKEND_UNRECOVERABLE",
         "Application startup failed",
-      ]),
-      onInfo: patternsFrom<string>(env.MODEL_INFO_LOG_MSGS, []),
-    },
+      ],
+      onInfo: [],
+    }),
     handlers: [{
       route: "/generate/sync",
       allowParallelRequests: false,
@@ -258,6 +247,38 @@ export function comfyConfig(
         runs: numberFrom(env.BENCHMARK_RUNS, flavor.runs),
       },
     }],
+  };
+}
+
+/** A ComfyUI preset of one kind of job: a workflow and its constant cost. */
+export interface WorkflowPresetSpec {
+  name: string;
+  description: string;
+  /** Workload of every request. */
+  workload: number;
+  /** A workflow for the one-run built-in benchmark. */
+  workflow: () => Workflow;
+}
+
+/**
+ * A preset whose every job costs the same (`constant <workload> per
+ * request`), benchmarked once with `workflow()` unless `BENCHMARK_JSON_PATH`
+ * names another.
+ */
+export function workflowPreset(spec: WorkflowPresetSpec): Preset {
+  return {
+    name: spec.name,
+    description: spec.description,
+    workloadRule: `constant ${spec.workload} per request`,
+    envVars: COMFY_ENV_VARS,
+    config: (env) =>
+      comfyConfig({
+        name: spec.name,
+        workload: { kind: "constant", value: spec.workload },
+        runs: 1,
+        wellKnownBenchmark: false,
+        benchmark: () => ({ input: { workflow_json: spec.workflow() } }),
+      }, env),
   };
 }
 

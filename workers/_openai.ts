@@ -9,18 +9,14 @@
  *
  * @module
  */
-import type {
-  HandlerConfigInput,
-  Payload,
-  WorkerConfigInput,
-} from "../lib/config.ts";
+import type { Payload, WorkerConfigInput } from "../lib/config.ts";
 import { estimateTokens } from "../lib/workload.ts";
 import {
+  BENCHMARK_SIZE_ENV_VARS,
   type EnvVars,
-  modelServerUrlFrom,
-  numberFrom,
-  patternsFrom,
-  readinessFrom,
+  modelServerFrom,
+  parallelHandlers,
+  presetEnvVars,
 } from "./_preset.ts";
 import { randomWords } from "./_words.ts";
 
@@ -45,19 +41,10 @@ export interface OpenAiEngine {
 export const DEFAULT_OUTPUT_TOKENS = 16;
 
 /** Env vars the OpenAI-compatible presets read. */
-export const OPENAI_ENV_VARS: readonly string[] = [
-  "MODEL_SERVER_URL",
-  "MODEL_LOG",
-  "MODEL_NAME",
-  "MODEL_HEALTH_ENDPOINT",
-  "MODEL_LOAD_LOG_MSG",
-  "MODEL_ERROR_LOG_MSGS",
-  "MODEL_INFO_LOG_MSGS",
-  "READINESS",
-  "MAX_QUEUE_TIME",
-  "BENCHMARK_RUNS",
-  "BENCHMARK_CONCURRENCY",
-];
+export const OPENAI_ENV_VARS: readonly string[] = presetEnvVars(
+  BENCHMARK_SIZE_ENV_VARS,
+  ["MODEL_NAME"],
+);
 
 /**
  * Prompt tokens (estimated from text length) plus requested output tokens
@@ -110,47 +97,32 @@ export function openAiConfig(
   const workload = openAiWorkloadWith(
     engine.defaultOutputTokens ?? DEFAULT_OUTPUT_TOKENS,
   );
-  const common = {
-    allowParallelRequests: true,
-    maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, 600),
-    unwrapInput: true,
-  } satisfies Partial<HandlerConfigInput>;
-  const handlers: HandlerConfigInput[] = [
-    {
-      ...common,
-      route: "/v1/completions",
-      workload,
-      benchmark: {
-        generator: () => ({
-          ...(model ? { model } : {}),
-          prompt: randomWords(250),
-          temperature: 0.7,
-          max_tokens: 500,
-        }),
-        concurrency: numberFrom(env.BENCHMARK_CONCURRENCY, 10),
-        runs: numberFrom(env.BENCHMARK_RUNS, 3),
-      },
-    },
-    { ...common, route: "/v1/chat/completions", workload },
-  ];
-  if (engine.embeddings) {
-    handlers.push({
-      ...common,
-      route: "/v1/embeddings",
-      workload: embeddingWorkload,
-    });
-  }
   return {
-    modelServerUrl: modelServerUrlFrom(env, engine.modelServerUrl),
-    modelLogFile: env.MODEL_LOG?.trim() || engine.logFile,
-    modelHealthUrl: env.MODEL_HEALTH_ENDPOINT?.trim() || "/health",
-    readiness: readinessFrom(engine.name ?? "openai", env, "both"),
-    logActions: {
-      onLoad: patternsFrom(env.MODEL_LOAD_LOG_MSG, engine.onLoad),
-      onError: patternsFrom(env.MODEL_ERROR_LOG_MSGS, engine.onError),
-      onInfo: patternsFrom(env.MODEL_INFO_LOG_MSGS, engine.onInfo),
-    },
-    handlers,
+    ...modelServerFrom(engine.name ?? "openai", env, {
+      url: engine.modelServerUrl,
+      logFile: engine.logFile,
+      health: "/health",
+      onLoad: engine.onLoad,
+      onError: engine.onError,
+      onInfo: engine.onInfo,
+    }),
+    handlers: parallelHandlers(env, {
+      routes: [
+        "/v1/completions",
+        "/v1/chat/completions",
+        ...(engine.embeddings
+          ? [{ route: "/v1/embeddings", workload: embeddingWorkload }]
+          : []),
+      ],
+      maxQueueTime: 600,
+      shared: { unwrapInput: true, workload },
+      benchmark: () => ({
+        ...(model ? { model } : {}),
+        prompt: randomWords(250),
+        temperature: 0.7,
+        max_tokens: 500,
+      }),
+    }),
     ...(engine.engineMetrics
       ? { engineMetrics: { kind: engine.engineMetrics } }
       : {}),

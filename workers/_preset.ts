@@ -4,7 +4,11 @@
  *
  * @module
  */
-import type { WorkerConfigInput } from "../lib/config.ts";
+import type {
+  HandlerConfigInput,
+  Payload,
+  WorkerConfigInput,
+} from "../lib/config.ts";
 import { ConfigError } from "../lib/config_file.ts";
 
 /** Environment variables as a plain record. */
@@ -60,6 +64,145 @@ export function patternsFrom<T>(
 /** `MODEL_SERVER_URL` or the preset's default. */
 export function modelServerUrlFrom(env: EnvVars, fallback: string): string {
   return env.MODEL_SERVER_URL?.trim() || fallback;
+}
+
+/** A log pattern a preset defaults to: a substring or a regex. */
+export type LogPattern = string | RegExp;
+
+/** A preset's model server as it runs unless the environment says otherwise. */
+export interface ModelServerDefaults {
+  /** Base URL, unless `MODEL_SERVER_URL` is set. */
+  url: string;
+  /** Log file, unless `MODEL_LOG` is set; none: no log unless it is. */
+  logFile?: string;
+  /** Health path or URL, unless `MODEL_HEALTH_ENDPOINT` is set; none: no
+   * health check unless it is. */
+  health?: string;
+  /** Loaded, unless `MODEL_LOAD_LOG_MSG` is set. */
+  onLoad: LogPattern[];
+  /** Fatal, unless `MODEL_ERROR_LOG_MSGS` is set. */
+  onError: LogPattern[];
+  /** Worth logging, unless `MODEL_INFO_LOG_MSGS` is set. */
+  onInfo: LogPattern[];
+}
+
+/** The model-server part of a preset's config. */
+export interface ModelServerConfig {
+  modelServerUrl: string;
+  modelLogFile?: string;
+  modelHealthUrl?: string;
+  readiness: ReadinessMode;
+  logActions: {
+    onLoad: LogPattern[];
+    onError: LogPattern[];
+    onInfo: LogPattern[];
+  };
+}
+
+/**
+ * The model server, its log, health check, log patterns and readiness from
+ * the environment, else from `defaults`. Readiness is `READINESS`, else
+ * `both` with a log and a health check, the one of them there is, or `none`.
+ *
+ * @throws {ConfigError} for a `READINESS` that is not a readiness mode
+ */
+export function modelServerFrom(
+  preset: string,
+  env: EnvVars,
+  defaults: ModelServerDefaults,
+): ModelServerConfig {
+  const log = env.MODEL_LOG?.trim() || defaults.logFile;
+  const health = env.MODEL_HEALTH_ENDPOINT?.trim() || defaults.health;
+  return {
+    modelServerUrl: modelServerUrlFrom(env, defaults.url),
+    ...(log ? { modelLogFile: log } : {}),
+    ...(health ? { modelHealthUrl: health } : {}),
+    readiness: readinessFrom(
+      preset,
+      env,
+      log && health ? "both" : log ? "logs" : health ? "healthcheck" : "none",
+    ),
+    logActions: {
+      onLoad: patternsFrom(env.MODEL_LOAD_LOG_MSG, defaults.onLoad),
+      onError: patternsFrom(env.MODEL_ERROR_LOG_MSGS, defaults.onError),
+      onInfo: patternsFrom(env.MODEL_INFO_LOG_MSGS, defaults.onInfo),
+    },
+  };
+}
+
+/** The variables {@linkcode benchmarkSizeFrom} reads. */
+export const BENCHMARK_SIZE_ENV_VARS: readonly string[] = [
+  "BENCHMARK_RUNS",
+  "BENCHMARK_CONCURRENCY",
+];
+
+/** `BENCHMARK_CONCURRENCY` (10) requests at once, `BENCHMARK_RUNS` (3) times. */
+export function benchmarkSizeFrom(
+  env: EnvVars,
+): { concurrency: number; runs: number } {
+  return {
+    concurrency: numberFrom(env.BENCHMARK_CONCURRENCY, 10),
+    runs: numberFrom(env.BENCHMARK_RUNS, 3),
+  };
+}
+
+/** The handlers of a model server whose routes all run in parallel. */
+export interface ParallelRoutes {
+  /** The benchmarked route first; an object adds to or overrides `shared`. */
+  routes: readonly (string | HandlerConfigInput)[];
+  /** Seconds of estimated queue above which 429, unless `MAX_QUEUE_TIME`. */
+  maxQueueTime: number;
+  /** What every route has besides `route`: workload, parser, … */
+  shared: Omit<HandlerConfigInput, "route">;
+  /** A benchmark payload for the first route. */
+  benchmark: () => Payload;
+}
+
+/**
+ * One parallel handler per route, the first one benchmarked with
+ * {@linkcode benchmarkSizeFrom} runs.
+ */
+export function parallelHandlers(
+  env: EnvVars,
+  spec: ParallelRoutes,
+): HandlerConfigInput[] {
+  const common = {
+    allowParallelRequests: true,
+    maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, spec.maxQueueTime),
+    ...spec.shared,
+  };
+  return spec.routes.map((r, i) => ({
+    ...common,
+    ...(typeof r === "string" ? { route: r } : r),
+    ...(i === 0
+      ? {
+        benchmark: { generator: spec.benchmark, ...benchmarkSizeFrom(env) },
+      }
+      : {}),
+  }));
+}
+
+/**
+ * The variables a preset lists, in listing order: those of
+ * {@linkcode modelServerFrom} (with `afterLog`, e.g. `MODEL_NAME`, after
+ * `MODEL_LOG`), `MAX_QUEUE_TIME`, then the benchmark's.
+ */
+export function presetEnvVars(
+  benchmark: readonly string[],
+  afterLog: readonly string[] = [],
+): string[] {
+  return [
+    "MODEL_SERVER_URL",
+    "MODEL_LOG",
+    ...afterLog,
+    "MODEL_HEALTH_ENDPOINT",
+    "MODEL_LOAD_LOG_MSG",
+    "MODEL_ERROR_LOG_MSGS",
+    "MODEL_INFO_LOG_MSGS",
+    "READINESS",
+    "MAX_QUEUE_TIME",
+    ...benchmark,
+  ];
 }
 
 /** A positive number from the environment, or the default. */

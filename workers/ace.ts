@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { COMFY_ENV_VARS, comfyConfig, pick, type Workflow } from "./_comfy.ts";
+import { pick, type Workflow, workflowPreset } from "./_comfy.ts";
 import type { Preset } from "./_preset.ts";
 
 /** Workload of one ACE-Step song. */
@@ -90,22 +90,12 @@ export function aceWorkflow(tags: string, lyrics: string): Workflow {
 }
 
 /** The ACE-Step preset. */
-export const ace: Preset = {
+export const ace: Preset = workflowPreset({
   name: "ace",
   description: "ACE-Step text-to-music on ComfyUI (/generate/sync, FIFO)",
-  workloadRule: "constant 1000 per request",
-  envVars: COMFY_ENV_VARS,
-  config: (env) =>
-    comfyConfig({
-      name: "ace",
-      workload: { kind: "constant", value: ACE_WORKLOAD },
-      runs: 1,
-      wellKnownBenchmark: false,
-      benchmark: () => {
-        const song = pick(SONGS);
-        return {
-          input: { workflow_json: aceWorkflow(song.tags, song.lyrics) },
-        };
-      },
-    }, env),
-};
+  workload: ACE_WORKLOAD,
+  workflow: () => {
+    const song = pick(SONGS);
+    return aceWorkflow(song.tags, song.lyrics);
+  },
+});

@@ -28,13 +28,13 @@
  */
 import type { HandlerConfigInput, Payload } from "../lib/config.ts";
 import {
+  benchmarkSizeFrom,
   booleanFrom,
   isRecord,
+  modelServerFrom,
   numberFrom,
-  patternsFrom,
   type Preset,
   presetError,
-  readinessFrom,
   readJsonFile,
 } from "./_preset.ts";
 
@@ -94,28 +94,30 @@ export const generic: Preset = {
         "MODEL_SERVER_URL: required: the base URL of the model server, e.g. http://127.0.0.1:8000",
       );
     }
-    const log = env.MODEL_LOG?.trim() || undefined;
-    const health = env.MODEL_HEALTH_ENDPOINT?.trim() || undefined;
-    const onLoad = patternsFrom<string>(env.MODEL_LOAD_LOG_MSG, []);
-    const readiness = readinessFrom(
-      "generic",
-      env,
-      log && health ? "both" : log ? "logs" : health ? "healthcheck" : "none",
-    );
+    const server = modelServerFrom("generic", env, {
+      url,
+      onLoad: [],
+      onError: [],
+      onInfo: [],
+    });
+    const { readiness } = server;
     const tails = readiness === "logs" || readiness === "both";
-    if (tails && !log) {
+    if (tails && !server.modelLogFile) {
       throw presetError(
         "generic",
         `MODEL_LOG: required when READINESS is "${readiness}"`,
       );
     }
-    if ((readiness === "healthcheck" || readiness === "both") && !health) {
+    if (
+      (readiness === "healthcheck" || readiness === "both") &&
+      !server.modelHealthUrl
+    ) {
       throw presetError(
         "generic",
         `MODEL_HEALTH_ENDPOINT: required when READINESS is "${readiness}"`,
       );
     }
-    if (tails && onLoad.length === 0) {
+    if (tails && server.logActions.onLoad.length === 0) {
       throw presetError(
         "generic",
         "MODEL_LOAD_LOG_MSG: required with MODEL_LOG (the line that means " +
@@ -145,24 +147,12 @@ export const generic: Preset = {
         ? {
           benchmark: {
             dataset,
-            runs: numberFrom(env.BENCHMARK_RUNS, 3),
-            concurrency: numberFrom(env.BENCHMARK_CONCURRENCY, 10),
+            ...benchmarkSizeFrom(env),
           },
         }
         : {}),
     }));
-    return {
-      modelServerUrl: url,
-      ...(log ? { modelLogFile: log } : {}),
-      ...(health ? { modelHealthUrl: health } : {}),
-      readiness,
-      logActions: {
-        onLoad,
-        onError: patternsFrom<string>(env.MODEL_ERROR_LOG_MSGS, []),
-        onInfo: patternsFrom<string>(env.MODEL_INFO_LOG_MSGS, []),
-      },
-      handlers,
-    };
+    return { ...server, handlers };
   },
 };
 

@@ -22,11 +22,11 @@ import type { Payload } from "../lib/config.ts";
 import { unwrapInput } from "../lib/handlers.ts";
 import { estimateTokens } from "../lib/workload.ts";
 import {
-  modelServerUrlFrom,
-  numberFrom,
-  patternsFrom,
+  BENCHMARK_SIZE_ENV_VARS,
+  modelServerFrom,
+  parallelHandlers,
   type Preset,
-  readinessFrom,
+  presetEnvVars,
 } from "./_preset.ts";
 import { randomWords } from "./_words.ts";
 
@@ -54,55 +54,23 @@ export const helloWorld: Preset = {
   aliases: ["hello-world"],
   description: "The PyWorker tutorial's LLM server (/generate, SSE stream)",
   workloadRule: "prompt tokens (chars/4)",
-  envVars: [
-    "MODEL_SERVER_URL",
-    "MODEL_LOG",
-    "MODEL_HEALTH_ENDPOINT",
-    "MODEL_LOAD_LOG_MSG",
-    "MODEL_ERROR_LOG_MSGS",
-    "MODEL_INFO_LOG_MSGS",
-    "READINESS",
-    "MAX_QUEUE_TIME",
-    "BENCHMARK_RUNS",
-    "BENCHMARK_CONCURRENCY",
-  ],
-  config: (env) => {
-    const health = env.MODEL_HEALTH_ENDPOINT?.trim() || undefined;
-    const common = {
-      allowParallelRequests: true,
-      maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, 10),
-      workload: helloWorldWorkload,
-      requestParser: helloWorldRequest,
-    };
-    return {
-      modelServerUrl: modelServerUrlFrom(env, "http://127.0.0.1:5001"),
-      modelLogFile: env.MODEL_LOG?.trim() || "/workspace/infer.log",
-      ...(health ? { modelHealthUrl: health } : {}),
-      readiness: readinessFrom("hello_world", env, health ? "both" : "logs"),
-      logActions: {
-        onLoad: patternsFrom(env.MODEL_LOAD_LOG_MSG, [
-          "infer server has started",
-        ]),
-        onError: patternsFrom(env.MODEL_ERROR_LOG_MSGS, [
-          "Exception: corrupted model file",
-        ]),
-        onInfo: patternsFrom(env.MODEL_INFO_LOG_MSGS, ['"message":"Download']),
+  envVars: presetEnvVars(BENCHMARK_SIZE_ENV_VARS),
+  config: (env) => ({
+    ...modelServerFrom("hello_world", env, {
+      url: "http://127.0.0.1:5001",
+      logFile: "/workspace/infer.log",
+      onLoad: ["infer server has started"],
+      onError: ["Exception: corrupted model file"],
+      onInfo: ['"message":"Download'],
+    }),
+    handlers: parallelHandlers(env, {
+      routes: ["/generate", "/generate_stream"],
+      maxQueueTime: 10,
+      shared: {
+        workload: helloWorldWorkload,
+        requestParser: helloWorldRequest,
       },
-      handlers: [
-        {
-          ...common,
-          route: "/generate",
-          benchmark: {
-            generator: () => ({
-              prompt: randomWords(250),
-              max_response_tokens: 300,
-            }),
-            concurrency: numberFrom(env.BENCHMARK_CONCURRENCY, 10),
-            runs: numberFrom(env.BENCHMARK_RUNS, 3),
-          },
-        },
-        { ...common, route: "/generate_stream" },
-      ],
-    };
-  },
+      benchmark: () => ({ prompt: randomWords(250), max_response_tokens: 300 }),
+    }),
+  }),
 };

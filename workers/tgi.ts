@@ -25,13 +25,13 @@
 import type { Payload } from "../lib/config.ts";
 import { estimateTokens } from "../lib/workload.ts";
 import {
+  BENCHMARK_SIZE_ENV_VARS,
   finiteNumber,
   isRecord,
-  modelServerUrlFrom,
-  numberFrom,
-  patternsFrom,
+  modelServerFrom,
+  parallelHandlers,
   type Preset,
-  readinessFrom,
+  presetEnvVars,
 } from "./_preset.ts";
 import { randomWords } from "./_words.ts";
 
@@ -54,66 +54,40 @@ export const tgi: Preset = {
   description: "Hugging Face text-generation-inference (/generate, SSE)",
   workloadRule:
     "prompt tokens (chars/4 of inputs) + parameters.max_new_tokens (default 100)",
-  envVars: [
-    "MODEL_SERVER_URL",
-    "MODEL_LOG",
-    "MODEL_HEALTH_ENDPOINT",
-    "MODEL_LOAD_LOG_MSG",
-    "MODEL_ERROR_LOG_MSGS",
-    "MODEL_INFO_LOG_MSGS",
-    "READINESS",
-    "MAX_QUEUE_TIME",
-    "BENCHMARK_RUNS",
-    "BENCHMARK_CONCURRENCY",
-  ],
-  config: (env) => {
-    const common = {
-      allowParallelRequests: true,
-      maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, 600),
-      unwrapInput: true,
-      workload: tgiWorkload,
-    };
-    return {
-      modelServerUrl: modelServerUrlFrom(env, "http://127.0.0.1:5001"),
-      modelLogFile: env.MODEL_LOG?.trim() || "/workspace/infer.log",
-      modelHealthUrl: env.MODEL_HEALTH_ENDPOINT?.trim() || "/health",
-      readiness: readinessFrom("tgi", env, "both"),
-      logActions: {
-        onLoad: patternsFrom(env.MODEL_LOAD_LOG_MSG, [
-          '"message":"Connected","target":"text_generation_router"',
-          '"message":"Connected","target":"text_generation_router::server"',
-        ]),
-        onError: patternsFrom(env.MODEL_ERROR_LOG_MSGS, [
-          "Error: WebserverFailed",
-          "Error: WebserverCannotStart",
-          "Error: DownloadError",
-          "Error: ShardCannotStart",
-          "Error: ShardFailed",
-          "Error: ShardDisconnected",
-          "Error: NotEnoughMemory",
-        ]),
-        onInfo: patternsFrom(env.MODEL_INFO_LOG_MSGS, ['"message":"Download']),
-      },
-      handlers: [
-        {
-          ...common,
-          route: "/generate",
-          benchmark: {
-            generator: () => ({
-              inputs: randomWords(250),
-              parameters: {
-                max_new_tokens: 128,
-                temperature: 0.7,
-                return_full_text: false,
-              },
-            }),
-            concurrency: numberFrom(env.BENCHMARK_CONCURRENCY, 10),
-            runs: numberFrom(env.BENCHMARK_RUNS, 3),
-          },
-        },
-        { ...common, route: "/generate_stream" },
+  envVars: presetEnvVars(BENCHMARK_SIZE_ENV_VARS),
+  config: (env) => ({
+    ...modelServerFrom("tgi", env, {
+      url: "http://127.0.0.1:5001",
+      logFile: "/workspace/infer.log",
+      health: "/health",
+      onLoad: [
+        '"message":"Connected","target":"text_generation_router"',
+        '"message":"Connected","target":"text_generation_router::server"',
       ],
-      engineMetrics: { kind: "tgi" },
-    };
-  },
+      onError: [
+        "Error: WebserverFailed",
+        "Error: WebserverCannotStart",
+        "Error: DownloadError",
+        "Error: ShardCannotStart",
+        "Error: ShardFailed",
+        "Error: ShardDisconnected",
+        "Error: NotEnoughMemory",
+      ],
+      onInfo: ['"message":"Download'],
+    }),
+    handlers: parallelHandlers(env, {
+      routes: ["/generate", "/generate_stream"],
+      maxQueueTime: 600,
+      shared: { unwrapInput: true, workload: tgiWorkload },
+      benchmark: () => ({
+        inputs: randomWords(250),
+        parameters: {
+          max_new_tokens: 128,
+          temperature: 0.7,
+          return_full_text: false,
+        },
+      }),
+    }),
+    engineMetrics: { kind: "tgi" },
+  }),
 };

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { COMFY_ENV_VARS, comfyConfig, pick, type Workflow } from "./_comfy.ts";
+import { pick, type Workflow, workflowPreset } from "./_comfy.ts";
 import type { Preset } from "./_preset.ts";
 
 /** Workload of one Wan video. */
@@ -121,19 +121,9 @@ export function wanWorkflow(prompt: string): Workflow {
 }
 
 /** The Wan 2.2 preset. */
-export const wan: Preset = {
+export const wan: Preset = workflowPreset({
   name: "wan",
   description: "Wan 2.2 text-to-video on ComfyUI (/generate/sync, FIFO)",
-  workloadRule: "constant 10000 per request",
-  envVars: COMFY_ENV_VARS,
-  config: (env) =>
-    comfyConfig({
-      name: "wan",
-      workload: { kind: "constant", value: WAN_WORKLOAD },
-      runs: 1,
-      wellKnownBenchmark: false,
-      benchmark: () => ({
-        input: { workflow_json: wanWorkflow(pick(PROMPTS)) },
-      }),
-    }, env),
-};
+  workload: WAN_WORKLOAD,
+  workflow: () => wanWorkflow(pick(PROMPTS)),
+});

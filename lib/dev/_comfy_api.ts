@@ -115,6 +115,18 @@ export function applyModifier(
   if (modifier !== "Text2Image" && modifier !== "Image2Image") {
     throw new Error(`Unknown modifier '${modifier}'`);
   }
+  return text2ImageWorkflow(m);
+}
+
+/**
+ * An SD1.5 text-to-image API-format graph of `modifications` (`prompt`,
+ * `width`, `height`, `steps`, `seed`, `batch_size`; 512×512, 20 steps, batch
+ * 1 by default) whose images are saved as `<filenamePrefix>_NNNNN_.png`.
+ */
+export function text2ImageWorkflow(
+  m: Record<string, unknown>,
+  filenamePrefix = "ComfyUI",
+): Workflow {
   return {
     "3": {
       class_type: "KSampler",
@@ -147,7 +159,7 @@ export function applyModifier(
     },
     "9": {
       class_type: "SaveImage",
-      inputs: { filename_prefix: "ComfyUI", images: ["8", 0] },
+      inputs: { filename_prefix: filenamePrefix, images: ["8", 0] },
     },
   };
 }

@@ -9,6 +9,7 @@
  * 4. The worker's resident memory after the load.
  */
 import { freePort, waitReady } from "../e2e/_scenario.ts";
+import { generateKeys } from "../helpers/signing.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const REQUESTS = Number(Deno.env.get("BENCH_REQUESTS") ?? 3000);
@@ -55,27 +56,12 @@ const model = Deno.serve(
 );
 const modelUrl = `http://127.0.0.1:${model.addr.port}`;
 
-const keys = await crypto.subtle.generateKey(
-  {
-    name: "RSASSA-PKCS1-v1_5",
-    modulusLength: 2048,
-    publicExponent: new Uint8Array([1, 0, 1]),
-    hash: "SHA-256",
-  },
-  true,
-  ["sign", "verify"],
-);
-const spki = new Uint8Array(
-  await crypto.subtle.exportKey("spki", keys.publicKey),
-);
-const pem = `-----BEGIN PUBLIC KEY-----\n${
-  btoa(String.fromCharCode(...spki)).match(/.{1,64}/g)!.join("\n")
-}\n-----END PUBLIC KEY-----\n`;
+const keys = await generateKeys();
 
 async function startWorker(unsecured: boolean) {
   const dir = await Deno.makeTempDir();
   const port = freePort();
-  await Deno.writeTextFile(`${dir}/key.pem`, pem);
+  await Deno.writeTextFile(`${dir}/key.pem`, keys.publicPem);
   await Deno.writeTextFile(
     `${dir}/worker.yaml`,
     `modelServerUrl: ${modelUrl}\nhandlers:\n` +

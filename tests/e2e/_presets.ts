@@ -3,11 +3,12 @@
  * a subprocess, reporting to a control-plane stand-in (real signatures:
  * the worker fetches `/pubkey/`, requests carry `/route/`'s `auth_data`).
  */
+import assert from "node:assert/strict";
 import {
   type ControlPlane,
   startControlPlane,
 } from "../../lib/dev/control_plane.ts";
-import { RSA_ALGORITHM } from "../../lib/dev/_signing.ts";
+import { controlPlaneKeys } from "../helpers/dev.ts";
 import { waitFor } from "../helpers/worker.ts";
 import { freePort } from "./_scenario.ts";
 
@@ -27,10 +28,7 @@ let keys: Promise<CryptoKeyPair> | undefined;
 
 /** One RSA key pair for every control plane of a test file. */
 function sharedKeys(): Promise<CryptoKeyPair> {
-  keys ??= crypto.subtle.generateKey(RSA_ALGORITHM, true, [
-    "sign",
-    "verify",
-  ]) as Promise<CryptoKeyPair>;
+  keys ??= controlPlaneKeys();
   return keys;
 }
 
@@ -58,6 +56,11 @@ export interface PresetWorker {
   waitNewLoad(expected: number, timeoutMs?: number): Promise<void>;
   /** Waits for `/ready` 200; throws at once if the worker errors or exits. */
   waitReady(timeoutMs?: number): Promise<void>;
+  /** {@linkcode waitReady}, then checks the benchmark measured a
+   * `max_perf`; returns the `/status` that shows it. */
+  waitBenchmarked(timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Checks that `/ready` answers 200 now. */
+  assertReady(): Promise<void>;
   /** Waits for `/ready` 503 in state `error`; returns its `error_msg`. */
   waitError(timeoutMs?: number): Promise<string>;
   /** Waits until the worker printed `text`. */
@@ -178,6 +181,17 @@ export async function startPresetWorker(
         timeoutMs,
         `${preset} ready`,
       ),
+    waitBenchmarked: async (timeoutMs) => {
+      await handle.waitReady(timeoutMs);
+      const status = await handle.status();
+      assert.ok(Number(status.max_perf) > 0, `max_perf ${status.max_perf}`);
+      return status;
+    },
+    assertReady: async () => {
+      const r = await fetch(`${base}/ready`);
+      assert.equal(r.status, 200);
+      await r.body?.cancel();
+    },
     waitError: async (timeoutMs = 10000) => {
       let msg = "";
       await waitFor(
@@ -229,6 +243,14 @@ export interface ScenarioContext {
   /** Starts a preset worker (stopped afterwards; its output is printed on
    * failure). */
   start(preset: string, env: Record<string, string>): Promise<PresetWorker>;
+  /** {@linkcode start} against the stand-in at `url` that writes `logFile`,
+   * with a small benchmark (1 run of 2 at once) and `env` on top. */
+  startAgainst(
+    url: string,
+    logFile: string,
+    preset: string,
+    env?: Record<string, string>,
+  ): Promise<PresetWorker>;
 }
 
 /**
@@ -242,16 +264,25 @@ export async function inTempDir(
   const dir = await Deno.makeTempDir({ prefix: `edgeworker-e2e-${name}-` });
   const cleanups: (() => Promise<void> | void)[] = [];
   const workers: PresetWorker[] = [];
+  const start = async (preset: string, env: Record<string, string>) => {
+    const w = await startPresetWorker(preset, dir, env);
+    workers.push(w);
+    cleanups.push(() => w.stop());
+    return w;
+  };
   try {
     await scenario({
       dir,
       defer: (c) => cleanups.push(c),
-      start: async (preset, env) => {
-        const w = await startPresetWorker(preset, dir, env);
-        workers.push(w);
-        cleanups.push(() => w.stop());
-        return w;
-      },
+      start,
+      startAgainst: (url, logFile, preset, env = {}) =>
+        start(preset, {
+          MODEL_SERVER_URL: url,
+          MODEL_LOG: logFile,
+          BENCHMARK_RUNS: "1",
+          BENCHMARK_CONCURRENCY: "2",
+          ...env,
+        }),
     });
   } catch (e) {
     for (const w of workers) {

@@ -34,24 +34,26 @@ export async function waitReady(
   );
 }
 
-/** Runs `deno <denoArgs> run --config <yaml>` and checks what a user sees. */
-export async function serveYamlScenario(denoArgs: string[]): Promise<void> {
-  const up = startUpstream();
-  const dir = await Deno.makeTempDir();
+/** A worker subprocess started by {@linkcode spawnYamlWorker}. */
+export interface YamlWorker {
+  child: Deno.ChildProcess;
+  /** Its base URL (a free port on 127.0.0.1). */
+  base: string;
+}
+
+/**
+ * Writes `yaml` (lines) to `<dir>/worker.yaml` and spawns
+ * `deno <denoArgs> run --config` on it in `dir`, on free ports, unsecured,
+ * with `env` on top; stdout and stderr are piped.
+ */
+export async function spawnYamlWorker(
+  dir: string,
+  denoArgs: string[],
+  yaml: string[],
+  env: Record<string, string> = {},
+): Promise<YamlWorker> {
   const port = freePort();
-  await Deno.writeTextFile(
-    `${dir}/worker.yaml`,
-    [
-      `modelServerUrl: ${up.url}`,
-      `modelHealthUrl: /health`,
-      `handlers:`,
-      `  - route: /echo`,
-      `    allowParallelRequests: true`,
-      `    workload: { kind: field, path: max_tokens, default: 1 }`,
-      `  - route: /stream`,
-      `    allowParallelRequests: true`,
-    ].join("\n"),
-  );
+  await Deno.writeTextFile(`${dir}/worker.yaml`, yaml.join("\n"));
   const child = new Deno.Command(Deno.execPath(), {
     args: [...denoArgs, "run", "--config", `${dir}/worker.yaml`],
     cwd: dir,
@@ -61,11 +63,28 @@ export async function serveYamlScenario(denoArgs: string[]): Promise<void> {
       WORKER_HTTP_PORT: String(freePort()),
       UNSECURED: "true",
       EDGEWORKER_HOST: "127.0.0.1",
+      ...env,
     },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const base = `http://127.0.0.1:${port}`;
+  return { child, base: `http://127.0.0.1:${port}` };
+}
+
+/** Runs `deno <denoArgs> run --config <yaml>` and checks what a user sees. */
+export async function serveYamlScenario(denoArgs: string[]): Promise<void> {
+  const up = startUpstream();
+  const dir = await Deno.makeTempDir();
+  const { child, base } = await spawnYamlWorker(dir, denoArgs, [
+    `modelServerUrl: ${up.url}`,
+    `modelHealthUrl: /health`,
+    `handlers:`,
+    `  - route: /echo`,
+    `    allowParallelRequests: true`,
+    `    workload: { kind: field, path: max_tokens, default: 1 }`,
+    `  - route: /stream`,
+    `    allowParallelRequests: true`,
+  ]);
   try {
     await waitReady(base);
     const res = await post(base, "/echo", envelope({ max_tokens: 7 }));

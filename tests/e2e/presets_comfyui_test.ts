@@ -4,6 +4,7 @@
  * with signed requests from the control-plane stand-in, run at once.
  */
 import assert from "node:assert/strict";
+import { text2ImageWorkflow } from "../../lib/dev/_comfy_api.ts";
 import { startComfyUiServer } from "../../lib/dev/comfyui_server.ts";
 import { aceWorkflow } from "../../workers/ace.ts";
 import { wanWorkflow } from "../../workers/wan.ts";
@@ -16,31 +17,10 @@ interface ComfyResult {
 }
 
 /** A small SD graph: 512×512, batch 2, 30 steps (= 300 units). */
-const SD_WORKFLOW = {
-  "3": {
-    class_type: "KSampler",
-    inputs: {
-      seed: 5,
-      steps: 30,
-      cfg: 7,
-      model: ["4", 0],
-      latent_image: ["5", 0],
-    },
-  },
-  "4": {
-    class_type: "CheckpointLoaderSimple",
-    inputs: { ckpt_name: "v1-5-pruned-emaonly.safetensors" },
-  },
-  "5": {
-    class_type: "EmptyLatentImage",
-    inputs: { width: 512, height: 512, batch_size: 2 },
-  },
-  "8": { class_type: "VAEDecode", inputs: { samples: ["3", 0] } },
-  "9": {
-    class_type: "SaveImage",
-    inputs: { filename_prefix: "e2e", images: ["8", 0] },
-  },
-};
+const SD_WORKFLOW = text2ImageWorkflow(
+  { seed: 5, steps: 30, batch_size: 2 },
+  "e2e",
+);
 
 function comfyuiScenario(): Promise<void> {
   return inTempDir("comfyui", async ({ dir, defer, start }) => {
@@ -56,9 +36,7 @@ function comfyuiScenario(): Promise<void> {
       BENCHMARK_TEST_STEPS: "10",
       MODEL_INFO_LOG_MSGS: "e2e-marker",
     });
-    await w.waitReady();
-    const status = await w.status();
-    assert.ok(Number(status.max_perf) > 0);
+    await w.waitBenchmarked();
     const bench = comfy.lastBody as {
       input: { modifier: string; modifications: Record<string, unknown> };
     };
@@ -123,9 +101,7 @@ function comfyuiScenario(): Promise<void> {
       "INFO:main:e2e-marker after the validation error",
     );
     await w.waitOutput("e2e-marker after the validation error");
-    const ready = await fetch(`${w.base}/ready`);
-    assert.equal(ready.status, 200);
-    await ready.body?.cancel();
+    await w.assertReady();
 
     await comfy.crash();
     assert.match(await w.waitError(), /BACKEND_UNRECOVERABLE/);
@@ -141,8 +117,7 @@ function wanScenario(): Promise<void> {
       MODEL_SERVER_URL: comfy.url,
       MODEL_LOG: logFile,
     });
-    await w.waitReady();
-    assert.ok(Number((await w.status()).max_perf) > 0);
+    await w.waitBenchmarked();
     // The built-in benchmark is a Wan 2.2 graph.
     const bench = comfy.lastBody as {
       input: { workflow_json: Record<string, { class_type: string }> };
@@ -181,8 +156,7 @@ function aceScenario(): Promise<void> {
       MODEL_LOG: logFile,
       BENCHMARK_JSON_PATH: `${dir}/bench.json`,
     });
-    await w.waitReady();
-    assert.ok(Number((await w.status()).max_perf) > 0);
+    await w.waitBenchmarked();
     const bench = comfy.lastBody as {
       input: { request_id: string; workflow_json: typeof custom };
     };

@@ -41,7 +41,7 @@ const CASES: Case[] = [
 ];
 
 function scenario(c: Case): Promise<void> {
-  return inTempDir(c.preset, async ({ dir, defer, start }) => {
+  return inTempDir(c.preset, async ({ dir, defer, startAgainst }) => {
     const logFile = `${dir}/engine.log`;
     const llm = await startOpenAiServer({
       logFile,
@@ -50,19 +50,13 @@ function scenario(c: Case): Promise<void> {
       tokensPerSecond: 5000,
     });
     defer(() => llm.close());
-    const w = await start(c.preset, {
-      MODEL_SERVER_URL: llm.url,
-      MODEL_LOG: logFile,
+    const w = await startAgainst(llm.url, logFile, c.preset, {
       [c.modelEnv]: MODEL,
-      BENCHMARK_RUNS: "1",
-      BENCHMARK_CONCURRENCY: "2",
     });
-    await w.waitReady();
 
     // The benchmark ran against the stand-in with the model named by the
     // engine's own variable, and measured something.
-    const status = await w.status();
-    assert.ok(Number(status.max_perf) > 0, `max_perf ${status.max_perf}`);
+    await w.waitBenchmarked();
     const bench = llm.lastBody as Record<string, unknown>;
     assert.equal(bench.model, MODEL);
     assert.equal(bench.max_tokens, 500);
@@ -138,9 +132,7 @@ function scenario(c: Case): Promise<void> {
       `{"message":"Download ${marker}"}`,
     );
     await w.waitOutput(marker);
-    const still = await fetch(`${w.base}/ready`);
-    assert.equal(still.status, 200);
-    await still.body?.cancel();
+    await w.assertReady();
 
     // The engine dies: its fatal lines put the worker in error, and the
     // autoscaler hears of it.

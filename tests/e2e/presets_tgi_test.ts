@@ -11,19 +11,12 @@ import { startHelloWorldServer } from "./_hello_world_server.ts";
 import { allScenarios, appendLog, inTempDir, sseEvents } from "./_presets.ts";
 
 function tgiScenario(): Promise<void> {
-  return inTempDir("tgi", async ({ dir, defer, start }) => {
+  return inTempDir("tgi", async ({ dir, defer, startAgainst }) => {
     const logFile = `${dir}/infer.log`;
     const tgi = await startTgiServer({ logFile, tokensPerSecond: 5000 });
     defer(() => tgi.close());
-    const w = await start("tgi", {
-      MODEL_SERVER_URL: tgi.url,
-      MODEL_LOG: logFile,
-      BENCHMARK_RUNS: "1",
-      BENCHMARK_CONCURRENCY: "2",
-    });
-    await w.waitReady();
-    const status = await w.status();
-    assert.ok(Number(status.max_perf) > 0);
+    const w = await startAgainst(tgi.url, logFile, "tgi");
+    await w.waitBenchmarked();
     const bench = tgi.lastBody as { parameters: { max_new_tokens: number } };
     assert.equal(bench.parameters.max_new_tokens, 128);
 
@@ -69,9 +62,7 @@ function tgiScenario(): Promise<void> {
       `{"message":"Download ${marker}"}`,
     );
     await w.waitOutput(marker);
-    const ready = await fetch(`${w.base}/ready`);
-    assert.equal(ready.status, 200);
-    await ready.body?.cancel();
+    await w.assertReady();
 
     await tgi.crash();
     assert.match(await w.waitError(), /Error: WebserverFailed/);
@@ -103,9 +94,7 @@ function genericScenario(): Promise<void> {
       BENCHMARK_RUNS: "1",
       BENCHMARK_CONCURRENCY: "2",
     });
-    await w.waitReady();
-    const status = await w.status();
-    assert.ok(Number(status.max_perf) > 0);
+    await w.waitBenchmarked();
     assert.deepEqual(tgi.lastBody, {
       inputs: "benchmark words for the generic preset",
       parameters: { max_new_tokens: 8 },
@@ -133,19 +122,12 @@ function genericScenario(): Promise<void> {
 }
 
 function helloWorldScenario(): Promise<void> {
-  return inTempDir("hello_world", async ({ dir, defer, start }) => {
+  return inTempDir("hello_world", async ({ dir, defer, startAgainst }) => {
     const logFile = `${dir}/infer.log`;
     const model = await startHelloWorldServer({ logFile });
     defer(() => model.close());
-    const w = await start("hello_world", {
-      MODEL_SERVER_URL: model.url,
-      MODEL_LOG: logFile,
-      BENCHMARK_RUNS: "1",
-      BENCHMARK_CONCURRENCY: "2",
-    });
-    await w.waitReady();
-    const status = await w.status();
-    assert.ok(Number(status.max_perf) > 0);
+    const w = await startAgainst(model.url, logFile, "hello_world");
+    await w.waitBenchmarked();
     assert.equal(model.bodies.at(-1)?.max_response_tokens, 300);
 
     // 32 chars ≈ 8 prompt tokens (the tutorial counts the prompt only).

@@ -14,7 +14,7 @@ import type { WorkerStatus } from "../../lib/reporter_wire.ts";
 import { type DeleteItem, deleteItems, sumOf } from "../helpers/reporting.ts";
 import { startUpstream, type UpstreamHandle } from "../helpers/upstream.ts";
 import { envelope, post, waitFor } from "../helpers/worker.ts";
-import { freePort, waitReady } from "./_scenario.ts";
+import { spawnYamlWorker, waitReady } from "./_scenario.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -35,39 +35,22 @@ async function withSubprocessWorker(
   const cp = await startControlPlane();
   const up = startUpstream();
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-sigterm-" });
-  const port = freePort();
-  await Deno.writeTextFile(
-    `${dir}/worker.yaml`,
-    [
-      `modelServerUrl: ${up.url}`,
-      `handlers:`,
-      `  - route: /stream`,
-      `    allowParallelRequests: true`,
-      `    maxQueueTime: null`,
-      `    workload: { kind: field, path: w, default: 1 }`,
-    ].join("\n"),
-  );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "run", "--config", `${dir}/worker.yaml`],
-    cwd: dir,
-    env: {
-      NO_COLOR: "1",
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      UNSECURED: "true",
-      EDGEWORKER_HOST: "127.0.0.1",
-      REPORT_ADDR: cp.url,
-      CONTAINER_ID: "99",
-      MASTER_TOKEN: "tok-99",
-      ...env,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const { child, base } = await spawnYamlWorker(dir, ["run", "-A", MAIN], [
+    `modelServerUrl: ${up.url}`,
+    `handlers:`,
+    `  - route: /stream`,
+    `    allowParallelRequests: true`,
+    `    maxQueueTime: null`,
+    `    workload: { kind: field, path: w, default: 1 }`,
+  ], {
+    REPORT_ADDR: cp.url,
+    CONTAINER_ID: "99",
+    MASTER_TOKEN: "tok-99",
+    ...env,
+  });
   // Read both pipes from the start so a chatty child never blocks.
   const output = child.output();
   try {
-    const base = `http://127.0.0.1:${port}`;
     await waitReady(base);
     await fn({ base, cp, up, child, output });
   } finally {

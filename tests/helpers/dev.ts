@@ -100,8 +100,11 @@ export async function readEvents(
   return events;
 }
 
-/** A fresh RSA-2048 key pair of the control plane's kind, to pass as its
- * `keyPair` (generating one per test is slow). */
+/**
+ * A fresh RSA-2048 key pair of the kind the autoscaler signs with
+ * (RSASSA-PKCS1-v1_5, SHA-256): the control plane's `keyPair`, or any test
+ * signer. Generating one is slow: share it across a file's tests.
+ */
 export function controlPlaneKeys(): Promise<CryptoKeyPair> {
   return crypto.subtle.generateKey(RSA_ALGORITHM, true, [
     "sign",

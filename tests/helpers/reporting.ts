@@ -1,54 +1,21 @@
 /**
  * Shared pieces of the reporting tests (`reporting_test.ts`,
- * `delete_requests_test.ts`, `metrics_test.ts`): a worker started with
- * chosen loop timings, the control-plane bodies as typed records, the split
- * of recorded bodies into accepted and refused ones, and one mixed run of
- * every request outcome.
+ * `delete_requests_test.ts`, `metrics_test.ts`): stopping a worker, the
+ * control-plane bodies as typed records, the split of recorded bodies into
+ * accepted and refused ones, and one mixed run of every request outcome.
  */
 import assert from "node:assert/strict";
 import type { WorkerConfigInput } from "../../lib/config.ts";
 import type { ControlPlane, Recorded } from "../../lib/dev/control_plane.ts";
 import type { WorkerStatus } from "../../lib/reporter_wire.ts";
-import {
-  type RunningWorker,
-  Worker,
-  type WorkerStartOptions,
-} from "../../lib/worker.ts";
+import type { RunningWorker } from "../../lib/worker.ts";
 import { signedAuth, type TestKeys } from "./signing.ts";
 import type { UpstreamHandle } from "./upstream.ts";
-import { post, waitFor } from "./worker.ts";
+import { post, type Running, waitFor } from "./worker.ts";
 
-/** A worker started by {@linkcode startWorkerWith}, with its temp dir. */
-export type Running = RunningWorker & { dir: string };
+export type { Running };
 
-/**
- * Starts a worker on a free port, like `startWorker` of `worker.ts`, but
- * with the given loop timings (`{}` keeps the production ones: a 1 s report
- * tick and a 10 s heartbeat).
- */
-export async function startWorkerWith(
-  config: WorkerConfigInput,
-  env: Record<string, string>,
-  timings: WorkerStartOptions["timings"],
-): Promise<Running> {
-  const dir = await Deno.makeTempDir({ prefix: "edgeworker-report-" });
-  const running = await new Worker(config).start({
-    env: {
-      UNSECURED: "true",
-      EDGEWORKER_HOST: "127.0.0.1",
-      EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
-      EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
-      EDGEWORKER_DRAIN_SECONDS: "2",
-      ...env,
-    },
-    port: 0,
-    httpPort: false,
-    ...(timings ? { timings } : {}),
-  });
-  return Object.assign(running, { dir });
-}
-
-/** Shuts the worker down and removes its temp dir. */
+/** Shuts a worker of `startWorker` down and removes its temp dir. */
 export async function stopWorker(w: Running | undefined): Promise<void> {
   if (!w) return;
   await w.shutdown();

@@ -3,13 +3,8 @@
  * signatures over message bytes written out by hand (independent of
  * `lib/auth.ts`), and a tiny `REPORT_ADDR` server that serves `/pubkey/`.
  */
-
-const ALGORITHM = {
-  name: "RSASSA-PKCS1-v1_5",
-  modulusLength: 2048,
-  publicExponent: new Uint8Array([1, 0, 1]),
-  hash: "SHA-256",
-} as const;
+import { publicKeyPem } from "../../lib/dev/_signing.ts";
+import { controlPlaneKeys } from "./dev.ts";
 
 /** A key pair with its public half as SPKI PEM. */
 export interface TestKeys {
@@ -19,18 +14,10 @@ export interface TestKeys {
 
 /** Generates a fresh RSA-2048 key pair. */
 export async function generateKeys(): Promise<TestKeys> {
-  const pair = await crypto.subtle.generateKey(ALGORITHM, true, [
-    "sign",
-    "verify",
-  ]);
-  const spki = new Uint8Array(
-    await crypto.subtle.exportKey("spki", pair.publicKey),
-  );
-  const lines = spki.toBase64().match(/.{1,64}/g)!.join("\n");
+  const pair = await controlPlaneKeys();
   return {
     privateKey: pair.privateKey,
-    publicPem:
-      `-----BEGIN PUBLIC KEY-----\n${lines}\n-----END PUBLIC KEY-----\n`,
+    publicPem: await publicKeyPem(pair.publicKey),
   };
 }
 

@@ -1,6 +1,12 @@
 /** Starting a worker in-process for integration tests. */
+import assert from "node:assert/strict";
 import type { WorkerConfigInput } from "../../lib/config.ts";
-import { type RunningWorker, Worker } from "../../lib/worker.ts";
+import {
+  type RunningWorker,
+  Worker,
+  type WorkerStartOptions,
+} from "../../lib/worker.ts";
+import { startUpstream, type UpstreamHandle } from "./upstream.ts";
 
 /** Fast loop timings so tests stay short. */
 export const FAST = {
@@ -11,14 +17,21 @@ export const FAST = {
   probeIntervalMs: 50,
 };
 
-/** Starts a worker on a free port with `env` on top of safe test defaults. */
+/** A worker started by {@linkcode startWorker}, with its temp dir. */
+export type Running = RunningWorker & { dir: string };
+
+/**
+ * Starts a worker on a free port with `env` on top of safe test defaults,
+ * and the given loop timings ({@linkcode FAST} unless given; `{}` keeps the
+ * production ones: a 1 s report tick and a 10 s heartbeat).
+ */
 export async function startWorker(
   config: WorkerConfigInput,
   env: Record<string, string> = {},
-): Promise<RunningWorker & { dir: string }> {
+  timings: WorkerStartOptions["timings"] = FAST,
+): Promise<Running> {
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-test-" });
-  const worker = new Worker(config);
-  const running = await worker.start({
+  const running = await new Worker(config).start({
     env: {
       UNSECURED: "true",
       EDGEWORKER_HOST: "127.0.0.1",
@@ -29,9 +42,33 @@ export async function startWorker(
     },
     port: 0,
     httpPort: false,
-    timings: FAST,
+    timings,
   });
   return Object.assign(running, { dir });
+}
+
+/**
+ * Runs `fn` with the scripted model server and a worker for `handlers`
+ * once it is ready; then checks that the scenario left nothing in flight
+ * (no record, no load) and stops both.
+ */
+export async function withUpstreamWorker(
+  handlers: WorkerConfigInput["handlers"],
+  fn: (w: Running, up: UpstreamHandle) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const up = startUpstream();
+  const w = await startWorker({ modelServerUrl: up.url, handlers }, env);
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    await fn(w, up);
+    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
+    assert.equal(w.ledger.currentLoad, 0);
+  } finally {
+    await w.shutdown();
+    await up.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
 }
 
 /** Waits until `cond()` holds, polling; throws after `timeoutMs`. */
