@@ -53,8 +53,6 @@ export interface ReporterState {
   errorMsg: string;
   /** Benchmark throughput (`max_perf`). */
   maxPerf: number;
-  /** Whether requests are admitted (not on the wire; kept for callers). */
-  accepting: boolean;
 }
 
 /** Options of {@linkcode Reporter}. */
@@ -117,7 +115,7 @@ type Kind = keyof ReporterStats;
  * const reporter = new Reporter({
  *   reportAddrs: ["https://run.vast.ai"], ledger: new Ledger(),
  *   identity: { id: 1, mtoken: "t", version: "1.1.0", url: "https://1.2.3.4:3000" },
- *   state: () => ({ loadtime: 0, errorMsg: "", maxPerf: 0, accepting: false }),
+ *   state: () => ({ loadtime: 0, errorMsg: "", maxPerf: 0 }),
  * });
  * reporter.start();
  * await reporter.flush();

@@ -22,6 +22,7 @@ import {
 import { compileHandler } from "./handlers.ts";
 import { Ledger } from "./ledger.ts";
 import { Lifecycle } from "./lifecycle.ts";
+import { listen, readTls } from "./listen.ts";
 import { WorkerMetrics } from "./prometheus.ts";
 import { fetchPublicKey, loadPublicKeyFile } from "./pubkey.ts";
 import { Readiness } from "./readiness.ts";
@@ -317,7 +318,6 @@ export class Worker {
           errorMsg: lifecycle.errorMsg ||
             (lifecycle.state === "draining" ? "Worker shutting down" : ""),
           maxPerf,
-          accepting: lifecycle.state !== "draining",
         }),
         diskUsageGb: () => diskUsedGb("/"),
         ...(t.reportTickMs ? { tickMs: t.reportTickMs } : {}),
@@ -418,49 +418,6 @@ export class Worker {
       finished,
     };
   }
-}
-
-/** Deno.serve with a message that names the setting when the port is taken. */
-function listen(
-  options: { port: number; hostname: string; cert?: string; key?: string },
-  handler: Deno.ServeHandler<Deno.NetAddr>,
-  setting: string,
-): Deno.HttpServer<Deno.NetAddr> {
-  try {
-    return Deno.serve({ ...options, onListen: () => {} }, handler);
-  } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
-    throw new Error(
-      `Cannot listen on ${options.hostname}:${options.port} (${setting}): ${why}`,
-    );
-  }
-}
-
-async function readTls(env: WorkerEnv): Promise<{ cert: string; key: string }> {
-  const read = async (path: string, what: string) => {
-    try {
-      return await Deno.readTextFile(path);
-    } catch (e) {
-      throw new Error(
-        `USE_SSL=true but the TLS ${what} ${path} cannot be read: ${
-          e instanceof Error ? e.message : String(e)
-        }`,
-      );
-    }
-  };
-  const cert = await read(env.EDGEWORKER_TLS_CERT, "certificate");
-  const key = await read(env.EDGEWORKER_TLS_KEY, "key");
-  if (!cert.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new Error(
-      `USE_SSL=true but ${env.EDGEWORKER_TLS_CERT} holds no PEM certificate`,
-    );
-  }
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
-    throw new Error(
-      `USE_SSL=true but ${env.EDGEWORKER_TLS_KEY} holds no PEM private key`,
-    );
-  }
-  return { cert, key };
 }
 
 /** Loads the autoscaler key in the background; errors become the worker's. */

@@ -241,7 +241,7 @@ async function controlPlane(): Promise<ControlPlane & AsyncDisposable> {
   return Object.assign(cp, { [Symbol.asyncDispose]: () => cp.close() });
 }
 
-const STATE = { loadtime: 3.5, errorMsg: "", maxPerf: 200, accepting: true };
+const STATE = { loadtime: 3.5, errorMsg: "", maxPerf: 200 };
 
 function makeReporter(
   cp: ControlPlane,

@@ -1,0 +1,53 @@
+/**
+ * Opening the worker's ports: TLS files read and checked, and errors that
+ * name the setting and files involved.
+ *
+ * @module
+ */
+import type { WorkerEnv } from "./env.ts";
+
+/** Deno.serve with a message that names the setting when the port is taken. */
+export function listen(
+  options: { port: number; hostname: string; cert?: string; key?: string },
+  handler: Deno.ServeHandler<Deno.NetAddr>,
+  setting: string,
+): Deno.HttpServer<Deno.NetAddr> {
+  try {
+    return Deno.serve({ ...options, onListen: () => {} }, handler);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new Error(
+      `Cannot listen on ${options.hostname}:${options.port} (${setting}): ${why}`,
+    );
+  }
+}
+
+/** Reads and checks the TLS files of `USE_SSL=true`. */
+export async function readTls(
+  env: WorkerEnv,
+): Promise<{ cert: string; key: string }> {
+  const read = async (path: string, what: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (e) {
+      throw new Error(
+        `USE_SSL=true but the TLS ${what} ${path} cannot be read: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+      );
+    }
+  };
+  const cert = await read(env.EDGEWORKER_TLS_CERT, "certificate");
+  const key = await read(env.EDGEWORKER_TLS_KEY, "key");
+  if (!cert.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error(
+      `USE_SSL=true but ${env.EDGEWORKER_TLS_CERT} holds no PEM certificate`,
+    );
+  }
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+    throw new Error(
+      `USE_SSL=true but ${env.EDGEWORKER_TLS_KEY} holds no PEM private key`,
+    );
+  }
+  return { cert, key };
+}
