@@ -63,8 +63,10 @@ Deno.test("only acknowledged finished records leave the delete queue", () => {
   ledger.reject(info(2), "signature", 401);
   const sent = ledger.pendingFinished();
   ledger.finish(ledger.open(info(3)), "error", 502);
+  assert.equal(ledger.pendingFinishedCount, 3);
   ledger.acknowledge(sent);
   assert.deepEqual(ledger.pendingFinished().map((r) => r.requestIdx), [3]);
+  assert.equal(ledger.pendingFinishedCount, 1);
 });
 
 Deno.test("sessions count in cur_load but their requests are not reported one by one", () => {

@@ -181,3 +181,12 @@ Deno.test("onChange hears transitions and a new error message while in error", (
   assert.equal(changes, 3);
   assert.equal(life.errorMsg, "Model error: CUDA out of memory");
 });
+
+Deno.test("shutdown drains even from a fatal error, keeping its message", () => {
+  const life = new Lifecycle();
+  life.fail("Model error: CUDA out of memory", { fatal: true });
+  assert.equal(life.to("ready", "health ok"), false);
+  assert.equal(life.to("draining", "SIGTERM"), true);
+  assert.equal(life.state, "draining");
+  assert.equal(life.errorMsg, "Model error: CUDA out of memory");
+});
