@@ -7,22 +7,17 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import {
-  BenchmarkError,
-  readBenchmarkCache,
-  runBenchmark,
-  writeBenchmarkCache,
-} from "./benchmark.ts";
-import type { Payload, WorkerConfig } from "./config.ts";
+import { BenchmarkError } from "./benchmark.ts";
+import type { WorkerConfig } from "./config.ts";
 import type { CompiledHandler } from "./handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { LogMonitor, type Pattern } from "./log_monitor.ts";
+import { type BenchmarkMode, measureMaxPerf } from "./startup_benchmark.ts";
+
+export type { BenchmarkMode };
 
 const log = getLogger(["edgeworker", "readiness"]);
-
-/** How the benchmark is run: `auto` uses the cache when present. */
-export type BenchmarkMode = "auto" | "skip" | "force";
 
 /** Options of {@linkcode Readiness}. */
 export interface ReadinessOptions {
@@ -254,53 +249,12 @@ export class Readiness {
 
   async #benchmark(): Promise<number | undefined> {
     const { benchmarkMode, benchmarkFile, handlers, lifecycle } = this.#o;
-    const cached = await readBenchmarkCache(benchmarkFile);
-    if (benchmarkMode !== "force" && cached !== undefined) {
-      log.info("Benchmark cached in {file}: {value}", {
-        file: benchmarkFile,
-        value: cached,
-      });
-      return cached;
-    }
-    const handler = handlers.find((h) => h.config.benchmark);
-    if (benchmarkMode === "skip" || !handler) {
-      log.info("No benchmark run ({why}); max_perf stays 0", {
-        why: benchmarkMode === "skip"
-          ? "EDGEWORKER_BENCHMARK=skip"
-          : "no handler has one",
-      });
-      return 0;
-    }
-    const bench = handler.config.benchmark!;
-    const dataset = bench.dataset;
-    const nextPayload = bench.generator ??
-      (() =>
-        structuredClone(dataset![Math.floor(Math.random() * dataset!.length)]));
-    const concurrency = handler.config.allowParallelRequests
-      ? bench.concurrency
-      : 1;
     try {
-      const result = await runBenchmark({
-        send: (payload: Payload, signal: AbortSignal) =>
-          sendBenchmark(handler, payload, signal),
-        nextPayload,
-        workload: handler.workload,
-        runs: bench.runs,
-        concurrency,
-        warmup: bench.warmup,
+      return await measureMaxPerf(handlers, {
+        mode: benchmarkMode,
+        cacheFile: benchmarkFile,
         signal: this.#abort.signal,
-        onRound: (r) =>
-          log.info(
-            "Benchmark round {index}/{total}: {ok} ok, {failed} failed, {throughput} units/s",
-            { ...r, throughput: r.throughput.toFixed(2) },
-          ),
       });
-      log.info("Benchmark done: best {best}, median {median} units/s", {
-        best: result.best.toFixed(2),
-        median: result.median.toFixed(2),
-      });
-      await writeBenchmarkCache(benchmarkFile, result.best);
-      return result.best;
     } catch (e) {
       if (this.#abort.signal.aborted) return undefined;
       const why = e instanceof BenchmarkError
@@ -375,26 +329,6 @@ export class Readiness {
       signal.removeEventListener("abort", onAbort);
     }
   }
-}
-
-async function sendBenchmark(
-  handler: CompiledHandler,
-  payload: Payload,
-  signal: AbortSignal,
-): Promise<boolean> {
-  const res = await fetch(handler.upstreamUrl, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(payload),
-    signal,
-  });
-  // Read the whole answer: throughput means work done, not headers sent.
-  await res.arrayBuffer();
-  // A failure throws, so an all-failing benchmark names its cause.
-  if (!res.ok) {
-    throw new Error(`HTTP ${res.status} from ${handler.upstreamUrl}`);
-  }
-  return true;
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {

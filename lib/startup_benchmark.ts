@@ -1,0 +1,102 @@
+/**
+ * The startup benchmark of a worker: `max_perf` from the `.has_benchmark`
+ * cache, or measured against the model server with the one handler that
+ * has a benchmark config, then cached.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  readBenchmarkCache,
+  runBenchmark,
+  writeBenchmarkCache,
+} from "./benchmark.ts";
+import type { Payload } from "./config.ts";
+import type { CompiledHandler } from "./handlers.ts";
+
+const log = getLogger(["edgeworker", "benchmark"]);
+
+/** How the benchmark is run: `auto` uses the cache when present. */
+export type BenchmarkMode = "auto" | "skip" | "force";
+
+/** Options of {@linkcode measureMaxPerf}. */
+export interface MeasureOptions {
+  mode: BenchmarkMode;
+  /** Path of the `.has_benchmark` cache. */
+  cacheFile: string;
+  signal: AbortSignal;
+}
+
+/**
+ * The throughput to report as `max_perf`: cached, measured, or 0 when
+ * skipped or no handler has a benchmark.
+ *
+ * @throws {BenchmarkError} when every benchmark request failed
+ */
+export async function measureMaxPerf(
+  handlers: readonly CompiledHandler[],
+  options: MeasureOptions,
+): Promise<number> {
+  const { mode, cacheFile } = options;
+  const cached = await readBenchmarkCache(cacheFile);
+  if (mode !== "force" && cached !== undefined) {
+    log.info("Benchmark cached in {file}: {value}", {
+      file: cacheFile,
+      value: cached,
+    });
+    return cached;
+  }
+  const handler = handlers.find((h) => h.config.benchmark);
+  if (mode === "skip" || !handler) {
+    log.info("No benchmark run ({why}); max_perf stays 0", {
+      why: mode === "skip" ? "EDGEWORKER_BENCHMARK=skip" : "no handler has one",
+    });
+    return 0;
+  }
+  const bench = handler.config.benchmark!;
+  const dataset = bench.dataset;
+  const nextPayload = bench.generator ??
+    (() =>
+      structuredClone(dataset![Math.floor(Math.random() * dataset!.length)]));
+  const result = await runBenchmark({
+    send: (payload: Payload, signal: AbortSignal) =>
+      sendBenchmark(handler, payload, signal),
+    nextPayload,
+    workload: handler.workload,
+    runs: bench.runs,
+    concurrency: handler.config.allowParallelRequests ? bench.concurrency : 1,
+    warmup: bench.warmup,
+    signal: options.signal,
+    onRound: (r) =>
+      log.info(
+        "Benchmark round {index}/{total}: {ok} ok, {failed} failed, {throughput} units/s",
+        { ...r, throughput: r.throughput.toFixed(2) },
+      ),
+  });
+  log.info("Benchmark done: best {best}, median {median} units/s", {
+    best: result.best.toFixed(2),
+    median: result.median.toFixed(2),
+  });
+  await writeBenchmarkCache(cacheFile, result.best);
+  return result.best;
+}
+
+async function sendBenchmark(
+  handler: CompiledHandler,
+  payload: Payload,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const res = await fetch(handler.upstreamUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(payload),
+    signal,
+  });
+  // Read the whole answer: throughput means work done, not headers sent.
+  await res.arrayBuffer();
+  // A failure throws, so an all-failing benchmark names its cause.
+  if (!res.ok) {
+    throw new Error(`HTTP ${res.status} from ${handler.upstreamUrl}`);
+  }
+  return true;
+}
