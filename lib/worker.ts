@@ -29,6 +29,7 @@ import { Readiness } from "./readiness.ts";
 import { Reporter, runLaunchFailureBeacon } from "./reporter.ts";
 import { sessionEndApp } from "./session_routes.ts";
 import { SessionStore } from "./sessions.ts";
+import { gracefulShutdown } from "./shutdown.ts";
 import { ThroughputEstimator } from "./throughput.ts";
 
 const log = getLogger(["edgeworker", "worker"]);
@@ -352,43 +353,21 @@ export class Worker {
       n: handlers.length,
     });
 
-    const { promise: finished, resolve: markFinished } = Promise.withResolvers<
-      void
-    >();
-    let stopping: Promise<void> | undefined;
-    const drainMs = env.EDGEWORKER_DRAIN_SECONDS * 1000;
-    const shutdown = (reason = "shutdown requested"): Promise<void> => {
-      stopping ??= (async () => {
-        lifecycle.to("draining", reason);
-        await readiness.close();
-        const deadline = Date.now() + drainMs;
-        while (ledger.inFlightCount > sessions.size && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        const left = ledger.inFlightCount - sessions.size;
-        if (left > 0) {
-          log.warn("Drain time over: cancelling {left} requests", { left });
-        }
-        stop.abort(new Error("worker shutting down"));
-        await sessions.shutdown();
-        await server.shutdown();
-        await httpServer?.shutdown();
-        await engine?.close();
-        // Last reports get a bounded time: an unreachable autoscaler must
-        // not hold the exit past the supervisor's patience.
-        let flushTimer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          reporter?.flush(),
-          new Promise((r) => flushTimer = setTimeout(r, 5000)),
-        ]);
-        clearTimeout(flushTimer);
-        await reporter?.close();
-        metrics.close();
-        log.info("Worker stopped");
-        markFinished();
-      })();
-      return stopping;
-    };
+    const { shutdown, finished } = gracefulShutdown({
+      lifecycle,
+      ledger,
+      sessions,
+      stop,
+      drainMs: env.EDGEWORKER_DRAIN_SECONDS * 1000,
+      watchers: () => readiness.close(),
+      closers: [
+        () => server.shutdown(),
+        async () => await httpServer?.shutdown(),
+        async () => await engine?.close(),
+      ],
+      ...(reporter ? { reporter } : {}),
+      metrics,
+    });
 
     if (options.handleSignals) {
       const onSignal = (name: string) => () => {
