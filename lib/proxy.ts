@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { jsonError } from "./http.ts";
 import type { RequestOutcome } from "./ledger.ts";
 
 // https://datatracker.ietf.org/doc/html/rfc9110#section-7.6.1
@@ -37,8 +38,11 @@ export interface CallModelOptions {
   body: string;
   /** The client's `Accept` header, passed on. */
   accept?: string | null;
-  /** Fires when the client goes away. */
-  signal: AbortSignal;
+  /**
+   * The request's controller: aborted when the client goes away (or the
+   * worker stops); a cancel from the relay aborts it too.
+   */
+  abort: AbortController;
   /** Milliseconds until response headers; none when undefined. */
   responseTimeoutMs?: number;
   /** Milliseconds for the whole exchange, body included. */
@@ -47,7 +51,7 @@ export interface CallModelOptions {
 
 /** The model server's answer, or why there is none. */
 export type ModelCall =
-  | { ok: true; response: Response; abort: AbortController }
+  | { ok: true; response: Response }
   | { ok: false; outcome: RequestOutcome; status: number; detail: string };
 
 /**
@@ -59,17 +63,18 @@ export async function callModel(
   url: string,
   options: CallModelOptions,
 ): Promise<ModelCall> {
-  const abort = new AbortController();
-  const signals = [options.signal, abort.signal];
+  const signals = [options.abort.signal];
   if (options.requestTimeoutMs) {
     signals.push(AbortSignal.timeout(options.requestTimeoutMs));
   }
   let headerTimer: ReturnType<typeof setTimeout> | undefined;
   let headerTimedOut = false;
   if (options.responseTimeoutMs) {
+    const timeout = new AbortController();
+    signals.push(timeout.signal);
     headerTimer = setTimeout(() => {
       headerTimedOut = true;
-      abort.abort(new DOMException("response timeout", "TimeoutError"));
+      timeout.abort(new DOMException("response timeout", "TimeoutError"));
     }, options.responseTimeoutMs);
   }
   const headers: Record<string, string> = {
@@ -81,11 +86,12 @@ export async function callModel(
       method: "POST",
       body: options.body,
       headers,
-      signal: AbortSignal.any(signals),
+      // Without timeouts no combined signal is needed (it costs per request).
+      signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals),
     });
-    return { ok: true, response, abort };
+    return { ok: true, response };
   } catch (e) {
-    if (options.signal.aborted) {
+    if (options.abort.signal.aborted) {
       return {
         ok: false,
         outcome: "cancelled",
@@ -131,14 +137,31 @@ export function relayHeaders(upstream: Headers): Headers {
 }
 
 /**
- * Wraps a response so each chunk is passed on as it arrives (pull-based, no
- * buffering) and the outcome is known: the body ended (success), the model
- * server broke off (error), or the client went away (cancelled).
+ * Whether an answer is a stream to pass on chunk by chunk: SSE, NDJSON or
+ * JSON lines, any "stream" content type, or a body of unknown length
+ * (chunked), as the Python worker decides.
  */
-export function relay(
+export function isStreaming(headers: Headers): boolean {
+  const type = (headers.get("content-type") ?? "").toLowerCase();
+  if (
+    type.startsWith("text/event-stream") || type.includes("ndjson") ||
+    type.includes("jsonl") || type.includes("stream")
+  ) return true;
+  return !headers.has("content-length");
+}
+
+/**
+ * Passes the model's answer on and learns its outcome: the body ended
+ * (success), the model server broke off (error), or the client went away
+ * (cancelled). Streams are relayed chunk by chunk as they arrive (pull-based,
+ * nothing buffered); an answer of known length that is not a stream is read
+ * whole first, which is far cheaper than a JS stream and lets a model server
+ * that breaks off be answered with a clear 502.
+ */
+export async function relay(
   response: Response,
   options: { signal: AbortSignal; abort?: AbortController; hooks: RelayHooks },
-): Response {
+): Promise<Response> {
   const { hooks, signal } = options;
   let ended = false;
   const end = (outcome: RequestOutcome, status: number, detail?: string) => {
@@ -151,6 +174,25 @@ export function relay(
   if (response.body === null) {
     end("success", status);
     return new Response(null, { status, headers });
+  }
+  if (!isStreaming(response.headers)) {
+    try {
+      const bytes = await response.arrayBuffer();
+      hooks.onFirstByte?.();
+      hooks.onChunk?.();
+      end("success", status);
+      return new Response(bytes, { status, headers });
+    } catch (e) {
+      const detail = e instanceof Error ? e.message : String(e);
+      if (signal.aborted) {
+        end("cancelled", CLIENT_CLOSED_REQUEST, detail);
+        return new Response(null, { status: CLIENT_CLOSED_REQUEST });
+      }
+      end("error", 502, `model server broke off its answer: ${detail}`);
+      return jsonError(502, {
+        error: `model server broke off its answer: ${detail}`,
+      });
+    }
   }
   const reader = response.body.getReader();
   let first = true;
