@@ -94,6 +94,24 @@ Deno.test("SSE chunks reach the client before the next one is produced", async (
   });
 });
 
+Deno.test("a client that leaves before a JSON answer aborts the model call", async () => {
+  const handlers = [{ route: "/slow", allowParallelRequests: true }];
+  await withUpstreamWorker(handlers, async (w, up) => {
+    const abort = new AbortController();
+    const pending = post(w.url, "/slow", envelope({ delay_ms: 600 }), {
+      signal: abort.signal,
+    }).catch((e) => e);
+    await waitFor(() => up.bodies.length === 1, 2000, "request upstream");
+    abort.abort();
+    await pending;
+    await waitFor(() => up.aborted === 1, 1000, "upstream abort");
+    await waitFor(() => w.ledger.pendingFinished().length === 1);
+    const rec = w.ledger.pendingFinished()[0];
+    assert.equal(rec.status, "cancelled");
+    assert.equal(rec.httpStatus, 499);
+  });
+});
+
 Deno.test("a client that leaves mid-stream aborts the model call and is recorded as cancelled", async () => {
   await withUpstreamWorker(PARALLEL, async (w, up) => {
     const abort = new AbortController();
