@@ -11,12 +11,13 @@ import { checkBudget, type QueuePlan } from "./admission.ts";
 import type { Payload } from "./config.ts";
 import { parseEnvelope } from "./envelope.ts";
 import type { CompiledHandler } from "./handlers.ts";
-import type { Ledger, RequestInfo, RequestOutcome } from "./ledger.ts";
+import type { Ledger, RequestInfo } from "./ledger.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { jsonError, readJsonBody } from "./http.ts";
-import { callModel, CLIENT_CLOSED_REQUEST, relay } from "./proxy.ts";
+import { abortedAnswer, callModel, relay } from "./proxy.ts";
 import { sessionRoutes } from "./session_routes.ts";
 import { jsonEqual, type Session, type SessionStore } from "./sessions.ts";
+import type { Admission } from "./ticket.ts";
 import { updateRoute } from "./update_route.ts";
 
 /** Checks `auth_data` signatures (see `auth.ts`). */
@@ -35,12 +36,10 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   verifier: Verifier;
   sessions: SessionStore;
-  /** Aborts every request in flight (end of the drain at shutdown). */
-  stopSignal?: AbortSignal;
+  /** Issues the ticket of every admitted request. */
+  admission: Admission;
   /** Throughput for the queue budget (live estimate or benchmark). */
   throughput: () => number | undefined;
-  responseTimeoutMs?: number;
-  requestTimeoutMs?: number;
   /** Body limit in bytes; none when undefined (base64 media). */
   maxBodyBytes?: number;
   /** `MASTER_TOKEN` and the file `/pyworker/update` writes. */
@@ -213,7 +212,7 @@ async function admit(
   return { info, payload, session };
 }
 
-/** Queues, forwards and relays an admitted request, accounting for it. */
+/** Enters, queues, forwards and relays an admitted request. */
 async function forward(
   clientSignal: AbortSignal,
   accept: string | null,
@@ -221,53 +220,30 @@ async function forward(
   handler: CompiledHandler,
   deps: AppDeps,
 ): Promise<Response> {
-  const record = deps.ledger.open(info);
-  // One controller per request, aborted by the client leaving, the worker
-  // stopping or the session closing: cheaper than combined signals.
-  const abort = new AbortController();
-  const cancel = () => abort.abort(new Error("request cancelled"));
-  if (clientSignal.aborted) cancel();
-  clientSignal.addEventListener("abort", cancel, { once: true });
-  deps.stopSignal?.addEventListener("abort", cancel, { once: true });
-  session?.inFlight.add(abort);
-  const signal = abort.signal;
-  let release = () => {};
-  const end = (outcome: RequestOutcome, status: number, detail?: string) => {
-    deps.ledger.finish(record, outcome, status, detail);
-    release();
-    deps.stopSignal?.removeEventListener("abort", cancel);
-    session?.inFlight.delete(abort);
-  };
-
-  const queue = deps.queues.queueOf(handler.route);
-  if (queue) {
-    try {
-      release = await queue.acquire(signal);
-    } catch {
-      end("cancelled", CLIENT_CLOSED_REQUEST, "client left while queued");
-      return new Response(null, { status: CLIENT_CLOSED_REQUEST });
-    }
+  const ticket = deps.admission.enter(info, {
+    queue: deps.queues.queueOf(handler.route),
+    limits: handler.limits,
+    ...(session ? { session: session.inFlight } : {}),
+  }, clientSignal);
+  if (!(await ticket.queue())) {
+    return abortedAnswer(ticket, ticket.record.httpStatus);
   }
-  deps.ledger.start(record);
-
+  ticket.sent();
   const call = await callModel(handler.upstreamUrl, {
     body: JSON.stringify(payload),
     accept,
-    abort,
-    ...(deps.responseTimeoutMs
-      ? { responseTimeoutMs: deps.responseTimeoutMs }
-      : {}),
-    ...(deps.requestTimeoutMs
-      ? { requestTimeoutMs: deps.requestTimeoutMs }
-      : {}),
+    signal: ticket.signal,
   });
   if (!call.ok) {
-    end(call.outcome, call.status, call.detail);
-    return call.status === CLIENT_CLOSED_REQUEST
-      ? new Response(null, { status: CLIENT_CLOSED_REQUEST })
-      : jsonError(call.status, { error: call.detail });
+    if (call.aborted) {
+      return abortedAnswer(
+        ticket,
+        ticket.endAborted("before the model answered"),
+      );
+    }
+    ticket.end("error", call.status, call.detail);
+    return jsonError(call.status, { error: call.detail });
   }
-
   let response = call.response;
   if (handler.responseGenerator) {
     try {
@@ -276,23 +252,13 @@ async function forward(
         route: handler.route,
       });
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      abort.abort();
-      end("error", 500, `response generator failed: ${why}`);
-      return jsonError(500, { error: `response generator failed: ${why}` });
+      const why = `response generator failed: ${
+        e instanceof Error ? e.message : String(e)
+      }`;
+      ticket.cancel(why);
+      ticket.end("error", 500, why);
+      return jsonError(500, { error: why });
     }
   }
-  return await relay(response, {
-    signal,
-    abort,
-    hooks: {
-      onFirstByte: () => {
-        record.firstByteAt = Date.now();
-      },
-      onChunk: () => {
-        record.chunks++;
-      },
-      onEnd: end,
-    },
-  });
+  return await relay(response, ticket);
 }

@@ -94,6 +94,33 @@ export const BenchmarkConfigSchema = z.strictObject({
   error: "expected a generator or a dataset",
 });
 
+const seconds = z.number().positive().nullable();
+
+/**
+ * Limits on one model call, in seconds; `null` turns one off. Each expiry
+ * aborts the model call, answers 504 naming the limit (or ends a stream
+ * already under way) and records the request as an error.
+ */
+export const TimeoutsConfigSchema = z.strictObject({
+  /** From sending the request until the model's answer starts. */
+  firstByte: seconds.optional(),
+  /** Without a byte from the model once its answer started. */
+  idle: seconds.optional(),
+  /** From sending the request until its answer ended. */
+  total: seconds.optional(),
+});
+
+/**
+ * Defaults of {@linkcode TimeoutsConfigSchema}: generous enough for a long
+ * non-streamed generation (a video job), short enough that a model that
+ * never answers frees its slot; no total limit, as the Python worker has.
+ */
+export const DEFAULT_TIMEOUTS = Object.freeze({
+  firstByte: 1800,
+  idle: 600,
+  total: null,
+});
+
 /** One route of the worker, forwarded to the same path on the model server. */
 export const HandlerConfigSchema = z.strictObject({
   route: z.string().startsWith("/", {
@@ -118,6 +145,8 @@ export const HandlerConfigSchema = z.strictObject({
   requestParser: fn<RequestParser>("a request parser").optional(),
   responseGenerator: fn<ResponseGenerator>("a response generator").optional(),
   benchmark: BenchmarkConfigSchema.optional(),
+  /** This route's limits; each unset one is the worker's. */
+  timeouts: TimeoutsConfigSchema.optional(),
 });
 
 /** Healthcheck probing of the model server. */
@@ -164,10 +193,8 @@ export const WorkerConfigSchema = z.strictObject({
   }),
   /** Most sessions at once; 0 means unlimited. */
   maxSessions: z.int().nonnegative().default(10),
-  /** Seconds until the model server sends response headers; null: none. */
-  responseTimeout: z.number().positive().nullable().default(null),
-  /** Seconds a whole request may take, streaming included; null: none. */
-  requestTimeout: z.number().positive().nullable().default(null),
+  /** Limits of every route's model calls (see {@linkcode DEFAULT_TIMEOUTS}). */
+  timeouts: TimeoutsConfigSchema.default({}),
   engineMetrics: EngineMetricsConfigSchema.optional(),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
@@ -225,5 +252,7 @@ export type LogActionConfig = z.output<typeof LogActionConfigSchema>;
 export type WorkerConfigInput = z.input<typeof WorkerConfigSchema>;
 /** A worker config after validation. */
 export type WorkerConfig = z.output<typeof WorkerConfigSchema>;
+/** Timeouts as written. */
+export type TimeoutsConfig = z.output<typeof TimeoutsConfigSchema>;
 /** A declarative workload rule. */
 export type DeclarativeWorkload = z.output<typeof DeclarativeWorkloadSchema>;

@@ -51,6 +51,10 @@ export const EnvSchema = z.object({
   EDGEWORKER_BENCHMARK: z.enum(["auto", "skip", "force"]).default("auto"),
   EDGEWORKER_BENCHMARK_FILE: z.string().default(".has_benchmark"),
   EDGEWORKER_DRAIN_SECONDS: seconds.default(30),
+  /** Override the config's `timeouts` for every route; 0 turns one off. */
+  EDGEWORKER_TIMEOUT_FIRST_BYTE: seconds.optional(),
+  EDGEWORKER_TIMEOUT_IDLE: seconds.optional(),
+  EDGEWORKER_TIMEOUT_TOTAL: seconds.optional(),
   EDGEWORKER_LOG_LEVEL: z.enum(["debug", "info", "warning", "error"]).default(
     "info",
   ),
@@ -92,6 +96,24 @@ export function readEnv(
     env.publicPort = Number(mapped);
   }
   return env;
+}
+
+/** The `EDGEWORKER_TIMEOUT_*` overrides that are set (0 means none). */
+export function envTimeouts(
+  env: WorkerEnv,
+): { firstByte?: number | null; idle?: number | null; total?: number | null } {
+  const out: {
+    firstByte?: number | null;
+    idle?: number | null;
+    total?: number | null;
+  } = {};
+  const set = (key: "firstByte" | "idle" | "total", v: number | undefined) => {
+    if (v !== undefined) out[key] = v === 0 ? null : v;
+  };
+  set("firstByte", env.EDGEWORKER_TIMEOUT_FIRST_BYTE);
+  set("idle", env.EDGEWORKER_TIMEOUT_IDLE);
+  set("total", env.EDGEWORKER_TIMEOUT_TOTAL);
+  return out;
 }
 
 /** `REPORT_ADDR` as a list of base URLs without trailing slashes. */

@@ -4,12 +4,15 @@
  *
  * @module
  */
-import type {
-  HandlerConfig,
-  Payload,
-  ResponseGenerator,
-  WorkloadCalculator,
+import {
+  DEFAULT_TIMEOUTS,
+  type HandlerConfig,
+  type Payload,
+  type ResponseGenerator,
+  type TimeoutsConfig,
+  type WorkloadCalculator,
 } from "./config.ts";
+import type { RequestLimits } from "./ticket.ts";
 import { workloadOf } from "./workload.ts";
 
 /** A handler ready for the request path. */
@@ -20,7 +23,28 @@ export interface CompiledHandler {
   readonly parse: (payload: Payload) => Payload;
   readonly responseGenerator?: ResponseGenerator;
   readonly maxQueueTime: number | null;
+  /** Queue time and timeouts of one request, resolved. */
+  readonly limits: RequestLimits;
   readonly config: HandlerConfig;
+}
+
+/** The limits of a handler: its own timeouts, else the worker's, else the defaults. */
+export function resolveLimits(
+  config: HandlerConfig,
+  workerTimeouts: TimeoutsConfig = {},
+): RequestLimits {
+  const pick = (key: keyof TimeoutsConfig): number | null => {
+    const own = config.timeouts?.[key];
+    if (own !== undefined) return own;
+    const worker = workerTimeouts[key];
+    return worker !== undefined ? worker : DEFAULT_TIMEOUTS[key];
+  };
+  return {
+    maxQueueTime: config.maxQueueTime,
+    firstByte: pick("firstByte"),
+    idle: pick("idle"),
+    total: pick("total"),
+  };
 }
 
 /** Forwards `payload.input` when present (the old `{"input": {...}}` shape). */
@@ -35,6 +59,7 @@ export function unwrapInput(payload: Payload): Payload {
 export function compileHandler(
   config: HandlerConfig,
   modelServerUrl: string,
+  workerTimeouts?: TimeoutsConfig,
 ): CompiledHandler {
   const base = modelServerUrl.replace(/\/+$/, "");
   const parse = config.requestParser ??
@@ -48,6 +73,7 @@ export function compileHandler(
       ? { responseGenerator: config.responseGenerator }
       : {}),
     maxQueueTime: config.maxQueueTime,
+    limits: resolveLimits(config, workerTimeouts),
     config,
   };
 }

@@ -5,6 +5,10 @@
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
+import { clampWorkload } from "./workload.ts";
+
+const log = getLogger(["edgeworker", "ledger"]);
 
 /** Final outcomes of a request that was admitted. */
 export type RequestOutcome = "success" | "error" | "cancelled";
@@ -19,7 +23,8 @@ export type RejectReason =
   | "sessions"
   | "session"
   | "draining"
-  | "not_ready";
+  | "not_ready"
+  | "queue_timeout";
 
 /** What the ledger needs to open a record. */
 export interface RequestInfo {
@@ -55,6 +60,9 @@ export interface RequestRecord extends Readonly<RequestInfo> {
   chunks: number;
   /** Short cause of an error or cancel, for logs and `/status`. */
   detail?: string;
+  /** Monotonic ms (`performance.now()`) when work started and ended: durations survive wall-clock steps. */
+  startedMono: number | null;
+  completedMono: number | null;
 }
 
 /** Workload sums since the last report the autoscaler accepted. */
@@ -137,7 +145,7 @@ export class Ledger {
     const record = this.#newRecord(info, "queued");
     this.#open.set(record.id, record);
     this.#addLoad(record, 1);
-    this.#window.received += info.workload;
+    this.#window.received += record.workload;
     if (info.kind !== "session" && info.sessionId === undefined) {
       this.#received++;
     }
@@ -150,6 +158,7 @@ export class Ledger {
     if (record.status !== "queued") return;
     record.status = "working";
     record.workStartedAt = this.#now() / 1000;
+    record.startedMono = performance.now();
     this.#emit({ type: "start", record });
   }
 
@@ -170,6 +179,8 @@ export class Ledger {
     record.httpStatus = httpStatus;
     record.workCompletedAt = this.#now() / 1000;
     record.workStartedAt ??= record.workCompletedAt;
+    record.completedMono = performance.now();
+    record.startedMono ??= record.completedMono;
     if (detail !== undefined) record.detail = detail;
     if (outcome === "success") this.#window.served += record.workload;
     else if (outcome === "cancelled") {
@@ -178,6 +189,28 @@ export class Ledger {
     this.#count(record.route, outcome);
     this.#enqueueFinished(record);
     this.#emit({ type: "finish", record });
+    return true;
+  }
+
+  /**
+   * Ends a queued request that waited past its queue time: refused (429)
+   * after admission. It counts as rejected, and its workload leaves
+   * `new_load` as a cancel's does, since it was received and never served.
+   */
+  expire(record: RequestRecord, httpStatus: number, detail: string): boolean {
+    if (!this.#open.delete(record.id)) return false;
+    this.#addLoad(record, -1);
+    record.status = "rejected";
+    record.rejectReason = "queue_timeout";
+    record.httpStatus = httpStatus;
+    record.detail = detail;
+    record.workCompletedAt = this.#now() / 1000;
+    record.workStartedAt = record.workCompletedAt;
+    record.startedMono = record.completedMono = performance.now();
+    this.#window.cancelled += record.workload;
+    this.#count(record.route, "rejected_queue_timeout");
+    this.#enqueueFinished(record);
+    this.#emit({ type: "reject", record });
     return true;
   }
 
@@ -192,7 +225,7 @@ export class Ledger {
     record.httpStatus = httpStatus;
     record.workStartedAt = record.enteredQueueAt;
     record.workCompletedAt = record.enteredQueueAt;
-    this.#window.rejected += info.workload;
+    this.#window.rejected += record.workload;
     this.#count(info.route, `rejected_${reason}`);
     this.#enqueueFinished(record);
     this.#emit({ type: "reject", record });
@@ -272,6 +305,8 @@ export class Ledger {
   #newRecord(info: RequestInfo, status: RequestStatus): RequestRecord {
     return {
       ...info,
+      // Whatever a caller computed, the sums only ever see finite, capped units.
+      workload: clampWorkload(info.workload),
       id: this.#nextId++,
       status,
       httpStatus: 0,
@@ -280,6 +315,8 @@ export class Ledger {
       workCompletedAt: null,
       firstByteAt: null,
       chunks: 0,
+      startedMono: null,
+      completedMono: null,
     };
   }
 
@@ -307,7 +344,17 @@ export class Ledger {
     this.#totals.set(key, (this.#totals.get(key) ?? 0) + 1);
   }
 
+  // A listener that throws must not break the accounting of the request.
   #emit(event: LedgerEvent): void {
-    for (const listener of this.#listeners) listener(event);
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (e) {
+        log.error("Ledger listener failed on {type}: {error}", {
+          type: event.type,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+    }
   }
 }

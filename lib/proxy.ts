@@ -1,36 +1,46 @@
 /**
- * Forwarding to the model server and relaying its answer chunk by chunk,
- * with the request's outcome decided exactly once.
+ * Forwarding to the model server and relaying its answer chunk by chunk.
+ * The request's ticket decides the outcome exactly once; this module only
+ * says what happened (answered, broke off, aborted) and answers the client.
  *
  * @module
  */
 import { jsonError } from "./http.ts";
-import type { RequestOutcome } from "./ledger.ts";
+import { CLIENT_CLOSED_REQUEST, type RequestTicket } from "./ticket.ts";
 
-// https://datatracker.ietf.org/doc/html/rfc9110#section-7.6.1
-const HOP_BY_HOP = [
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-];
+export { CLIENT_CLOSED_REQUEST };
 
-/** Status recorded when the client went away (never delivered). */
-export const CLIENT_CLOSED_REQUEST = 499;
+/**
+ * Model response headers a client of an inference API may see. Everything
+ * else is dropped: a model server (or a proxy inside the container) must
+ * not be able to set cookies, CORS, HSTS, redirects or other
+ * browser-facing policy on the worker's public origin. `x-*` headers pass:
+ * engines put request ids and timings there (vLLM `x-request-id`, TGI
+ * `x-compute-time`, `x-generated-tokens`, ...).
+ */
+export const RELAYED_HEADERS: ReadonlySet<string> = new Set([
+  "content-type",
+  "content-length",
+  "content-language",
+  "content-disposition",
+  "cache-control",
+  "retry-after",
+  "etag",
+  "last-modified",
+  "expires",
+]);
 
-/** Callbacks that account for one relayed request. */
-export interface RelayHooks {
-  /** The first body chunk reached the client. */
-  onFirstByte?: () => void;
-  /** A body chunk was relayed. */
-  onChunk?: () => void;
-  /** Called exactly once with the final outcome. */
-  onEnd: (outcome: RequestOutcome, status: number, detail?: string) => void;
-}
+// Browser-facing policy spelled with an x- prefix; never relayed.
+const DROPPED_X_HEADERS = new Set([
+  "x-frame-options",
+  "x-xss-protection",
+  "x-content-type-options",
+  "x-permitted-cross-domain-policies",
+  "x-powered-by",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+]);
 
 /** Options of {@linkcode callModel}. */
 export interface CallModelOptions {
@@ -38,45 +48,24 @@ export interface CallModelOptions {
   body: string;
   /** The client's `Accept` header, passed on. */
   accept?: string | null;
-  /**
-   * The request's controller: aborted when the client goes away (or the
-   * worker stops); a cancel from the relay aborts it too.
-   */
-  abort: AbortController;
-  /** Milliseconds until response headers; none when undefined. */
-  responseTimeoutMs?: number;
-  /** Milliseconds for the whole exchange, body included. */
-  requestTimeoutMs?: number;
+  /** The request's signal: client gone, timeout or shutdown. */
+  signal: AbortSignal;
 }
 
 /** The model server's answer, or why there is none. */
 export type ModelCall =
   | { ok: true; response: Response }
-  | { ok: false; outcome: RequestOutcome; status: number; detail: string };
+  | { ok: false; aborted: true }
+  | { ok: false; aborted: false; status: 502; detail: string };
 
 /**
- * POSTs the payload to the model server. Connection failures and timeouts
- * become a status the worker answers with (502, 504), a client that left
- * becomes 499.
+ * POSTs the payload to the model server. A connection failure is a 502;
+ * an abort (the ticket's signal) is left to the ticket to name.
  */
 export async function callModel(
   url: string,
   options: CallModelOptions,
 ): Promise<ModelCall> {
-  const signals = [options.abort.signal];
-  if (options.requestTimeoutMs) {
-    signals.push(AbortSignal.timeout(options.requestTimeoutMs));
-  }
-  let headerTimer: ReturnType<typeof setTimeout> | undefined;
-  let headerTimedOut = false;
-  if (options.responseTimeoutMs) {
-    const timeout = new AbortController();
-    signals.push(timeout.signal);
-    headerTimer = setTimeout(() => {
-      headerTimedOut = true;
-      timeout.abort(new DOMException("response timeout", "TimeoutError"));
-    }, options.responseTimeoutMs);
-  }
   const headers: Record<string, string> = {
     "content-type": "application/json",
   };
@@ -86,53 +75,36 @@ export async function callModel(
       method: "POST",
       body: options.body,
       headers,
-      // Without timeouts no combined signal is needed (it costs per request).
-      signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals),
+      signal: options.signal,
     });
     return { ok: true, response };
   } catch (e) {
-    if (options.abort.signal.aborted) {
-      return {
-        ok: false,
-        outcome: "cancelled",
-        status: CLIENT_CLOSED_REQUEST,
-        detail: "client disconnected before the model answered",
-      };
-    }
-    const timedOut = headerTimedOut ||
-      (e instanceof DOMException && e.name === "TimeoutError");
+    if (options.signal.aborted) return { ok: false, aborted: true };
     const cause = e instanceof Error ? e.message : String(e);
-    return timedOut
-      ? {
-        ok: false,
-        outcome: "error",
-        status: 504,
-        detail: `model server did not answer in time: ${cause}`,
-      }
-      : {
-        ok: false,
-        outcome: "error",
-        status: 502,
-        detail: `model server unreachable: ${cause}`,
-      };
-  } finally {
-    clearTimeout(headerTimer);
+    return {
+      ok: false,
+      aborted: false,
+      status: 502,
+      detail: `model server unreachable: ${cause}`,
+    };
   }
 }
 
-/** Response headers safe to pass to the client. */
+/** Response headers safe to pass to the client (see {@linkcode RELAYED_HEADERS}). */
 export function relayHeaders(upstream: Headers): Headers {
-  const out = new Headers(upstream);
-  const named = upstream.get("connection");
-  if (named) {
-    for (const h of named.split(",")) out.delete(h.trim());
+  const out = new Headers();
+  // Headers the Connection header names are hop-by-hop (RFC 9110 7.6.1).
+  const hop = upstream.get("connection")?.toLowerCase().split(",")
+    .map((h) => h.trim());
+  for (const [name, value] of upstream) {
+    if (
+      RELAYED_HEADERS.has(name) ||
+      (name.startsWith("x-") && !DROPPED_X_HEADERS.has(name) &&
+        !hop?.includes(name))
+    ) out.append(name, value);
   }
-  for (const h of HOP_BY_HOP) out.delete(h);
-  // fetch already decoded the body, so these no longer describe it.
-  if (out.has("content-encoding")) {
-    out.delete("content-encoding");
-    out.delete("content-length");
-  }
+  // fetch already decoded the body, so its length no longer describes it.
+  if (upstream.has("content-encoding")) out.delete("content-length");
   return out;
 }
 
@@ -150,79 +122,95 @@ export function isStreaming(headers: Headers): boolean {
   return !headers.has("content-length");
 }
 
+/** The answer to a request that ended aborted: 504/429 naming the limit, or none (499). */
+export function abortedAnswer(ticket: RequestTicket, status: number): Response {
+  const timeout = ticket.timeout;
+  if (!timeout) return new Response(null, { status });
+  if (timeout.kind === "queue") {
+    return jsonError(429, {
+      error:
+        `waited longer than max_queue_time (${timeout.seconds} s) for a slot`,
+      timeout: "queue",
+      max_queue_time: timeout.seconds,
+    }, { "retry-after": String(Math.max(1, Math.ceil(timeout.seconds))) });
+  }
+  return jsonError(504, {
+    error:
+      `model server exceeded the ${timeout.kind} timeout of ${timeout.seconds} s`,
+    timeout: timeout.kind,
+    seconds: timeout.seconds,
+  });
+}
+
 /**
- * Passes the model's answer on and learns its outcome: the body ended
- * (success), the model server broke off (error), or the client went away
- * (cancelled). Streams are relayed chunk by chunk as they arrive (pull-based,
- * nothing buffered); an answer of known length that is not a stream is read
- * whole first, which is far cheaper than a JS stream and lets a model server
- * that breaks off be answered with a clear 502.
+ * Passes the model's answer on and ends the ticket with its outcome: the
+ * body ended (success), the model server broke off (error), a timeout
+ * expired (error, 504), or the client went away (cancelled). Streams are
+ * relayed chunk by chunk as they arrive (pull-based, nothing buffered); an
+ * answer of known length that is not a stream is read whole first, which
+ * is far cheaper than a JS stream and lets a model server that breaks off
+ * be answered with a clear 502. A status HTTP cannot carry (outside
+ * 200–599) is the model server's fault: 502.
  */
 export async function relay(
   response: Response,
-  options: { signal: AbortSignal; abort?: AbortController; hooks: RelayHooks },
+  ticket: RequestTicket,
 ): Promise<Response> {
-  const { hooks, signal } = options;
-  let ended = false;
-  const end = (outcome: RequestOutcome, status: number, detail?: string) => {
-    if (ended) return;
-    ended = true;
-    hooks.onEnd(outcome, status, detail);
-  };
   const status = response.status;
+  if (status < 200 || status > 599) {
+    await response.body?.cancel().catch(() => {});
+    const detail = `model server answered with status ${status}`;
+    ticket.end("error", 502, detail);
+    return jsonError(502, { error: detail });
+  }
+  ticket.answering();
   const headers = relayHeaders(response.headers);
   if (response.body === null) {
-    end("success", status);
+    ticket.end("success", status);
     return new Response(null, { status, headers });
   }
   if (!isStreaming(response.headers)) {
     try {
       const bytes = await response.arrayBuffer();
-      hooks.onFirstByte?.();
-      hooks.onChunk?.();
-      end("success", status);
+      ticket.chunk();
+      ticket.end("success", status);
       return new Response(bytes, { status, headers });
     } catch (e) {
-      const detail = e instanceof Error ? e.message : String(e);
-      if (signal.aborted) {
-        end("cancelled", CLIENT_CLOSED_REQUEST, detail);
-        return new Response(null, { status: CLIENT_CLOSED_REQUEST });
+      if (ticket.signal.aborted) {
+        return abortedAnswer(ticket, ticket.endAborted("reading the answer"));
       }
-      end("error", 502, `model server broke off its answer: ${detail}`);
-      return jsonError(502, {
-        error: `model server broke off its answer: ${detail}`,
-      });
+      const detail = `model server broke off its answer: ${errorText(e)}`;
+      ticket.end("error", 502, detail);
+      return jsonError(502, { error: detail });
     }
   }
   const reader = response.body.getReader();
-  let first = true;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const { done, value } = await reader.read();
         if (done) {
           controller.close();
-          end("success", status);
+          ticket.end("success", status);
           return;
         }
-        if (first) {
-          first = false;
-          hooks.onFirstByte?.();
-        }
-        hooks.onChunk?.();
+        ticket.chunk();
         controller.enqueue(value);
       } catch (e) {
-        const detail = e instanceof Error ? e.message : String(e);
-        if (signal.aborted) end("cancelled", CLIENT_CLOSED_REQUEST, detail);
-        else end("error", status, `model stream broke: ${detail}`);
+        if (ticket.signal.aborted) ticket.endAborted("while streaming");
+        else ticket.end("error", status, `model stream broke: ${errorText(e)}`);
         controller.error(e);
       }
     },
     cancel(reason) {
-      end("cancelled", CLIENT_CLOSED_REQUEST, "client disconnected");
-      options.abort?.abort(reason);
+      ticket.end("cancelled", CLIENT_CLOSED_REQUEST, "client disconnected");
+      ticket.cancel("client disconnected");
       return reader.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
   return new Response(body, { status, headers });
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

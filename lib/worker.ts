@@ -6,6 +6,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { QueuePlan } from "./admission.ts";
+import { Capacity } from "./capacity.ts";
 import { createApp } from "./app.ts";
 import { SignatureVerifier } from "./auth.ts";
 import type { WorkerConfig, WorkerConfigInput } from "./config.ts";
@@ -13,6 +14,7 @@ import { parseWorkerConfig } from "./config_file.ts";
 import { diskUsedGb } from "./disk_usage.ts";
 import { EngineMetricsScraper } from "./engine_metrics.ts";
 import {
+  envTimeouts,
   publicUrl,
   readEnv,
   reportAddresses,
@@ -30,7 +32,7 @@ import { Reporter, runLaunchFailureBeacon } from "./reporter.ts";
 import { sessionEndApp } from "./session_routes.ts";
 import { SessionStore } from "./sessions.ts";
 import { gracefulShutdown } from "./shutdown.ts";
-import { ThroughputEstimator } from "./throughput.ts";
+import { Admission } from "./ticket.ts";
 
 const log = getLogger(["edgeworker", "worker"]);
 
@@ -164,27 +166,16 @@ export class Worker {
     const lifecycle = new Lifecycle({
       startedAt: Date.now() - performance.now(),
     });
+    const timeouts = { ...config.timeouts, ...envTimeouts(env) };
     const handlers = config.handlers.map((h) =>
-      compileHandler(h, config.modelServerUrl)
+      compileHandler(h, config.modelServerUrl, timeouts)
     );
     const queues = new QueuePlan();
     for (const h of config.handlers) queues.add(h.route, h);
 
-    const live = new ThroughputEstimator();
-    ledger.subscribe((e) => {
-      const r = e.record;
-      if (
-        e.type === "finish" && r.status === "success" && r.kind !== "session"
-      ) {
-        live.recordCompletion(
-          r.workload,
-          r.workStartedAt! * 1000,
-          r.workCompletedAt! * 1000,
-        );
-      }
-    });
-    let maxPerf = 0;
-    const throughput = () => live.value ?? (maxPerf > 0 ? maxPerf : undefined);
+    const capacity = new Capacity();
+    capacity.follow(ledger);
+    const admission = new Admission({ ledger });
 
     const tls = env.USE_SSL ? await readTls(env) : undefined;
     const listenPort = options.port ?? env.WORKER_PORT;
@@ -239,13 +230,17 @@ export class Worker {
     let reporter: Reporter | undefined;
     const metrics = new WorkerMetrics(ledger, {
       lifecycle: () => lifecycle.state,
-      benchmarkThroughput: () => maxPerf,
-      liveThroughput: () => live.value ?? 0,
+      benchmarkThroughput: () => capacity.benchmark,
+      liveThroughput: () => capacity.live ?? 0,
       reports: () => reporter?.stats ?? {},
       ...(engine ? { engine: () => engine.snapshot() } : {}),
     });
 
     const stop = new AbortController();
+    stop.signal.addEventListener(
+      "abort",
+      () => admission.cancelAll("worker stopping"),
+    );
     const app = createApp({
       handlers,
       ledger,
@@ -253,14 +248,8 @@ export class Worker {
       lifecycle,
       verifier,
       sessions,
-      throughput,
-      stopSignal: stop.signal,
-      ...(config.responseTimeout
-        ? { responseTimeoutMs: config.responseTimeout * 1000 }
-        : {}),
-      ...(config.requestTimeout
-        ? { requestTimeoutMs: config.requestTimeout * 1000 }
-        : {}),
+      admission,
+      throughput: () => capacity.forQueueBudget(),
       ...(env.EDGEWORKER_MAX_BODY_BYTES
         ? { maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES }
         : {}),
@@ -271,8 +260,8 @@ export class Worker {
         state: lifecycle.state,
         error_msg: lifecycle.errorMsg,
         loadtime: lifecycle.loadtime,
-        max_perf: maxPerf,
-        live_throughput: live.value ?? null,
+        max_perf: capacity.benchmark,
+        live_throughput: capacity.live ?? null,
         in_flight: ledger.inFlightCount,
         queued: queues.waiting,
         queue_workload: ledger.queueWorkload,
@@ -318,7 +307,7 @@ export class Worker {
           loadtime: lifecycle.loadtime,
           errorMsg: lifecycle.errorMsg ||
             (lifecycle.state === "draining" ? "Worker shutting down" : ""),
-          maxPerf,
+          maxPerf: capacity.benchmark,
         }),
         diskUsageGb: () => diskUsedGb("/"),
         ...(t.reportTickMs ? { tickMs: t.reportTickMs } : {}),
@@ -340,7 +329,7 @@ export class Worker {
       benchmarkFile: env.EDGEWORKER_BENCHMARK_FILE,
       keyReady: () => keyReady,
       onMaxPerf: (v) => {
-        maxPerf = v;
+        capacity.benchmark = v;
       },
       ...(t.logPollMs ? { logPollMs: t.logPollMs } : {}),
       ...(t.probeIntervalMs ? { probeIntervalMs: t.probeIntervalMs } : {}),
@@ -364,6 +353,7 @@ export class Worker {
         () => server.shutdown(),
         async () => await httpServer?.shutdown(),
         async () => await engine?.close(),
+        () => Promise.resolve(admission.close()),
       ],
       ...(reporter ? { reporter } : {}),
       metrics,

@@ -14,6 +14,21 @@ import type {
 /** Workload used when a calculator fails, as the Python worker does. */
 export const DEFAULT_WORKLOAD = 100;
 
+/**
+ * Largest workload one request may carry: a million requested tokens is
+ * past any context window served today, and far above any real image or
+ * video job's units. A client's number above it (`max_tokens: 1e308`) is
+ * capped, so sums of workloads stay finite and cannot stick at Infinity
+ * or turn into NaN.
+ */
+export const MAX_WORKLOAD = 1_000_000;
+
+/** A workload made finite, non-negative and at most {@linkcode MAX_WORKLOAD}. */
+export function clampWorkload(value: number): number {
+  if (!(value > 0)) return 0; // NaN and negatives
+  return value > MAX_WORKLOAD ? MAX_WORKLOAD : value;
+}
+
 const log = getLogger(["edgeworker", "workload"]);
 
 /** Reads a dotted path (`parameters.max_new_tokens`) from a payload. */
@@ -81,8 +96,9 @@ export function compileWorkload(rule: DeclarativeWorkload): WorkloadCalculator {
 }
 
 /**
- * Wraps a calculator so it never breaks a request: a throw, NaN, infinity
- * or a negative number becomes {@linkcode DEFAULT_WORKLOAD}, logged with why.
+ * Wraps a calculator so it never breaks a request: a throw, NaN or a
+ * negative number becomes {@linkcode DEFAULT_WORKLOAD}, logged with why; a
+ * number above {@linkcode MAX_WORKLOAD} (infinity included) is capped.
  */
 export function safeWorkload(
   calculator: WorkloadCalculator,
@@ -100,14 +116,14 @@ export function safeWorkload(
       });
       return DEFAULT_WORKLOAD;
     }
-    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
       log.warn(
-        "Workload calculator of {route} returned {value}, not a finite non-negative number; using {used}",
+        "Workload calculator of {route} returned {value}, not a non-negative number; using {used}",
         { route, value: String(value), used: DEFAULT_WORKLOAD },
       );
       return DEFAULT_WORKLOAD;
     }
-    return value;
+    return clampWorkload(value);
   };
 }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   compileWorkload,
   estimateTokens,
+  MAX_WORKLOAD,
   workloadOf,
 } from "../lib/workload.ts";
 
@@ -11,13 +12,26 @@ Deno.test("a calculator that fails falls back to 100", () => {
       throw new Error("no field");
     },
     () => NaN,
-    () => Infinity,
     () => -5,
     () => "12" as unknown as number,
   ];
   for (const calc of bad) assert.equal(workloadOf(calc, "/r")({}), 100);
   assert.equal(workloadOf(() => 0, "/r")({}), 0);
   assert.equal(workloadOf((p) => Number(p.n), "/r")({ n: 42 }), 42);
+});
+
+Deno.test("a client's huge number is capped, so sums stay finite", () => {
+  const fromField = workloadOf(
+    { kind: "field", path: "max_tokens", default: 16 },
+    "/r",
+  );
+  assert.equal(fromField({ max_tokens: 1.7e308 }), MAX_WORKLOAD);
+  // JSON.parse("1e400") is Infinity
+  assert.equal(fromField({ max_tokens: Infinity }), MAX_WORKLOAD);
+  assert.equal(fromField({ max_tokens: MAX_WORKLOAD - 1 }), MAX_WORKLOAD - 1);
+  const sum = fromField({ max_tokens: 1.7e308 }) * 2 -
+    fromField({ max_tokens: 1.7e308 }) * 2;
+  assert.equal(sum, 0);
 });
 
 Deno.test("declarative workloads: constant, field, tokens", () => {

@@ -1,7 +1,8 @@
 /**
  * A scripted model server for integration tests: each route shows one
- * behaviour (echo, paced stream, slow answer, mid-stream reset) and records
- * what the worker sent it.
+ * behaviour (echo, paced stream, slow answer, mid-stream reset, a stream
+ * that stalls, an answer that never comes, browser-facing headers) and
+ * records what the worker sent it.
  */
 
 /** What the scripted server saw. */
@@ -54,6 +55,25 @@ export function startUpstream(): UpstreamHandle {
           return Response.json({ received: body }, {
             headers: { "x-model": "scripted" },
           });
+        case "/hang":
+          // Never answers; ends only when the worker aborts the call.
+          enter();
+          await new Promise((r) => signal.addEventListener("abort", r));
+          handle.active--;
+          return new Response(null, { status: 499 });
+        case "/headers":
+          return Response.json({ ok: true }, {
+            headers: {
+              "set-cookie": "session=stolen; Path=/",
+              "access-control-allow-origin": "*",
+              "strict-transport-security": "max-age=0",
+              location: "http://evil.example/",
+              server: "uvicorn",
+              "x-request-id": "req-1",
+              "x-frame-options": "DENY",
+              "cache-control": "no-store",
+            },
+          });
         case "/status":
           return Response.json({ error: "model says no" }, {
             status: Number(body.status),
@@ -65,10 +85,13 @@ export function startUpstream(): UpstreamHandle {
           return Response.json({ seq: body.seq ?? null });
         }
         case "/stream":
+        case "/stall":
         case "/reset": {
           const chunks = Number(body.chunks ?? 5);
           const gap = Number(body.gap_ms ?? 100);
           const reset = path === "/reset";
+          // Streams two chunks, then sends nothing more.
+          const stall = path === "/stall";
           let timer: ReturnType<typeof setTimeout> | undefined;
           let i = 0;
           enter();
@@ -80,6 +103,7 @@ export function startUpstream(): UpstreamHandle {
                   controller.error(new Error("model crashed"));
                   return;
                 }
+                if (stall && i === 2) return;
                 if (i === chunks) {
                   handle.active--;
                   controller.enqueue(enc.encode("data: [DONE]\n\n"));

@@ -1,0 +1,300 @@
+/**
+ * The request ticket: one object owns an admitted request's accounting,
+ * its ledger record, its queue slot, its place in a session and its abort
+ * wiring, so that however the request ends (answer, client gone, model
+ * error, timeout, shutdown) it ends exactly once and frees what it held.
+ *
+ * @module
+ */
+import type { SlotQueue } from "./admission.ts";
+import { Deadlines, RequestTimeout, type Watched } from "./deadlines.ts";
+import type {
+  Ledger,
+  RequestInfo,
+  RequestOutcome,
+  RequestRecord,
+} from "./ledger.ts";
+
+/** Status recorded when the client went away (never delivered). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** A handler's limits in seconds; null means none. */
+export interface RequestLimits {
+  /** Seconds a request may wait for a slot after admission. */
+  maxQueueTime: number | null;
+  /** Seconds from sending the request until the model's answer starts. */
+  firstByte: number | null;
+  /** Seconds without a byte from the model once its answer started. */
+  idle: number | null;
+  /** Seconds from sending the request until its answer ended. */
+  total: number | null;
+}
+
+/** Where an admitted request waits and what it may be part of. */
+export interface TicketPlace {
+  /** The queue it takes a slot of, or null when it runs at once. */
+  queue: SlotQueue | null;
+  limits: RequestLimits;
+  /** The session's set of in-flight requests, aborted when it closes. */
+  session?: Set<AbortController>;
+}
+
+type Phase = "queued" | "sent" | "answering" | "ended";
+
+/**
+ * One admitted request. `enter()` → `sent()` → `answering()` → `end()`;
+ * `end()` is the only way out and counts once, whatever calls it first.
+ */
+export class RequestTicket implements Watched {
+  /** The ledger record (status, timings, outcome). */
+  readonly record: RequestRecord;
+  #abort = new AbortController();
+  #office: Admission;
+  #place: TicketPlace;
+  #phase: Phase = "queued";
+  #enteredAt: number;
+  #sentAt = 0;
+  #lastByteAt = 0;
+  #release: () => void = () => {};
+  #clientSignal: AbortSignal;
+  #onClientGone = () => this.cancel("client disconnected");
+
+  /** Opens the record; use {@linkcode Admission.enter}. */
+  constructor(
+    office: Admission,
+    info: RequestInfo,
+    place: TicketPlace,
+    clientSignal: AbortSignal,
+  ) {
+    this.#office = office;
+    this.#place = place;
+    this.#clientSignal = clientSignal;
+    this.record = office.ledger.open(info);
+    this.#enteredAt = office.deadlines.now();
+    if (clientSignal.aborted) this.cancel("client disconnected");
+    else clientSignal.addEventListener("abort", this.#onClientGone);
+    place.session?.add(this.#abort);
+    office.track(this);
+    if (hasDeadline(place)) office.deadlines.watch(this);
+  }
+
+  /** Aborted when the request must stop: client gone, timeout, shutdown. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** The controller a session closes the request with. */
+  get controller(): AbortController {
+    return this.#abort;
+  }
+
+  /** The timeout that stopped the request, if one did. */
+  get timeout(): RequestTimeout | undefined {
+    const reason = this.#abort.signal.reason;
+    return reason instanceof RequestTimeout ? reason : undefined;
+  }
+
+  /** Whether the request has ended. */
+  get ended(): boolean {
+    return this.#phase === "ended";
+  }
+
+  /**
+   * Waits for a queue slot. False when the request ended while waiting
+   * (client gone, queue timeout, shutdown): it is already recorded.
+   */
+  async queue(): Promise<boolean> {
+    const queue = this.#place.queue;
+    if (queue && !this.ended) {
+      try {
+        this.#release = await queue.acquire(this.signal);
+      } catch {
+        this.#endAborted("while queued");
+        return false;
+      }
+      if (this.ended) {
+        this.#release();
+        return false;
+      }
+    }
+    return !this.#endIfAborted("while queued");
+  }
+
+  /** The request is being sent to the model server. */
+  sent(): void {
+    if (this.ended) return;
+    this.#phase = "sent";
+    this.#sentAt = this.#office.deadlines.now();
+    this.#office.ledger.start(this.record);
+  }
+
+  /** The model's answer started (headers or a first byte arrived). */
+  answering(): void {
+    if (this.#phase !== "sent") return;
+    this.#phase = "answering";
+    this.#lastByteAt = this.#office.deadlines.now();
+  }
+
+  /** A chunk of the answer reached the client. */
+  chunk(): void {
+    if (this.record.chunks++ === 0) this.record.firstByteAt = Date.now();
+    if (this.#place.limits.idle !== null) {
+      this.#lastByteAt = this.#office.deadlines.now();
+    }
+  }
+
+  /** Stops the request; its outcome is decided by whoever ends it. */
+  cancel(why: string): void {
+    if (!this.#abort.signal.aborted) this.#abort.abort(new Error(why));
+  }
+
+  /**
+   * Ends the request with its outcome; only the first call counts. The
+   * slot and the session place are freed even if a ledger listener throws.
+   */
+  end(outcome: RequestOutcome, status: number, detail?: string): boolean {
+    if (this.ended) return false;
+    this.#phase = "ended";
+    try {
+      return this.#office.ledger.finish(this.record, outcome, status, detail);
+    } finally {
+      this.#free();
+    }
+  }
+
+  /**
+   * Ends an aborted request as its reason says: a timeout is an error (a
+   * queue timeout a rejection), anything else a cancel. Returns the status.
+   */
+  endAborted(detail: string): number {
+    return this.#endAborted(detail);
+  }
+
+  /** @internal Called by the sweep with the monotonic time. */
+  check(now: number): boolean {
+    if (this.ended) return false;
+    const limits = this.#place.limits;
+    const over = (since: number, seconds: number | null) =>
+      seconds !== null && now - since >= seconds * 1000;
+    let expired: RequestTimeout | undefined;
+    if (this.#phase === "queued") {
+      if (over(this.#enteredAt, limits.maxQueueTime)) {
+        expired = new RequestTimeout("queue", limits.maxQueueTime!);
+      }
+    } else if (over(this.#sentAt, limits.total)) {
+      expired = new RequestTimeout("total", limits.total!);
+    } else if (this.#phase === "sent" && over(this.#sentAt, limits.firstByte)) {
+      expired = new RequestTimeout("first_byte", limits.firstByte!);
+    } else if (
+      this.#phase === "answering" && over(this.#lastByteAt, limits.idle)
+    ) {
+      expired = new RequestTimeout("idle", limits.idle!);
+    }
+    if (!expired) return true;
+    this.#abort.abort(expired);
+    return false;
+  }
+
+  #endIfAborted(detail: string): boolean {
+    if (!this.signal.aborted) return false;
+    this.#endAborted(detail);
+    return true;
+  }
+
+  #endAborted(detail: string): number {
+    const timeout = this.timeout;
+    if (timeout?.kind === "queue") {
+      if (!this.ended) {
+        this.#phase = "ended";
+        try {
+          this.#office.ledger.expire(this.record, 429, timeout.message);
+        } finally {
+          this.#free();
+        }
+      }
+      return 429;
+    }
+    if (timeout) {
+      this.end("error", 504, `${timeout.message} ${detail}`);
+      return 504;
+    }
+    const why = this.signal.reason instanceof Error
+      ? this.signal.reason.message
+      : "request cancelled";
+    this.end("cancelled", CLIENT_CLOSED_REQUEST, `${why} ${detail}`);
+    return CLIENT_CLOSED_REQUEST;
+  }
+
+  #free(): void {
+    this.#release();
+    this.#clientSignal.removeEventListener("abort", this.#onClientGone);
+    this.#place.session?.delete(this.#abort);
+    this.#office.deadlines.unwatch(this);
+    this.#office.untrack(this);
+  }
+}
+
+function hasDeadline(place: TicketPlace): boolean {
+  const l = place.limits;
+  return l.firstByte !== null || l.idle !== null || l.total !== null ||
+    (place.queue !== null && l.maxQueueTime !== null);
+}
+
+/** Options of {@linkcode Admission}. */
+export interface AdmissionOptions {
+  ledger: Ledger;
+  /** The sweep of every ticket's deadlines; one is made when absent. */
+  deadlines?: Deadlines;
+}
+
+/**
+ * Issues tickets: every admitted request enters here and is accounted for
+ * by its ticket until it ends. Also stops every request at shutdown.
+ */
+export class Admission {
+  /** The ledger every ticket records into. */
+  readonly ledger: Ledger;
+  /** The sweep that expires tickets. */
+  readonly deadlines: Deadlines;
+  #open = new Set<RequestTicket>();
+
+  /** Creates the office. */
+  constructor(options: AdmissionOptions) {
+    this.ledger = options.ledger;
+    this.deadlines = options.deadlines ?? new Deadlines();
+  }
+
+  /** Admits a request: opens its record and returns its ticket. */
+  enter(
+    info: RequestInfo,
+    place: TicketPlace,
+    clientSignal: AbortSignal,
+  ): RequestTicket {
+    return new RequestTicket(this, info, place, clientSignal);
+  }
+
+  /** Tickets not yet ended. */
+  get openCount(): number {
+    return this.#open.size;
+  }
+
+  /** Aborts every open request (end of the drain at shutdown). */
+  cancelAll(why: string): void {
+    for (const t of this.#open) t.cancel(why);
+  }
+
+  /** Stops the deadline sweep. */
+  close(): void {
+    this.deadlines.close();
+  }
+
+  /** @internal */
+  track(ticket: RequestTicket): void {
+    this.#open.add(ticket);
+  }
+
+  /** @internal */
+  untrack(ticket: RequestTicket): void {
+    this.#open.delete(ticket);
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Clients cannot poison the figures the autoscaler and the 429 rule use:
+ * huge workloads are capped so sums stay finite, and the live throughput
+ * is bounded by the benchmark's evidence.
+ */
+import assert from "node:assert/strict";
+import { Capacity, LIVE_OVER_BENCHMARK_MAX } from "../lib/capacity.ts";
+import { startControlPlane } from "../lib/dev/control_plane.ts";
+import { Ledger } from "../lib/ledger.ts";
+import { Admission } from "../lib/ticket.ts";
+import { MAX_WORKLOAD } from "../lib/workload.ts";
+import { startUpstream } from "./helpers/upstream.ts";
+import { post, startWorker, waitFor } from "./helpers/worker.ts";
+import { statusOf, stopWorker, sumOf } from "./helpers/reporting.ts";
+
+/** An envelope whose payload is raw JSON text (numbers as the client wrote them). */
+function rawEnvelope(payloadJson: string, idx: number): string {
+  return `{"auth_data":{"cost":100,"endpoint":"t","reqnum":${idx},"request_idx":${idx},"signature":"x","url":"http://127.0.0.1"},"payload":${payloadJson}}`;
+}
+
+Deno.test("max_tokens 1.7e308 twice leaves new_load, cur_perf and the load finite and moving", async () => {
+  const cp = await startControlPlane();
+  const up = startUpstream();
+  let w: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    w = await startWorker({
+      modelServerUrl: up.url,
+      handlers: [{
+        route: "/echo",
+        allowParallelRequests: true,
+        workload: { kind: "field", path: "max_tokens", default: 16 },
+      }],
+    }, { REPORT_ADDR: cp.url });
+    const worker = w;
+    await waitFor(() => worker.lifecycle.ready, 3000, "ready");
+    for (let i = 1; i <= 2; i++) {
+      const res = await post(
+        w.url,
+        "/echo",
+        rawEnvelope('{"max_tokens":1.7e308}', i),
+      );
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    }
+    const res = await post(w.url, "/echo", rawEnvelope('{"max_tokens":10}', 3));
+    await res.body?.cancel();
+    await waitFor(
+      () => Object.values(worker.ledger.window()).every((v) => v === 0),
+      3000,
+      "reported",
+    );
+    const reports = cp.statusReports;
+    for (const r of reports) {
+      const s = statusOf(r);
+      for (const k of ["new_load", "cur_perf", "cur_load", "rej_load"]) {
+        assert.ok(
+          Number.isFinite(s[k as "new_load"]),
+          `${k} = ${s[k as "new_load"]}`,
+        );
+      }
+    }
+    assert.equal(sumOf(reports, "new_load"), 2 * MAX_WORKLOAD + 10);
+    assert.equal(sumOf(reports, "cur_perf"), 2 * MAX_WORKLOAD + 10);
+    assert.equal(worker.ledger.currentLoad, 0);
+  } finally {
+    await stopWorker(w);
+    await up.close();
+    await cp.close();
+  }
+});
+
+Deno.test("two rejected requests with cost 1.7e308 keep rej_load finite", async () => {
+  const cp = await startControlPlane();
+  const up = startUpstream();
+  let w: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    w = await startWorker({
+      modelServerUrl: up.url,
+      handlers: [{
+        route: "/echo",
+        workload: { kind: "field", path: "max_tokens" },
+      }],
+    }, {
+      REPORT_ADDR: cp.url,
+      UNSECURED: "false",
+    });
+    const worker = w;
+    // A signature that is not base64: refused 401 and counted in rej_load.
+    for (let i = 1; i <= 2; i++) {
+      const res = await post(
+        w.url,
+        "/echo",
+        rawEnvelope('{"max_tokens":1.7e308}', i),
+      );
+      assert.equal(res.status, 401);
+      await res.body?.cancel();
+    }
+    await waitFor(
+      () => worker.ledger.window().rejected === 0,
+      3000,
+      "reported",
+    );
+    assert.equal(sumOf(cp.statusReports, "rej_load"), 2 * MAX_WORKLOAD);
+  } finally {
+    await stopWorker(w);
+    await up.close();
+    await cp.close();
+  }
+});
+
+Deno.test("quick answers claiming huge workloads cannot lift the live throughput past the evidence", () => {
+  const ledger = new Ledger();
+  const capacity = new Capacity();
+  capacity.follow(ledger);
+  capacity.benchmark = 100;
+  const admission = new Admission({ ledger });
+  const limits = {
+    maxQueueTime: null,
+    firstByte: null,
+    idle: null,
+    total: null,
+  };
+  for (let i = 0; i < 25; i++) {
+    const t = admission.enter(
+      { requestIdx: i, reqnum: i, route: "/r", workload: 1e12 },
+      { queue: null, limits },
+      new AbortController().signal,
+    );
+    t.sent();
+    t.end("success", 200);
+  }
+  admission.close();
+  assert.ok(capacity.live !== undefined, "a live estimate exists");
+  assert.equal(capacity.live, 100 * LIVE_OVER_BENCHMARK_MAX);
+  assert.equal(capacity.forQueueBudget(), 100 * LIVE_OVER_BENCHMARK_MAX);
+});
+
+Deno.test("a wall clock that steps back does not break the live estimate or the release", () => {
+  let wall = 1_000_000;
+  const ledger = new Ledger({ now: () => wall });
+  const capacity = new Capacity();
+  capacity.follow(ledger);
+  const admission = new Admission({ ledger });
+  const limits = {
+    maxQueueTime: null,
+    firstByte: null,
+    idle: null,
+    total: null,
+  };
+  for (let i = 0; i < 3; i++) {
+    const t = admission.enter(
+      { requestIdx: i, reqnum: i, route: "/r", workload: 10 },
+      { queue: null, limits },
+      new AbortController().signal,
+    );
+    t.sent();
+    wall -= 60_000; // NTP steps the clock back a minute mid-request
+    assert.equal(t.end("success", 200), true);
+  }
+  admission.close();
+  assert.equal(ledger.inFlightCount, 0);
+  assert.equal(admission.openCount, 0);
+});
