@@ -9,12 +9,33 @@ import { z } from "zod";
 import { jsonError, readJsonBody } from "./http.ts";
 import type { AppDeps } from "./app.ts";
 import { parseEnvelope } from "./envelope.ts";
-import { jsonEqual } from "./sessions.ts";
+import {
+  jsonEqual,
+  MAX_ON_CLOSE_PAYLOAD_BYTES,
+  onCloseRouteProblem,
+} from "./sessions.ts";
+
+const encoder = new TextEncoder();
 
 const SessionOptionsSchema = z.object({
   lifetime: z.number().positive().default(60),
-  on_close_route: z.string().nullable().default(null),
-  on_close_payload: z.unknown().default(null),
+  // A path on the model server only; "" means none, as in Python.
+  on_close_route: z.string().nullable().default(null).superRefine(
+    (route, ctx) => {
+      const problem = route ? onCloseRouteProblem(route) : undefined;
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    },
+  ),
+  on_close_payload: z.unknown().default(null).superRefine((payload, ctx) => {
+    const bytes = encoder.encode(JSON.stringify(payload ?? null)).length;
+    if (bytes > MAX_ON_CLOSE_PAYLOAD_BYTES) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          `${bytes} bytes of JSON; at most ${MAX_ON_CLOSE_PAYLOAD_BYTES} accepted`,
+      });
+    }
+  }),
 });
 
 async function readJson(
@@ -91,7 +112,7 @@ export function sessionRoutes(deps: SessionDeps): Hono {
         ? (body as { auth_data: Record<string, unknown> }).auth_data
         : auth,
       lifetime: options.data.lifetime,
-      onCloseRoute: options.data.on_close_route,
+      onCloseRoute: options.data.on_close_route || null,
       onClosePayload: options.data.on_close_payload,
     });
     if (!session) {

@@ -9,6 +9,14 @@ import { getLogger } from "@logtape/logtape";
 import type { Ledger, RequestRecord } from "./ledger.ts";
 
 const log = getLogger(["edgeworker", "sessions"]);
+/** Longest `on_close_route` accepted, in characters. */
+export const MAX_ON_CLOSE_ROUTE_LENGTH = 2048;
+/** Largest `on_close_payload` accepted, in bytes of JSON. */
+export const MAX_ON_CLOSE_PAYLOAD_BYTES = 64 * 1024;
+// Tab, newline and the other C0 controls, DEL: the URL parser drops some
+// of them, so "/\t/host" would become "//host".
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 const ID_CHARS =
   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -41,10 +49,12 @@ export interface SessionStoreOptions {
   ledger: Ledger;
   /** Most open sessions; 0 means unlimited. */
   maxSessions: number;
-  /** Base URL for relative `on_close_route` paths (the model server). */
+  /** The model server: `on_close_route` paths go to its origin only. */
   modelServerUrl: string;
   /** @default {5000} */
   reapIntervalMs?: number;
+  /** How long an `on_close_route` call may take. @default {10000} */
+  onCloseTimeoutMs?: number;
   /** Clock in unix ms, for tests. */
   now?: () => number;
 }
@@ -66,13 +76,47 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   );
 }
 
+/**
+ * Why `route` is not acceptable as an `on_close_route`, or undefined. Only
+ * a path is: the callback fires on expiry alone, so a host in it would let
+ * anyone make the worker POST chosen JSON anywhere.
+ */
+export function onCloseRouteProblem(route: string): string | undefined {
+  if (route.length > MAX_ON_CLOSE_ROUTE_LENGTH) {
+    return `longer than ${MAX_ON_CLOSE_ROUTE_LENGTH} characters`;
+  }
+  if (!route.startsWith("/")) {
+    return "must be a path starting with / (no scheme or host)";
+  }
+  if (route.startsWith("//")) return "must not start with // (a host)";
+  if (route.includes("\\")) return "must not contain a backslash";
+  if (route.includes("@")) return "must not contain @";
+  if (CONTROL_CHARS.test(route)) return "must not contain control characters";
+  if (onCloseUrl(route, "http://model.invalid") === undefined) {
+    return "must stay on the model server";
+  }
+  return undefined;
+}
+
+/** `route` on `origin`; undefined when it would leave that origin. */
+export function onCloseUrl(route: string, origin: string): URL | undefined {
+  let url: URL;
+  try {
+    url = new URL(route, origin);
+  } catch {
+    return undefined;
+  }
+  return url.origin === new URL(origin).origin ? url : undefined;
+}
+
 /** Open sessions, their expiry reaper and their close callbacks. */
 export class SessionStore {
   #sessions = new Map<string, Session>();
   #closed = new Set<string>();
   #ledger: Ledger;
   #max: number;
-  #base: string;
+  #origin: string;
+  #onCloseTimeoutMs: number;
   #now: () => number;
   #reaper: ReturnType<typeof setInterval>;
   #callbacks = new Set<Promise<void>>();
@@ -81,7 +125,8 @@ export class SessionStore {
   constructor(options: SessionStoreOptions) {
     this.#ledger = options.ledger;
     this.#max = options.maxSessions;
-    this.#base = options.modelServerUrl.replace(/\/+$/, "");
+    this.#origin = new URL(options.modelServerUrl).origin;
+    this.#onCloseTimeoutMs = options.onCloseTimeoutMs ?? 10_000;
     this.#now = options.now ?? Date.now;
     this.#reaper = setInterval(
       () => this.reap(),
@@ -192,9 +237,17 @@ export class SessionStore {
     await Promise.allSettled([...this.#callbacks]);
   }
 
+  // Best effort, bounded in time, never following a redirect: a model
+  // server answering 3xx must not turn the call into one to another host.
   async #callOnClose(s: Session): Promise<void> {
     const route = s.onCloseRoute!;
-    const url = /^https?:\/\//.test(route) ? route : `${this.#base}${route}`;
+    const url = onCloseUrl(route, this.#origin);
+    if (!url) {
+      log.warn("on_close_route {route} leaves the model server: not called", {
+        route,
+      });
+      return;
+    }
     const payload = s.onClosePayload;
     const body: Record<string, unknown> =
       payload && typeof payload === "object" && !Array.isArray(payload)
@@ -208,18 +261,24 @@ export class SessionStore {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.#onCloseTimeoutMs),
       });
       await res.body?.cancel();
-      if (!res.ok) {
+      if (res.status >= 300 && res.status < 400) {
+        log.warn("on_close_route {url} answered {status}: not followed", {
+          url: url.href,
+          status: res.status,
+        });
+      } else if (!res.ok) {
         log.warn("on_close_route {url} answered {status}", {
-          url,
+          url: url.href,
           status: res.status,
         });
       }
     } catch (e) {
       log.warn("on_close_route {url} failed: {error}", {
-        url,
+        url: url.href,
         error: e instanceof Error ? e.message : String(e),
       });
     }

@@ -28,6 +28,7 @@ import { listen, readTls } from "./listen.ts";
 import { WorkerMetrics } from "./prometheus.ts";
 import { fetchPublicKey, loadPublicKeyFile } from "./pubkey.ts";
 import { Readiness } from "./readiness.ts";
+import { withoutSecrets } from "./redact.ts";
 import { Reporter, runLaunchFailureBeacon } from "./reporter.ts";
 import { sessionEndApp } from "./session_routes.ts";
 import { SessionStore } from "./sessions.ts";
@@ -256,19 +257,21 @@ export class Worker {
       update: { token: env.MASTER_TOKEN, file: env.EDGEWORKER_UPDATE_FILE },
       drainRetryAfterSeconds: 5,
       metricsText: () => metrics.render(),
-      status: () => ({
-        state: lifecycle.state,
-        error_msg: lifecycle.errorMsg,
-        loadtime: lifecycle.loadtime,
-        max_perf: capacity.benchmark,
-        live_throughput: capacity.live ?? null,
-        in_flight: ledger.inFlightCount,
-        queued: queues.waiting,
-        queue_workload: ledger.queueWorkload,
-        sessions: sessions.size,
-        last_report: reporter?.lastStatus ?? null,
-        engine: engine?.snapshot() ?? null,
-      }),
+      // Shown without authentication: every secret is dropped here.
+      status: () =>
+        withoutSecrets({
+          state: lifecycle.state,
+          error_msg: lifecycle.errorMsg,
+          loadtime: lifecycle.loadtime,
+          max_perf: capacity.benchmark,
+          live_throughput: capacity.live ?? null,
+          in_flight: ledger.inFlightCount,
+          queued: queues.waiting,
+          queue_workload: ledger.queueWorkload,
+          sessions: sessions.size,
+          last_report: reporter?.lastStatus ?? null,
+          engine: engine?.snapshot() ?? null,
+        }),
     });
     handle = app.fetch;
 

@@ -423,7 +423,7 @@ Deno.test("on_close_route is called exactly once with the session_id, whether en
     });
     const expired = await open(ctx, {
       lifetime: 0.2,
-      on_close_route: `${ctx.up.url}/echo`,
+      on_close_route: "/echo",
       on_close_payload: { closing: "expired" },
     });
     const left = await open(ctx, {
