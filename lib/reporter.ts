@@ -4,14 +4,38 @@
  * requests, and a beacon when the worker cannot even start.
  *
  * Everything runs in background loops; the request path only flips a flag
- * (a ledger listener). Counters are settled only after a 2xx, so an outage
- * neither loses nor double-counts workload.
+ * (a ledger listener). At most one report of each kind is in flight, so
+ * reports arrive in order and a slow autoscaler gets no pile of requests;
+ * what happens meanwhile waits in the ledger (a fixed-size window of sums
+ * and the finished records, capped by the ledger's `maxFinished`).
+ *
+ * Delivery is exact except when it cannot be known. Each try ends one of
+ * three ways:
+ * - accepted (2xx): its figures are settled (window deltas subtracted,
+ *   request_idx acknowledged).
+ * - provably not processed (a non-2xx answer, or no connection at all):
+ *   nothing is settled; the next try carries the same figures (rebuilt, so
+ *   with what arrived since as well).
+ * - unknown (no answer within `timeoutMs`, connection lost after sending, a
+ *   504/524 gateway timeout): the autoscaler may have processed it. Sending
+ *   the figures again could count them twice (the Python worker does:
+ *   10 s timeout, then the same body again), so they are settled as if
+ *   delivered and never resent: at most once. The try is counted in
+ *   `stats.*.unconfirmed` and logged; the next address, if any, gets a fresh
+ *   report with only the figures that came later.
+ *
+ * The trade-off: a report that was lost without an answer under-counts by
+ * exactly its own figures (one window of `new_load`, `cur_perf`, `rej_load`,
+ * `additional_disk_usage`, or one batch of request_idx); nothing is ever
+ * counted twice. `timeoutMs` defaults to a generous 60 s so that a slow but
+ * working autoscaler answers and nothing is unknown; while it is slow, new
+ * changes wait for its answer (one in flight) instead of within a tick.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Ledger, RequestRecord } from "./ledger.ts";
+import type { Ledger } from "./ledger.ts";
 import { diskUsedGb } from "./disk_usage.ts";
 import {
   buildWorkerStatus,
@@ -20,6 +44,7 @@ import {
   encodeDeleteRequests,
   encodeWorkerStatus,
   post,
+  type PostResult,
   type ReporterIdentity,
   sleep,
   type WorkerStatus,
@@ -34,6 +59,7 @@ export {
   encodeWorkerStatus,
   type LaunchFailureBeaconOptions,
   NO_DELETE_ADDR,
+  type PostResult,
   pyFloat,
   type ReporterIdentity,
   reportLaunchFailure,
@@ -75,7 +101,11 @@ export interface ReporterOptions {
   attempts?: number;
   /** Pause between tries of one address. @default {2000} */
   retryDelayMs?: number;
-  /** Per try. @default {10000} */
+  /**
+   * Longest wait for the answer to one try. A try without an answer by
+   * then may still have been processed: it counts as delivered and is not
+   * retried (see the module note). @default {60000}
+   */
   timeoutMs?: number;
   /** Most records per `/delete_requests/` post. @default {1000} */
   deleteBatchSize?: number;
@@ -87,6 +117,11 @@ export interface ReportKindStats {
   successes: number;
   /** Reports no address accepted after every try. */
   failures: number;
+  /**
+   * Tries that may have reached the autoscaler but got no answer (timeout,
+   * connection lost, 504/524): their figures count as delivered, unresent.
+   */
+  unconfirmed: number;
   /** HTTP tries, successful or not. */
   attempts: number;
   /** Unix ms of the last accepted report. */
@@ -104,6 +139,19 @@ export interface ReporterStats {
 }
 
 type Kind = keyof ReporterStats;
+
+/** One try's body and what to settle once it is (or may be) delivered. */
+interface Report {
+  /** JSON body. */
+  body: string;
+  /** The figures it carries, for logs (`new_load 12.0`, `3 request_idx`). */
+  what: string;
+  /** Marks its figures as delivered (subtract the window, acknowledge). */
+  settle(): void;
+}
+
+/** How a round of tries ended; `unconfirmed` counts as delivered. */
+type Delivery = "delivered" | "unconfirmed" | "failed" | "aborted";
 
 /**
  * Sends `/worker_status/` and `/delete_requests/` in the background.
@@ -135,9 +183,10 @@ export class Reporter {
   #statusBusy: Promise<void> | undefined;
   #deleteBusy: Promise<void> | undefined;
   #failing: Record<Kind, boolean> = { status: false, delete: false };
+  #unsure: Record<Kind, boolean> = { status: false, delete: false };
   #stats: ReporterStats = {
-    status: { successes: 0, failures: 0, attempts: 0 },
-    delete: { successes: 0, failures: 0, attempts: 0 },
+    status: { successes: 0, failures: 0, unconfirmed: 0, attempts: 0 },
+    delete: { successes: 0, failures: 0, unconfirmed: 0, attempts: 0 },
   };
   #lastStatus: WorkerStatus | undefined;
 
@@ -152,7 +201,7 @@ export class Reporter {
       heartbeatMs: options.heartbeatMs ?? 10_000,
       attempts: Math.max(1, options.attempts ?? 3),
       retryDelayMs: options.retryDelayMs ?? 2000,
-      timeoutMs: options.timeoutMs ?? 10_000,
+      timeoutMs: options.timeoutMs ?? 60_000,
       deleteBatchSize: Math.max(1, options.deleteBatchSize ?? 1000),
     };
     this.#disk = options.diskUsageGb ?? (() => diskUsedGb("/"));
@@ -231,6 +280,19 @@ export class Reporter {
   async #sendStatus(): Promise<void> {
     const wasDirty = this.#dirty;
     this.#dirty = false;
+    const result = await this.#deliver(
+      "status",
+      "/worker_status/",
+      this.#o.reportAddrs,
+      () => this.#nextStatus(),
+    );
+    if (result === "delivered" || result === "unconfirmed") {
+      this.#lastOkAt = performance.now();
+    } else if (wasDirty) this.#dirty = true;
+  }
+
+  /** A status of the figures not yet settled; built anew for every try. */
+  async #nextStatus(): Promise<Report> {
     const now = await this.#measureDisk();
     const base = await this.#diskBase;
     const { ledger, identity } = this.#o;
@@ -248,21 +310,17 @@ export class Reporter {
         : 0,
     });
     this.#lastStatus = status;
-    const body = encodeWorkerStatus(status);
-    if (
-      await this.#deliver(
-        "status",
-        "/worker_status/",
-        body,
-        this.#o.reportAddrs,
-      )
-    ) {
-      // As in Python, a cancel of work received in an earlier window
-      // cannot make new_load negative; that excess is dropped here.
-      ledger.settleWindow(window);
-      if (Number.isFinite(now)) this.#diskBase = now;
-      this.#lastOkAt = performance.now();
-    } else if (wasDirty) this.#dirty = true;
+    return {
+      body: encodeWorkerStatus(status),
+      what: `new_load ${status.new_load}, cur_perf ${status.cur_perf}, ` +
+        `rej_load ${status.rej_load}`,
+      settle: () => {
+        // As in Python, a cancel of work received in an earlier window
+        // cannot make new_load negative; that excess is dropped here.
+        ledger.settleWindow(window);
+        if (Number.isFinite(now)) this.#diskBase = now;
+      },
+    };
   }
 
   #kickDeletes(all = false): void {
@@ -278,69 +336,88 @@ export class Reporter {
     const { ledger, identity, deleteBatchSize } = this.#o;
     const addrs = deleteAddresses(this.#o.reportAddrs);
     for (;;) {
-      const batch: readonly RequestRecord[] = ledger.pendingFinished().slice(
-        0,
-        deleteBatchSize,
-      );
-      if (batch.length === 0) return;
+      if (ledger.pendingFinishedCount === 0) return;
       if (addrs.length === 0) {
         // Nowhere to send them: drop rather than grow forever.
-        ledger.acknowledge(batch);
-        continue;
-      }
-      const body = encodeDeleteRequests(identity, batch);
-      if (!await this.#deliver("delete", "/delete_requests/", body, addrs)) {
+        ledger.acknowledge(ledger.pendingFinished());
         return;
       }
-      ledger.acknowledge(batch);
-      if (!all && batch.length < deleteBatchSize) return;
+      let full = false;
+      const result = await this.#deliver(
+        "delete",
+        "/delete_requests/",
+        addrs,
+        () => {
+          // Only what no earlier try settled: a request_idx is in two
+          // bodies only if the first was provably not processed.
+          const batch = ledger.pendingFinished().slice(0, deleteBatchSize);
+          if (batch.length === 0) return undefined;
+          full = batch.length === deleteBatchSize;
+          return {
+            body: encodeDeleteRequests(identity, batch),
+            what: `${batch.length} request_idx`,
+            settle: () => ledger.acknowledge(batch),
+          };
+        },
+      );
+      // An unanswered batch ends the round: a slow autoscaler gets no burst.
+      if (result !== "delivered" || (!all && !full)) return;
     }
   }
 
-  /** Tries each address in order, `attempts` times each; true on a 2xx. */
+  /**
+   * Tries each address in order, `attempts` times each, building the body
+   * anew for every try (`next`; `undefined` when nothing is left). Retries
+   * only what was provably not processed; after an unknown outcome it
+   * settles that body and moves to the next address.
+   */
   async #deliver(
     kind: Kind,
     path: string,
-    body: string,
     addrs: string[],
-  ): Promise<boolean> {
+    next: () => Promise<Report | undefined> | Report | undefined,
+  ): Promise<Delivery> {
     const stats = this.#stats[kind];
     const signal = this.#abort.signal;
+    let last: Delivery | undefined;
     for (const addr of addrs) {
       for (let attempt = 1; attempt <= this.#o.attempts; attempt++) {
-        if (signal.aborted) return false;
+        if (signal.aborted) return "aborted";
+        const report = await next();
+        if (report === undefined) return last ?? "delivered";
         stats.attempts++;
-        const error = await post(
+        const result: PostResult = await post(
           `${addr}${path}`,
-          body,
+          report.body,
           signal,
           this.#o.timeoutMs,
         );
-        if (error === undefined) {
-          stats.successes++;
-          stats.lastSuccessAt = Date.now();
-          if (this.#failing[kind]) {
-            logger.info("{kind} reports delivered again", { kind });
-          }
-          this.#failing[kind] = false;
-          return true;
+        if (result.outcome === "accepted") {
+          report.settle();
+          this.#delivered(kind);
+          return "delivered";
         }
-        stats.lastError = error;
+        if (result.outcome === "aborted") return "aborted";
+        stats.lastError = result.error;
+        if (result.outcome === "unknown") {
+          report.settle();
+          stats.unconfirmed++;
+          this.#unconfirmed(kind, addr, report, result.error);
+          last = "unconfirmed";
+          break; // never the same figures twice: next address, fresh body
+        }
+        last = "failed";
         logger.debug(
           "{kind} report to {addr} failed (try {attempt}): {error}",
-          {
-            kind,
-            addr,
-            attempt,
-            error,
-          },
+          { kind, addr, attempt, error: result.error },
         );
         if (attempt < this.#o.attempts) {
           await sleep(this.#o.retryDelayMs, signal);
         }
       }
     }
-    if (signal.aborted) return false;
+    if (signal.aborted) return "aborted";
+    if (last === "unconfirmed") return last;
     stats.failures++;
     if (!this.#failing[kind]) {
       this.#failing[kind] = true;
@@ -349,7 +426,28 @@ export class Reporter {
         error: stats.lastError,
       });
     }
-    return false;
+    return "failed";
+  }
+
+  #delivered(kind: Kind): void {
+    const stats = this.#stats[kind];
+    stats.successes++;
+    stats.lastSuccessAt = Date.now();
+    if (this.#failing[kind] || this.#unsure[kind]) {
+      logger.info("{kind} reports delivered again", { kind });
+    }
+    this.#failing[kind] = false;
+    this.#unsure[kind] = false;
+  }
+
+  /** Warns once per streak; each one is counted in the stats. */
+  #unconfirmed(kind: Kind, addr: string, report: Report, error: string): void {
+    const args = { kind, addr, what: report.what, error };
+    const text = "{kind} report to {addr} got no answer ({error}); it may " +
+      "have arrived, so it is not resent and counts as delivered: {what}";
+    if (this.#unsure[kind]) logger.debug(text, args);
+    else logger.warn(text, args);
+    this.#unsure[kind] = true;
   }
 
   async #measureDisk(): Promise<number> {

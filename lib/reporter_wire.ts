@@ -1,8 +1,9 @@
 /**
  * Wire side of the autoscaler reports: the `/worker_status/`,
  * `/delete_requests/` and launch-failure bodies (floats written the way
- * Python's `json.dumps` writes them: `0.0`, not `0`), the POST with retries'
- * building blocks, and the launch-failure beacon. {@linkcode Reporter} in
+ * Python's `json.dumps` writes them: `0.0`, not `0`), the POST that tells
+ * "provably not processed" from "may have been processed", and the
+ * launch-failure beacon. {@linkcode Reporter} in
  * `reporter.ts` drives them.
  *
  * @module
@@ -218,13 +219,45 @@ export function cleanAddrs(addrs: readonly string[]): string[] {
   return addrs.map((a) => a.trim().replace(/\/+$/, "")).filter((a) => a !== "");
 }
 
-/** POSTs JSON; resolves to undefined on a 2xx, else the failure cause. */
+/**
+ * How one POST ended, by what it proves about the autoscaler:
+ * - `accepted`: a 2xx answer.
+ * - `refused`: provably not processed: a non-2xx answer, or no connection
+ *   (refused, DNS, TLS), so the same figures may be sent again.
+ * - `unknown`: the body may have been processed: no answer in time, the
+ *   connection was lost after the request went out, or a gateway timeout
+ *   (504, Cloudflare's 524: the origin got the request and was slow).
+ * - `aborted`: the caller's signal stopped it.
+ */
+export type PostResult =
+  | { outcome: "accepted" }
+  | { outcome: "refused" | "unknown" | "aborted"; error: string };
+
+/** Gateway timeouts: a proxy passed the request on and gave up waiting. */
+const GATEWAY_TIMEOUTS: ReadonlySet<number> = new Set([504, 524]);
+
+/** Message of an error and of its causes (Deno puts the detail in `cause`). */
+function errorText(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error, depth = 0; e !== undefined && depth < 4; depth++) {
+    parts.push(
+      e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    );
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(" <- ");
+}
+
+/**
+ * POSTs JSON and classifies the result (see {@linkcode PostResult}). Never
+ * throws.
+ */
 export async function post(
   url: string,
   body: string,
   signal: AbortSignal,
   timeoutMs: number,
-): Promise<string | undefined> {
+): Promise<PostResult> {
   try {
     const res = await fetch(url, {
       method: "POST",
@@ -233,11 +266,19 @@ export async function post(
       signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
     });
     await res.body?.cancel();
-    return res.ok ? undefined : `HTTP ${res.status}`;
-  } catch (error) {
-    return error instanceof Error
-      ? `${error.name}: ${error.message}`
-      : String(error);
+    if (res.ok) return { outcome: "accepted" };
+    const error = `HTTP ${res.status}`;
+    return GATEWAY_TIMEOUTS.has(res.status)
+      ? { outcome: "unknown", error }
+      : { outcome: "refused", error };
+  } catch (e) {
+    const error = errorText(e);
+    if (signal.aborted) return { outcome: "aborted", error };
+    // Deno (hyper) labels failures before any byte was sent "(Connect)";
+    // anything else may have reached the server.
+    return error.includes("client error (Connect)")
+      ? { outcome: "refused", error }
+      : { outcome: "unknown", error };
   }
 }
 
@@ -281,13 +322,13 @@ export async function reportLaunchFailure(
   const body = encodeLaunchFailure(options.identity, options.errorMsg);
   let failure: string | undefined;
   for (const addr of cleanAddrs(options.reportAddrs)) {
-    const error = await post(
+    const result = await post(
       `${addr}/worker_status/`,
       body,
       options.signal,
       options.timeoutMs ?? 10_000,
     );
-    failure ??= error === undefined ? undefined : `${addr}: ${error}`;
+    if (result.outcome !== "accepted") failure ??= `${addr}: ${result.error}`;
   }
   return failure;
 }

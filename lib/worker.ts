@@ -51,6 +51,8 @@ export interface WorkerStartOptions {
   timings?: {
     reportTickMs?: number;
     heartbeatMs?: number;
+    /** Reporter's per-try answer timeout. */
+    reportTimeoutMs?: number;
     sessionReapMs?: number;
     logPollMs?: number;
     probeIntervalMs?: number;
@@ -315,6 +317,7 @@ export class Worker {
         diskUsageGb: () => diskUsedGb("/"),
         ...(t.reportTickMs ? { tickMs: t.reportTickMs } : {}),
         ...(t.heartbeatMs ? { heartbeatMs: t.heartbeatMs } : {}),
+        ...(t.reportTimeoutMs ? { timeoutMs: t.reportTimeoutMs } : {}),
       });
       reporter.start();
       lifecycle.onChange(() => reporter?.notify());

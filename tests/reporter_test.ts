@@ -17,6 +17,7 @@ import {
   type Recorded,
   startControlPlane,
 } from "../lib/dev/control_plane.ts";
+import { post } from "../lib/reporter_wire.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import type { DeleteItem } from "./helpers/reporting.ts";
 
@@ -646,6 +647,7 @@ Deno.test("addresses are tried in order, each `attempts` times", async () => {
     {
       successes: 1,
       failures: 0,
+      unconfirmed: 0,
       attempts: 4,
       lastSuccessAt: 0,
       lastError: "HTTP 500",
@@ -704,4 +706,236 @@ Deno.test("a cancel in a later window is floored away, as in Python", async () =
     [100, 0, 200],
   );
   assert.equal(ledger.window().cancelled, 0);
+});
+
+// ---------------------------------------------------------------------------
+// A slow or lossy autoscaler: a try without an answer may have been
+// processed, so its figures are never sent again.
+
+/** What the test did to the ledger, to compare with what was reported. */
+interface Truth {
+  received: number;
+  served: number;
+  cancelled: number;
+  rejected: number;
+  idxs: number[];
+}
+
+/**
+ * Runs requests `from..to-1` through the ledger, a few milliseconds apart so
+ * they spread over several report windows: every 5th rejected, every 7th
+ * an error, every 11th cancelled at once (same window as its arrival).
+ */
+async function drive(
+  ledger: Ledger,
+  truth: Truth,
+  from: number,
+  to: number,
+): Promise<void> {
+  for (let i = from; i < to; i++) {
+    const w = 1 + (i % 6) * 0.5;
+    truth.idxs.push(i);
+    if (i % 5 === 0) {
+      ledger.reject(info(i, w), "budget", 429);
+      truth.rejected += w;
+      continue;
+    }
+    const r = ledger.open(info(i, w));
+    truth.received += w;
+    if (i % 11 === 0) {
+      ledger.finish(r, "cancelled", 499);
+      truth.cancelled += w;
+      continue;
+    }
+    ledger.start(r);
+    await delay(8);
+    const ok = i % 7 !== 0;
+    ledger.finish(r, ok ? "success" : "error", ok ? 200 : 500);
+    if (ok) truth.served += w;
+  }
+}
+
+const newTruth = (): Truth => ({
+  received: 0,
+  served: 0,
+  cancelled: 0,
+  rejected: 0,
+  idxs: [],
+});
+
+/** How many times each request_idx occurs in the delete bodies. */
+function idxCounts(recs: readonly Recorded[]): Map<number, number> {
+  const n = new Map<number, number>();
+  for (const b of bodies([...recs])) {
+    for (const r of b.requests as DeleteItem[]) {
+      n.set(r.request_idx, (n.get(r.request_idx) ?? 0) + 1);
+    }
+  }
+  return n;
+}
+
+const closeTo = (a: number, b: number, what: string): void =>
+  assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} != ${b}`);
+
+Deno.test("answers slower than the try timeout: every figure and request_idx reaches the autoscaler exactly once", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  // Each answer comes 1.2 s after the body arrived; the worker waits 1 s.
+  cp.setDelayMs(1200);
+  const reporter = makeReporter(cp, ledger, {
+    timeoutMs: 1000,
+    attempts: 3,
+    deleteBatchSize: 20,
+  });
+  const truth = newTruth();
+  const want = () => truth.received - truth.cancelled;
+  try {
+    reporter.start();
+    await drive(ledger, truth, 1, 61);
+    // Until the autoscaler has heard of everything (at least once) ...
+    await until(
+      () =>
+        idxCounts(cp.deleteReports).size === truth.idxs.length &&
+        sum(bodies(cp.statusReports), "new_load") >= want() - 1e-9 &&
+        sum(bodies(cp.statusReports), "cur_perf") >= truth.served - 1e-9,
+      12_000,
+      "every figure received",
+    ).catch(() => {}); // the assertions below say what is missing
+    // ... and two more rounds: nothing comes back for a second try.
+    const n = cp.statusReports.length;
+    await until(() => cp.statusReports.length >= n + 2, 5000, "two rounds");
+  } finally {
+    await reporter.close();
+  }
+  const stats = reporter.stats;
+  console.log(
+    `slow autoscaler: ${cp.statusReports.length} status / ${cp.deleteReports.length} delete bodies received, ` +
+      `unconfirmed ${stats.status.unconfirmed} / ${stats.delete.unconfirmed}, ` +
+      `attempts ${stats.status.attempts} / ${stats.delete.attempts}`,
+  );
+  const counts = idxCounts(cp.deleteReports);
+  assert.deepEqual(
+    [...counts].filter(([, c]) => c !== 1),
+    [],
+    "each request_idx in exactly one delete body",
+  );
+  assert.deepEqual([...counts.keys()].sort((a, b) => a - b), truth.idxs);
+  // The sums over every body received are the true workload.
+  const all = bodies(cp.statusReports);
+  closeTo(sum(all, "new_load"), want(), "new_load");
+  closeTo(sum(all, "cur_perf"), truth.served, "cur_perf");
+  closeTo(sum(all, "rej_load"), truth.rejected, "rej_load");
+  // The premise: tries did time out, after their bodies had arrived; every
+  // try arrived, one body each, so nothing was resent.
+  assert.ok(stats.status.unconfirmed >= 3, "status tries timed out");
+  assert.ok(stats.delete.unconfirmed >= 2, "delete tries timed out");
+  assert.equal(stats.status.failures, 0);
+  assert.equal(stats.delete.failures, 0);
+  assert.equal(cp.statusReports.length, stats.status.attempts);
+  assert.equal(cp.deleteReports.length, stats.delete.attempts);
+  assert.deepEqual(
+    ledger.window(),
+    { received: 0, served: 0, cancelled: 0, errored: 0, rejected: 0 },
+    "everything settled",
+  );
+  assert.equal(ledger.pendingFinishedCount, 0);
+});
+
+Deno.test("reports lost without an answer are never resent: the under-count is exactly their figures", async () => {
+  await using cp = await controlPlane();
+  const ledger = new Ledger();
+  const reporter = makeReporter(cp, ledger, {
+    timeoutMs: 300,
+    attempts: 3,
+    deleteBatchSize: 8,
+  });
+  const truth = newTruth();
+  try {
+    reporter.start();
+    await drive(ledger, truth, 1, 21);
+    await until(() => ledger.pendingFinishedCount === 0, 5000, "phase 1");
+    // Bodies now reach a stand-in that never answers and never processes.
+    cp.setStatusReply({ lost: true });
+    cp.setDeleteReply({ lost: true });
+    await drive(ledger, truth, 21, 51);
+    await until(
+      () =>
+        cp.lostReports.status.length >= 2 && cp.lostReports.delete.length >= 2,
+      5000,
+      "lost reports",
+    );
+    cp.setStatusReply(undefined);
+    cp.setDeleteReply(undefined);
+    await drive(ledger, truth, 51, 71);
+    await until(
+      () =>
+        ledger.pendingFinishedCount === 0 &&
+        Object.values(ledger.window()).every((v) => v === 0),
+      5000,
+      "everything settled",
+    );
+    await reporter.flush();
+  } finally {
+    await reporter.close();
+  }
+  const stats = reporter.stats;
+  const lost = {
+    status: bodies(cp.lostReports.status),
+    delete: cp.lostReports.delete,
+  };
+  const got = bodies(cp.statusReports);
+  const lostIdxs = [...idxCounts(lost.delete).keys()];
+  const lostNew = sum(lost.status, "new_load");
+  const lostPerf = sum(lost.status, "cur_perf");
+  console.log(
+    `lost: ${lost.status.length} status bodies (new_load ${lostNew}, cur_perf ${lostPerf}), ` +
+      `${lost.delete.length} delete bodies (${lostIdxs.length} request_idx); ` +
+      `unconfirmed ${stats.status.unconfirmed} / ${stats.delete.unconfirmed}`,
+  );
+  const counts = idxCounts([...cp.deleteReports, ...lost.delete]);
+  assert.deepEqual([...counts.keys()].sort((a, b) => a - b), truth.idxs);
+  assert.deepEqual(
+    [...counts].filter(([, c]) => c !== 1),
+    [],
+    "each request_idx in exactly one body, processed or lost",
+  );
+  // No over-count; the under-count is exactly what the lost bodies carried.
+  const wantNew = truth.received - truth.cancelled;
+  closeTo(sum(got, "new_load") + lostNew, wantNew, "new_load");
+  closeTo(sum(got, "cur_perf") + lostPerf, truth.served, "cur_perf");
+  closeTo(
+    sum(got, "rej_load") + sum(lost.status, "rej_load"),
+    truth.rejected,
+    "rej_load",
+  );
+  assert.ok(sum(got, "new_load") <= wantNew + 1e-9, "never over");
+  // Each lost body is one unanswered try, counted, and never sent again.
+  assert.equal(stats.status.unconfirmed, lost.status.length);
+  assert.equal(stats.delete.unconfirmed, lost.delete.length);
+  assert.ok(lostIdxs.length <= 8 * stats.delete.unconfirmed, "batch bound");
+  assert.ok(lostNew > 0 && lostIdxs.length > 0, "the loss is real");
+});
+
+Deno.test("post tells provably-not-processed from may-have-been-processed", async () => {
+  await using cp = await controlPlane();
+  const never = new AbortController().signal;
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closedUrl = `http://127.0.0.1:${closed.addr.port}/worker_status/`;
+  closed.close();
+  const url = `${cp.url}/worker_status/`;
+  const outcome = async (u: string, ms = 2000) =>
+    (await post(u, "{}", never, ms)).outcome;
+  assert.equal(await outcome(url), "accepted");
+  assert.equal(await outcome(closedUrl), "refused", "connection refused");
+  cp.setStatusReply({ status: 503 });
+  assert.equal(await outcome(url), "refused", "503");
+  cp.setStatusReply({ status: 504 });
+  assert.equal(await outcome(url), "unknown", "gateway timeout");
+  cp.setStatusReply({ lost: true });
+  assert.equal(await outcome(url, 200), "unknown", "no answer in time");
+  const stop = new AbortController();
+  const aborted = post(url, "{}", stop.signal, 5000);
+  await delay(50);
+  stop.abort();
+  assert.equal((await aborted).outcome, "aborted");
 });

@@ -3,7 +3,9 @@
  * control-plane stand-in (`lib/dev/control_plane.ts`): the exact fields and
  * JSON types, how soon requests and lifecycle changes are reported, counters
  * that add up across reports, a 30-second autoscaler outage that loses and
- * duplicates nothing, and a slow autoscaler that does not slow requests.
+ * duplicates nothing, a slow autoscaler that does not slow requests, and
+ * one slower than the worker's report timeout that still gets every figure
+ * exactly once.
  */
 import assert from "node:assert/strict";
 import {
@@ -24,7 +26,13 @@ import {
   sumOf,
 } from "./helpers/reporting.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
-import { envelope, post, startWorker, waitFor } from "./helpers/worker.ts";
+import {
+  envelope,
+  FAST,
+  post,
+  startWorker,
+  waitFor,
+} from "./helpers/worker.ts";
 
 /** The reference's field list (§7.1), in its order, typo included. */
 const STATUS_FIELDS = [
@@ -443,6 +451,61 @@ Deno.test("a slow autoscaler (5 s per answer) does not change request latency", 
       } ms`,
     );
     // Answers already delayed still take their 5 s; shutdown waits for them.
+    cp.setDelayMs(0);
+  });
+});
+
+Deno.test("an autoscaler slower than the report timeout gets every request_idx and workload exactly once", async () => {
+  await withSetup({
+    timings: { ...FAST, reportTimeoutMs: 1000 },
+  }, async ({ cp, w }) => {
+    // Every report is processed on arrival and answered 1.2 s later, after
+    // the worker stopped waiting (1 s): each try's delivery is unknown.
+    cp.setDelayMs(1200);
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    const workloads = Array.from({ length: 40 }, (_, i) => 0.5 + (i % 9));
+    const total = workloads.reduce((s, x) => s + x, 0);
+    await burst(w, 1, workloads.length, (idx) => ({
+      w: workloads[idx - 1],
+      delay_ms: 20 + (idx % 5) * 20,
+    }));
+    // Settled once every figure went out in some try (a failure to settle
+    // shows in the assertions below).
+    await waitFor(
+      () =>
+        w.ledger.pendingFinished().length === 0 &&
+        Object.values(w.ledger.window()).every((v) => v === 0),
+      10_000,
+      "counters settled",
+    ).catch(() => {});
+    // Two more reports: nothing is sent again.
+    const n = cp.statusReports.length;
+    await waitFor(() => cp.statusReports.length >= n + 2, 5000, "reports");
+    const seen = new Map<number, number>();
+    const items = deleteItems(cp.deleteReports);
+    console.log(
+      `total ${total}; received ${cp.statusReports.length} status bodies: ` +
+        `new_load ${sumOf(cp.statusReports, "new_load")}, ` +
+        `cur_perf ${sumOf(cp.statusReports, "cur_perf")}; ` +
+        `${cp.deleteReports.length} delete bodies, ${items.length} items`,
+    );
+    for (const d of items) {
+      seen.set(d.request_idx, (seen.get(d.request_idx) ?? 0) + 1);
+    }
+    assert.deepEqual(
+      [...seen].filter(([, c]) => c !== 1),
+      [],
+      "no request_idx in two delete bodies",
+    );
+    assert.deepEqual(
+      [...seen.keys()].sort((a, b) => a - b),
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
+    // Every body the autoscaler processed counts: no over-count, and as
+    // every try arrived, no under-count either.
+    assertClose(sumOf(cp.statusReports, "new_load"), total, "new_load");
+    assertClose(sumOf(cp.statusReports, "cur_perf"), total, "cur_perf");
+    assert.equal(statusOf(cp.statusReports.at(-1)!).num_requests_recieved, 40);
     cp.setDelayMs(0);
   });
 });

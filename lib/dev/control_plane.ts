@@ -3,7 +3,7 @@
  * `REPORT_ADDR`): `GET /pubkey/`, `POST /route/` with real RSA-2048
  * signatures, and `POST /worker_status/` / `POST /delete_requests/`, whose
  * bodies it records for tests. Replies and delays can be set to simulate an
- * outage or a slow autoscaler.
+ * outage, a slow autoscaler, or reports lost on the way (never answered).
  *
  * @example
  * ```ts
@@ -53,6 +53,12 @@ export interface Reply {
   status?: number;
   /** JSON body. @default {"success": true} (or `{"error": ...}` for >= 400) */
   body?: unknown;
+  /**
+   * Lost on the way: the body goes to `lostReports`, not the processed
+   * records, and no answer ever comes (the worker's try times out).
+   * @default false
+   */
+  lost?: boolean;
 }
 
 /** Handle of a running control-plane stand-in; `await using` closes it. */
@@ -69,6 +75,11 @@ export interface ControlPlane extends AsyncDisposable {
   readonly deleteReports: Recorded[];
   /** Bodies POSTed to `/route/`, in arrival order. */
   readonly routeRequests: Recorded[];
+  /** Report bodies received while the reply was `lost` (never processed). */
+  readonly lostReports: {
+    readonly status: Recorded[];
+    readonly delete: Recorded[];
+  };
   /** Number of `GET /pubkey/` requests. */
   readonly pubkeyFetches: number;
   /** Base64 RSA-PKCS1v15-SHA256 signature of `message` with the served key. */
@@ -127,6 +138,10 @@ class ControlPlaneStandIn implements ControlPlane {
   #reqnum = 0;
   #requestIdx = 0;
   #pubkeyFetches = 0;
+  readonly lostReports = {
+    status: [] as Recorded[],
+    delete: [] as Recorded[],
+  };
 
   constructor(opts: ControlPlaneOptions, keys: CryptoKeyPair, pem: string) {
     this.#opts = opts;
@@ -210,7 +225,15 @@ class ControlPlaneStandIn implements ControlPlane {
     }
     if ((path === "/worker_status/" || path === "/delete_requests/") && post) {
       const kind = path === "/worker_status/" ? "status" : "delete";
-      this.#records.add(kind, await readJson(req));
+      const body = await readJson(req);
+      if (this.#replies[kind]?.lost) {
+        this.lostReports[kind].push({ body, at: Date.now() });
+        // Held until the worker gives up (or the stand-in stops).
+        const gone = AbortSignal.any([req.signal, this.#http.killSignal]);
+        await sleep(2 ** 31 - 1, gone);
+        return json({ error: "lost" }, 504);
+      }
+      this.#records.add(kind, body);
       if (this.#delayMs > 0) await sleep(this.#delayMs, this.#http.killSignal);
       return this.#reply(this.#replies[kind]);
     }
