@@ -8,6 +8,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { checkBudget, type QueuePlan } from "./admission.ts";
+import type { ClientWatch } from "./client_gone.ts";
 import type { Payload } from "./config.ts";
 import { parseEnvelope } from "./envelope.ts";
 import type { CompiledHandler } from "./handlers.ts";
@@ -35,6 +36,8 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   verifier: Verifier;
   sessions: SessionStore;
+  /** Notices clients that leave where `request.signal` cannot. */
+  clientWatch?: ClientWatch;
   /** Aborts every request in flight (end of the drain at shutdown). */
   stopSignal?: AbortSignal;
   /** Throughput for the queue budget (live estimate or benchmark). */
@@ -131,9 +134,10 @@ async function handleRequest(
   const req = c.req.raw;
   // Read before anything awaits: a closed request throws on access.
   const accept = req.headers.get("accept");
+  const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
   const admitted = await admit(req, handler, deps);
   if (admitted instanceof Response) return admitted;
-  return await forward(req.signal, accept, admitted, handler, deps);
+  return await forward(req.signal, accept, admitted, handler, deps, remote);
 }
 
 /**
@@ -220,6 +224,7 @@ async function forward(
   { info, payload, session }: Admitted,
   handler: CompiledHandler,
   deps: AppDeps,
+  remote?: Deno.Addr,
 ): Promise<Response> {
   const record = deps.ledger.open(info);
   // One controller per request, aborted by the client leaving, the worker
@@ -229,12 +234,14 @@ async function forward(
   if (clientSignal.aborted) cancel();
   clientSignal.addEventListener("abort", cancel, { once: true });
   deps.stopSignal?.addEventListener("abort", cancel, { once: true });
+  const unwatch = deps.clientWatch?.watch(remote, cancel);
   session?.inFlight.add(abort);
   const signal = abort.signal;
   let release = () => {};
   const end = (outcome: RequestOutcome, status: number, detail?: string) => {
     deps.ledger.finish(record, outcome, status, detail);
     release();
+    unwatch?.();
     deps.stopSignal?.removeEventListener("abort", cancel);
     session?.inFlight.delete(abort);
   };

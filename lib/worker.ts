@@ -7,6 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import { QueuePlan } from "./admission.ts";
 import { createApp } from "./app.ts";
+import { ClientWatch } from "./client_gone.ts";
 import { SignatureVerifier } from "./auth.ts";
 import type { WorkerConfig, WorkerConfigInput } from "./config.ts";
 import { parseWorkerConfig } from "./config_file.ts";
@@ -246,7 +247,9 @@ export class Worker {
     });
 
     const stop = new AbortController();
+    const clientWatch = new ClientWatch({ localPort: port });
     const app = createApp({
+      clientWatch,
       handlers,
       ledger,
       queues,
@@ -362,6 +365,7 @@ export class Worker {
       watchers: () => readiness.close(),
       closers: [
         () => server.shutdown(),
+        () => clientWatch.close(),
         async () => await httpServer?.shutdown(),
         async () => await engine?.close(),
       ],
