@@ -130,9 +130,10 @@ async function handleRequest(
   const req = c.req.raw;
   // Read before anything awaits: a closed request throws on access.
   const accept = req.headers.get("accept");
+  const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
   const admitted = await admit(req, handler, deps);
   if (admitted instanceof Response) return admitted;
-  return await forward(req.signal, accept, admitted, handler, deps);
+  return await forward(req.signal, accept, admitted, handler, deps, remote);
 }
 
 /**
@@ -219,12 +220,18 @@ async function forward(
   { info, payload, session }: Admitted,
   handler: CompiledHandler,
   deps: AppDeps,
+  remote: Deno.Addr | undefined,
 ): Promise<Response> {
-  const ticket = deps.admission.enter(info, {
-    queue: deps.queues.queueOf(handler.route),
-    limits: handler.limits,
-    ...(session ? { session: session.inFlight } : {}),
-  }, clientSignal);
+  const ticket = deps.admission.enter(
+    info,
+    {
+      queue: deps.queues.queueOf(handler.route),
+      limits: handler.limits,
+      ...(session ? { session: session.inFlight } : {}),
+    },
+    clientSignal,
+    remote,
+  );
   if (!(await ticket.queue())) {
     return abortedAnswer(ticket, ticket.record.httpStatus);
   }

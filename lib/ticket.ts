@@ -7,6 +7,7 @@
  * @module
  */
 import type { SlotQueue } from "./admission.ts";
+import type { ClientWatch } from "./client_gone.ts";
 import { Deadlines, RequestTimeout, type Watched } from "./deadlines.ts";
 import type {
   Ledger,
@@ -58,6 +59,7 @@ export class RequestTicket implements Watched {
   #release: () => void = () => {};
   #clientSignal: AbortSignal;
   #onClientGone = () => this.cancel("client disconnected");
+  #unwatch: (() => void) | undefined;
 
   /** Opens the record; use {@linkcode Admission.enter}. */
   constructor(
@@ -65,6 +67,7 @@ export class RequestTicket implements Watched {
     info: RequestInfo,
     place: TicketPlace,
     clientSignal: AbortSignal,
+    remote: Deno.Addr | undefined,
   ) {
     this.#office = office;
     this.#place = place;
@@ -73,6 +76,8 @@ export class RequestTicket implements Watched {
     this.#enteredAt = office.deadlines.now();
     if (clientSignal.aborted) this.cancel("client disconnected");
     else clientSignal.addEventListener("abort", this.#onClientGone);
+    // The runtime misses a client that leaves after sending a large body.
+    this.#unwatch = office.clientWatch?.watch(remote, this.#onClientGone);
     place.session?.add(this.#abort);
     office.track(this);
     if (hasDeadline(place)) office.deadlines.watch(this);
@@ -228,6 +233,7 @@ export class RequestTicket implements Watched {
   #free(): void {
     this.#release();
     this.#clientSignal.removeEventListener("abort", this.#onClientGone);
+    this.#unwatch?.();
     this.#place.session?.delete(this.#abort);
     this.#office.deadlines.unwatch(this);
     this.#office.untrack(this);
@@ -245,6 +251,8 @@ export interface AdmissionOptions {
   ledger: Ledger;
   /** The sweep of every ticket's deadlines; one is made when absent. */
   deadlines?: Deadlines;
+  /** Notices clients that leave where `request.signal` cannot. */
+  clientWatch?: ClientWatch;
 }
 
 /**
@@ -256,12 +264,15 @@ export class Admission {
   readonly ledger: Ledger;
   /** The sweep that expires tickets. */
   readonly deadlines: Deadlines;
+  /** The kernel's view of client connections, where available. */
+  readonly clientWatch: ClientWatch | undefined;
   #open = new Set<RequestTicket>();
 
   /** Creates the office. */
   constructor(options: AdmissionOptions) {
     this.ledger = options.ledger;
     this.deadlines = options.deadlines ?? new Deadlines();
+    this.clientWatch = options.clientWatch;
   }
 
   /** Admits a request: opens its record and returns its ticket. */
@@ -269,8 +280,9 @@ export class Admission {
     info: RequestInfo,
     place: TicketPlace,
     clientSignal: AbortSignal,
+    remote?: Deno.Addr,
   ): RequestTicket {
-    return new RequestTicket(this, info, place, clientSignal);
+    return new RequestTicket(this, info, place, clientSignal, remote);
   }
 
   /** Tickets not yet ended. */
@@ -283,9 +295,10 @@ export class Admission {
     for (const t of this.#open) t.cancel(why);
   }
 
-  /** Stops the deadline sweep. */
-  close(): void {
+  /** Stops the deadline sweep and the client watch. */
+  async close(): Promise<void> {
     this.deadlines.close();
+    await this.clientWatch?.close();
   }
 
   /** @internal */

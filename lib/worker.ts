@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import { QueuePlan } from "./admission.ts";
 import { Capacity } from "./capacity.ts";
 import { createApp } from "./app.ts";
+import { ClientWatch } from "./client_gone.ts";
 import { SignatureVerifier } from "./auth.ts";
 import type { WorkerConfig, WorkerConfigInput } from "./config.ts";
 import { parseWorkerConfig } from "./config_file.ts";
@@ -178,7 +179,6 @@ export class Worker {
 
     const capacity = new Capacity();
     capacity.follow(ledger);
-    const admission = new Admission({ ledger });
 
     const tls = env.USE_SSL ? await readTls(env) : undefined;
     const listenPort = options.port ?? env.WORKER_PORT;
@@ -239,6 +239,10 @@ export class Worker {
       ...(engine ? { engine: () => engine.snapshot() } : {}),
     });
 
+    const admission = new Admission({
+      ledger,
+      clientWatch: new ClientWatch({ localPort: port }),
+    });
     const stop = new AbortController();
     stop.signal.addEventListener(
       "abort",
@@ -359,7 +363,7 @@ export class Worker {
         () => server.shutdown(),
         async () => await httpServer?.shutdown(),
         async () => await engine?.close(),
-        () => Promise.resolve(admission.close()),
+        () => admission.close(),
       ],
       ...(reporter ? { reporter } : {}),
       metrics,

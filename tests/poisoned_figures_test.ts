@@ -108,7 +108,7 @@ Deno.test("two rejected requests with cost 1.7e308 keep rej_load finite", async 
   }
 });
 
-Deno.test("quick answers claiming huge workloads cannot lift the live throughput past the evidence", () => {
+Deno.test("quick answers claiming huge workloads cannot lift the live throughput past the evidence", async () => {
   const ledger = new Ledger();
   const capacity = new Capacity();
   capacity.follow(ledger);
@@ -129,13 +129,13 @@ Deno.test("quick answers claiming huge workloads cannot lift the live throughput
     t.sent();
     t.end("success", 200);
   }
-  admission.close();
+  await admission.close();
   assert.ok(capacity.live !== undefined, "a live estimate exists");
   assert.equal(capacity.live, 100 * LIVE_OVER_BENCHMARK_MAX);
   assert.equal(capacity.forQueueBudget(), 100 * LIVE_OVER_BENCHMARK_MAX);
 });
 
-Deno.test("a wall clock that steps back does not break the live estimate or the release", () => {
+Deno.test("a wall clock that steps back does not break the live estimate or the release", async () => {
   let wall = 1_000_000;
   const ledger = new Ledger({ now: () => wall });
   const capacity = new Capacity();
@@ -157,7 +157,7 @@ Deno.test("a wall clock that steps back does not break the live estimate or the 
     wall -= 60_000; // NTP steps the clock back a minute mid-request
     assert.equal(t.end("success", 200), true);
   }
-  admission.close();
+  await admission.close();
   assert.equal(ledger.inFlightCount, 0);
   assert.equal(admission.openCount, 0);
 });
