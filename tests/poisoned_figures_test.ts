@@ -108,11 +108,17 @@ Deno.test("two rejected requests with cost 1.7e308 keep rej_load finite", async 
   }
 });
 
-Deno.test("quick answers claiming huge workloads cannot lift the live throughput past the evidence", async () => {
-  const ledger = new Ledger();
+/** A ledger followed by a capacity, and `n` requests served at once through tickets. */
+async function serveAtOnce(
+  n: number,
+  workload: number,
+  options: { benchmark?: number; clockStepsBack?: boolean } = {},
+) {
+  let wall = 1_000_000;
+  const ledger = new Ledger({ now: () => wall });
   const capacity = new Capacity();
   capacity.follow(ledger);
-  capacity.benchmark = 100;
+  capacity.benchmark = options.benchmark ?? 0;
   const admission = new Admission({ ledger });
   const limits = {
     maxQueueTime: null,
@@ -120,44 +126,33 @@ Deno.test("quick answers claiming huge workloads cannot lift the live throughput
     idle: null,
     total: null,
   };
-  for (let i = 0; i < 25; i++) {
+  const ended: boolean[] = [];
+  for (let i = 0; i < n; i++) {
     const t = admission.enter(
-      { requestIdx: i, reqnum: i, route: "/r", workload: 1e12 },
+      { requestIdx: i, reqnum: i, route: "/r", workload },
       { queue: null, limits },
       new AbortController().signal,
     );
     t.sent();
-    t.end("success", 200);
+    if (options.clockStepsBack) wall -= 60_000; // NTP steps the clock back mid-request
+    ended.push(t.end("success", 200));
   }
   await admission.close();
+  return { ledger, capacity, admission, ended };
+}
+
+Deno.test("quick answers claiming huge workloads cannot lift the live throughput past the evidence", async () => {
+  const { capacity } = await serveAtOnce(25, 1e12, { benchmark: 100 });
   assert.ok(capacity.live !== undefined, "a live estimate exists");
   assert.equal(capacity.live, 100 * LIVE_OVER_BENCHMARK_MAX);
   assert.equal(capacity.forQueueBudget(), 100 * LIVE_OVER_BENCHMARK_MAX);
 });
 
 Deno.test("a wall clock that steps back does not break the live estimate or the release", async () => {
-  let wall = 1_000_000;
-  const ledger = new Ledger({ now: () => wall });
-  const capacity = new Capacity();
-  capacity.follow(ledger);
-  const admission = new Admission({ ledger });
-  const limits = {
-    maxQueueTime: null,
-    firstByte: null,
-    idle: null,
-    total: null,
-  };
-  for (let i = 0; i < 3; i++) {
-    const t = admission.enter(
-      { requestIdx: i, reqnum: i, route: "/r", workload: 10 },
-      { queue: null, limits },
-      new AbortController().signal,
-    );
-    t.sent();
-    wall -= 60_000; // NTP steps the clock back a minute mid-request
-    assert.equal(t.end("success", 200), true);
-  }
-  await admission.close();
+  const { ledger, admission, ended } = await serveAtOnce(3, 10, {
+    clockStepsBack: true,
+  });
+  assert.deepEqual(ended, [true, true, true]);
   assert.equal(ledger.inFlightCount, 0);
   assert.equal(admission.openCount, 0);
 });
