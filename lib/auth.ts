@@ -132,7 +132,7 @@ export interface SignatureVerifierOptions {
   unsecured?: boolean;
   /**
    * Valid (signature, message) pairs to remember, each as a 44-character
-   * SHA-256 digest (about 150 bytes with the map's overhead, whatever the
+   * SHA-256 digest (about 130 bytes with the set's overhead, whatever the
    * message length); 0 disables. Failures are never cached.
    * @default {4096}
    */
