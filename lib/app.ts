@@ -147,7 +147,7 @@ async function admit(
 ): Promise<Admitted | Response> {
   const read = await readJsonBody(req, deps.maxBodyBytes);
   if (read instanceof Response) return read;
-  const parsed = parseEnvelope(read.body);
+  const parsed = parseEnvelope(read.body, read.text);
   if (!parsed.ok) return jsonError(422, parsed.errors);
   const { auth_data: auth, session_id: sessionId } = parsed.envelope;
 
@@ -159,8 +159,8 @@ async function admit(
     return jsonError(422, { payload: `request parser failed: ${why}` });
   }
   const info: RequestInfo = {
-    requestIdx: auth.request_idx,
-    reqnum: auth.reqnum,
+    requestIdx: parsed.numbers.request_idx,
+    reqnum: parsed.numbers.reqnum,
     route: handler.route,
     workload: handler.workload(payload),
   };

@@ -6,9 +6,12 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
+import { memberTexts } from "./json_members.ts";
 import {
-  parseJsonKeepingNumbers,
+  type ExactNumber,
+  JsonNumber,
   pythonJsonDumps,
+  pythonNumberValue,
   restoreNumberSources,
 } from "./python_json.ts";
 
@@ -19,6 +22,8 @@ const encoder = new TextEncoder();
 const ALGORITHM = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
 /** How far behind the newest accepted reqnum a legacy request may be (Python `MSG_HISTORY_LEN`). */
 const REPLAY_WINDOW = 100;
+/** Python's `Backend.reqnum` before any request. */
+const FIRST_REQNUM = -1;
 
 // Standard alphabet with padding, as Python's b64encode writes it.
 const BASE64 =
@@ -51,15 +56,15 @@ export function legacyMessage(
   rawBody?: string,
   fields: readonly string[] = LEGACY_FIELDS,
 ): Uint8Array {
-  return encoder.encode(legacyMessageText(authData, rawBody, fields));
+  const raw = rawBody === undefined ? {} : rawNumbers(rawBody, fields);
+  return encoder.encode(legacyMessageText(authData, raw, fields));
 }
 
 function legacyMessageText(
   authData: Record<string, unknown>,
-  rawBody: string | undefined,
+  raw: Record<string, JsonNumber>,
   fields: readonly string[],
 ): string {
-  const raw = rawBody === undefined ? undefined : rawAuthData(rawBody);
   const message: Record<string, unknown> = {};
   for (const field of fields) {
     if (Object.hasOwn(authData, field)) message[field] = authData[field];
@@ -67,14 +72,50 @@ function legacyMessageText(
   return pythonJsonDumps(restoreNumberSources(message, raw));
 }
 
-// The auth_data object of the raw body, numbers wrapped with their source text.
-function rawAuthData(rawBody: string): unknown {
+/**
+ * The numbers among `fields` of the raw body's `auth_data`, with their source
+ * text. Found by a scan, not a second parse of a body that may be megabytes
+ * of payload.
+ */
+function rawNumbers(
+  rawBody: string,
+  fields: readonly string[],
+): Record<string, JsonNumber> {
+  const numbers: Record<string, JsonNumber> = {};
+  let texts: Map<string, string>;
   try {
-    return (parseJsonKeepingNumbers(rawBody) as { auth_data?: unknown })
-      ?.auth_data;
+    texts = memberTexts(rawBody, ["auth_data"], fields);
   } catch {
-    return undefined; // the caller already rejected bodies that are not JSON
+    return numbers; // the caller already rejected bodies that are not JSON
   }
+  for (const [field, source] of texts) {
+    if (/^-?\d/.test(source)) {
+      numbers[field] = new JsonNumber(Number(source), source);
+    }
+  }
+  return numbers;
+}
+
+/** `auth_data.reqnum` exactly, from its source text when it matches the parsed value. */
+function exactReqnum(
+  authData: Record<string, unknown>,
+  raw: Record<string, JsonNumber>,
+): ExactNumber | undefined {
+  const value = authData.reqnum;
+  const source = raw.reqnum;
+  if (source && Object.is(source.value, value)) {
+    return pythonNumberValue(source.source);
+  }
+  return typeof value === "number" || typeof value === "bigint"
+    ? value
+    : undefined;
+}
+
+/** A collision-safe fixed-size key: SHA-256 of the parts, newline-separated. */
+function digest(...parts: string[]): string {
+  const hash = createHash("sha256");
+  for (const part of parts) hash.update(part, "utf8").update("\n");
+  return hash.digest("base64");
 }
 
 /** Which message shape the autoscaler signed: url-only (current), all fields (legacy), or either. */
@@ -89,7 +130,12 @@ export interface SignatureVerifierOptions {
   format: SignatureFormat;
   /** Accept every request without checking (Python `UNSECURED`). */
   unsecured?: boolean;
-  /** Distinct (signature, message) results to remember; default 4096, 0 disables. */
+  /**
+   * Valid (signature, message) pairs to remember, each as a 44-character
+   * SHA-256 digest (about 130 bytes with the set's overhead, whatever the
+   * message length); 0 disables. Failures are never cached.
+   * @default {4096}
+   */
   cacheSize?: number;
   /** This worker's public URL; a valid signature for another URL is rejected. */
   expectedUrl?: string;
@@ -98,16 +144,23 @@ export interface SignatureVerifierOptions {
 }
 
 /**
- * Checks `auth_data` signatures from the autoscaler. RSA results are cached per
- * (signature, message) pair; the legacy format also enforces Python's replay
- * window, which cached results never bypass.
+ * Checks `auth_data` signatures from the autoscaler. Valid results are cached
+ * per (signature, message) digest, so memory stays bounded whatever the
+ * requests hold, and failures (which anyone can make) cannot push valid
+ * entries out. The legacy format also enforces Python's replay window, which
+ * cached results never bypass; only a legacy-verified request moves it (an
+ * unsigned `reqnum` next to a url-only signature never does).
  */
 export class SignatureVerifier {
   #options: SignatureVerifierOptions;
   #cacheSize: number;
   #key: CryptoKey | undefined;
-  #cache = new Map<string, Promise<boolean>>();
-  #latestReqnum = -Infinity;
+  /** Digests of pairs that verified, least recently used first. */
+  #valid = new Set<string>();
+  /** Checks in flight, so concurrent copies share one RSA run. */
+  #pending = new Map<string, Promise<boolean>>();
+  #latestReqnum: ExactNumber = FIRST_REQNUM;
+  /** Digests of the last accepted legacy messages. */
   #history = new Set<string>();
 
   /** Creates a verifier; call {@linkcode setKey} before verifying. */
@@ -119,7 +172,8 @@ export class SignatureVerifier {
   /** Sets the autoscaler public key (see `importPublicKey`); clears the cache. */
   setKey(key: CryptoKey): void {
     this.#key = key;
-    this.#cache.clear();
+    this.#valid.clear();
+    this.#pending.clear();
   }
 
   /** Whether a public key has been set. */
@@ -174,17 +228,18 @@ export class SignatureVerifier {
     const formats = this.#options.format === "any"
       ? ["url", "legacy"] as const
       : [this.#options.format];
+    const fields = this.#options.legacyFields ?? LEGACY_FIELDS;
+    let raw: Record<string, JsonNumber> = {};
     for (const f of formats) {
       if (f === "url" && typeof authData.url !== "string") {
         return fail("url is missing or not a string");
       }
+      if (f === "legacy" && rawBody !== undefined) {
+        raw = rawNumbers(rawBody, [...fields, "reqnum"]);
+      }
       const text = f === "url"
         ? pythonJsonDumps({ url: authData.url })
-        : legacyMessageText(
-          authData,
-          rawBody,
-          this.#options.legacyFields ?? LEGACY_FIELDS,
-        );
+        : legacyMessageText(authData, raw, fields);
       checked.push(text);
       let valid: boolean;
       try {
@@ -193,7 +248,7 @@ export class SignatureVerifier {
         // e.g. a key imported without the "verify" usage
         return fail(`signature check failed: ${(err as Error).message}`);
       }
-      if (valid) return this.#accept(authData, f, text);
+      if (valid) return this.#accept(authData, f, text, raw);
     }
     return fail("signature does not match");
   }
@@ -205,27 +260,34 @@ export class SignatureVerifier {
     text: string,
   ): Promise<boolean> {
     // Keyed by the message too, so a signature seen once cannot vouch for another url.
-    const cacheKey = `${signature}\n${text}`;
-    const cached = this.#cache.get(cacheKey);
-    if (cached) {
-      this.#cache.delete(cacheKey); // re-insert: least recently used goes first
-      this.#cache.set(cacheKey, cached);
-      return cached;
+    const id = digest(signature, text);
+    if (this.#valid.delete(id)) {
+      this.#valid.add(id); // re-insert: least recently used goes first
+      return Promise.resolve(true);
     }
+    const running = this.#pending.get(id);
+    if (running) return running;
     const result = crypto.subtle.verify(
       ALGORITHM,
       key,
       sigBytes as Uint8Array<ArrayBuffer>,
       encoder.encode(text),
-    );
-    if (this.#cacheSize > 0) {
-      this.#cache.set(cacheKey, result);
-      result.catch(() => this.#cache.delete(cacheKey));
-      if (this.#cache.size > this.#cacheSize) {
-        this.#cache.delete(this.#cache.keys().next().value!);
-      }
-    }
+    ).then((ok) => {
+      if (ok && key === this.#key) this.#remember(id);
+      return ok;
+    }).finally(() => {
+      if (this.#pending.get(id) === result) this.#pending.delete(id);
+    });
+    this.#pending.set(id, result);
     return result;
+  }
+
+  #remember(id: string): void {
+    if (this.#cacheSize <= 0) return;
+    this.#valid.add(id);
+    if (this.#valid.size > this.#cacheSize) {
+      this.#valid.delete(this.#valid.values().next().value!);
+    }
   }
 
   // Runs synchronously after the await, so two concurrent replays cannot both pass.
@@ -233,34 +295,35 @@ export class SignatureVerifier {
     authData: Record<string, unknown>,
     format: "url" | "legacy",
     text: string,
+    raw: Record<string, JsonNumber>,
   ): VerifyResult {
-    const reqnum = typeof authData.reqnum === "number"
-      ? authData.reqnum
-      : undefined;
     const expectedUrl = this.#options.expectedUrl;
     if (expectedUrl !== undefined && authData.url !== expectedUrl) {
       return fail(
         `url mismatch: signed for ${authData.url}, this worker is ${expectedUrl}`,
       );
     }
-    if (format === "legacy") {
-      if (reqnum === undefined) {
-        return fail("reqnum is missing or not a number");
-      }
-      if (reqnum < this.#latestReqnum - REPLAY_WINDOW) {
-        return fail(
-          `reqnum ${reqnum} is outside the replay window (latest ${this.#latestReqnum})`,
-        );
-      }
-      if (this.#history.has(text)) return fail("replayed request");
-      this.#history.add(text);
-      if (this.#history.size > REPLAY_WINDOW) {
-        this.#history.delete(this.#history.values().next().value!);
-      }
+    // A url-only signature leaves reqnum unsigned: it must not move the window.
+    if (format === "url") return { ok: true };
+    const reqnum = exactReqnum(authData, raw);
+    if (reqnum === undefined) return fail("reqnum is missing or not a number");
+    const latest = this.#latestReqnum;
+    // Python: reqnum < self.reqnum - MSG_HISTORY_LEN, exact for ints of any size.
+    const lowest = typeof latest === "bigint"
+      ? latest - BigInt(REPLAY_WINDOW)
+      : latest - REPLAY_WINDOW;
+    if (reqnum < lowest) {
+      return fail(
+        `reqnum ${reqnum} is outside the replay window (latest ${latest})`,
+      );
     }
-    if (reqnum !== undefined) {
-      this.#latestReqnum = Math.max(this.#latestReqnum, reqnum);
+    const id = digest(text);
+    if (this.#history.has(id)) return fail("replayed request");
+    this.#history.add(id);
+    if (this.#history.size > REPLAY_WINDOW) {
+      this.#history.delete(this.#history.values().next().value!);
     }
+    if (reqnum > latest) this.#latestReqnum = reqnum;
     return { ok: true };
   }
 }

@@ -6,19 +6,55 @@
  */
 import { z } from "zod";
 import type { Payload } from "./config.ts";
+import { memberTexts } from "./json_members.ts";
+import { type ExactNumber, pythonNumberValue } from "./python_json.ts";
 
 /** Deepest JSON nesting accepted; deeper bodies are abuse, not inference. */
 export const MAX_JSON_DEPTH = 512;
 
-/** `auth_data` as `/route/` returns it; extra keys are kept. */
+/**
+ * Longest accepted `auth_data` fields, in characters (a number: its text in
+ * the body). Real values are far shorter (a url of ~30 characters, an RSA-2048
+ * signature of 344); the limits keep what one unauthenticated request can
+ * make the worker hash, sign-check or log small.
+ */
+export const AUTH_DATA_LIMITS: Readonly<Record<string, number>> = Object
+  .freeze({
+    url: 4096,
+    endpoint: 256,
+    /** Base64 of an RSA-12288 signature; RSA-8192 needs 1368. */
+    signature: 2048,
+    /** `cost` as a string. */
+    cost: 64,
+    /** The text of `cost`, `reqnum` or `request_idx` as a JSON number. */
+    number: 64,
+  });
+
+const limited = (field: string) =>
+  z.string().max(
+    AUTH_DATA_LIMITS[field],
+    `longer than ${AUTH_DATA_LIMITS[field]} characters`,
+  );
+
+/**
+ * `auth_data` as `/route/` returns it; extra keys are kept. Numbers are any
+ * JSON number, as Python's `AuthData` dataclass (which checks no type) takes
+ * them: negative and non-integral ones included; integers of any size are
+ * kept exact by {@linkcode parseEnvelope} when given the body text. Unlike
+ * Python, a non-number `reqnum`/`request_idx` (which makes Python answer 500)
+ * gets 422.
+ */
 export const AuthDataSchema = z.looseObject({
-  cost: z.union([z.number(), z.string()]),
-  endpoint: z.string(),
-  reqnum: z.int(),
-  request_idx: z.int(),
-  signature: z.string(),
-  url: z.string(),
+  cost: z.union([z.number(), limited("cost")]),
+  endpoint: limited("endpoint"),
+  reqnum: z.number(),
+  request_idx: z.number(),
+  signature: limited("signature"),
+  url: limited("url"),
 });
+
+/** `auth_data` fields that hold numbers whose spelling matters. */
+const NUMBER_FIELDS = ["cost", "reqnum", "request_idx"] as const;
 
 /** The body of every handler route. */
 export const EnvelopeSchema = z.object({
@@ -37,9 +73,18 @@ export interface FieldErrors {
   [field: string]: string | FieldErrors;
 }
 
+/**
+ * `reqnum` and `request_idx` exactly as Python reads them: a `bigint` for an
+ * integer beyond 2^53 (the `number` in `auth_data` may have lost digits).
+ */
+export interface AuthNumbers {
+  reqnum: ExactNumber;
+  request_idx: ExactNumber;
+}
+
 /** Result of {@linkcode parseEnvelope}. */
 export type EnvelopeResult =
-  | { ok: true; envelope: Envelope }
+  | { ok: true; envelope: Envelope; numbers: AuthNumbers }
   | { ok: false; errors: FieldErrors };
 
 function describe(issue: z.core.$ZodIssue, input: unknown): string {
@@ -62,13 +107,17 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-/** Validates a parsed body; on failure names every bad field. */
-export function parseEnvelope(body: unknown): EnvelopeResult {
+/**
+ * Validates a parsed body; on failure names every bad field. With `text`, the
+ * body's JSON text, numbers are also checked against
+ * {@linkcode AUTH_DATA_LIMITS} and `numbers` keeps their exact values.
+ */
+export function parseEnvelope(body: unknown, text?: string): EnvelopeResult {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     return { ok: false, errors: { body: "expected a JSON object" } };
   }
   const result = EnvelopeSchema.safeParse(body);
-  if (result.success) return { ok: true, envelope: result.data };
+  if (result.success) return exactNumbers(result.data, text);
   const errors: FieldErrors = {};
   for (const issue of result.error.issues) {
     const path = issue.path.map(String);
@@ -82,6 +131,35 @@ export function parseEnvelope(body: unknown): EnvelopeResult {
     node[path.at(-1) ?? "body"] ??= message;
   }
   return { ok: false, errors };
+}
+
+function exactNumbers(
+  envelope: Envelope,
+  text: string | undefined,
+): EnvelopeResult {
+  const auth = envelope.auth_data;
+  const numbers: AuthNumbers = {
+    reqnum: auth.reqnum,
+    request_idx: auth.request_idx,
+  };
+  if (text === undefined) return { ok: true, envelope, numbers };
+  const sources = memberTexts(text, ["auth_data"], NUMBER_FIELDS);
+  const errors: FieldErrors = {};
+  for (const field of NUMBER_FIELDS) {
+    const source = sources.get(field);
+    // Borrow the text only for the very number JSON.parse read.
+    if (source === undefined || !Object.is(Number(source), auth[field])) {
+      continue;
+    }
+    if (source.length > AUTH_DATA_LIMITS.number) {
+      errors[field] =
+        `number longer than ${AUTH_DATA_LIMITS.number} characters`;
+    } else if (field !== "cost") numbers[field] = pythonNumberValue(source);
+  }
+  if (Object.keys(errors).length > 0) {
+    return { ok: false, errors: { auth_data: errors } };
+  }
+  return { ok: true, envelope, numbers };
 }
 
 /**

@@ -28,10 +28,10 @@ export type RejectReason =
 
 /** What the ledger needs to open a record. */
 export interface RequestInfo {
-  /** `auth_data.request_idx` (0 when absent). */
-  requestIdx: number;
-  /** `auth_data.reqnum` (0 when absent). */
-  reqnum: number;
+  /** `auth_data.request_idx` (0 when absent); a `bigint` beyond 2^53, exact as Python keeps it. */
+  requestIdx: number | bigint;
+  /** `auth_data.reqnum` (0 when absent); a `bigint` beyond 2^53. */
+  reqnum: number | bigint;
   /** Handler route, e.g. `/v1/completions`. */
   route: string;
   /** Workload units of this request. */

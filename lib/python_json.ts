@@ -111,6 +111,24 @@ export function pythonNumberText(source: string): string {
   return pythonFloatRepr(Number(source));
 }
 
+/** A JSON number as Python reads it: `bigint` for an integer beyond 2^53, else `number`. */
+export type ExactNumber = number | bigint;
+
+/**
+ * The value Python's `json.loads` gives a number literal: a literal without
+ * `.`/`e`/`E` is an int, exact at any size (a `bigint` when it is not a safe
+ * integer); anything else is a float.
+ *
+ * @example `"9223372036854775808"` -> `9223372036854775808n`, `"35"` -> `35`, `"1e3"` -> `1000`
+ */
+export function pythonNumberValue(source: string): ExactNumber {
+  if (!/^-?\d+$/.test(source)) return Number(source);
+  const n = BigInt(source);
+  return n >= Number.MIN_SAFE_INTEGER && n <= Number.MAX_SAFE_INTEGER
+    ? Number(n)
+    : n;
+}
+
 /**
  * Serializes a value exactly like Python's
  * `json.dumps(value, indent=4, sort_keys=True)` with the default

@@ -61,8 +61,8 @@ export interface WorkerStatus {
   num_requests_recieved: number;
   /** float: GB used on "/" now minus at the previous accepted report. */
   additional_disk_usage: number;
-  /** int[]: `request_idx` of the in-flight requests. */
-  working_request_idxs: number[];
+  /** int[]: `request_idx` of the in-flight requests (see {@linkcode JsonInteger}). */
+  working_request_idxs: JsonInteger[];
   /** Public URL of the worker. */
   url: string;
 }
@@ -109,6 +109,26 @@ const FLOAT_KEYS: ReadonlySet<string> = new Set([
 const finite = (x: number): number => Number.isFinite(x) ? x : 0;
 const int = (x: number): number => Math.trunc(finite(x));
 
+/** A `JSON.rawJSON` value: `JSON.stringify` writes its text as is. */
+export interface RawJson {
+  readonly rawJSON: string;
+}
+
+/**
+ * A `request_idx` as it goes back to the autoscaler: a number, or for an
+ * integer beyond 2^53 a {@linkcode RawJson} of its exact digits, so every
+ * `JSON.stringify` (the report, `/status`) writes what the client sent.
+ */
+export type JsonInteger = number | RawJson;
+
+const rawJson = (JSON as unknown as { rawJSON(text: string): RawJson })
+  .rawJSON;
+
+/** `request_idx` as sent: exact digits for a bigint; a non-integral number as is (Python echoes it); non-finite → 0. */
+export function requestIdxJson(x: number | bigint): JsonInteger {
+  return typeof x === "bigint" ? rawJson(x.toString()) : finite(x);
+}
+
 /** A Python-style float literal: always a `.` or exponent; non-finite → 0.0. */
 export function pyFloat(x: number): string {
   const v = finite(x);
@@ -127,9 +147,9 @@ function reported(r: RequestRecord): boolean {
  */
 export function buildWorkerStatus(input: WorkerStatusInput): WorkerStatus {
   const { identity, ledger, window } = input;
-  const idxs: number[] = [];
+  const idxs: JsonInteger[] = [];
   for (const r of ledger.inFlight) {
-    if (reported(r)) idxs.push(int(r.requestIdx));
+    if (reported(r)) idxs.push(requestIdxJson(r.requestIdx));
   }
   return {
     id: int(identity.id),
@@ -181,7 +201,9 @@ export function encodeDeleteRequests(
     const started = r.workStartedAt ?? r.enteredQueueAt;
     const done = r.workCompletedAt ?? started;
     const success = r.status === "success" || r.status === "cancelled";
-    return `{"request_idx":${int(r.requestIdx)},"success":${success},` +
+    return `{"request_idx":${
+      JSON.stringify(requestIdxJson(r.requestIdx))
+    },"success":${success},` +
       `"status":${JSON.stringify(STATUS_TEXT[r.status] ?? "Error")},` +
       `"entered_queue_at":${pyFloat(r.enteredQueueAt)},` +
       `"work_started_at":${pyFloat(started)},` +

@@ -78,7 +78,7 @@ export function sessionRoutes(deps: SessionDeps): Hono {
     const read = await readJsonBody(c.req.raw, deps.maxBodyBytes);
     if (read instanceof Response) return read;
     const { body, text } = read;
-    const parsed = parseEnvelope(body);
+    const parsed = parseEnvelope(body, text);
     if (!parsed.ok) return jsonError(422, parsed.errors);
     const options = SessionOptionsSchema.safeParse(parsed.envelope.payload);
     if (!options.success) {
@@ -90,8 +90,8 @@ export function sessionRoutes(deps: SessionDeps): Hono {
     }
     const auth = parsed.envelope.auth_data;
     const info = {
-      requestIdx: auth.request_idx,
-      reqnum: auth.reqnum,
+      requestIdx: parsed.numbers.request_idx,
+      reqnum: parsed.numbers.reqnum,
       route: "/session/create",
       workload: Number(auth.cost) || 0,
     };

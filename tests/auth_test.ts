@@ -30,12 +30,20 @@ async function sign(text: string, key = signer.privateKey): Promise<string> {
 
 // Hand-written message texts, independent of lib/auth.ts.
 const urlText = (url: string) => `{\n    "url": "${url}"\n}`;
-const legacyText = (reqnum: number, idx: number, url: string) =>
+const legacyText = (
+  reqnum: number | bigint,
+  idx: number | bigint,
+  url: string,
+) =>
   `{\n    "cost": 1000.0,\n    "endpoint": "ep",\n    "reqnum": ${reqnum},\n` +
   `    "request_idx": ${idx},\n    "url": "${url}"\n}`;
 
 /** A legacy request as the client sends it: raw body text plus its parsed auth_data. */
-async function legacyRequest(reqnum: number, idx = 1, url = "http://w:1") {
+async function legacyRequest(
+  reqnum: number | bigint,
+  idx: number | bigint = 1,
+  url = "http://w:1",
+) {
   const signature = await sign(legacyText(reqnum, idx, url));
   const body = `{"auth_data": {"__request_id": "r", "cost": 1000.0, ` +
     `"endpoint": "ep", "reqnum": ${reqnum}, "request_idx": ${idx}, ` +
@@ -335,4 +343,104 @@ Deno.test("shortenSecret() shows at most 6 characters", () => {
   assert.equal(shortenSecret("abcdefghijklmnop"), "abcdef…");
   assert.equal(shortenSecret("short"), "…");
   assert.equal(shortenSecret(""), "…");
+});
+
+/** Counts RSA verifications while `fn` runs. */
+async function countingRsa(fn: (calls: () => number) => Promise<void>) {
+  const realVerify = crypto.subtle.verify;
+  let rsaCalls = 0;
+  crypto.subtle.verify = function (
+    ...args: Parameters<SubtleCrypto["verify"]>
+  ) {
+    rsaCalls++;
+    return realVerify.apply(this, args);
+  };
+  try {
+    await fn(() => rsaCalls);
+  } finally {
+    crypto.subtle.verify = realVerify;
+  }
+}
+
+Deno.test("invalid signatures are never cached, so they cannot push a valid one out", async () => {
+  await countingRsa(async (calls) => {
+    const v = verifier({ format: "url", cacheSize: 2 });
+    const good = {
+      url: "http://a:1",
+      signature: await sign(urlText("http://a:1")),
+    };
+    assert.deepEqual(await v.verify(good), OK);
+    assert.equal(calls(), 1);
+    // Many distinct invalid pairs: each costs one RSA check and is forgotten.
+    const forged = await sign(urlText("http://elsewhere:1"));
+    for (let i = 0; i < 5; i++) {
+      const r = await v.verify({ url: `http://a:1/${i}`, signature: forged });
+      assert.equal(r.ok, false);
+    }
+    assert.equal(calls(), 6);
+    // The same invalid pair again is checked again, not answered from a cache.
+    await v.verify({ url: "http://a:1/0", signature: forged });
+    assert.equal(calls(), 7);
+    // The valid pair is still cached: no RSA run.
+    assert.deepEqual(await v.verify(good), OK);
+    assert.equal(calls(), 7);
+  });
+});
+
+Deno.test("concurrent copies of one check share a single RSA run", async () => {
+  await countingRsa(async (calls) => {
+    const v = verifier({ format: "url" });
+    const auth = {
+      url: "http://a:1",
+      signature: await sign(urlText("http://a:1")),
+    };
+    const results = await Promise.all([1, 2, 3].map(() => v.verify(auth)));
+    assert.deepEqual(results, [OK, OK, OK]);
+    assert.equal(calls(), 1);
+  });
+});
+
+Deno.test("format any: a url-signed request's unsigned reqnum does not move the legacy replay window", async () => {
+  const v = verifier({ format: "any" });
+  const huge = 2 ** 53 - 1;
+  const signature = await sign(urlText("http://w:1"));
+  const body = `{"auth_data": {"cost": 1000.0, "endpoint": "ep", ` +
+    `"reqnum": ${huge}, "request_idx": 1, "signature": "${signature}", ` +
+    `"url": "http://w:1"}, "payload": {}}`;
+  assert.deepEqual(await v.verify(JSON.parse(body).auth_data, body), OK);
+  // A real legacy request with a normal reqnum still gets in...
+  const legacy = await legacyRequest(5);
+  assert.deepEqual(await v.verify(legacy.auth, legacy.body), OK);
+  // ...and it, being signed, does move the window.
+  const old = await legacyRequest(5 - 101, 2);
+  assert.deepEqual(await v.verify(old.auth, old.body), {
+    ok: false,
+    reason: "reqnum -96 is outside the replay window (latest 5)",
+  });
+});
+
+Deno.test("legacy replay window compares integers beyond 2^53 exactly, as Python ints", async () => {
+  const v = verifier({ format: "legacy" });
+  const latest = 2n ** 60n + 1n;
+  const first = await legacyRequest(latest, 2n ** 63n);
+  assert.deepEqual(await v.verify(first.auth, first.body), OK);
+  const outside = await legacyRequest(latest - 101n);
+  assert.deepEqual(await v.verify(outside.auth, outside.body), {
+    ok: false,
+    reason:
+      "reqnum 1152921504606846876 is outside the replay window (latest 1152921504606846977)",
+  });
+  const edge = await legacyRequest(latest - 100n);
+  assert.deepEqual(await v.verify(edge.auth, edge.body), OK);
+});
+
+Deno.test("legacy replay window starts where Python's does (reqnum -1)", async () => {
+  const v = verifier({ format: "legacy" });
+  const tooLow = await legacyRequest(-102);
+  assert.deepEqual(await v.verify(tooLow.auth, tooLow.body), {
+    ok: false,
+    reason: "reqnum -102 is outside the replay window (latest -1)",
+  });
+  const lowest = await legacyRequest(-101);
+  assert.deepEqual(await v.verify(lowest.auth, lowest.body), OK);
 });

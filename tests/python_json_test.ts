@@ -5,6 +5,7 @@ import {
   pythonFloatRepr,
   pythonJsonDumps,
   pythonNumberText,
+  pythonNumberValue,
   restoreNumberSources,
 } from "../lib/python_json.ts";
 
@@ -155,4 +156,14 @@ Deno.test("restoreNumberSources() borrows spelling only where values agree", () 
     '{\n    "cost": 1000.0,\n    "extra": 4,\n    "nested": {\n        "v": [\n' +
       '            2.0,\n            3\n        ]\n    },\n    "reqnum": 6\n}',
   );
+});
+
+Deno.test("pythonNumberValue() reads literals as json.loads does: exact ints, floats otherwise", () => {
+  assert.equal(pythonNumberValue("9223372036854775808"), 2n ** 63n);
+  assert.equal(pythonNumberValue("-9007199254740992"), -(2n ** 53n));
+  assert.equal(pythonNumberValue("9007199254740991"), 2 ** 53 - 1);
+  assert.equal(pythonNumberValue("-0"), 0);
+  assert.equal(pythonNumberValue("1e3"), 1000);
+  assert.equal(pythonNumberValue("12.5"), 12.5);
+  assert.equal(pythonNumberValue("1e20"), 1e20);
 });

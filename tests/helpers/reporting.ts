@@ -203,7 +203,7 @@ export async function runMixed(
     init: RequestInit = {},
   ) => post(w.url, MIXED.get(idx)!.route, await body(idx, payload), init);
   // Finished records leave `pendingFinished()` once reported: listen instead.
-  const done = new Set<number>();
+  const done = new Set<number | bigint>();
   const unsubscribe = w.ledger.subscribe((e) => {
     if (e.type === "finish" || e.type === "reject") {
       done.add(e.record.requestIdx);
