@@ -9,20 +9,20 @@ import {
   ConfigError,
   loadWorkerConfigFile,
   workerConfigJsonSchema,
-} from "./lib/config_file.ts";
+} from "./lib/config/file.ts";
 import {
   EnvError,
   readEnv,
   reportAddresses,
   reportIdentity,
   type WorkerEnv,
-} from "./lib/env.ts";
-import { reportLaunchFailure } from "./lib/reporter.ts";
-import { closeLogging, setupLogging } from "./lib/logging.ts";
-import { Worker } from "./lib/worker.ts";
+} from "./lib/config/env.ts";
+import { reportLaunchFailure } from "./lib/autoscaler/reporter.ts";
+import { closeLogging, setupLogging } from "./lib/worker/logging.ts";
+import { Worker } from "./lib/worker/worker.ts";
 import { findPreset, PRESETS } from "./workers/mod.ts";
 import { describePresets } from "./workers/describe.ts";
-import { runDemo } from "./lib/dev/demo.ts";
+import { runDemo } from "./dev/demo.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Version printed by `--version`. */

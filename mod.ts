@@ -16,15 +16,15 @@
  *
  * @module
  */
-export { Worker } from "./lib/worker.ts";
-export type { RunningWorker, WorkerStartOptions } from "./lib/worker.ts";
+export { Worker } from "./lib/worker/worker.ts";
+export type { RunningWorker, WorkerStartOptions } from "./lib/worker/worker.ts";
 export {
   BenchmarkConfigSchema,
   DeclarativeWorkloadSchema,
   HandlerConfigSchema,
   LogActionConfigSchema,
   WorkerConfigSchema,
-} from "./lib/config.ts";
+} from "./lib/config/schemas.ts";
 export type {
   BenchmarkConfig,
   BenchmarkConfigInput,
@@ -39,27 +39,27 @@ export type {
   WorkerConfig,
   WorkerConfigInput,
   WorkloadCalculator,
-} from "./lib/config.ts";
+} from "./lib/config/schemas.ts";
 export {
   ConfigError,
   loadWorkerConfigFile,
   parseWorkerConfig,
   parseWorkerConfigYaml,
   workerConfigJsonSchema,
-} from "./lib/config_file.ts";
-export { estimateTokens } from "./lib/workload.ts";
+} from "./lib/config/file.ts";
+export { estimateTokens } from "./lib/traffic/workload.ts";
 export {
   EdgeworkerClient,
   EdgeworkerError,
   edgeworkerFetch,
   parseEventStream,
   Session,
-} from "./lib/client.ts";
+} from "./client.ts";
 export type {
   CreateSessionOptions,
   EdgeworkerClientOptions,
   EdgeworkerFetchOptions,
   RequestOptions,
-} from "./lib/client.ts";
+} from "./client.ts";
 export { findPreset, PRESETS } from "./workers/mod.ts";
 export type { Preset } from "./workers/mod.ts";

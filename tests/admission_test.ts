@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { checkBudget, QueuePlan, SlotQueue } from "../lib/admission.ts";
+import { checkBudget, QueuePlan, SlotQueue } from "../lib/traffic/admission.ts";
 
 Deno.test("SlotQueue serves waiters first come first served", async () => {
   const q = new SlotQueue(1);

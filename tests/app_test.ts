@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
   envelope,

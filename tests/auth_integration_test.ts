@@ -3,7 +3,7 @@
  * hand-written message bytes, a real model server behind the worker.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
   generateKeys,

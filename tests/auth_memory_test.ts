@@ -4,8 +4,8 @@
  * digests of valid results only.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config.ts";
-import { AUTH_DATA_LIMITS } from "../lib/envelope.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import { AUTH_DATA_LIMITS } from "../lib/http/envelope.ts";
 import {
   generateKeys,
   signedAuth,

@@ -5,7 +5,7 @@
  * legacy replay window.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
 import {
   generateKeys,
   signText,

@@ -7,7 +7,7 @@ import {
   tokensEqual,
   urlMessage,
   type VerifyResult,
-} from "../lib/auth.ts";
+} from "../lib/auth/signatures.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import { captureLogs } from "./helpers/logs.ts";
 

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { HandlerConfigInput } from "../lib/config.ts";
+import type { HandlerConfigInput } from "../lib/config/schemas.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
 import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
 

@@ -8,7 +8,7 @@ import {
   type RoundResult,
   runBenchmark,
   writeBenchmarkCache,
-} from "../lib/benchmark.ts";
+} from "../lib/model/benchmark.ts";
 
 const RATE = 50; // units per second per request slot
 

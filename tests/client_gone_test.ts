@@ -8,7 +8,11 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import { ClientWatch, connectionKey, readTables } from "../lib/client_gone.ts";
+import {
+  ClientWatch,
+  connectionKey,
+  readTables,
+} from "../lib/traffic/client_gone.ts";
 import http from "node:http";
 import { envelope, startWorker, waitFor } from "./helpers/worker.ts";
 

@@ -4,7 +4,7 @@ import {
   edgeworkerFetch,
   type EdgeworkerFetchOptions,
   estimateOpenAICost,
-} from "../lib/client.ts";
+} from "../client.ts";
 import { type FakeVast, startFakeVast } from "./client_fakes.ts";
 
 function openaiFor(

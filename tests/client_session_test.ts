@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { EdgeworkerClient, EdgeworkerError } from "../lib/client.ts";
+import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import { startFakeVast } from "./client_fakes.ts";
 
 Deno.test("sessions: create, request without /route/, end, then closed", async () => {

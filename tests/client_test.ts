@@ -3,7 +3,7 @@ import {
   EdgeworkerClient,
   type EdgeworkerClientOptions,
   EdgeworkerError,
-} from "../lib/client.ts";
+} from "../client.ts";
 import {
   type FakeVast,
   type FakeVastOptions,

@@ -5,7 +5,7 @@
  * once, with Python's success flag and status string and ordered times.
  */
 import assert from "node:assert/strict";
-import { startControlPlane } from "../lib/dev/control_plane.ts";
+import { startControlPlane } from "../dev/control_plane.ts";
 import {
   type DeleteBody,
   deleteItems,

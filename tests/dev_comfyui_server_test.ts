@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { text2ImageWorkflow } from "../lib/dev/_comfy_api.ts";
-import { startComfyUiServer } from "../lib/dev/comfyui_server.ts";
+import { text2ImageWorkflow } from "../dev/_comfy_api.ts";
+import { startComfyUiServer } from "../dev/comfyui_server.ts";
 import {
   post,
   tempLog,

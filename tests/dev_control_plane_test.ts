@@ -3,7 +3,7 @@ import {
   legacySignatureMessage,
   startControlPlane,
   urlSignatureMessage,
-} from "../lib/dev/control_plane.ts";
+} from "../dev/control_plane.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 
 const keyPair = await controlPlaneKeys();

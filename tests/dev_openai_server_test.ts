@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import parsePrometheus from "parse-prometheus-text-format";
-import { startOpenAiServer } from "../lib/dev/openai_server.ts";
+import { startOpenAiServer } from "../dev/openai_server.ts";
 import {
   post,
   readEvents,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startTgiServer } from "../lib/dev/tgi_server.ts";
+import { startTgiServer } from "../dev/tgi_server.ts";
 import {
   post,
   readEvents,

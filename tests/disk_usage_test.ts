@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { diskUsedGb, parseDfUsedKib } from "../lib/disk_usage.ts";
+import { diskUsedGb, parseDfUsedKib } from "../lib/autoscaler/disk_usage.ts";
 import { captureLogs } from "./helpers/logs.ts";
 
 Deno.test("parses df -Pk output", () => {

@@ -5,7 +5,7 @@ import {
   type EngineSnapshot,
   parseEngineMetrics,
   sumSamples,
-} from "../lib/engine_metrics.ts";
+} from "../lib/model/engine_metrics.ts";
 import { captureLogs } from "./helpers/logs.ts";
 
 const VLLM_TEXT =

@@ -3,7 +3,7 @@
  * (any integer exact, negative and non-integral accepted, non-numbers 422).
  */
 import assert from "node:assert/strict";
-import { AUTH_DATA_LIMITS, parseEnvelope } from "../lib/envelope.ts";
+import { AUTH_DATA_LIMITS, parseEnvelope } from "../lib/http/envelope.ts";
 
 /** A body text with `auth_data` fields spelled as given (raw JSON text). */
 function bodyText(fields: Record<string, string> = {}): string {

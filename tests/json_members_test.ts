@@ -1,6 +1,6 @@
 /** `memberSpans`/`memberTexts`: member texts found without a second parse. */
 import assert from "node:assert/strict";
-import { memberSpans, memberTexts } from "../lib/json_members.ts";
+import { memberSpans, memberTexts } from "../lib/auth/json_members.ts";
 
 Deno.test("memberTexts() gives a nested member's exact text past strings that look like structure", () => {
   const text = `  {"payload": {"a": "}\\"]{[", "b": [1, {"c": "\\\\"}, []]},

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Ledger } from "../lib/ledger.ts";
+import { Ledger } from "../lib/traffic/ledger.ts";
 
 const info = (requestIdx: number, workload = 10) => ({
   requestIdx,

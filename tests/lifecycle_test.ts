@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { LogRecord } from "@logtape/logtape";
-import { Lifecycle, type Transition } from "../lib/lifecycle.ts";
+import { Lifecycle, type Transition } from "../lib/model/lifecycle.ts";
 import { captureLogs } from "./helpers/logs.ts";
 
 /** A lifecycle on a clock the test moves by hand (ms). */

@@ -3,8 +3,8 @@
  * chunked bodies), big bodies without a limit, deep JSON, huge headers.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config.ts";
-import { Worker } from "../lib/worker.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import { Worker } from "../lib/worker/worker.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
   envelope,

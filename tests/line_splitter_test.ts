@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LineSplitter } from "../lib/line_splitter.ts";
+import { LineSplitter } from "../lib/model/line_splitter.ts";
 
 Deno.test("LineSplitter.push() returns complete lines for \\n and \\r\\n", () => {
   const s = new LineSplitter();

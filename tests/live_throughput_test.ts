@@ -5,8 +5,8 @@
  * model server's speed within the bound of `completionsToConverge`.
  */
 import assert from "node:assert/strict";
-import type { HandlerConfigInput } from "../lib/config.ts";
-import { completionsToConverge } from "../lib/throughput.ts";
+import type { HandlerConfigInput } from "../lib/config/schemas.ts";
+import { completionsToConverge } from "../lib/traffic/throughput.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
 import {
   envelope,

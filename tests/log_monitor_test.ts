@@ -4,7 +4,7 @@ import {
   type LogEvent,
   LogMonitor,
   type LogMonitorOptions,
-} from "../lib/log_monitor.ts";
+} from "../lib/model/log_monitor.ts";
 
 const ACTIONS = {
   onLoad: ["Application startup complete."],

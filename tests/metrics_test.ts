@@ -6,11 +6,8 @@
  */
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import {
-  type ControlPlane,
-  startControlPlane,
-} from "../lib/dev/control_plane.ts";
-import type { WorkerStatus } from "../lib/reporter_wire.ts";
+import { type ControlPlane, startControlPlane } from "../dev/control_plane.ts";
+import type { WorkerStatus } from "../lib/autoscaler/wire.ts";
 import {
   MIXED,
   MIXED_HANDLERS,

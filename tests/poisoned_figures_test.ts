@@ -4,11 +4,11 @@
  * is bounded by the benchmark's evidence.
  */
 import assert from "node:assert/strict";
-import { Capacity, LIVE_OVER_BENCHMARK_MAX } from "../lib/capacity.ts";
-import { startControlPlane } from "../lib/dev/control_plane.ts";
-import { Ledger } from "../lib/ledger.ts";
-import { Admission } from "../lib/ticket.ts";
-import { MAX_WORKLOAD } from "../lib/workload.ts";
+import { Capacity, LIVE_OVER_BENCHMARK_MAX } from "../lib/traffic/capacity.ts";
+import { startControlPlane } from "../dev/control_plane.ts";
+import { Ledger } from "../lib/traffic/ledger.ts";
+import { Admission } from "../lib/traffic/ticket.ts";
+import { MAX_WORKLOAD } from "../lib/traffic/workload.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 import { post, startWorker, waitFor } from "./helpers/worker.ts";
 import { statusOf, stopWorker, sumOf } from "./helpers/reporting.ts";

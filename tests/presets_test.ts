@@ -3,18 +3,22 @@
  * log patterns against the stand-ins' real lines, and the listing.
  */
 import assert from "node:assert/strict";
-import type { HandlerConfig, Payload, WorkerConfig } from "../lib/config.ts";
-import { ConfigError, parseWorkerConfig } from "../lib/config_file.ts";
-import { workloadOf } from "../lib/workload.ts";
-import * as comfyLog from "../lib/dev/_comfy_logs.ts";
-import * as openAiLog from "../lib/dev/_openai_logs.ts";
+import type {
+  HandlerConfig,
+  Payload,
+  WorkerConfig,
+} from "../lib/config/schemas.ts";
+import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
+import { workloadOf } from "../lib/traffic/workload.ts";
+import * as comfyLog from "../dev/_comfy_logs.ts";
+import * as openAiLog from "../dev/_openai_logs.ts";
 import {
   tgiBootLines,
   tgiCrashLines,
   tgiReadyLines,
   tgiRequestLine,
   tgiStartupFailureLines,
-} from "../lib/dev/_tgi_api.ts";
+} from "../dev/_tgi_api.ts";
 import {
   comfyWorkload,
   pixelStepUnits,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { Ledger, type RequestInfo } from "../lib/ledger.ts";
+import { Ledger, type RequestInfo } from "../lib/traffic/ledger.ts";
 import {
   CounterVec,
   escapeHelp,
@@ -10,7 +10,7 @@ import {
   type MetricsSources,
   TextWriter,
   WorkerMetrics,
-} from "../lib/prometheus.ts";
+} from "../lib/metrics/worker_metrics.ts";
 
 interface Sample {
   value?: string;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { relayHeaders } from "../lib/proxy.ts";
+import { relayHeaders } from "../lib/http/proxy.ts";
 
 Deno.test("relayHeaders strips hop-by-hop headers and stale encoding", () => {
   const upstream = new Headers({

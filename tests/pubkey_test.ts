@@ -3,7 +3,7 @@ import {
   fetchPublicKey,
   importPublicKey,
   loadPublicKeyFile,
-} from "../lib/pubkey.ts";
+} from "../lib/auth/pubkey.ts";
 
 const FIXTURES = new URL("./fixtures/auth/", import.meta.url);
 const SPKI_PATH = new URL("public_spki.pem", FIXTURES).pathname;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startControlPlane } from "../lib/dev/control_plane.ts";
+import { startControlPlane } from "../dev/control_plane.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 import { startWorker, waitFor } from "./helpers/worker.ts";
 

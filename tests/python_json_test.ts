@@ -7,7 +7,7 @@ import {
   pythonNumberText,
   pythonNumberValue,
   restoreNumberSources,
-} from "../lib/python_json.ts";
+} from "../lib/auth/python_json.ts";
 
 // Expected values are what CPython 3.11 prints for
 // json.dumps(json.loads(source)); they were checked with python3 by hand.

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { LogRecord } from "@logtape/logtape";
-import type { WorkerConfigInput } from "../lib/config.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
 

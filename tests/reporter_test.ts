@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Ledger, type RequestInfo } from "../lib/ledger.ts";
+import { Ledger, type RequestInfo } from "../lib/traffic/ledger.ts";
 import {
   buildWorkerStatus,
   deleteAddresses,
@@ -11,13 +11,13 @@ import {
   type ReporterIdentity,
   type ReporterOptions,
   runLaunchFailureBeacon,
-} from "../lib/reporter.ts";
+} from "../lib/autoscaler/reporter.ts";
 import {
   type ControlPlane,
   type Recorded,
   startControlPlane,
-} from "../lib/dev/control_plane.ts";
-import { post } from "../lib/reporter_wire.ts";
+} from "../dev/control_plane.ts";
+import { post } from "../lib/autoscaler/wire.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import type { DeleteItem } from "./helpers/reporting.ts";
 

@@ -12,9 +12,9 @@ import {
   type ControlPlane,
   type Recorded,
   startControlPlane,
-} from "../lib/dev/control_plane.ts";
-import type { WorkerConfigInput } from "../lib/config.ts";
-import type { WorkerStatus } from "../lib/reporter_wire.ts";
+} from "../dev/control_plane.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerStatus } from "../lib/autoscaler/wire.ts";
 import {
   accepted,
   assertClose,

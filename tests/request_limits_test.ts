@@ -5,7 +5,7 @@
  * wedge the FIFO; model headers that set browser policy are not relayed.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
 import {
   envelope,
   post,

@@ -5,8 +5,8 @@
  * the call and its payload are bounded.
  */
 import assert from "node:assert/strict";
-import { Ledger } from "../lib/ledger.ts";
-import { SessionStore } from "../lib/sessions.ts";
+import { Ledger } from "../lib/traffic/ledger.ts";
+import { SessionStore } from "../lib/traffic/sessions.ts";
 import { post, startWorker, waitFor } from "./helpers/worker.ts";
 
 /** A local server recording every request it gets. */

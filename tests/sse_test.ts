@@ -3,7 +3,7 @@ import {
   EventStreamParser,
   eventStreamTransform,
   parseEventStream,
-} from "../lib/sse.ts";
+} from "../lib/client/sse.ts";
 
 const encoder = new TextEncoder();
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import {
   completionsToConverge,
   ThroughputEstimator,
-} from "../lib/throughput.ts";
+} from "../lib/traffic/throughput.ts";
 
 type Pattern = "even" | "uneven" | "batched";
 

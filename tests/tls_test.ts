@@ -4,8 +4,8 @@
  * are missing or not PEM.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config.ts";
-import { Worker } from "../lib/worker.ts";
+import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import { Worker } from "../lib/worker/worker.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 import { envelope, FAST, waitFor } from "./helpers/worker.ts";
 

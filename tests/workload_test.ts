@@ -4,7 +4,7 @@ import {
   estimateTokens,
   MAX_WORKLOAD,
   workloadOf,
-} from "../lib/workload.ts";
+} from "../lib/traffic/workload.ts";
 
 Deno.test("a calculator that fails falls back to 100", () => {
   const bad = [

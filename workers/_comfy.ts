@@ -10,7 +10,7 @@ import type {
   Payload,
   WorkerConfigInput,
   WorkloadCalculator,
-} from "../lib/config.ts";
+} from "../lib/config/schemas.ts";
 import {
   type EnvVars,
   finiteNumber,

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import type { Payload, WorkerConfigInput } from "../lib/config.ts";
-import { estimateTokens } from "../lib/workload.ts";
+import type { Payload, WorkerConfigInput } from "../lib/config/schemas.ts";
+import { estimateTokens } from "../lib/traffic/workload.ts";
 import {
   BENCHMARK_SIZE_ENV_VARS,
   type EnvVars,

@@ -8,8 +8,8 @@ import type {
   HandlerConfigInput,
   Payload,
   WorkerConfigInput,
-} from "../lib/config.ts";
-import { ConfigError } from "../lib/config_file.ts";
+} from "../lib/config/schemas.ts";
+import { ConfigError } from "../lib/config/file.ts";
 
 /** Environment variables as a plain record. */
 export type EnvVars = Record<string, string | undefined>;

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { WorkerConfig } from "../lib/config.ts";
-import { ConfigError, parseWorkerConfig } from "../lib/config_file.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
+import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
 import type { EnvVars, Preset } from "./_preset.ts";
 
 function patterns(list: readonly unknown[]): string {

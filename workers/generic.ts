@@ -26,7 +26,7 @@
  *
  * @module
  */
-import type { HandlerConfigInput, Payload } from "../lib/config.ts";
+import type { HandlerConfigInput, Payload } from "../lib/config/schemas.ts";
 import {
   benchmarkSizeFrom,
   booleanFrom,

@@ -18,9 +18,9 @@
  *
  * @module
  */
-import type { Payload } from "../lib/config.ts";
-import { unwrapInput } from "../lib/handlers.ts";
-import { estimateTokens } from "../lib/workload.ts";
+import type { Payload } from "../lib/config/schemas.ts";
+import { unwrapInput } from "../lib/traffic/handlers.ts";
+import { estimateTokens } from "../lib/traffic/workload.ts";
 import {
   BENCHMARK_SIZE_ENV_VARS,
   modelServerFrom,

@@ -22,8 +22,8 @@
  *
  * @module
  */
-import type { Payload } from "../lib/config.ts";
-import { estimateTokens } from "../lib/workload.ts";
+import type { Payload } from "../lib/config/schemas.ts";
+import { estimateTokens } from "../lib/traffic/workload.ts";
 import {
   BENCHMARK_SIZE_ENV_VARS,
   finiteNumber,

@@ -24,7 +24,7 @@ import {
   type Delivered,
   readJson,
 } from "./transport.ts";
-import { parseEventStream } from "../sse.ts";
+import { parseEventStream } from "./sse.ts";
 
 /** Options of {@linkcode EdgeworkerClient.request} and friends. */
 export interface RequestOptions extends CallOptions {

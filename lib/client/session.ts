@@ -13,7 +13,7 @@ import {
   joinUrl,
   readJson,
 } from "./transport.ts";
-import { parseEventStream } from "../sse.ts";
+import { parseEventStream } from "./sse.ts";
 
 /** Options of {@linkcode EdgeworkerClient.createSession}. */
 export interface CreateSessionOptions {

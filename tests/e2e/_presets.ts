@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import {
   type ControlPlane,
   startControlPlane,
-} from "../../lib/dev/control_plane.ts";
+} from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
 import { waitFor } from "../helpers/worker.ts";
 import { freePort } from "./_scenario.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startControlPlane } from "../../lib/dev/control_plane.ts";
+import { startControlPlane } from "../../dev/control_plane.ts";
 import { freePort, serveYamlScenario } from "./_scenario.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startDemo } from "../../lib/dev/demo.ts";
+import { startDemo } from "../../dev/demo.ts";
 
 // What `deno task dev` promises: the printed route-then-request flow works
 // with real signatures, and the worker reports to the demo control plane.

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { edgeworkerFetch } from "../../lib/client.ts";
-import { startDemo } from "../../lib/dev/demo.ts";
+import { edgeworkerFetch } from "../../client.ts";
+import { startDemo } from "../../dev/demo.ts";
 
 // The whole path a user of the official `openai` package takes: the
 // adapter asks the control plane for a signed route, the worker verifies

@@ -4,8 +4,8 @@
  * with signed requests from the control-plane stand-in, run at once.
  */
 import assert from "node:assert/strict";
-import { text2ImageWorkflow } from "../../lib/dev/_comfy_api.ts";
-import { startComfyUiServer } from "../../lib/dev/comfyui_server.ts";
+import { text2ImageWorkflow } from "../../dev/_comfy_api.ts";
+import { startComfyUiServer } from "../../dev/comfyui_server.ts";
 import { aceWorkflow } from "../../workers/ace.ts";
 import { wanWorkflow } from "../../workers/wan.ts";
 import { allScenarios, appendLog, inTempDir } from "./_presets.ts";

@@ -5,7 +5,7 @@
  * stand-in. The three run at once.
  */
 import assert from "node:assert/strict";
-import { type Flavor, startOpenAiServer } from "../../lib/dev/openai_server.ts";
+import { type Flavor, startOpenAiServer } from "../../dev/openai_server.ts";
 import { allScenarios, appendLog, inTempDir, sseEvents } from "./_presets.ts";
 
 const MODEL = "Qwen/Qwen3-0.6B";

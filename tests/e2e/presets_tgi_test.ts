@@ -6,7 +6,7 @@
  * requests from the control-plane stand-in.
  */
 import assert from "node:assert/strict";
-import { startTgiServer } from "../../lib/dev/tgi_server.ts";
+import { startTgiServer } from "../../dev/tgi_server.ts";
 import { startHelloWorldServer } from "./_hello_world_server.ts";
 import { allScenarios, appendLog, inTempDir, sseEvents } from "./_presets.ts";
 

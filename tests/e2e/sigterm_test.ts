@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import {
   type ControlPlane,
   startControlPlane,
-} from "../../lib/dev/control_plane.ts";
-import type { WorkerStatus } from "../../lib/reporter_wire.ts";
+} from "../../dev/control_plane.ts";
+import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
 import { type DeleteItem, deleteItems, sumOf } from "../helpers/reporting.ts";
 import { startUpstream, type UpstreamHandle } from "../helpers/upstream.ts";
 import { envelope, post, waitFor } from "../helpers/worker.ts";

@@ -2,7 +2,7 @@
  * Helpers for the tests of the dev stand-ins (`lib/dev/`): JSON POSTs,
  * polling, SSE reading, temporary log files and key pairs.
  */
-import { RSA_ALGORITHM } from "../../lib/dev/_signing.ts";
+import { RSA_ALGORITHM } from "../../dev/_signing.ts";
 
 /** POSTs `body` as JSON; a string is sent as is (for malformed bodies). */
 export function post(

@@ -5,10 +5,10 @@
  * accepted and refused ones, and one mixed run of every request outcome.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../../lib/config.ts";
-import type { ControlPlane, Recorded } from "../../lib/dev/control_plane.ts";
-import type { WorkerStatus } from "../../lib/reporter_wire.ts";
-import type { RunningWorker } from "../../lib/worker.ts";
+import type { WorkerConfigInput } from "../../lib/config/schemas.ts";
+import type { ControlPlane, Recorded } from "../../dev/control_plane.ts";
+import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
+import type { RunningWorker } from "../../lib/worker/worker.ts";
 import { signedAuth, type TestKeys } from "./signing.ts";
 import type { UpstreamHandle } from "./upstream.ts";
 import { post, type Running, waitFor } from "./worker.ts";

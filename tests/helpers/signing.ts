@@ -3,7 +3,7 @@
  * signatures over message bytes written out by hand (independent of
  * `lib/auth.ts`), and a tiny `REPORT_ADDR` server that serves `/pubkey/`.
  */
-import { publicKeyPem } from "../../lib/dev/_signing.ts";
+import { publicKeyPem } from "../../dev/_signing.ts";
 import { controlPlaneKeys } from "./dev.ts";
 
 /** A key pair with its public half as SPKI PEM. */

@@ -4,7 +4,7 @@
  * url is 4096 DEL characters (24 KiB once escaped Python-style), then prints
  * `{"retainedBytes": n}`, the heap growth after a full GC.
  */
-import { SignatureVerifier } from "../../lib/auth.ts";
+import { SignatureVerifier } from "../../lib/auth/signatures.ts";
 import { controlPlaneKeys } from "./dev.ts";
 import { signText } from "./signing.ts";
 

@@ -1,11 +1,11 @@
 /** Starting a worker in-process for integration tests. */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../../lib/config.ts";
+import type { WorkerConfigInput } from "../../lib/config/schemas.ts";
 import {
   type RunningWorker,
   Worker,
   type WorkerStartOptions,
-} from "../../lib/worker.ts";
+} from "../../lib/worker/worker.ts";
 import { startUpstream, type UpstreamHandle } from "./upstream.ts";
 
 /** Fast loop timings so tests stay short. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { WorkerEnv } from "./env.ts";
+import type { WorkerEnv } from "../config/env.ts";
 
 /** Deno.serve with a message that names the setting when the port is taken. */
 export function listen(

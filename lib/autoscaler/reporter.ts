@@ -35,7 +35,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Ledger } from "./ledger.ts";
+import type { Ledger } from "../traffic/ledger.ts";
 import { diskUsedGb } from "./disk_usage.ts";
 import {
   buildWorkerStatus,
@@ -48,7 +48,7 @@ import {
   type ReporterIdentity,
   sleep,
   type WorkerStatus,
-} from "./reporter_wire.ts";
+} from "./wire.ts";
 
 export {
   buildWorkerStatus,
@@ -67,7 +67,7 @@ export {
   type StatusLedger,
   type WorkerStatus,
   type WorkerStatusInput,
-} from "./reporter_wire.ts";
+} from "./wire.ts";
 
 const logger = getLogger(["edgeworker", "reporter"]);
 
@@ -158,7 +158,7 @@ type Delivery = "delivered" | "unconfirmed" | "failed" | "aborted";
  *
  * @example
  * ```ts
- * import { Ledger } from "./ledger.ts";
+ * import { Ledger } from "../traffic/ledger.ts";
  * import { Reporter } from "./reporter.ts";
  * const reporter = new Reporter({
  *   reportAddrs: ["https://run.vast.ai"], ledger: new Ledger(),

@@ -5,11 +5,11 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Ledger } from "./ledger.ts";
-import type { Lifecycle } from "./lifecycle.ts";
-import type { WorkerMetrics } from "./prometheus.ts";
-import type { Reporter } from "./reporter.ts";
-import type { SessionStore } from "./sessions.ts";
+import type { Ledger } from "../traffic/ledger.ts";
+import type { Lifecycle } from "../model/lifecycle.ts";
+import type { WorkerMetrics } from "../metrics/worker_metrics.ts";
+import type { Reporter } from "../autoscaler/reporter.ts";
+import type { SessionStore } from "../traffic/sessions.ts";
 
 const log = getLogger(["edgeworker", "worker"]);
 

@@ -6,7 +6,7 @@
  */
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
-import { type WorkerConfig, WorkerConfigSchema } from "./config.ts";
+import { type WorkerConfig, WorkerConfigSchema } from "./schemas.ts";
 
 /** A config that failed to load: every problem, one line each. */
 export class ConfigError extends Error {

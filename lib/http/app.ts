@@ -7,41 +7,26 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { checkBudget, type QueuePlan } from "./admission.ts";
-import type { Payload } from "./config.ts";
+import { checkBudget, type QueuePlan } from "../traffic/admission.ts";
+import type { Payload } from "../config/schemas.ts";
 import { parseEnvelope } from "./envelope.ts";
-import type { CompiledHandler } from "./handlers.ts";
-import type { Ledger, RequestInfo } from "./ledger.ts";
-import type { Lifecycle } from "./lifecycle.ts";
-import { jsonError, readJsonBody } from "./http.ts";
+import type { CompiledHandler } from "../traffic/handlers.ts";
+import type { RequestInfo } from "../traffic/ledger.ts";
+import { jsonError, readJsonBody } from "./json.ts";
 import { abortedAnswer, callModel, relay } from "./proxy.ts";
-import { sessionRoutes } from "./session_routes.ts";
-import { jsonEqual, type Session, type SessionStore } from "./sessions.ts";
-import type { Admission } from "./ticket.ts";
+import { type SessionDeps, sessionRoutes } from "./session_routes.ts";
+import { jsonEqual, type Session } from "../traffic/sessions.ts";
+import type { Admission } from "../traffic/ticket.ts";
 import { updateRoute } from "./update_route.ts";
 
-/** Checks `auth_data` signatures (see `auth.ts`). */
-export interface Verifier {
-  verify(
-    authData: Record<string, unknown>,
-    rawBody?: string,
-  ): Promise<{ ok: true } | { ok: false; reason: string }>;
-}
-
 /** Everything the routes need. */
-export interface AppDeps {
+export interface AppDeps extends SessionDeps {
   handlers: readonly CompiledHandler[];
-  ledger: Ledger;
   queues: QueuePlan;
-  lifecycle: Lifecycle;
-  verifier: Verifier;
-  sessions: SessionStore;
   /** Issues the ticket of every admitted request. */
   admission: Admission;
   /** Throughput for the queue budget (live estimate or benchmark). */
   throughput: () => number | undefined;
-  /** Body limit in bytes; none when undefined (base64 media). */
-  maxBodyBytes?: number;
   /** `MASTER_TOKEN` and the file `/pyworker/update` writes. */
   update: { token: string; file: string };
   /** Seconds a client should wait before retrying during shutdown. */

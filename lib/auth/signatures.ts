@@ -124,6 +124,15 @@ export type SignatureFormat = "url" | "legacy" | "any";
 /** Outcome of {@linkcode SignatureVerifier.verify}; `reason` is meant for logs. */
 export type VerifyResult = { ok: true } | { ok: false; reason: string };
 
+/** What the routes need of a verifier (tests may pass their own). */
+export interface Verifier {
+  /** Checks `authData`'s signature; `rawBody` keeps numbers as written. */
+  verify(
+    authData: Record<string, unknown>,
+    rawBody?: string,
+  ): Promise<VerifyResult>;
+}
+
 /** Options for {@linkcode SignatureVerifier}. */
 export interface SignatureVerifierOptions {
   /** Message shape to check. */
@@ -151,7 +160,7 @@ export interface SignatureVerifierOptions {
  * cached results never bypass; only a legacy-verified request moves it (an
  * unsigned `reqnum` next to a url-only signature never does).
  */
-export class SignatureVerifier {
+export class SignatureVerifier implements Verifier {
   #options: SignatureVerifierOptions;
   #cacheSize: number;
   #key: CryptoKey | undefined;

@@ -6,8 +6,8 @@
  */
 import { Hono } from "hono";
 import { getLogger } from "@logtape/logtape";
-import { tokensEqual } from "./auth.ts";
-import { jsonError } from "./http.ts";
+import { tokensEqual } from "../auth/signatures.ts";
+import { jsonError } from "./json.ts";
 
 const log = getLogger(["edgeworker", "update"]);
 

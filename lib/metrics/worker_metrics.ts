@@ -16,9 +16,9 @@ import type {
   LedgerEvent,
   RejectReason,
   RequestRecord,
-} from "./ledger.ts";
-import type { EngineSnapshot } from "./engine_metrics.ts";
-import { LIFECYCLE_STATES, type LifecycleState } from "./lifecycle.ts";
+} from "../traffic/ledger.ts";
+import type { EngineSnapshot } from "../model/engine_metrics.ts";
+import { LIFECYCLE_STATES, type LifecycleState } from "../model/lifecycle.ts";
 import {
   type CounterChild,
   CounterVec,
@@ -132,8 +132,8 @@ interface RouteSeries {
  *
  * @example
  * ```ts
- * import { Ledger } from "./ledger.ts";
- * import { WorkerMetrics } from "./prometheus.ts";
+ * import { Ledger } from "../traffic/ledger.ts";
+ * import { WorkerMetrics } from "./worker_metrics.ts";
  * const metrics = new WorkerMetrics(new Ledger(), { lifecycle: () => "ready" });
  * const text = metrics.render();
  * metrics.close();

@@ -5,15 +5,15 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { QueuePlan } from "./admission.ts";
-import { Capacity } from "./capacity.ts";
-import { createApp } from "./app.ts";
-import { ClientWatch } from "./client_gone.ts";
-import { SignatureVerifier } from "./auth.ts";
-import type { WorkerConfig, WorkerConfigInput } from "./config.ts";
-import { parseWorkerConfig } from "./config_file.ts";
-import { diskUsedGb } from "./disk_usage.ts";
-import { EngineMetricsScraper } from "./engine_metrics.ts";
+import { QueuePlan } from "../traffic/admission.ts";
+import { Capacity } from "../traffic/capacity.ts";
+import { createApp } from "../http/app.ts";
+import { ClientWatch } from "../traffic/client_gone.ts";
+import { SignatureVerifier } from "../auth/signatures.ts";
+import type { WorkerConfig, WorkerConfigInput } from "../config/schemas.ts";
+import { parseWorkerConfig } from "../config/file.ts";
+import { diskUsedGb } from "../autoscaler/disk_usage.ts";
+import { EngineMetricsScraper } from "../model/engine_metrics.ts";
 import {
   envTimeouts,
   publicUrl,
@@ -21,20 +21,20 @@ import {
   reportAddresses,
   reportIdentity,
   type WorkerEnv,
-} from "./env.ts";
-import { compileHandler } from "./handlers.ts";
-import { Ledger } from "./ledger.ts";
-import { Lifecycle } from "./lifecycle.ts";
-import { listen, readTls } from "./listen.ts";
-import { WorkerMetrics } from "./prometheus.ts";
-import { fetchPublicKey, loadPublicKeyFile } from "./pubkey.ts";
-import { Readiness } from "./readiness.ts";
-import { withoutSecrets } from "./redact.ts";
-import { Reporter, runLaunchFailureBeacon } from "./reporter.ts";
-import { sessionEndApp } from "./session_routes.ts";
-import { SessionStore } from "./sessions.ts";
+} from "../config/env.ts";
+import { compileHandler } from "../traffic/handlers.ts";
+import { Ledger } from "../traffic/ledger.ts";
+import { Lifecycle } from "../model/lifecycle.ts";
+import { listen, readTls } from "../http/listen.ts";
+import { WorkerMetrics } from "../metrics/worker_metrics.ts";
+import { fetchPublicKey, loadPublicKeyFile } from "../auth/pubkey.ts";
+import { Readiness } from "../model/readiness.ts";
+import { withoutSecrets } from "../auth/redact.ts";
+import { Reporter, runLaunchFailureBeacon } from "../autoscaler/reporter.ts";
+import { sessionEndApp } from "../http/session_routes.ts";
+import { SessionStore } from "../traffic/sessions.ts";
 import { gracefulShutdown } from "./shutdown.ts";
-import { Admission } from "./ticket.ts";
+import { Admission } from "../traffic/ticket.ts";
 
 const log = getLogger(["edgeworker", "worker"]);
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { formatIssues } from "./config_file.ts";
+import { formatIssues } from "./file.ts";
 
 /** Python's `strtobool` truth values. */
 const TRUE_WORDS = new Set(["true", "1", "yes", "y", "on", "t"]);

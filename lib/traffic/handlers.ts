@@ -11,7 +11,7 @@ import {
   type ResponseGenerator,
   type TimeoutsConfig,
   type WorkloadCalculator,
-} from "./config.ts";
+} from "../config/schemas.ts";
 import type { RequestLimits } from "./ticket.ts";
 import { workloadOf } from "./workload.ts";
 

@@ -11,8 +11,8 @@ import {
   runBenchmark,
   writeBenchmarkCache,
 } from "./benchmark.ts";
-import type { Payload } from "./config.ts";
-import type { CompiledHandler } from "./handlers.ts";
+import type { Payload } from "../config/schemas.ts";
+import type { CompiledHandler } from "../traffic/handlers.ts";
 
 const log = getLogger(["edgeworker", "benchmark"]);
 

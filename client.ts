@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { EdgeworkerClient } from "./lib/client.ts";
+ * import { EdgeworkerClient } from "./client.ts";
  * const client = new EdgeworkerClient({ endpoint: "my-endpoint", apiKey: key });
  * const out = await client.requestJson("/v1/completions", { prompt: "Hi", max_tokens: 16 }, { cost: 16 });
  * ```
@@ -13,27 +13,30 @@
  * @module
  */
 
-export { EdgeworkerClient, type RequestOptions } from "./client/client.ts";
-export type { CallOptions, EdgeworkerClientOptions } from "./client/call.ts";
+export { EdgeworkerClient, type RequestOptions } from "./lib/client/client.ts";
+export type {
+  CallOptions,
+  EdgeworkerClientOptions,
+} from "./lib/client/call.ts";
 export {
   EdgeworkerError,
   type EdgeworkerErrorCode,
   type EdgeworkerErrorInit,
-} from "./client/errors.ts";
+} from "./lib/client/errors.ts";
 export {
   type CreateSessionOptions,
   Session,
   type SessionInit,
-} from "./client/session.ts";
-export type { AuthData } from "./client/transport.ts";
+} from "./lib/client/session.ts";
+export type { AuthData } from "./lib/client/transport.ts";
 export {
   edgeworkerFetch,
   type EdgeworkerFetchOptions,
   estimateOpenAICost,
   type FetchLike,
-} from "./client/openai.ts";
+} from "./lib/client/openai.ts";
 export {
   EventStreamParser,
   eventStreamTransform,
   parseEventStream,
-} from "./sse.ts";
+} from "./lib/client/sse.ts";

@@ -5,9 +5,9 @@
  * @module
  */
 import { z } from "zod";
-import type { Payload } from "./config.ts";
-import { memberTexts } from "./json_members.ts";
-import { type ExactNumber, pythonNumberValue } from "./python_json.ts";
+import type { Payload } from "../config/schemas.ts";
+import { memberTexts } from "../auth/json_members.ts";
+import { type ExactNumber, pythonNumberValue } from "../auth/python_json.ts";
 
 /** Deepest JSON nesting accepted; deeper bodies are abuse, not inference. */
 export const MAX_JSON_DEPTH = 512;

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { setupLogging } from "../logging.ts";
-import { Worker } from "../worker.ts";
-import { vllm } from "../../workers/vllm.ts";
+import { setupLogging } from "../lib/worker/logging.ts";
+import { Worker } from "../lib/worker/worker.ts";
+import { vllm } from "../workers/vllm.ts";
 import { startControlPlane } from "./control_plane.ts";
 import { startOpenAiServer } from "./openai_server.ts";
 

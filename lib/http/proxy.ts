@@ -5,8 +5,11 @@
  *
  * @module
  */
-import { jsonError } from "./http.ts";
-import { CLIENT_CLOSED_REQUEST, type RequestTicket } from "./ticket.ts";
+import { jsonError } from "./json.ts";
+import {
+  CLIENT_CLOSED_REQUEST,
+  type RequestTicket,
+} from "../traffic/ticket.ts";
 
 export { CLIENT_CLOSED_REQUEST };
 

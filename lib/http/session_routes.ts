@@ -6,14 +6,17 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { jsonError, readJsonBody } from "./http.ts";
-import type { AppDeps } from "./app.ts";
+import { jsonError, readJsonBody } from "./json.ts";
+import type { Verifier } from "../auth/signatures.ts";
+import type { Lifecycle } from "../model/lifecycle.ts";
+import type { Ledger } from "../traffic/ledger.ts";
 import { parseEnvelope } from "./envelope.ts";
 import {
   jsonEqual,
   MAX_ON_CLOSE_PAYLOAD_BYTES,
   onCloseRouteProblem,
-} from "./sessions.ts";
+  type SessionStore,
+} from "../traffic/sessions.ts";
 
 const encoder = new TextEncoder();
 
@@ -46,10 +49,15 @@ async function readJson(
   return read instanceof Response ? read : read.body;
 }
 
-type SessionDeps = Pick<
-  AppDeps,
-  "sessions" | "verifier" | "ledger" | "lifecycle" | "maxBodyBytes"
->;
+/** What the session routes need (the handler routes need more). */
+export interface SessionDeps {
+  sessions: SessionStore;
+  verifier: Verifier;
+  ledger: Ledger;
+  lifecycle: Lifecycle;
+  /** Body limit in bytes; none when undefined (base64 media). */
+  maxBodyBytes?: number;
+}
 
 /** The routes that act on one existing session, by id and auth. */
 function lookup(
@@ -165,7 +173,7 @@ export function sessionRoutes(deps: SessionDeps): Hono {
 /** `POST /session/end`, shared by both ports. */
 export async function endSession(
   req: Request,
-  deps: Pick<AppDeps, "sessions" | "maxBodyBytes">,
+  deps: Pick<SessionDeps, "sessions" | "maxBodyBytes">,
 ): Promise<Response> {
   const body = await readJson(req, deps.maxBodyBytes);
   if (body instanceof Response) return body;
@@ -189,7 +197,7 @@ export async function endSession(
 
 /** The plain-HTTP app of `WORKER_HTTP_PORT`: only `/session/end`. */
 export function sessionEndApp(
-  deps: Pick<AppDeps, "sessions" | "maxBodyBytes">,
+  deps: Pick<SessionDeps, "sessions" | "maxBodyBytes">,
 ): Hono {
   const app = new Hono();
   app.post("/session/end", (c) => endSession(c.req.raw, deps));

@@ -8,8 +8,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { BenchmarkError } from "./benchmark.ts";
-import type { WorkerConfig } from "./config.ts";
-import type { CompiledHandler } from "./handlers.ts";
+import type { WorkerConfig } from "../config/schemas.ts";
+import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { LogMonitor, type Pattern } from "./log_monitor.ts";

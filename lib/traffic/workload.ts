@@ -9,7 +9,7 @@ import type {
   DeclarativeWorkload,
   Payload,
   WorkloadCalculator,
-} from "./config.ts";
+} from "../config/schemas.ts";
 
 /** Workload used when a calculator fails, as the Python worker does. */
 export const DEFAULT_WORKLOAD = 100;

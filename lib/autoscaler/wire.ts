@@ -10,7 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { LedgerWindow, RequestRecord } from "./ledger.ts";
+import type { LedgerWindow, RequestRecord } from "../traffic/ledger.ts";
 
 const logger = getLogger(["edgeworker", "reporter"]);
 
