@@ -98,6 +98,14 @@ export function startUpstream(): UpstreamHandle {
           const stream = new ReadableStream<Uint8Array>({
             start(controller) {
               const next = () => {
+                try {
+                  step();
+                } catch {
+                  // The worker cancelled the stream between two chunks.
+                  clearTimeout(timer);
+                }
+              };
+              const step = () => {
                 if (reset && i === 2) {
                   handle.active--;
                   controller.error(new Error("model crashed"));
