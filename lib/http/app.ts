@@ -7,22 +7,15 @@
  * @module
  */
 import { Hono } from "hono";
-import type { QueuePlan } from "../traffic/admission.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
-import type { Admission } from "../traffic/ticket.ts";
 import { answerWrongMethods, errorAnswer } from "./errors.ts";
-import { handlerRoute } from "./handler_route.ts";
-import { type SessionDeps, sessionRoutes } from "./session_routes.ts";
+import { handlerRoute, type HandlerRouteDeps } from "./handler_route.ts";
+import { sessionRoutes } from "./session_routes.ts";
 import { updateRoute } from "./update_route.ts";
 
 /** Everything the routes need. */
-export interface AppDeps extends SessionDeps {
+export interface AppDeps extends HandlerRouteDeps {
   handlers: readonly CompiledHandler[];
-  queues: QueuePlan;
-  /** Issues the ticket of every admitted request. */
-  admission: Admission;
-  /** Throughput for the queue budget (live estimate or benchmark). */
-  throughput: () => number | undefined;
   /** `MASTER_TOKEN` and the file `/pyworker/update` writes. */
   update: { token: string; file: string };
   /** Seconds a client should wait before retrying during shutdown. */

@@ -11,11 +11,22 @@ import { checkBudget } from "../traffic/admission.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import type { RequestInfo } from "../traffic/ledger.ts";
 import type { OpenSession } from "../traffic/sessions.ts";
-import type { AppDeps } from "./app.ts";
+import type { QueuePlan } from "../traffic/admission.ts";
+import type { Admission } from "../traffic/ticket.ts";
+import type { SessionDeps } from "./session_routes.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
 import { abortedAnswer, callModel, relay } from "./proxy.ts";
+
+/** What a handler route needs, beyond the session routes' needs. */
+export interface HandlerRouteDeps extends SessionDeps {
+  queues: QueuePlan;
+  /** Issues the ticket of every admitted request. */
+  admission: Admission;
+  /** Throughput for the queue budget (live estimate or benchmark). */
+  throughput: () => number | undefined;
+}
 
 /** A request that passed every check and may be forwarded. */
 interface Admitted {
@@ -27,7 +38,7 @@ interface Admitted {
 /** The Hono handler of `handler`'s route. */
 export function handlerRoute(
   handler: CompiledHandler,
-  deps: AppDeps,
+  deps: HandlerRouteDeps,
 ): (c: Context) => Promise<Response> {
   return async (c) => {
     const req = c.req.raw;
@@ -87,7 +98,7 @@ export function handlerRoute(
 async function admit(
   req: Request,
   handler: CompiledHandler,
-  deps: AppDeps,
+  deps: HandlerRouteDeps,
 ): Promise<Admitted> {
   const read = await readJson(req, deps.maxBodyBytes);
   const parsed = parseEnvelope(read.body, read.text);
