@@ -10,7 +10,7 @@ import { Capacity } from "../traffic/capacity.ts";
 import { createApp } from "../http/app.ts";
 import { ClientWatch } from "../traffic/client_gone.ts";
 import { SignatureVerifier } from "../auth/signatures.ts";
-import type { WorkerConfig, WorkerConfigInput } from "../config/schemas.ts";
+import type { ResolvedWorkerConfig, WorkerConfig } from "../config/schemas.ts";
 import { parseWorkerConfig } from "../config/file.ts";
 import { diskUsedGb } from "../autoscaler/disk_usage.ts";
 import { EngineMetricsScraper } from "../model/engine_metrics.ts";
@@ -64,10 +64,19 @@ export interface WorkerStartOptions {
 export interface RunningWorker {
   /** Local base URL, e.g. `http://127.0.0.1:3000`. */
   readonly url: string;
+  /** Port of {@linkcode RunningWorker.url}. */
   readonly port: number;
   /** Plain-HTTP port serving `/session/end`, if any. */
   readonly httpPort: number | undefined;
+  /**
+   * Internal (for tests): the request ledger; not public API.
+   * @ignore
+   */
   readonly ledger: Ledger;
+  /**
+   * Internal (for tests): the lifecycle; not public API.
+   * @ignore
+   */
   readonly lifecycle: Lifecycle;
   /** Drains in-flight requests (up to the drain time), then stops. */
   shutdown(reason?: string): Promise<void>;
@@ -89,14 +98,14 @@ export interface RunningWorker {
  */
 export class Worker {
   /** The validated config. */
-  readonly config: WorkerConfig;
+  readonly config: ResolvedWorkerConfig;
 
   /**
    * Validates `config`.
    *
    * @throws {ConfigError} listing every problem with its path
    */
-  constructor(config: WorkerConfigInput | WorkerConfig) {
+  constructor(config: WorkerConfig | ResolvedWorkerConfig) {
     this.config = parseWorkerConfig(config);
   }
 
