@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
   envelope,
@@ -11,8 +11,8 @@ import {
 
 function config(
   upstream: UpstreamHandle,
-  handlers: WorkerConfigInput["handlers"],
-): WorkerConfigInput {
+  handlers: WorkerConfig["handlers"],
+): WorkerConfig {
   return { modelServerUrl: upstream.url, handlers };
 }
 

@@ -5,9 +5,9 @@
  * @module
  */
 import type {
-  HandlerConfigInput,
+  HandlerConfig,
   Payload,
-  WorkerConfigInput,
+  WorkerConfig,
 } from "../lib/config/schemas.ts";
 import { ConfigError } from "../lib/config/file.ts";
 
@@ -31,7 +31,7 @@ export interface Preset {
    *
    * @throws {ConfigError} when a variable is missing or unusable
    */
-  config(env: EnvVars): WorkerConfigInput;
+  config(env: EnvVars): WorkerConfig;
 }
 
 /** Readiness modes a preset accepts from `READINESS`. */
@@ -149,11 +149,11 @@ export function benchmarkSizeFrom(
 /** The handlers of a model server whose routes all run in parallel. */
 export interface ParallelRoutes {
   /** The benchmarked route first; an object adds to or overrides `shared`. */
-  routes: readonly (string | HandlerConfigInput)[];
+  routes: readonly (string | HandlerConfig)[];
   /** Seconds of estimated queue above which 429, unless `MAX_QUEUE_TIME`. */
   maxQueueTime: number;
   /** What every route has besides `route`: workload, parser, … */
-  shared: Omit<HandlerConfigInput, "route">;
+  shared: Omit<HandlerConfig, "route">;
   /** A benchmark payload for the first route. */
   benchmark: () => Payload;
 }
@@ -165,7 +165,7 @@ export interface ParallelRoutes {
 export function parallelHandlers(
   env: EnvVars,
   spec: ParallelRoutes,
-): HandlerConfigInput[] {
+): HandlerConfig[] {
   const common = {
     allowParallelRequests: true,
     maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, spec.maxQueueTime),

@@ -26,7 +26,7 @@
  *
  * @module
  */
-import type { HandlerConfigInput, Payload } from "../lib/config/schemas.ts";
+import type { HandlerConfig, Payload } from "../lib/config/schemas.ts";
 import {
   benchmarkSizeFrom,
   booleanFrom,
@@ -135,7 +135,7 @@ export const generic: Preset = {
       );
     }
     const dataset = benchmarkDataset(env);
-    const handlers: HandlerConfigInput[] = routes.map((r) => ({
+    const handlers: HandlerConfig[] = routes.map((r) => ({
       ...r,
       allowParallelRequests: booleanFrom(env.EDGEWORKER_PARALLEL, false),
       maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, 30),

@@ -8,7 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { BenchmarkError } from "./benchmark.ts";
-import type { WorkerConfig } from "../config/schemas.ts";
+import type { ResolvedWorkerConfig } from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
@@ -21,7 +21,7 @@ const log = getLogger(["edgeworker", "readiness"]);
 
 /** Options of {@linkcode Readiness}. */
 export interface ReadinessOptions {
-  config: WorkerConfig;
+  config: ResolvedWorkerConfig;
   handlers: readonly CompiledHandler[];
   lifecycle: Lifecycle;
   /** Where the log monitor starts reading. */
@@ -40,7 +40,7 @@ export interface ReadinessOptions {
 }
 
 /** Resolves a health setting (path or URL) against the model server. */
-export function healthUrlOf(config: WorkerConfig): string | undefined {
+export function healthUrlOf(config: ResolvedWorkerConfig): string | undefined {
   const h = config.modelHealthUrl;
   if (!h) return undefined;
   if (/^https?:\/\//.test(h)) return h;
@@ -50,7 +50,7 @@ export function healthUrlOf(config: WorkerConfig): string | undefined {
 
 /** The readiness mode in force, from the config or what is configured. */
 export function readinessModeOf(
-  config: WorkerConfig,
+  config: ResolvedWorkerConfig,
 ): "logs" | "healthcheck" | "both" | "none" {
   if (config.readiness) return config.readiness;
   if (config.modelLogFile) return "logs";

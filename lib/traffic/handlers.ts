@@ -6,8 +6,8 @@
  */
 import {
   DEFAULT_TIMEOUTS,
-  type HandlerConfig,
   type Payload,
+  type ResolvedHandlerConfig,
   type ResponseGenerator,
   type TimeoutsConfig,
   type WorkloadCalculator,
@@ -25,12 +25,12 @@ export interface CompiledHandler {
   readonly maxQueueTime: number | null;
   /** Queue time and timeouts of one request, resolved. */
   readonly limits: RequestLimits;
-  readonly config: HandlerConfig;
+  readonly config: ResolvedHandlerConfig;
 }
 
 /** The limits of a handler: its own timeouts, else the worker's, else the defaults. */
 export function resolveLimits(
-  config: HandlerConfig,
+  config: ResolvedHandlerConfig,
   workerTimeouts: TimeoutsConfig = {},
 ): RequestLimits {
   const pick = (key: keyof TimeoutsConfig): number | null => {
@@ -57,7 +57,7 @@ export function unwrapInput(payload: Payload): Payload {
 
 /** Compiles one handler against the model server's base URL. */
 export function compileHandler(
-  config: HandlerConfig,
+  config: ResolvedHandlerConfig,
   modelServerUrl: string,
   workerTimeouts?: TimeoutsConfig,
 ): CompiledHandler {

@@ -17,7 +17,7 @@ import {
   reportIdentity,
   type WorkerEnv,
 } from "../config/env.ts";
-import type { WorkerConfig } from "../config/schemas.ts";
+import type { ResolvedWorkerConfig } from "../config/schemas.ts";
 import { WorkerMetrics } from "../metrics/worker_metrics.ts";
 import { EngineMetricsScraper } from "../model/engine_metrics.ts";
 import { Lifecycle } from "../model/lifecycle.ts";
@@ -33,12 +33,17 @@ const log = getLogger(["edgeworker", "worker"]);
 
 /** Test hooks: faster loops. Each unset one keeps its production value. */
 export interface WorkerTimings {
+  /** Report tick. @default {1000} */
   reportTickMs?: number;
+  /** Report when nothing changed. @default {10000} */
   heartbeatMs?: number;
-  /** Reporter's per-try answer timeout. */
+  /** Reporter's per-try answer timeout. @default {60000} */
   reportTimeoutMs?: number;
+  /** Expired-session sweep. @default {5000} */
   sessionReapMs?: number;
+  /** Model log poll (beside file events). */
   logPollMs?: number;
+  /** Health probe interval while loading. @default {1000} */
   probeIntervalMs?: number;
 }
 
@@ -64,7 +69,7 @@ export interface WorkerParts {
 
 /** Builds the parts of a worker listening on `port`. */
 export function buildParts(
-  config: WorkerConfig,
+  config: ResolvedWorkerConfig,
   env: WorkerEnv,
   port: number,
   timings: WorkerTimings,

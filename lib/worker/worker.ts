@@ -11,7 +11,7 @@ import { withoutSecrets } from "../auth/redact.ts";
 import type { SignatureVerifier } from "../auth/signatures.ts";
 import { readEnv, type WorkerEnv } from "../config/env.ts";
 import { parseWorkerConfig } from "../config/file.ts";
-import type { WorkerConfig, WorkerConfigInput } from "../config/schemas.ts";
+import type { ResolvedWorkerConfig, WorkerConfig } from "../config/schemas.ts";
 import { createApp } from "../http/app.ts";
 import { listen, readTls } from "../http/listen.ts";
 import { sessionEndApp } from "../http/session_routes.ts";
@@ -45,10 +45,19 @@ export interface WorkerStartOptions {
 export interface RunningWorker {
   /** Local base URL, e.g. `http://127.0.0.1:3000`. */
   readonly url: string;
+  /** Port of {@linkcode RunningWorker.url}. */
   readonly port: number;
   /** Plain-HTTP port serving `/session/end`, if any. */
   readonly httpPort: number | undefined;
+  /**
+   * Internal (for tests): the request ledger; not public API.
+   * @ignore
+   */
   readonly ledger: Ledger;
+  /**
+   * Internal (for tests): the lifecycle; not public API.
+   * @ignore
+   */
   readonly lifecycle: Lifecycle;
   /** Drains in-flight requests (up to the drain time), then stops. */
   shutdown(reason?: string): Promise<void>;
@@ -70,14 +79,14 @@ export interface RunningWorker {
  */
 export class Worker {
   /** The validated config. */
-  readonly config: WorkerConfig;
+  readonly config: ResolvedWorkerConfig;
 
   /**
    * Validates `config`.
    *
    * @throws {ConfigError} listing every problem with its path
    */
-  constructor(config: WorkerConfigInput | WorkerConfig) {
+  constructor(config: WorkerConfig | ResolvedWorkerConfig) {
     this.config = parseWorkerConfig(config);
   }
 
