@@ -43,6 +43,21 @@ Deno.test("a JSON answer is relayed and auth_data never reaches the model", asyn
   });
 });
 
+Deno.test("the payload reaches the model as the client wrote it, byte for byte", async () => {
+  await withUpstreamWorker(PARALLEL, async (w, up) => {
+    const payload =
+      '{ "prompt" : "h\\u00e9",\n "n": 1.50, "big": 12345678901234567890 }';
+    const env = JSON.parse(envelope({}));
+    const text = `{"auth_data": ${
+      JSON.stringify(env.auth_data)
+    }, "payload": ${payload}}`;
+    const res = await post(w.url, "/echo", text);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    assert.equal(up.texts[0], payload);
+  });
+});
+
 Deno.test("the model's own error status and body are relayed", async () => {
   await withUpstreamWorker(PARALLEL, async (w) => {
     const res = await post(w.url, "/status", envelope({ status: 400 }));

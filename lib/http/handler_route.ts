@@ -14,6 +14,7 @@ import type { OpenSession } from "../traffic/sessions.ts";
 import type { QueuePlan } from "../traffic/admission.ts";
 import type { Admission } from "../traffic/ticket.ts";
 import type { SessionDeps } from "./session_routes.ts";
+import { memberSpans } from "../auth/json_members.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
@@ -32,6 +33,8 @@ export interface HandlerRouteDeps extends SessionDeps {
 interface Admitted {
   info: RequestInfo;
   payload: Payload;
+  /** The JSON text the model server gets. */
+  body: string;
   session: OpenSession | undefined;
 }
 
@@ -61,7 +64,7 @@ export function handlerRoute(
     }
     ticket.sent();
     const call = await callModel(handler.upstreamUrl, {
-      body: JSON.stringify(admitted.payload),
+      body: admitted.body,
       accept,
       signal: ticket.signal,
     });
@@ -150,7 +153,12 @@ async function admit(
     // already stands for its requests, so no budget check.
     session = access.session;
     deps.sessions.touch(session);
-    return { info, payload, session };
+    return {
+      info,
+      payload,
+      body: modelBody(handler, payload, read.text),
+      session,
+    };
   }
   const budget = checkBudget(deps.ledger.queueWorkload, {
     throughput: deps.throughput(),
@@ -164,7 +172,29 @@ async function admit(
       max_queue_time: handler.maxQueueTime,
     }, { "retry-after": String(budget.retryAfterSeconds) });
   }
-  return { info, payload, session };
+  return {
+    info,
+    payload,
+    body: modelBody(handler, payload, read.text),
+    session,
+  };
+}
+
+/**
+ * What the model server receives: the payload's own text when the handler
+ * does not change it (no parse-and-stringify round trip for base64 media),
+ * else the parser's result as JSON.
+ */
+function modelBody(
+  handler: CompiledHandler,
+  payload: Payload,
+  text: string,
+): string {
+  if (handler.forwardsAsSent) {
+    const span = memberSpans(text, ["payload"]).get("payload");
+    if (span) return text.slice(span.start, span.end);
+  }
+  return JSON.stringify(payload);
 }
 
 function errorText(e: unknown): string {

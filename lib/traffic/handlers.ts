@@ -21,6 +21,11 @@ export interface CompiledHandler {
   readonly upstreamUrl: string;
   readonly workload: WorkloadCalculator;
   readonly parse: (payload: Payload) => Payload;
+  /**
+   * True when `parse` leaves the payload as the client sent it: its JSON
+   * text is then forwarded as received, with no re-serialization.
+   */
+  readonly forwardsAsSent: boolean;
   readonly responseGenerator?: ResponseGenerator;
   readonly maxQueueTime: number | null;
   /** Queue time and timeouts of one request, resolved. */
@@ -62,16 +67,16 @@ export function compileHandler(
   workerTimeouts?: TimeoutsConfig,
 ): CompiledHandler {
   const base = modelServerUrl.replace(/\/+$/, "");
+  const forwardsAsSent = !config.requestParser && !config.unwrapInput;
   const parse = config.requestParser ??
     (config.unwrapInput ? unwrapInput : (p: Payload) => p);
   return {
+    forwardsAsSent,
     route: config.route,
     upstreamUrl: base + (config.upstreamRoute ?? config.route),
     workload: workloadOf(config.workload, config.route),
     parse,
-    ...(config.responseGenerator
-      ? { responseGenerator: config.responseGenerator }
-      : {}),
+    responseGenerator: config.responseGenerator,
     maxQueueTime: config.maxQueueTime,
     limits: resolveLimits(config, workerTimeouts),
     config,
