@@ -19,12 +19,12 @@
  */
 
 import { sleep } from "./_async.ts";
+import { pythonFloatRepr } from "../lib/auth/python_json.ts";
 import { type Recorded, Recorder, type RecordKind } from "./_records.ts";
 import { DevServer, isObject, json, readJson } from "./_serve.ts";
 import {
   legacySignatureMessage,
   publicKeyPem,
-  pyFloat,
   RSA_ALGORITHM,
   signText,
   urlSignatureMessage,
@@ -287,7 +287,7 @@ class ControlPlaneStandIn implements ControlPlane {
     // Written by hand so `cost` is a float literal (`100.0`), as Vast sends it.
     const text =
       `{"__request_id": ${JSON.stringify(crypto.randomUUID())}, "cost": ${
-        pyFloat(cost)
+        pythonFloatRepr(cost)
       }, ` +
       `"endpoint": ${
         JSON.stringify(endpoint)

@@ -60,7 +60,6 @@ export {
   type LaunchFailureBeaconOptions,
   NO_DELETE_ADDR,
   type PostResult,
-  pyFloat,
   type ReporterIdentity,
   reportLaunchFailure,
   runLaunchFailureBeacon,

@@ -10,6 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { pythonFloatRepr } from "../auth/python_json.ts";
 import type { LedgerWindow, RequestRecord } from "../traffic/ledger.ts";
 
 const logger = getLogger(["edgeworker", "reporter"]);
@@ -129,12 +130,8 @@ export function requestIdxJson(x: number | bigint): JsonInteger {
   return typeof x === "bigint" ? rawJson(x.toString()) : finite(x);
 }
 
-/** A Python-style float literal: always a `.` or exponent; non-finite → 0.0. */
-export function pyFloat(x: number): string {
-  const v = finite(x);
-  const s = String(v);
-  return /[.e]/.test(s) ? s : `${s}.0`;
-}
+/** A float as Python's `json.dumps` writes it (`0.0`, `1e+16`); non-finite → 0.0. */
+const pyFloat = (x: number): string => pythonFloatRepr(finite(x));
 
 /** Whether a request counts in the working set (not bound to a session). */
 function reported(r: RequestRecord): boolean {
