@@ -36,6 +36,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Ledger } from "../traffic/ledger.ts";
+import { delay } from "../std/async.ts";
 import { diskUsedGb } from "./disk_usage.ts";
 import {
   buildWorkerStatus,
@@ -46,7 +47,6 @@ import {
   post,
   type PostResult,
   type ReporterIdentity,
-  sleep,
   type WorkerStatus,
 } from "./wire.ts";
 
@@ -411,7 +411,7 @@ export class Reporter {
           { kind, addr, attempt, error: result.error },
         );
         if (attempt < this.#o.attempts) {
-          await sleep(this.#o.retryDelayMs, signal);
+          await delay(this.#o.retryDelayMs, { signal }).catch(() => {});
         }
       }
     }

@@ -11,6 +11,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { pythonFloatRepr } from "../auth/python_json.ts";
+import { delay } from "../std/async.ts";
 import type { LedgerWindow, RequestRecord } from "../traffic/ledger.ts";
 
 const logger = getLogger(["edgeworker", "reporter"]);
@@ -301,20 +302,6 @@ export async function post(
   }
 }
 
-/** Sleeps `ms`, or less if `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 /** Options of {@linkcode runLaunchFailureBeacon}. */
 export interface LaunchFailureBeaconOptions {
   /** `REPORT_ADDR` split on ","; every one gets each beacon. */
@@ -372,6 +359,6 @@ export async function runLaunchFailureBeacon(
       warned = true;
       logger.warn("Launch-failure report failed: {error}", { error });
     }
-    await sleep(options.intervalMs ?? 10_000, signal);
+    await delay(options.intervalMs ?? 10_000, { signal }).catch(() => {});
   }
 }

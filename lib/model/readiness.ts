@@ -14,6 +14,7 @@ import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import { LogMonitor, type Pattern } from "./log_monitor.ts";
 import { type BenchmarkMode, measureMaxPerf } from "./startup_benchmark.ts";
+import { deadline, delay } from "../std/async.ts";
 
 export type { BenchmarkMode };
 
@@ -280,7 +281,7 @@ export class Readiness {
         log.info("Waiting for {url}: {reason}", { url, reason: r.reason });
         last = r.reason;
       }
-      await delay(interval, signal);
+      await delay(interval, { signal }).catch(() => {});
     }
   }
 
@@ -309,37 +310,17 @@ export class Readiness {
     this.#health.start();
   }
 
+  /** `p`, or an error saying `message` once `seconds` have passed. */
   async #withTimeout<T>(
     p: Promise<T>,
     seconds: number,
     message: string,
   ): Promise<T> {
-    const signal = this.#abort.signal;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort = () => {};
-    const limit = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(message)), seconds * 1000);
-      onAbort = () => reject(new Error("stopped"));
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
     try {
-      return await Promise.race([p, limit]);
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
+      return await deadline(p, seconds * 1000, { signal: this.#abort.signal });
+    } catch (e) {
+      const late = e instanceof DOMException && e.name === "TimeoutError";
+      throw late ? new Error(message) : e;
     }
   }
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
