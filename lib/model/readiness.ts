@@ -72,16 +72,10 @@ export class Readiness {
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
   #sequence: Promise<void> | undefined;
   #healthFailed = false;
-  #maxPerf = 0;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
     this.#o = options;
-  }
-
-  /** The benchmark throughput in force (0 before it is known). */
-  get maxPerf(): number {
-    return this.#maxPerf;
   }
 
   /** Starts watching the model server. */
@@ -230,7 +224,6 @@ export class Readiness {
     lifecycle.to("benchmarking", "model loaded");
     const perf = await this.#benchmark();
     if (this.#stopped() || perf === undefined) return;
-    this.#maxPerf = perf;
     this.#o.onMaxPerf(perf);
     await this.#withTimeout(
       this.#o.keyReady(),
