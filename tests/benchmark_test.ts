@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   BenchmarkError,
-  type Payload,
   readBenchmarkCache,
   type RoundResult,
   runBenchmark,
   writeBenchmarkCache,
 } from "../lib/model/benchmark.ts";
+import type { Payload } from "../lib/config/schemas.ts";
 
 const RATE = 50; // units per second per request slot
 

@@ -5,11 +5,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { pythonFloatRepr } from "../auth/python_json.ts";
+import type { Payload } from "../config/schemas.ts";
 
 const log = getLogger(["edgeworker", "benchmark"]);
-
-/** A benchmark request body. */
-export type Payload = Record<string, unknown>;
 
 /** Options for {@linkcode runBenchmark}. */
 export interface BenchmarkOptions {
