@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { ReportIdentity } from "../lib/config/env.ts";
 import { Ledger, type RequestInfo } from "../lib/traffic/ledger.ts";
 import {
   buildWorkerStatus,
@@ -7,7 +8,6 @@ import {
   encodeLaunchFailure,
   encodeWorkerStatus,
   Reporter,
-  type ReporterIdentity,
   type ReporterOptions,
   runLaunchFailureBeacon,
 } from "../lib/autoscaler/reporter.ts";
@@ -20,7 +20,7 @@ import { post } from "../lib/autoscaler/wire.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import type { DeleteItem } from "./helpers/reporting.ts";
 
-const IDENTITY: ReporterIdentity = {
+const IDENTITY: ReportIdentity = {
   id: 4242,
   mtoken: "master-token",
   version: "1.1.0",

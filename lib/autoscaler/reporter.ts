@@ -35,6 +35,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { ReportIdentity } from "../config/env.ts";
 import type { Ledger } from "../traffic/ledger.ts";
 import { delay } from "../std/async.ts";
 import { diskUsedGb } from "./disk_usage.ts";
@@ -46,13 +47,11 @@ import {
   encodeWorkerStatus,
   post,
   type PostResult,
-  type ReporterIdentity,
   type WorkerStatus,
 } from "./wire.ts";
 
 export {
   buildWorkerStatus,
-  DEFAULT_VERSION,
   deleteAddresses,
   encodeDeleteRequests,
   encodeLaunchFailure,
@@ -60,7 +59,6 @@ export {
   type LaunchFailureBeaconOptions,
   NO_DELETE_ADDR,
   type PostResult,
-  type ReporterIdentity,
   reportLaunchFailure,
   runLaunchFailureBeacon,
   type StatusLedger,
@@ -87,7 +85,7 @@ export interface ReporterOptions {
   /** Source of every figure. */
   ledger: Ledger;
   /** Who reports. */
-  identity: ReporterIdentity;
+  identity: ReportIdentity;
   /** Read at every status report. */
   state: () => ReporterState;
   /** GB used on "/"; defaults to `df`. Non-finite means unknown. */

@@ -11,25 +11,11 @@
 
 import { getLogger } from "@logtape/logtape";
 import { pythonFloatRepr } from "../auth/python_json.ts";
+import { DEFAULT_VERSION, type ReportIdentity } from "../config/env.ts";
 import { delay } from "../std/async.ts";
 import type { LedgerWindow, RequestRecord } from "../traffic/ledger.ts";
 
 const logger = getLogger(["edgeworker", "reporter"]);
-
-/** `version` the current Python workers send. */
-export const DEFAULT_VERSION = "1.1.0";
-
-/** Who the worker is, as every report says it. */
-export interface ReporterIdentity {
-  /** `int(CONTAINER_ID)`. */
-  id: number;
-  /** `MASTER_TOKEN`. */
-  mtoken: string;
-  /** Protocol version string; empty means {@linkcode DEFAULT_VERSION}. */
-  version: string;
-  /** Public URL of the worker (`https://<PUBLIC_IPADDR>:<port>`). */
-  url: string;
-}
 
 /** `POST /worker_status/` body; field names verbatim (typo included). */
 export interface WorkerStatus {
@@ -82,7 +68,7 @@ export interface StatusLedger {
 /** Everything {@linkcode buildWorkerStatus} reads. */
 export interface WorkerStatusInput {
   /** Who reports. */
-  identity: ReporterIdentity;
+  identity: ReportIdentity;
   /** Read for in-flight figures. */
   ledger: StatusLedger;
   /** Workload sums to report; settle exactly this object after a 2xx. */
@@ -192,7 +178,7 @@ const STATUS_TEXT: Record<string, string> = {
  * shape. `success` is true for success and cancelled, as in Python.
  */
 export function encodeDeleteRequests(
-  identity: ReporterIdentity,
+  identity: ReportIdentity,
   records: readonly RequestRecord[],
 ): string {
   const items = records.map((r) => {
@@ -214,7 +200,7 @@ export function encodeDeleteRequests(
 
 /** The 5-key body `report_error_and_exit` sends when the worker cannot start. */
 export function encodeLaunchFailure(
-  identity: ReporterIdentity,
+  identity: ReportIdentity,
   errorMsg: string,
 ): string {
   return JSON.stringify({
@@ -307,7 +293,7 @@ export interface LaunchFailureBeaconOptions {
   /** `REPORT_ADDR` split on ","; every one gets each beacon. */
   reportAddrs: string[];
   /** Who reports. */
-  identity: ReporterIdentity;
+  identity: ReportIdentity;
   /** Why the worker cannot start. */
   errorMsg: string;
   /** Time between beacons. @default {10000} */

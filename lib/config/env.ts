@@ -24,6 +24,9 @@ const bool = (fallback: boolean) =>
     return z.NEVER;
   });
 
+/** `version` the current Python workers send. */
+export const DEFAULT_VERSION = "1.1.0";
+
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().nonnegative();
 
@@ -59,7 +62,7 @@ export const EnvSchema = z.object({
     "info",
   ),
   EDGEWORKER_LOG_FORMAT: z.enum(["text", "json"]).default("text"),
-  EDGEWORKER_VERSION: z.string().default("1.1.0"),
+  EDGEWORKER_VERSION: z.string().default(DEFAULT_VERSION),
   EDGEWORKER_TLS_CERT: z.string().default("/etc/instance.crt"),
   EDGEWORKER_TLS_KEY: z.string().default("/etc/instance.key"),
   EDGEWORKER_UPDATE_FILE: z.string().default("/.force_update"),
@@ -135,15 +138,15 @@ export function publicUrl(env: WorkerEnv, listeningPort?: number): string {
   return `${scheme}://${host}:${port}`;
 }
 
-/** Who this worker is in every report to the autoscaler. */
+/** Who this worker is, as every report to the autoscaler says it. */
 export interface ReportIdentity {
-  /** `CONTAINER_ID`. */
+  /** `int(CONTAINER_ID)`. */
   id: number;
   /** `MASTER_TOKEN`. */
   mtoken: string;
-  /** Reported `version`. */
+  /** Protocol `version` (`EDGEWORKER_VERSION`); empty means {@linkcode DEFAULT_VERSION}. */
   version: string;
-  /** Public URL (see {@linkcode publicUrl}). */
+  /** Public URL of the worker (see {@linkcode publicUrl}). */
   url: string;
 }
 
