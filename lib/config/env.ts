@@ -7,16 +7,27 @@
 import { z } from "zod";
 import { formatIssues } from "./file.ts";
 
-/** Python's `strtobool` truth values. */
-const TRUE_WORDS = new Set(["true", "1", "yes", "y", "on", "t"]);
-const FALSE_WORDS = new Set(["false", "0", "no", "n", "off", "f", ""]);
+const TRUE_WORDS = ["y", "yes", "t", "true", "on", "1"];
+const FALSE_WORDS = ["n", "no", "f", "false", "off", "0"];
 
+/**
+ * A flag as Python's `strtobool` reads it (any case, spaces trimmed):
+ * `y yes t true on 1` are true, `n no f false off 0` false, anything else
+ * `undefined`.
+ */
+export function strtobool(text: string): boolean | undefined {
+  const word = text.trim().toLowerCase();
+  if (TRUE_WORDS.includes(word)) return true;
+  if (FALSE_WORDS.includes(word)) return false;
+  return undefined;
+}
+
+// Unset or empty takes the default.
 const bool = (fallback: boolean) =>
   z.string().optional().transform((v, ctx) => {
-    if (v === undefined) return fallback;
-    const w = v.trim().toLowerCase();
-    if (TRUE_WORDS.has(w)) return true;
-    if (FALSE_WORDS.has(w)) return false;
+    if (v === undefined || v.trim() === "") return fallback;
+    const flag = strtobool(v);
+    if (flag !== undefined) return flag;
     ctx.addIssue({
       code: "custom",
       message: `expected true or false, got "${v}"`,

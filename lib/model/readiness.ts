@@ -8,7 +8,11 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { BenchmarkError } from "./benchmark.ts";
-import type { WorkerConfig } from "../config/schemas.ts";
+import {
+  type ReadinessMode,
+  readinessWaitsFor,
+  type WorkerConfig,
+} from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
@@ -50,9 +54,7 @@ export function healthUrlOf(config: WorkerConfig): string | undefined {
 }
 
 /** The readiness mode in force, from the config or what is configured. */
-export function readinessModeOf(
-  config: WorkerConfig,
-): "logs" | "healthcheck" | "both" | "none" {
+export function readinessModeOf(config: WorkerConfig): ReadinessMode {
   if (config.readiness) return config.readiness;
   if (config.modelLogFile) return "logs";
   if (config.modelHealthUrl) return "healthcheck";
@@ -147,7 +149,7 @@ export class Readiness {
     await this.#prepare();
   }
 
-  #describeWait(mode: string): string {
+  #describeWait(mode: ReadinessMode): string {
     const { config } = this.#o;
     const load = config.logActions.onLoad.map(String).join(" | ");
     switch (mode) {
@@ -164,11 +166,12 @@ export class Readiness {
     }
   }
 
-  async #run(mode: string): Promise<void> {
+  async #run(mode: ReadinessMode): Promise<void> {
+    const waits = readinessWaitsFor(mode);
     try {
       await this.#await(
-        mode === "logs" || mode === "both" ? [this.#loaded.promise] : [],
-        mode === "healthcheck" || mode === "both",
+        waits.log ? [this.#loaded.promise] : [],
+        waits.health,
         this.#describeWait(mode),
       );
     } catch (e) {
