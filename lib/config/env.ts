@@ -35,6 +35,18 @@ const bool = (fallback: boolean) =>
     return z.NEVER;
   });
 
+/** Which message shape the autoscaler signed: url-only (current), all fields (legacy), or either. */
+export const SIGNATURE_FORMATS = ["url", "legacy", "any"] as const;
+
+/** One of {@linkcode SIGNATURE_FORMATS} (`EDGEWORKER_SIGNATURE_FORMAT`). */
+export type SignatureFormat = typeof SIGNATURE_FORMATS[number];
+
+/** How the startup benchmark runs: `auto` uses the cache when present. */
+export const BENCHMARK_MODES = ["auto", "skip", "force"] as const;
+
+/** One of {@linkcode BENCHMARK_MODES} (`EDGEWORKER_BENCHMARK`). */
+export type BenchmarkMode = typeof BENCHMARK_MODES[number];
+
 /** `version` the current Python workers send. */
 export const DEFAULT_VERSION = "1.1.0";
 
@@ -57,12 +69,12 @@ export const EnvSchema = z.object({
   MODEL_HEALTH_ENDPOINT: z.string().optional(),
   BACKEND: z.string().optional(),
   EDGEWORKER_HOST: z.string().default("0.0.0.0"),
-  EDGEWORKER_SIGNATURE_FORMAT: z.enum(["url", "legacy", "any"]).default("url"),
+  EDGEWORKER_SIGNATURE_FORMAT: z.enum(SIGNATURE_FORMATS).default("url"),
   EDGEWORKER_CHECK_URL: bool(false),
   EDGEWORKER_PUBKEY_FILE: z.string().optional(),
   EDGEWORKER_MAX_BODY_BYTES: z.coerce.number().int().positive().optional(),
   EDGEWORKER_LOG_FROM: z.enum(["start", "end"]).default("start"),
-  EDGEWORKER_BENCHMARK: z.enum(["auto", "skip", "force"]).default("auto"),
+  EDGEWORKER_BENCHMARK: z.enum(BENCHMARK_MODES).default("auto"),
   EDGEWORKER_BENCHMARK_FILE: z.string().default(".has_benchmark"),
   EDGEWORKER_DRAIN_SECONDS: seconds.default(30),
   /** Override the config's `timeouts` for every route; 0 turns one off. */

@@ -8,6 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { BenchmarkError } from "./benchmark.ts";
+import type { BenchmarkMode } from "../config/env.ts";
 import {
   type ReadinessMode,
   readinessWaitsFor,
@@ -16,11 +17,13 @@ import {
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
-import { LogMonitor, type Pattern } from "./log_monitor.ts";
-import { type BenchmarkMode, measureMaxPerf } from "./startup_benchmark.ts";
+import {
+  LogMonitor,
+  type LogMonitorOptions,
+  type Pattern,
+} from "./log_monitor.ts";
+import { measureMaxPerf } from "./startup_benchmark.ts";
 import { deadline, delay } from "../std/async.ts";
-
-export type { BenchmarkMode };
 
 const log = getLogger(["edgeworker", "readiness"]);
 
@@ -30,7 +33,7 @@ export interface ReadinessOptions {
   handlers: readonly CompiledHandler[];
   lifecycle: Lifecycle;
   /** Where the log monitor starts reading. */
-  logFrom: "start" | "end";
+  logFrom: NonNullable<LogMonitorOptions["from"]>;
   benchmarkMode: BenchmarkMode;
   /** Path of the `.has_benchmark` cache. */
   benchmarkFile: string;
