@@ -20,7 +20,7 @@ import {
   type RequestRecord,
 } from "../traffic/ledger.ts";
 import type { EngineSnapshot } from "../model/engine_metrics.ts";
-import { LIFECYCLE_STATES, type LifecycleState } from "../model/lifecycle.ts";
+import { LIFECYCLE_STATES } from "../model/lifecycle.ts";
 import {
   type CounterChild,
   CounterVec,
