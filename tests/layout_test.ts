@@ -1,6 +1,7 @@
 /**
  * The layout README promises: `lib/` modules import only their own layer
- * or the layers below it, the client imports no other layer, and no module
+ * or the layers below it, the client imports no other layer (but `std/`,
+ * the stand-in for Deno's std that imports nothing), and no module
  * imports itself through a cycle. Read from the source text, so a new
  * import that breaks the map fails here.
  */
@@ -15,6 +16,7 @@ const LAYERS = [
   "traffic",
   "auth",
   "config",
+  "std",
 ] as const;
 
 const LIB = new URL("../lib/", import.meta.url);
@@ -64,7 +66,8 @@ Deno.test("every lib module sits in a layer folder and imports only its layer or
     const layer = mod.split("/")[0];
     if (layer === "client") {
       for (const t of targets) {
-        if (!t.startsWith("client/")) wrong.push(`${mod} -> ${t}`);
+        const ok = t.startsWith("client/") || t.startsWith("std/");
+        if (!ok) wrong.push(`${mod} -> ${t}`);
       }
       continue;
     }

@@ -4,11 +4,14 @@
  *
  * @module
  */
-import type {
-  HandlerConfig,
-  Payload,
-  WorkerConfig,
+import {
+  type HandlerConfig,
+  type Payload,
+  READINESS_MODES,
+  type ReadinessMode,
+  type WorkerConfig,
 } from "../lib/config/schemas.ts";
+import { strtobool } from "../lib/config/env.ts";
 import { ConfigError } from "../lib/config/file.ts";
 
 /** Environment variables as a plain record. */
@@ -33,16 +36,6 @@ export interface Preset {
    */
   config(env: EnvVars): WorkerConfig;
 }
-
-/** Readiness modes a preset accepts from `READINESS`. */
-export type ReadinessMode = "logs" | "healthcheck" | "both" | "none";
-
-const READINESS_MODES: readonly ReadinessMode[] = [
-  "logs",
-  "healthcheck",
-  "both",
-  "none",
-];
 
 /** A {@linkcode ConfigError} naming the preset and the variable at fault. */
 export function presetError(
@@ -222,11 +215,7 @@ export function booleanFrom(
   value: string | undefined,
   fallback: boolean,
 ): boolean {
-  const v = value?.trim().toLowerCase();
-  if (v === undefined || v === "") return fallback;
-  if (["true", "1", "yes", "y", "on", "t"].includes(v)) return true;
-  if (["false", "0", "no", "n", "off", "f"].includes(v)) return false;
-  return fallback;
+  return value === undefined ? fallback : strtobool(value) ?? fallback;
 }
 
 /**

@@ -33,6 +33,22 @@ import type {
 
 export type * from "./types.ts";
 
+/** How readiness is learned: the model server's log, its health URL, both, or neither. */
+export const READINESS_MODES = ["logs", "healthcheck", "both", "none"] as const;
+
+/** One of {@linkcode READINESS_MODES}. */
+export type ReadinessMode = typeof READINESS_MODES[number];
+
+/** What a readiness mode waits for: a load line in the log, a 200 from the health URL. */
+export function readinessWaitsFor(
+  mode: ReadinessMode | undefined,
+): { log: boolean; health: boolean } {
+  return {
+    log: mode === "logs" || mode === "both",
+    health: mode === "healthcheck" || mode === "both",
+  };
+}
+
 /** A function given in a TypeScript config (not representable in YAML). */
 function fn<T extends (...args: never[]) => unknown>(what: string) {
   return z.custom<T>((v) => typeof v === "function", {
@@ -185,7 +201,7 @@ export const WorkerConfigSchema = z.strictObject({
   /** Health path (`/health`) or full URL of the model server. */
   modelHealthUrl: z.string().min(1).optional(),
   /** How readiness is learned; defaults from what is configured. */
-  readiness: z.enum(["logs", "healthcheck", "both", "none"]).optional(),
+  readiness: z.enum(READINESS_MODES).optional(),
   /** Seconds to wait for readiness before reporting an error. */
   readinessTimeout: z.number().positive().default(1800),
   healthcheck: HealthcheckConfigSchema.default({
@@ -227,17 +243,15 @@ export const WorkerConfigSchema = z.strictObject({
     });
   }
   const readiness = cfg.readiness;
-  if ((readiness === "logs" || readiness === "both") && !cfg.modelLogFile) {
+  const waits = readinessWaitsFor(readiness);
+  if (waits.log && !cfg.modelLogFile) {
     ctx.addIssue({
       code: "custom",
       path: ["modelLogFile"],
       message: `required when readiness is "${readiness}"`,
     });
   }
-  if (
-    (readiness === "healthcheck" || readiness === "both") &&
-    !cfg.modelHealthUrl
-  ) {
+  if (waits.health && !cfg.modelHealthUrl) {
     ctx.addIssue({
       code: "custom",
       path: ["modelHealthUrl"],
