@@ -181,44 +181,59 @@ Deno.test("defaults follow the reference: ports, logs, health and routes", () =>
   assert.equal(hello.readiness, "logs");
 });
 
-Deno.test("OpenAI family workload: prompt estimate plus requested tokens", () => {
+Deno.test("OpenAI family workload: the requested tokens, as Python and the client's cost count", () => {
   const vllm = configOf("vllm");
   const completions = workload(vllm, "/v1/completions");
-  assert.equal(completions({ prompt: "a".repeat(40), max_tokens: 5 }), 15);
-  assert.equal(completions({ prompt: "a".repeat(41), max_tokens: 5 }), 16);
-  assert.equal(completions({ prompt: "abcd" }), 1 + 16, "vLLM default 16");
+  // A 4,000-character prompt does not count: the client's cost is max_tokens.
+  assert.equal(completions({ prompt: "a".repeat(4000), max_tokens: 50 }), 50);
+  assert.equal(completions({ prompt: "abcd" }), 16, "vLLM completions default");
   const chat = workload(vllm, "/v1/chat/completions");
+  const messages = [
+    { role: "system", content: "s".repeat(8) },
+    { role: "user", content: [{ type: "text", text: "u".repeat(12) }] },
+  ];
   assert.equal(
-    chat({
-      messages: [
-        { role: "system", content: "s".repeat(8) },
-        { role: "user", content: [{ type: "text", text: "u".repeat(12) }] },
-      ],
-      max_tokens: 10,
-      max_completion_tokens: 4,
-    }),
-    2 + 3 + 4,
-    "max_completion_tokens wins",
+    chat({ messages, max_tokens: 10, max_completion_tokens: 4 }),
+    10,
+    "max_tokens first, as Python reads it",
+  );
+  assert.equal(chat({ messages, max_completion_tokens: 4 }), 4);
+  assert.equal(
+    chat({ messages }),
+    1024,
+    "chat: remaining context, counted 1024",
   );
   assert.equal(workload(vllm, "/v1/embeddings")({ input: ["ab", "cdef"] }), 2);
   assert.equal(workload(vllm, "/v1/embeddings")({ input: "" }), 1);
   assert.equal(
     workload(configOf("sglang"), "/v1/completions")({ prompt: "abcd" }),
-    1 + 128,
+    16,
   );
   assert.equal(
-    workload(configOf("llama_cpp"), "/v1/chat/completions")({
-      messages: [{ role: "user", content: "abcd" }],
-    }),
-    1 + 256,
+    workload(configOf("llama_cpp"), "/v1/completions")({ prompt: "abcd" }),
+    256,
   );
-  // The benchmark payload is measured by the same calculator.
+  // EDGEWORKER_DEFAULT_MAX_TOKENS sets the figure for both routes.
+  const set = configOf("vllm", { EDGEWORKER_DEFAULT_MAX_TOKENS: "300" });
+  assert.equal(workload(set, "/v1/chat/completions")({ messages }), 300);
+  assert.equal(workload(set, "/v1/completions")({ prompt: "x" }), 300);
+  // The benchmark payload is measured by the same calculator: max_perf in
+  // the client's units.
   const { route, payload } = benchmarkPayload(vllm);
   assert.equal(route, "/v1/completions");
   assert.equal(payload.max_tokens, 500);
-  assert.equal(
-    completions(payload),
-    Math.ceil((payload.prompt as string).length / 4) + 500,
+  assert.equal(completions(payload), 500);
+});
+
+Deno.test("OpenAI family workload, EDGEWORKER_WORKLOAD=estimate: prompt estimate plus requested tokens", () => {
+  const vllm = configOf("vllm", { EDGEWORKER_WORKLOAD: "estimate" });
+  const completions = workload(vllm, "/v1/completions");
+  assert.equal(completions({ prompt: "a".repeat(40), max_tokens: 5 }), 15);
+  assert.equal(completions({ prompt: "a".repeat(41), max_tokens: 5 }), 16);
+  assert.equal(completions({ prompt: "abcd" }), 1 + 16);
+  assert.throws(
+    () => configOf("vllm", { EDGEWORKER_WORKLOAD: "tokens" }),
+    /EDGEWORKER_WORKLOAD: expected "requested" or "estimate", got "tokens"/,
   );
 });
 
@@ -233,21 +248,29 @@ Deno.test("OpenAI family: model from MODEL_NAME, else the engine's variable, els
   assert.equal(model("llama_cpp", { VLLM_MODEL: "v" }), undefined);
 });
 
-Deno.test("TGI workload: inputs estimate plus parameters.max_new_tokens", () => {
+Deno.test("TGI workload: parameters.max_new_tokens, as Python counts; the estimate on request", () => {
   assert.equal(
-    tgiWorkload({ inputs: "x".repeat(16), parameters: { max_new_tokens: 6 } }),
-    10,
+    tgiWorkload({
+      inputs: "x".repeat(4000),
+      parameters: { max_new_tokens: 50 },
+    }),
+    50,
   );
-  assert.equal(tgiWorkload({ inputs: "x".repeat(8) }), 2 + 100);
+  assert.equal(tgiWorkload({ inputs: "x".repeat(8) }), 100, "absent: 100");
   assert.equal(
     tgiWorkload({ inputs: "xxxx", parameters: { max_new_tokens: "9" } }),
-    1 + 100,
+    100,
   );
   const c = configOf("tgi");
   const { payload } = benchmarkPayload(c);
+  assert.equal(workload(c, "/generate")(payload), 128);
+  const estimate = configOf("tgi", { EDGEWORKER_WORKLOAD: "estimate" });
   assert.equal(
-    workload(c, "/generate")(payload),
-    Math.ceil((payload.inputs as string).length / 4) + 128,
+    workload(estimate, "/generate")({
+      inputs: "x".repeat(16),
+      parameters: { max_new_tokens: 6 },
+    }),
+    4 + 6,
   );
   // Wrapped bodies are unwrapped before the workload is counted.
   assert.equal(handler(c, "/generate_stream").unwrapInput, true);
@@ -275,7 +298,17 @@ Deno.test("hello_world: prompt tokens, and the tutorial's payload check", () => 
   );
 });
 
-Deno.test("ComfyUI workload: pixels × steps where the payload says so, else 100", () => {
+Deno.test("ComfyUI workload: 100 per job as Python counts; pixels × steps with EDGEWORKER_WORKLOAD=estimate", () => {
+  const python = workload(configOf("comfyui"), "/generate/sync");
+  assert.equal(
+    python({
+      input: {
+        modifier: "Text2Image",
+        modifications: { width: 1024, height: 1024 },
+      },
+    }),
+    100,
+  );
   assert.equal(pixelStepUnits(512 * 512, 20), 100);
   const mod = (m: Record<string, unknown>) =>
     comfyWorkload({ input: { modifier: "Text2Image", modifications: m } });
@@ -319,6 +352,7 @@ Deno.test("ComfyUI workload: pixels × steps where the payload says so, else 100
 
   // The benchmark's payload goes through the same calculator.
   const c = configOf("comfyui", {
+    EDGEWORKER_WORKLOAD: "estimate",
     BENCHMARK_TEST_WIDTH: "256",
     BENCHMARK_TEST_HEIGHT: "256",
     BENCHMARK_TEST_STEPS: "10",
@@ -417,6 +451,7 @@ Deno.test("BENCHMARK_JSON_PATH: read at build time, a bad file is a clear error"
     await Deno.writeTextFile(`${dir}/payload.json`, JSON.stringify(payload));
     const c = configOf("comfyui", {
       BENCHMARK_JSON_PATH: `${dir}/payload.json`,
+      EDGEWORKER_WORKLOAD: "estimate",
     });
     const p = benchmarkPayload(c).payload;
     assert.deepEqual(

@@ -15,8 +15,11 @@ import {
   BENCHMARK_SIZE_ENV_VARS,
   type EnvVars,
   modelServerFrom,
+  numberFrom,
   parallelHandlers,
   presetEnvVars,
+  type WorkloadRule,
+  workloadRuleFrom,
 } from "./_preset.ts";
 import { randomWords } from "./_words.ts";
 
@@ -37,38 +40,57 @@ export interface OpenAiEngine {
   defaultOutputTokens?: number;
 }
 
-/** Output tokens assumed when a request names none (vLLM's default is 16). */
+/** Output tokens assumed when a completion names none (vLLM's and SGLang's default). */
 export const DEFAULT_OUTPUT_TOKENS = 16;
 
+/**
+ * Output tokens assumed when a chat request names none. vLLM and SGLang
+ * then generate up to the remaining context (`max_model_len - prompt`),
+ * which the worker cannot know; a fixed figure, never 0 (Python counts 0:
+ * such a request would look free). `EDGEWORKER_DEFAULT_MAX_TOKENS` sets it.
+ */
+export const CHAT_DEFAULT_OUTPUT_TOKENS = 1024;
+
 /** Env vars the OpenAI-compatible presets read. */
-export const OPENAI_ENV_VARS: readonly string[] = presetEnvVars(
-  BENCHMARK_SIZE_ENV_VARS,
-  ["MODEL_NAME"],
-);
+export const OPENAI_ENV_VARS: readonly string[] = [
+  ...presetEnvVars(BENCHMARK_SIZE_ENV_VARS, ["MODEL_NAME"]),
+  "EDGEWORKER_WORKLOAD",
+  "EDGEWORKER_DEFAULT_MAX_TOKENS",
+];
 
 /**
- * Prompt tokens (estimated from text length) plus requested output tokens
- * (`max_completion_tokens`, else `max_tokens`, else `defaultOutput`).
+ * The output tokens a request asks for: `max_tokens` (what the Python
+ * worker and Vast's client read), else `max_completion_tokens` (OpenAI's
+ * newer name), else `defaultOutput`.
  */
-export function openAiWorkloadWith(
+export function requestedTokens(
+  payload: Payload,
   defaultOutput: number,
-): (payload: Payload) => number {
-  return (payload) => {
-    const prompt = estimateTokens(payload.prompt) +
-      estimateTokens(payload.messages) +
-      estimateTokens(payload.input);
-    const requested = payload.max_completion_tokens ?? payload.max_tokens;
-    const output = typeof requested === "number" && requested >= 0
-      ? requested
-      : defaultOutput;
-    return prompt + output;
-  };
+): number {
+  for (const v of [payload.max_tokens, payload.max_completion_tokens]) {
+    if (typeof v === "number" && v >= 0) return v;
+  }
+  return defaultOutput;
 }
 
 /**
- * Prompt tokens (estimated from text length) plus requested output tokens:
- * what a request costs an LLM engine, in the units the benchmark measures.
+ * A request's workload: the requested output tokens (`requested`, Python's
+ * rule), or those plus the prompt's tokens estimated from its text length
+ * (`estimate`).
  */
+export function openAiWorkloadWith(
+  defaultOutput: number,
+  rule: WorkloadRule = "requested",
+): (payload: Payload) => number {
+  if (rule === "requested") {
+    return (payload) => requestedTokens(payload, defaultOutput);
+  }
+  return (payload) =>
+    estimateTokens(payload.prompt) + estimateTokens(payload.messages) +
+    estimateTokens(payload.input) + requestedTokens(payload, defaultOutput);
+}
+
+/** The completions rule of vLLM's preset: requested tokens, 16 when absent. */
 export const openAiWorkload: (payload: Payload) => number = openAiWorkloadWith(
   DEFAULT_OUTPUT_TOKENS,
 );
@@ -94,9 +116,11 @@ export function openAiConfig(
   // Without a name the field is left out: every engine then uses the one
   // model it serves (a wrong name would fail the whole benchmark with 404).
   const model = modelNameFrom(env, engine.modelEnv);
-  const workload = openAiWorkloadWith(
-    engine.defaultOutputTokens ?? DEFAULT_OUTPUT_TOKENS,
-  );
+  const rule = workloadRuleFrom(engine.name ?? "openai", env);
+  const fallback = numberFrom(env.EDGEWORKER_DEFAULT_MAX_TOKENS, 0);
+  const completionsDefault = fallback ||
+    (engine.defaultOutputTokens ?? DEFAULT_OUTPUT_TOKENS);
+  const chatDefault = fallback || CHAT_DEFAULT_OUTPUT_TOKENS;
   return {
     ...modelServerFrom(engine.name ?? "openai", env, {
       url: engine.modelServerUrl,
@@ -108,14 +132,20 @@ export function openAiConfig(
     }),
     handlers: parallelHandlers(env, {
       routes: [
-        "/v1/completions",
-        "/v1/chat/completions",
+        {
+          route: "/v1/completions",
+          workload: openAiWorkloadWith(completionsDefault, rule),
+        },
+        {
+          route: "/v1/chat/completions",
+          workload: openAiWorkloadWith(chatDefault, rule),
+        },
         ...(engine.embeddings
           ? [{ route: "/v1/embeddings", workload: embeddingWorkload }]
           : []),
       ],
       maxQueueTime: 600,
-      shared: { unwrapInput: true, workload },
+      shared: { unwrapInput: true },
       benchmark: () => ({
         ...(model ? { model } : {}),
         prompt: randomWords(250),

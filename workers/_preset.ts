@@ -210,6 +210,27 @@ export function numberFrom(
     : fallback;
 }
 
+/**
+ * How a preset counts a request's workload (`EDGEWORKER_WORKLOAD`):
+ * `requested`, what the Python worker and Vast's client count (the client
+ * sends `cost = max_tokens`), so `max_perf`, `cur_load` and the client's
+ * cost agree; or `estimate`, which adds the prompt's estimated tokens (or,
+ * for ComfyUI, scales by pixels × steps): closer to the GPU's real work,
+ * but in other units than the client's cost.
+ */
+export type WorkloadRule = "requested" | "estimate";
+
+/** `EDGEWORKER_WORKLOAD` as a {@linkcode WorkloadRule}; `requested` when unset. */
+export function workloadRuleFrom(preset: string, env: EnvVars): WorkloadRule {
+  const v = env.EDGEWORKER_WORKLOAD?.trim().toLowerCase();
+  if (!v || v === "requested") return "requested";
+  if (v === "estimate") return "estimate";
+  throw presetError(
+    preset,
+    `EDGEWORKER_WORKLOAD: expected "requested" or "estimate", got "${env.EDGEWORKER_WORKLOAD}"`,
+  );
+}
+
 /** A Python `strtobool`-style flag from the environment, or the default. */
 export function booleanFrom(
   value: string | undefined,

@@ -36,8 +36,9 @@ import {
   comfyWorkload,
   pick,
   REFERENCE_IMAGE,
+  REFERENCE_UNITS,
 } from "./_comfy.ts";
-import { numberFrom, type Preset } from "./_preset.ts";
+import { numberFrom, type Preset, workloadRuleFrom } from "./_preset.ts";
 
 const PROMPTS = [
   "a still life on a wooden table, soft daylight",
@@ -54,9 +55,10 @@ export const comfyui: Preset = {
   description:
     "ComfyUI via comfyui-api-wrapper (/generate/sync, one job at a time)",
   workloadRule:
-    "width×height×steps(×frames×batch) / (512×512×20) × 100 from modifications or workflow latents/samplers, else 100",
+    "100 per job (Python's rule); EDGEWORKER_WORKLOAD=estimate: width×height×steps(×frames×batch) / (512×512×20) × 100 from modifications or workflow latents/samplers",
   envVars: [
     ...COMFY_ENV_VARS,
+    "EDGEWORKER_WORKLOAD",
     "BENCHMARK_TEST_WIDTH",
     "BENCHMARK_TEST_HEIGHT",
     "BENCHMARK_TEST_STEPS",
@@ -70,7 +72,9 @@ export const comfyui: Preset = {
     const steps = numberFrom(env.BENCHMARK_TEST_STEPS, REFERENCE_IMAGE.steps);
     return comfyConfig({
       name: "comfyui",
-      workload: comfyWorkload,
+      workload: workloadRuleFrom("comfyui", env) === "estimate"
+        ? comfyWorkload
+        : { kind: "constant", value: REFERENCE_UNITS },
       runs: 3,
       wellKnownBenchmark: true,
       benchmark: () => ({

@@ -15,16 +15,16 @@
  *   `INFO exited: sglang`.
  * - The benchmark leaves `model` out unless `MODEL_NAME`/`SGLANG_MODEL` is
  *   set: SGLang then uses the model it serves.
- * - Workload counts SGLang's own default of 128 new tokens when a request
- *   names no `max_tokens`.
+ * - Workload is the request's `max_tokens` (Python's rule); absent, 16 for
+ *   completions (SGLang's OpenAI `CompletionRequest` default; 128 is the
+ *   native `/generate` default, not these routes') and a configurable
+ *   figure for chat (see `_openai.ts`).
  *
  * @module
  */
 import { OPENAI_ENV_VARS, openAiConfig } from "./_openai.ts";
 import type { Preset } from "./_preset.ts";
 
-/** Output tokens SGLang generates when a request names none. */
-export const SGLANG_DEFAULT_OUTPUT_TOKENS = 128;
 
 /** The SGLang preset. */
 export const sglang: Preset = {
@@ -32,7 +32,7 @@ export const sglang: Preset = {
   description:
     "SGLang OpenAI-compatible server (completions, chat, embeddings)",
   workloadRule:
-    "prompt tokens (chars/4) + max_completion_tokens|max_tokens (default 128)",
+    "max_tokens|max_completion_tokens (completions 16, chat 1024 when absent); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4)",
   envVars: [...OPENAI_ENV_VARS, "SGLANG_MODEL"],
   config: (env) =>
     openAiConfig({
@@ -49,6 +49,5 @@ export const sglang: Preset = {
       modelEnv: "SGLANG_MODEL",
       embeddings: true,
       engineMetrics: "sglang",
-      defaultOutputTokens: SGLANG_DEFAULT_OUTPUT_TOKENS,
     }, env),
 };

@@ -14,10 +14,11 @@
  *   `ShardFailed`, `ShardDisconnected`, `WebserverCannotStart` and
  *   `NotEnoughMemory` that it missed. Per-request failures (424 "Request
  *   failed during generation") never match.
- * - Workload is the prompt estimate plus `parameters.max_new_tokens`, where
- *   the Python worker used `max_new_tokens` alone and failed (500, later
- *   workload 100) on a request without it; absent, TGI's default of 100 new
- *   tokens is counted.
+ * - Workload is `parameters.max_new_tokens`, as the Python worker and the
+ *   client's cost count it (`EDGEWORKER_WORKLOAD=estimate` adds the prompt
+ *   estimate). Absent, TGI < 3 generates 100 new tokens and TGI ≥ 3 up to
+ *   the remaining context; 100 is counted (`EDGEWORKER_DEFAULT_MAX_TOKENS`
+ *   sets it), where the Python worker failed on such a request.
  * - The old `{"input": {...}}` wrapper is accepted and unwrapped.
  *
  * @module
@@ -29,32 +30,49 @@ import {
   finiteNumber,
   isRecord,
   modelServerFrom,
+  numberFrom,
   parallelHandlers,
   type Preset,
   presetEnvVars,
+  type WorkloadRule,
+  workloadRuleFrom,
 } from "./_preset.ts";
 import { randomWords } from "./_words.ts";
 
 /** New tokens TGI generates when a request names none. */
 export const TGI_DEFAULT_MAX_NEW_TOKENS = 100;
 
-/** Prompt tokens (chars/4 of `inputs`) + `parameters.max_new_tokens`. */
-export function tgiWorkload(payload: Payload): number {
-  const params = payload.parameters;
-  const requested = isRecord(params)
-    ? finiteNumber(params.max_new_tokens)
-    : undefined;
-  return estimateTokens(payload.inputs) +
-    (requested ?? TGI_DEFAULT_MAX_NEW_TOKENS);
+/** `parameters.max_new_tokens` (Python's rule), plus the prompt estimate with `estimate`. */
+export function tgiWorkloadWith(
+  rule: WorkloadRule,
+  defaultNew = TGI_DEFAULT_MAX_NEW_TOKENS,
+): (payload: Payload) => number {
+  return (payload) => {
+    const params = payload.parameters;
+    const requested = isRecord(params)
+      ? finiteNumber(params.max_new_tokens)
+      : undefined;
+    const prompt = rule === "estimate" ? estimateTokens(payload.inputs) : 0;
+    return prompt + (requested ?? defaultNew);
+  };
 }
+
+/** TGI's default rule: `parameters.max_new_tokens`, 100 when absent. */
+export const tgiWorkload: (payload: Payload) => number = tgiWorkloadWith(
+  "requested",
+);
 
 /** The TGI preset. */
 export const tgi: Preset = {
   name: "tgi",
   description: "Hugging Face text-generation-inference (/generate, SSE)",
   workloadRule:
-    "prompt tokens (chars/4 of inputs) + parameters.max_new_tokens (default 100)",
-  envVars: presetEnvVars(BENCHMARK_SIZE_ENV_VARS),
+    "parameters.max_new_tokens (default 100); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4 of inputs)",
+  envVars: [
+    ...presetEnvVars(BENCHMARK_SIZE_ENV_VARS),
+    "EDGEWORKER_WORKLOAD",
+    "EDGEWORKER_DEFAULT_MAX_TOKENS",
+  ],
   config: (env) => ({
     ...modelServerFrom("tgi", env, {
       url: "http://127.0.0.1:5001",
@@ -78,7 +96,16 @@ export const tgi: Preset = {
     handlers: parallelHandlers(env, {
       routes: ["/generate", "/generate_stream"],
       maxQueueTime: 600,
-      shared: { unwrapInput: true, workload: tgiWorkload },
+      shared: {
+        unwrapInput: true,
+        workload: tgiWorkloadWith(
+          workloadRuleFrom("tgi", env),
+          numberFrom(
+            env.EDGEWORKER_DEFAULT_MAX_TOKENS,
+            TGI_DEFAULT_MAX_NEW_TOKENS,
+          ),
+        ),
+      },
       benchmark: () => ({
         inputs: randomWords(250),
         parameters: {

@@ -18,7 +18,8 @@ export const vllm: Preset = {
   name: "vllm",
   aliases: ["openai"],
   description: "vLLM OpenAI-compatible server (completions, chat, embeddings)",
-  workloadRule: "prompt tokens (chars/4) + max_tokens (default 16)",
+  workloadRule:
+    "max_tokens|max_completion_tokens (completions 16, chat 1024 when absent); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4)",
   envVars: [...OPENAI_ENV_VARS, "VLLM_MODEL"],
   config: (env) =>
     openAiConfig({

@@ -44,8 +44,8 @@ function comfyuiScenario(): Promise<void> {
     assert.equal(bench.input.modifications.width, 256);
     assert.equal(bench.input.modifications.steps, 10);
 
-    // Two at once (the worker queues them, FIFO): 1024²×20 = 400 units and
-    // the SD graph's 512²×2×30 = 300 units.
+    // Two at once (the worker queues them, FIFO): 100 units each, as the
+    // Python worker counts a job, whatever its size.
     const [big, graph] = await Promise.all([
       w.call("/generate/sync", {
         input: {
@@ -65,7 +65,7 @@ function comfyuiScenario(): Promise<void> {
     assert.equal(graphBody.output.length, 2);
     assert.match(graphBody.output[0].filename, /^e2e_\d+_\.png$/);
 
-    // A bare body is wrapped for the wrapper: defaults = 100 units.
+    // A bare body is wrapped for the wrapper: 100 units.
     const bare = await w.call("/generate/sync", {
       modifier: "Text2Image",
       modifications: { prompt: "a dog" },
@@ -74,7 +74,7 @@ function comfyuiScenario(): Promise<void> {
     assert.equal((await bare.json() as ComfyResult).status, "completed");
     assert.ok((comfy.lastBody as { input?: unknown }).input);
 
-    // A workflow ComfyUI refuses fails that job only (no latent: 100).
+    // A workflow ComfyUI refuses fails that job only (100).
     const broken = await w.call("/generate/sync", {
       input: {
         workflow_json: {
@@ -90,7 +90,7 @@ function comfyuiScenario(): Promise<void> {
     assert.equal(brokenBody.status, "failed");
     assert.match(brokenBody.message, /Prompt has no outputs/);
 
-    await w.waitNewLoad(400 + 300 + 100 + 100);
+    await w.waitNewLoad(100 + 100 + 100 + 100);
 
     // ComfyUI's per-request validation error is not fatal.
     await appendLog(
