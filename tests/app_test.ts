@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import type { WorkerConfigInput } from "../lib/config/schemas.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
-import {
-  envelope,
-  post,
-  startWorker,
-  waitFor,
-  withUpstreamWorker,
-} from "./helpers/worker.ts";
+import { envelope, startWorker, withUpstreamWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 function config(
   upstream: UpstreamHandle,

@@ -14,12 +14,11 @@ import {
   writePubkeyFile,
 } from "./helpers/signing.ts";
 import {
-  post,
   type Running,
   startWorker,
-  waitFor,
   withUpstreamWorker,
 } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 const OTHER_KEYS = await generateKeys();

@@ -12,13 +12,9 @@ import {
   signUrl,
   writePubkeyFile,
 } from "./helpers/signing.ts";
-import {
-  post,
-  type Running,
-  waitFor,
-  withUpstreamWorker,
-} from "./helpers/worker.ts";
+import { type Running, withUpstreamWorker } from "./helpers/worker.ts";
 import type { UpstreamHandle } from "./helpers/upstream.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 const URL_ = "https://203.0.113.5:41234";

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { HandlerConfigInput } from "../lib/config/schemas.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
+import { type Running, startWorker } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 /** Units per second per request slot of the stand-in. */
 const RATE = 50;

@@ -19,7 +19,8 @@ import {
 } from "./helpers/reporting.ts";
 import { generateKeys } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { startWorker, waitFor } from "./helpers/worker.ts";
+import { startWorker } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 

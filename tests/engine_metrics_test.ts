@@ -7,6 +7,7 @@ import {
   sumSamples,
 } from "../lib/model/engine_metrics.ts";
 import { captureLogs } from "./helpers/logs.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const VLLM_TEXT =
   `# HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -40,18 +41,6 @@ function serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     handler,
   );
-}
-
-async function until(
-  cond: () => boolean,
-  timeoutMs = 3000,
-  what = "condition",
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 Deno.test("vLLM text: sums label sets, max KV usage, mean TTFT", () => {
@@ -136,11 +125,15 @@ Deno.test("scrapes a real server on an interval, off the request path", async ()
   });
   assert.deepEqual(scraper.snapshot(), {});
   scraper.start();
-  await until(() => scraper.snapshot().scrapedAt !== undefined, 3000, "scrape");
+  await waitFor(
+    () => scraper.snapshot().scrapedAt !== undefined,
+    3000,
+    "scrape",
+  );
   assert.equal(scraper.snapshot().running, 4);
   assert.equal(scraper.snapshot().kvCacheUsage, 0.75);
   running = 10;
-  await until(() => scraper.snapshot().running === 13, 3000, "rescrape");
+  await waitFor(() => scraper.snapshot().running === 13, 3000, "rescrape");
   assert.ok(hits >= 2);
   await scraper.close();
   const after = hits;
@@ -162,7 +155,7 @@ Deno.test("a failing endpoint is logged once and never throws", async () => {
     kind: "vllm",
   });
   scraper.start();
-  await until(() => scraper.snapshot().error !== undefined, 3000, "error");
+  await waitFor(() => scraper.snapshot().error !== undefined, 3000, "error");
   await new Promise((r) => setTimeout(r, 200)); // ~10 more failing scrapes
   const warns = (): LogRecord[] =>
     logs.records.filter((r) => r.level === "warning");
@@ -175,7 +168,7 @@ Deno.test("a failing endpoint is logged once and never throws", async () => {
   assert.equal(scraper.snapshot().scrapedAt, undefined);
 
   fail = false;
-  await until(() => scraper.snapshot().waiting === 9, 3000, "recovery");
+  await waitFor(() => scraper.snapshot().waiting === 9, 3000, "recovery");
   const ok: EngineSnapshot = scraper.snapshot();
   assert.equal(ok.error, undefined);
   assert.ok(
@@ -184,7 +177,7 @@ Deno.test("a failing endpoint is logged once and never throws", async () => {
   );
 
   fail = true;
-  await until(() => scraper.snapshot().error !== undefined, 3000, "error 2");
+  await waitFor(() => scraper.snapshot().error !== undefined, 3000, "error 2");
   assert.equal(
     scraper.snapshot().scrapedAt,
     ok.scrapedAt,
@@ -207,7 +200,7 @@ Deno.test("a missing endpoint (connection refused) is logged once", async () => 
     kind: "sglang",
   });
   scraper.start();
-  await until(() => scraper.snapshot().error !== undefined, 3000, "error");
+  await waitFor(() => scraper.snapshot().error !== undefined, 3000, "error");
   await new Promise((r) => setTimeout(r, 150));
   assert.equal(logs.records.filter((r) => r.level === "warning").length, 1);
   assert.equal(typeof (await scraper.scrape()).error, "string");

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { WorkerConfigInput } from "../lib/config/schemas.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
+import { type Running, startWorker } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const LOAD = "Application startup complete.";
 const ERROR = "CUDA out of memory";

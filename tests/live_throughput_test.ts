@@ -8,13 +8,8 @@ import assert from "node:assert/strict";
 import type { HandlerConfigInput } from "../lib/config/schemas.ts";
 import { completionsToConverge } from "../lib/traffic/throughput.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import {
-  envelope,
-  post,
-  type Running,
-  startWorker,
-  waitFor,
-} from "./helpers/worker.ts";
+import { envelope, type Running, startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 /** The worker's estimator smoothing (`ThroughputEstimator` default). */
 const ALPHA = 0.1;

@@ -22,7 +22,8 @@ import {
 } from "./helpers/reporting.ts";
 import { generateKeys } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { envelope, post, startWorker, waitFor } from "./helpers/worker.ts";
+import { envelope, startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 

@@ -10,8 +10,9 @@ import { Ledger } from "../lib/traffic/ledger.ts";
 import { Admission } from "../lib/traffic/ticket.ts";
 import { MAX_WORKLOAD } from "../lib/traffic/workload.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { post, startWorker, waitFor } from "./helpers/worker.ts";
+import { startWorker } from "./helpers/worker.ts";
 import { statusOf, stopWorker, sumOf } from "./helpers/reporting.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 /** An envelope whose payload is raw JSON text (numbers as the client wrote them). */
 function rawEnvelope(payloadJson: string, idx: number): string {

@@ -26,13 +26,8 @@ import {
   sumOf,
 } from "./helpers/reporting.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
-import {
-  envelope,
-  FAST,
-  post,
-  startWorker,
-  waitFor,
-} from "./helpers/worker.ts";
+import { envelope, FAST, startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 /** The reference's field list (§7.1), in its order, typo included. */
 const STATUS_FIELDS = [

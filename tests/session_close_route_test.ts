@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { Ledger } from "../lib/traffic/ledger.ts";
 import { SessionStore } from "../lib/traffic/sessions.ts";
-import { post, startWorker, waitFor } from "./helpers/worker.ts";
+import { startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 /** A local server recording every request it gets. */
 interface Recorder {

@@ -9,8 +9,8 @@ import {
   startControlPlane,
 } from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
-import { waitFor } from "../helpers/worker.ts";
 import { freePort } from "./_scenario.ts";
+import { waitFor } from "../helpers/http.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -305,15 +305,6 @@ export async function allScenarios(
   const results = await Promise.allSettled(scenarios);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
-}
-
-/** The `data:` events of an SSE body, parsed (`[DONE]` left out). */
-export function sseEvents(text: string): Record<string, unknown>[] {
-  return text.split("\n")
-    .filter((l) => l.startsWith("data:"))
-    .map((l) => l.slice(5).trim())
-    .filter((d) => d !== "" && d !== "[DONE]")
-    .map((d) => JSON.parse(d));
 }
 
 /** Appends lines to a log file, as the model server would. */

@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { startTgiServer } from "../../dev/tgi_server.ts";
 import { startHelloWorldServer } from "./_hello_world_server.ts";
-import { allScenarios, appendLog, inTempDir, sseEvents } from "./_presets.ts";
+import { allScenarios, appendLog, inTempDir } from "./_presets.ts";
+import { sseEvents } from "../helpers/http.ts";
 
 function tgiScenario(): Promise<void> {
   return inTempDir("tgi", async ({ dir, defer, startAgainst }) => {

@@ -11,7 +11,8 @@ import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
 import type { RunningWorker } from "../../lib/worker/worker.ts";
 import { signedAuth, type TestKeys } from "./signing.ts";
 import type { UpstreamHandle } from "./upstream.ts";
-import { post, type Running, waitFor } from "./worker.ts";
+import { post, waitFor } from "./http.ts";
+import type { Running } from "./worker.ts";
 
 export type { Running };
 

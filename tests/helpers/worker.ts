@@ -1,4 +1,9 @@
-/** Starting a worker in-process for integration tests. */
+/**
+ * Starting a worker in-process for integration tests, and the envelope
+ * its routes take.
+ *
+ * @module
+ */
 import assert from "node:assert/strict";
 import type { WorkerConfigInput } from "../../lib/config/schemas.ts";
 import {
@@ -6,6 +11,7 @@ import {
   Worker,
   type WorkerStartOptions,
 } from "../../lib/worker/worker.ts";
+import { waitFor } from "./http.ts";
 import { startUpstream, type UpstreamHandle } from "./upstream.ts";
 
 /** Fast loop timings so tests stay short. */
@@ -71,19 +77,6 @@ export async function withUpstreamWorker(
   }
 }
 
-/** Waits until `cond()` holds, polling; throws after `timeoutMs`. */
-export async function waitFor(
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 3000,
-  what = "condition",
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** A valid envelope around `payload` (signature unchecked when UNSECURED). */
 export function envelope(
   payload: Record<string, unknown>,
@@ -100,20 +93,5 @@ export function envelope(
       ...auth,
     },
     payload,
-  });
-}
-
-/** POSTs JSON text to the worker. */
-export function post(
-  base: string,
-  route: string,
-  body: string,
-  init: RequestInit = {},
-): Promise<Response> {
-  return fetch(base + route, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body,
-    ...init,
   });
 }
