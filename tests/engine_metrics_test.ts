@@ -8,6 +8,7 @@ import {
 } from "../lib/model/engine_metrics.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { waitFor } from "./helpers/http.ts";
+import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 
 const VLLM_TEXT =
   `# HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -34,13 +35,11 @@ weird{label="has } brace and \\" quote"} 7
 vllm:prompt_tokens_total{model_name="m"} 1.2e+06
 `;
 
+/** The scripted model server answering every request with `handler`. */
 function serve(
-  handler: (req: Request) => Response | Promise<Response>,
-): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    handler,
-  );
+  handler: () => Response | Promise<Response>,
+): UpstreamHandle {
+  return startUpstream({ script: handler });
 }
 
 Deno.test("vLLM text: sums label sets, max KV usage, mean TTFT", () => {
@@ -119,7 +118,7 @@ Deno.test("scrapes a real server on an interval, off the request path", async ()
     return new Response(text, { headers: { "content-type": "text/plain" } });
   });
   const scraper = new EngineMetricsScraper({
-    url: `http://127.0.0.1:${server.addr.port}/metrics`,
+    url: `${server.url}/metrics`,
     intervalMs: 30,
     kind: "vllm",
   });
@@ -150,7 +149,7 @@ Deno.test("a failing endpoint is logged once and never throws", async () => {
       : new Response("vllm:num_requests_waiting 9\n")
   );
   const scraper = new EngineMetricsScraper({
-    url: `http://127.0.0.1:${server.addr.port}/metrics`,
+    url: `${server.url}/metrics`,
     intervalMs: 20,
     kind: "vllm",
   });

@@ -9,50 +9,42 @@ import { Ledger } from "../lib/traffic/ledger.ts";
 import { SessionStore } from "../lib/traffic/sessions.ts";
 import { startWorker } from "./helpers/worker.ts";
 import { post, waitFor } from "./helpers/http.ts";
+import { startUpstream } from "./helpers/upstream.ts";
 
-/** A local server recording every request it gets. */
+/** The scripted model server, seen as the calls the worker made to it. */
 interface Recorder {
   url: string;
   port: number;
   /** `METHOD path` of each request, with its JSON body if any. */
-  seen: { line: string; body: unknown }[];
+  readonly seen: { line: string; body: unknown }[];
   /** Requests whose caller went away before the answer. */
-  aborted: number;
+  readonly aborted: number;
   close(): Promise<void>;
 }
 
 /**
- * Starts a server; `answer` picks the reply to a POST (GET /health is 200,
- * for the worker's readiness probe).
+ * Starts the scripted model server; `answer` picks the reply to a POST
+ * (GET /health is 200, for the worker's readiness probe).
  */
 function startRecorder(
   answer: (path: string, req: Request) => Response | Promise<Response> = () =>
     Response.json({ ok: true }),
 ): Recorder {
-  const rec: Recorder = {
-    url: "",
-    port: 0,
-    seen: [],
-    aborted: 0,
-    close: () => server.shutdown(),
-  };
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      if (req.method === "GET" && path === "/health") return new Response("ok");
-      const text = await req.text();
-      rec.seen.push({
-        line: `${req.method} ${path}`,
-        body: text ? JSON.parse(text) : undefined,
-      });
-      req.signal.addEventListener("abort", () => rec.aborted++, { once: true });
-      return await answer(path, req);
+  const up = startUpstream({ script: ({ path, req }) => answer(path, req) });
+  return {
+    url: up.url,
+    port: up.port,
+    get seen() {
+      return up.calls.map((c) => ({
+        line: `${c.method} ${c.path}`,
+        body: c.body,
+      }));
     },
-  );
-  rec.port = server.addr.port;
-  rec.url = `http://127.0.0.1:${rec.port}`;
-  return rec;
+    get aborted() {
+      return up.aborted;
+    },
+    close: () => up.close(),
+  };
 }
 
 /** A worker (signatures unchecked) on a model server that redirects `/away` to `other`. */
