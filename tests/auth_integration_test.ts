@@ -10,9 +10,9 @@ import {
   signedAuth,
   signText,
   signUrl,
-  startKeyServer,
   writePubkeyFile,
 } from "./helpers/signing.ts";
+import { startControlPlane } from "../dev/control_plane.ts";
 import {
   type Running,
   startWorker,
@@ -133,13 +133,16 @@ Deno.test("every kind of bad signature gets 401 with a reason, reaches nothing a
 
 Deno.test("while the public key is still on its way requests get 401 at once, then pass once it arrives", async () => {
   const up = startUpstream();
-  const autoscaler = startKeyServer(KEYS.publicPem, true);
+  // A slow autoscaler: /pubkey/ answers once released.
+  const autoscaler = await startControlPlane({ keyPair: KEYS.keyPair });
+  const key = Promise.withResolvers<undefined>();
+  autoscaler.setPubkeyReply(() => key.promise);
   const w = await startWorker({ modelServerUrl: up.url, handlers: HANDLERS }, {
     UNSECURED: "false",
     REPORT_ADDR: autoscaler.url,
   });
   try {
-    await waitFor(() => autoscaler.pubkeyHits === 1, 2000, "pubkey fetch");
+    await waitFor(() => autoscaler.pubkeyFetches === 1, 2000, "pubkey fetch");
     const auth = await signedAuth(KEYS.privateKey);
     const started = Date.now();
     const early = await send(w, body(auth));
@@ -154,12 +157,12 @@ Deno.test("while the public key is still on its way requests get 401 at once, th
     await notReady.body?.cancel();
     assert.equal(rejects(w)[0]?.rejectReason, "signature");
 
-    autoscaler.release();
+    key.resolve(undefined);
     await waitFor(() => w.lifecycle.ready, 3000, "ready after the key");
     const late = await send(w, body({ ...auth, request_idx: 2 }));
     assert.equal(late.status, 200);
     assert.deepEqual(up.bodies, [{ prompt: "hi" }]);
-    assert.equal(autoscaler.pubkeyHits, 1);
+    assert.equal(autoscaler.pubkeyFetches, 1);
   } finally {
     await w.shutdown();
     await autoscaler.close();

@@ -14,6 +14,7 @@ import {
 } from "./helpers/signing.ts";
 import { type Running, withUpstreamWorker } from "./helpers/worker.ts";
 import type { UpstreamHandle } from "./helpers/upstream.ts";
+import { startControlPlane } from "../dev/control_plane.ts";
 import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
@@ -22,26 +23,6 @@ const HANDLERS: WorkerConfigInput["handlers"] = [
   { route: "/slow", allowParallelRequests: true, workload: () => 10 },
   { route: "/echo", allowParallelRequests: true, workload: () => 10 },
 ];
-
-/** A `REPORT_ADDR` that keeps the raw text of every report (JSON.parse would round big ints). */
-function startRawRecorder() {
-  const texts = { status: [] as string[], delete: [] as string[] };
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      const text = await req.text();
-      if (path === "/worker_status/") texts.status.push(text);
-      if (path === "/delete_requests/") texts.delete.push(text);
-      return Response.json({});
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    texts,
-    close: () => server.shutdown(),
-  };
-}
 
 async function withWorker(
   env: Record<string, string>,
@@ -82,7 +63,8 @@ async function legacyBody(
 Deno.test("legacy: reqnum 2^60+1 and request_idx 2^63 verify, are served, and the exact digits are reported", async () => {
   const reqnum = (2n ** 60n + 1n).toString();
   const idx = (2n ** 63n).toString(); // 9223372036854775808
-  const cp = startRawRecorder();
+  // Its records keep the raw text: JSON.parse would round the big ints.
+  const cp = await startControlPlane({ keyPair: KEYS.keyPair });
   try {
     await withWorker({
       EDGEWORKER_SIGNATURE_FORMAT: "legacy",
@@ -95,8 +77,8 @@ Deno.test("legacy: reqnum 2^60+1 and request_idx 2^63 verify, are served, and th
       const pending = post(w.url, "/slow", body).then((r) => (answer = r));
       // While it runs, /worker_status/ lists it with every digit.
       const listed = () =>
-        cp.texts.status.some((t) =>
-          t.includes(`"working_request_idxs":[${idx}]`)
+        cp.statusReports.some((r) =>
+          r.text.includes(`"working_request_idxs":[${idx}]`)
         );
       await waitFor(() => listed() || answer !== undefined, 3000, "status");
       assert.ok(
@@ -112,7 +94,10 @@ Deno.test("legacy: reqnum 2^60+1 and request_idx 2^63 verify, are served, and th
       assert.deepEqual(await res.json(), { seq: null });
       assert.equal(up.bodies.length, 1);
       await waitFor(
-        () => cp.texts.delete.some((t) => t.includes(`"request_idx":${idx},`)),
+        () =>
+          cp.deleteReports.some((r) =>
+            r.text.includes(`"request_idx":${idx},`)
+          ),
         3000,
         "delete_requests with the exact request_idx",
       );
