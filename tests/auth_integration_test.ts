@@ -10,14 +10,10 @@ import {
   signedAuth,
   signText,
   signUrl,
-  writePubkeyFile,
+  withKeyedWorker,
 } from "./helpers/signing.ts";
 import { startControlPlane } from "../dev/control_plane.ts";
-import {
-  type Running,
-  startWorker,
-  withUpstreamWorker,
-} from "./helpers/worker.ts";
+import { type Running, startWorker } from "./helpers/worker.ts";
 import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
@@ -34,20 +30,11 @@ function body(
 }
 
 /** A worker that checks signatures against `KEYS`, loaded from a file. */
-async function withSignedWorker(
+function withSignedWorker(
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
   env: Record<string, string> = {},
 ): Promise<void> {
-  const keyDir = await Deno.makeTempDir({ prefix: "edgeworker-key-" });
-  try {
-    await withUpstreamWorker(HANDLERS, fn, {
-      UNSECURED: "false",
-      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(keyDir, KEYS.publicPem),
-      ...env,
-    });
-  } finally {
-    await Deno.remove(keyDir, { recursive: true });
-  }
+  return withKeyedWorker(KEYS, HANDLERS, fn, env);
 }
 
 /** POSTs and reads the JSON answer. */

@@ -10,9 +10,9 @@ import {
   generateKeys,
   signText,
   signUrl,
-  writePubkeyFile,
+  withKeyedWorker,
 } from "./helpers/signing.ts";
-import { type Running, withUpstreamWorker } from "./helpers/worker.ts";
+import type { Running } from "./helpers/worker.ts";
 import type { UpstreamHandle } from "./helpers/upstream.ts";
 import { startControlPlane } from "../dev/control_plane.ts";
 import { post, waitFor } from "./helpers/http.ts";
@@ -24,20 +24,11 @@ const HANDLERS: WorkerConfigInput["handlers"] = [
   { route: "/echo", allowParallelRequests: true, workload: () => 10 },
 ];
 
-async function withWorker(
+function withWorker(
   env: Record<string, string>,
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "edgeworker-numbers-" });
-  try {
-    await withUpstreamWorker(HANDLERS, fn, {
-      UNSECURED: "false",
-      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(dir, KEYS.publicPem),
-      ...env,
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return withKeyedWorker(KEYS, HANDLERS, fn, env);
 }
 
 /** A body with `auth_data` numbers written as given, legacy-signed over exactly those digits. */

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Ledger } from "../lib/traffic/ledger.ts";
 import { SessionStore } from "../lib/traffic/sessions.ts";
-import { startWorker } from "./helpers/worker.ts";
+import { startWorker, UNSIGNED_AUTH } from "./helpers/worker.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 
@@ -81,15 +81,6 @@ async function withWorker(
   }
 }
 
-const AUTH = {
-  cost: 100,
-  endpoint: "test",
-  reqnum: 1,
-  request_idx: 1,
-  signature: "unsigned",
-  url: "http://127.0.0.1",
-};
-
 async function create(
   base: string,
   options: Record<string, unknown>,
@@ -97,7 +88,10 @@ async function create(
   const res = await post(
     base,
     "/session/create",
-    JSON.stringify({ auth_data: AUTH, payload: { lifetime: 60, ...options } }),
+    JSON.stringify({
+      auth_data: UNSIGNED_AUTH,
+      payload: { lifetime: 60, ...options },
+    }),
   );
   return { status: res.status, json: await res.json() };
 }
@@ -106,7 +100,7 @@ async function end(base: string, id: string): Promise<number> {
   const res = await post(
     base,
     "/session/end",
-    JSON.stringify({ session_id: id, session_auth: AUTH }),
+    JSON.stringify({ session_id: id, session_auth: UNSIGNED_AUTH }),
   );
   await res.body?.cancel();
   return res.status;
@@ -246,7 +240,7 @@ Deno.test("an on_close_route call that hangs is abandoned after the timeout", as
   });
   try {
     const s = store.create({
-      authData: AUTH,
+      authData: UNSIGNED_AUTH,
       lifetime: 60,
       onCloseRoute: "/hang",
       onClosePayload: null,

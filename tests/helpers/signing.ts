@@ -7,7 +7,10 @@
  * @module
  */
 import { publicKeyPem } from "../../dev/_signing.ts";
+import type { WorkerConfigInput } from "../../lib/config/schemas.ts";
 import { controlPlaneKeys } from "./dev.ts";
+import type { UpstreamHandle } from "./upstream.ts";
+import { type Running, withUpstreamWorker } from "./worker.ts";
 
 /** A key pair with its public half as SPKI PEM. */
 export interface TestKeys {
@@ -75,4 +78,26 @@ export async function writePubkeyFile(
   const path = `${dir}/autoscaler_pubkey.pem`;
   await Deno.writeTextFile(path, pem);
   return path;
+}
+
+/**
+ * {@linkcode withUpstreamWorker} for `handlers`, with signatures checked
+ * against `keys` (read from a file); `env` goes on top.
+ */
+export async function withKeyedWorker(
+  keys: TestKeys,
+  handlers: WorkerConfigInput["handlers"],
+  fn: (w: Running, up: UpstreamHandle) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "edgeworker-key-" });
+  try {
+    await withUpstreamWorker(handlers, fn, {
+      UNSECURED: "false",
+      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(dir, keys.publicPem),
+      ...env,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }

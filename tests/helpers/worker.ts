@@ -77,21 +77,20 @@ export async function withUpstreamWorker(
   }
 }
 
+/** An `auth_data` a worker takes when UNSECURED (its signature is unchecked). */
+export const UNSIGNED_AUTH: Readonly<Record<string, unknown>> = {
+  cost: 100,
+  endpoint: "test",
+  reqnum: 1,
+  request_idx: 1,
+  signature: "unsigned",
+  url: "http://127.0.0.1",
+};
+
 /** A valid envelope around `payload` (signature unchecked when UNSECURED). */
 export function envelope(
   payload: Record<string, unknown>,
   auth: Record<string, unknown> = {},
 ): string {
-  return JSON.stringify({
-    auth_data: {
-      cost: 100,
-      endpoint: "test",
-      reqnum: 1,
-      request_idx: 1,
-      signature: "unsigned",
-      url: "http://127.0.0.1",
-      ...auth,
-    },
-    payload,
-  });
+  return JSON.stringify({ auth_data: { ...UNSIGNED_AUTH, ...auth }, payload });
 }
