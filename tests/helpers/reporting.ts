@@ -204,26 +204,36 @@ export const SLOW_MS = 1000;
 const SIGNED_URL = "https://203.0.113.5:41234";
 
 /**
- * Config and environment of a worker that checks signatures against `keys`
- * (from a file) and has a cached benchmark of {@linkcode MIXED_MAX_PERF}.
+ * {@linkcode withReportingWorker} on {@linkcode MIXED_HANDLERS}, once the
+ * worker is ready: it checks signatures against `keys` (from a file) and
+ * has a cached benchmark of {@linkcode MIXED_MAX_PERF}; `env` goes on top.
  */
-export async function mixedWorkerSetup(
-  up: UpstreamHandle,
+export async function withMixedWorker(
   keys: TestKeys,
-  dir: string,
-): Promise<{ config: WorkerConfigInput; env: Record<string, string> }> {
-  const keyFile = `${dir}/autoscaler_pubkey.pem`;
-  await Deno.writeTextFile(keyFile, keys.publicPem);
-  const bench = `${dir}/.has_benchmark`;
-  await Deno.writeTextFile(bench, `${MIXED_MAX_PERF}.0`);
-  return {
-    config: { modelServerUrl: up.url, handlers: MIXED_HANDLERS },
-    env: {
-      UNSECURED: "false",
-      EDGEWORKER_PUBKEY_FILE: keyFile,
-      EDGEWORKER_BENCHMARK_FILE: bench,
-    },
-  };
+  env: Record<string, string>,
+  fn: (s: ReportingSetup) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "edgeworker-mixed-" });
+  try {
+    const keyFile = `${dir}/autoscaler_pubkey.pem`;
+    await Deno.writeTextFile(keyFile, keys.publicPem);
+    const bench = `${dir}/.has_benchmark`;
+    await Deno.writeTextFile(bench, `${MIXED_MAX_PERF}.0`);
+    await withReportingWorker({
+      handlers: MIXED_HANDLERS,
+      env: {
+        UNSECURED: "false",
+        EDGEWORKER_PUBKEY_FILE: keyFile,
+        EDGEWORKER_BENCHMARK_FILE: bench,
+        ...env,
+      },
+    }, async (s) => {
+      await waitFor(() => s.w.lifecycle.ready, 3000, "ready");
+      await fn(s);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** Options of {@linkcode runMixed}. */
