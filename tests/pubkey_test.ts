@@ -6,6 +6,7 @@ import {
 } from "../lib/auth/pubkey.ts";
 import { type ReplySource, startControlPlane } from "../dev/control_plane.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const FIXTURES = new URL("./fixtures/auth/", import.meta.url);
 const SPKI_PATH = new URL("public_spki.pem", FIXTURES).pathname;
@@ -108,9 +109,7 @@ Deno.test("fetchPublicKey() stops waiting when aborted during backoff", async ()
     initialBackoffMs: 60_000,
     signal: controller.signal,
   });
-  while (srv.paths.length === 0) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitFor(() => srv.paths.length > 0, 5_000, "the first fetch");
   controller.abort(new Error("worker is shutting down"));
   await assert.rejects(pending, { message: "worker is shutting down" });
   assert.ok(performance.now() - started < 5_000);

@@ -157,17 +157,15 @@ export async function startPresetWorker(
           sum + Number((r.body as Record<string, unknown>)?.new_load ?? 0),
         0,
       ),
-    waitNewLoad: async (expected, timeoutMs = 8000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (Math.abs(handle.newLoad() - expected) > 1e-6) {
-        if (Date.now() > deadline) {
-          throw new Error(
-            `${preset}: reported new_load adds up to ${handle.newLoad()}, expected ${expected}`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
+    waitNewLoad: (expected, timeoutMs = 8000) =>
+      waitFor(
+        () => Math.abs(handle.newLoad() - expected) <= 1e-6,
+        timeoutMs,
+      ).catch(() => {
+        throw new Error(
+          `${preset}: reported new_load adds up to ${handle.newLoad()}, expected ${expected}`,
+        );
+      }),
     waitReady: (timeoutMs = 30000) =>
       waitFor(
         async () => {
