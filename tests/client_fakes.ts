@@ -7,6 +7,7 @@
  * @module
  */
 import { sleep } from "../dev/_async.ts";
+import { isObject } from "../dev/_serve.ts";
 import { type ControlPlane, startControlPlane } from "../dev/control_plane.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import {
@@ -172,10 +173,6 @@ async function model(
   }
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /** The worker's side: envelope checks, sessions, then the model routes. */
 function workerScript(
   fake: Pick<FakeVast, "workerCalls" | "sessionEnds">,
@@ -185,7 +182,7 @@ function workerScript(
   const counts = new Map<string, number>();
   let nextSession = 0;
   return async ({ path, body, req, signal }) => {
-    if (!isRecord(body)) {
+    if (!isObject(body)) {
       return Response.json({ error: "invalid JSON" }, { status: 422 });
     }
     const rec = {
@@ -208,7 +205,7 @@ function workerScript(
     fake.workerCalls.push(rec);
     const auth = body.auth_data;
     if (
-      !isRecord(auth) || typeof auth.url !== "string" ||
+      !isObject(auth) || typeof auth.url !== "string" ||
       typeof auth.request_idx !== "number"
     ) {
       return Response.json({ auth_data: "field missing" }, { status: 422 });
@@ -216,7 +213,7 @@ function workerScript(
     if (!("payload" in body) || !("session_id" in body)) {
       return Response.json({ payload: "field missing" }, { status: 422 });
     }
-    const payload = isRecord(body.payload) ? body.payload : {};
+    const payload = isObject(body.payload) ? body.payload : {};
     if (path === "/session/create") {
       const id = `sess${nextSession++}`;
       sessions.set(id, JSON.stringify(auth));
