@@ -5,7 +5,7 @@ import {
   urlSignatureMessage,
 } from "../dev/control_plane.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
-import { post } from "./helpers/http.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const keyPair = await controlPlaneKeys();
 
@@ -257,5 +257,76 @@ Deno.test("control plane: legacy signature format, api key check, Python string 
   assert.equal(
     urlSignatureMessage("https://h\u00e9.example"),
     '{\n    "url": "https://h\\u00e9.example"\n}',
+  );
+});
+
+Deno.test("control plane: waits per new request, keeps the request_idx, then routes", async () => {
+  await using cp = await startControlPlane({
+    workerUrl: "http://127.0.0.1:9",
+    keyPair,
+    waitsPerRequest: 2,
+  });
+  const route = async (request_idx: number) =>
+    await (await post(cp.url, "/route/", { endpoint: "e", request_idx }))
+      .json();
+  const first = await route(0);
+  assert.equal(first.status, "waiting");
+  assert.ok(first.request_idx > 0);
+  assert.equal((await route(first.request_idx)).status, "waiting");
+  const routed = await route(first.request_idx);
+  assert.equal(routed.request_idx, first.request_idx);
+  assert.equal(routed.url, "http://127.0.0.1:9");
+  // A second new request waits on its own.
+  const other = await route(0);
+  assert.equal(other.status, "waiting");
+  assert.notEqual(other.request_idx, first.request_idx);
+});
+
+Deno.test("control plane: scripted and plain-text replies, a request log, raw text and headers in records", async () => {
+  await using cp = await startControlPlane({ keyPair });
+  cp.setPubkeyReply((n) =>
+    n === 1 ? { status: 503, text: "warming up" } : undefined
+  );
+  const warming = await fetch(`${cp.url}/pubkey/`);
+  assert.equal(warming.status, 503);
+  assert.equal(await warming.text(), "warming up");
+  assert.equal(
+    await (await fetch(`${cp.url}/pubkey/`)).text(),
+    cp.publicKeyPem,
+  );
+
+  // A scripted reply may wait; it is given up when the stand-in stops.
+  const gate = Promise.withResolvers<undefined>();
+  cp.setRouteReply(async () => {
+    await gate.promise;
+    return { status: 401, text: "route says no" };
+  });
+  const refused = post(cp.url, "/route/", { endpoint: "e" });
+  await waitFor(() => cp.requests.length === 3, 1000, "route received");
+  gate.resolve(undefined);
+  const res = await refused;
+  assert.equal(res.status, 401);
+  assert.equal(await res.text(), "route says no");
+
+  const big = '{"id": 1, "working_request_idxs": [9223372036854775808]}';
+  (await post(cp.url, "/worker_status/", big, {
+    headers: { authorization: "Bearer t" },
+  })).body?.cancel();
+  const [rec] = cp.statusReports;
+  assert.equal(rec.text, big);
+  assert.equal(rec.headers.get("authorization"), "Bearer t");
+  (await fetch(`${cp.url}/nowhere`)).body?.cancel();
+  assert.deepEqual(cp.requests.map((r) => `${r.method} ${r.path}`), [
+    "GET /pubkey/",
+    "GET /pubkey/",
+    "POST /route/",
+    "POST /worker_status/",
+    "GET /nowhere",
+  ]);
+
+  // A lost /pubkey/ answer never comes: the caller's try times out.
+  cp.setPubkeyReply({ lost: true });
+  await assert.rejects(
+    fetch(`${cp.url}/pubkey/`, { signal: AbortSignal.timeout(100) }),
   );
 });
