@@ -6,8 +6,8 @@
  * @module
  */
 
+import { type Release, SlotQueue } from "../lib/traffic/admission.ts";
 import { delay } from "../lib/std/async.ts";
-import { Slots } from "./_async.ts";
 
 /** One generated token. */
 export interface Token {
@@ -50,7 +50,7 @@ export interface TokenEngineOptions {
 
 /** Scheduler + decoder. Counters are public for the `/metrics` pages. */
 export class TokenEngine {
-  #slots: Slots;
+  #slots: SlotQueue;
   #intervalMs = 20;
   /** Prompt tokens of all admitted requests. */
   promptTokens = 0;
@@ -65,13 +65,14 @@ export class TokenEngine {
    * @param options speed and concurrency.
    */
   constructor(options: TokenEngineOptions = {}) {
-    this.#slots = new Slots(options.maxConcurrency ?? 256);
+    const limit = Math.floor(options.maxConcurrency ?? 256);
+    this.#slots = new SlotQueue(Math.max(1, limit));
     this.setTokensPerSecond(options.tokensPerSecond ?? 50);
   }
 
   /** Requests being decoded. */
   get running(): number {
-    return this.#slots.running;
+    return this.#slots.active;
   }
 
   /** Requests waiting for a slot. */
@@ -81,7 +82,7 @@ export class TokenEngine {
 
   /** Slot limit. */
   get maxConcurrency(): number {
-    return this.#slots.limit;
+    return this.#slots.capacity;
   }
 
   /** Changes the speed; running requests pick it up at their next token. */
@@ -94,14 +95,12 @@ export class TokenEngine {
     this.#intervalMs = 1000 / tokensPerSecond;
   }
 
-  /** Waits for a running slot; `false` if `signal` aborted first. */
-  admit(signal: AbortSignal): Promise<boolean> {
-    return this.#slots.acquire(signal);
-  }
-
-  /** Frees the slot taken by {@linkcode admit}. */
-  release(): void {
-    this.#slots.release();
+  /**
+   * Waits for a running slot (FIFO); resolves with the function that frees
+   * it, or `undefined` if `signal` aborted first.
+   */
+  admit(signal: AbortSignal): Promise<Release | undefined> {
+    return this.#slots.acquire(signal).catch(() => undefined);
   }
 
   /**

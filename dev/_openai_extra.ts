@@ -5,7 +5,7 @@
  * @module
  */
 
-import { pythonFloatRepr } from "../lib/auth/python_json.ts";
+import { HistogramVec, TextWriter } from "../lib/metrics/prometheus_text.ts";
 import { randomHex } from "./_async.ts";
 import type { TokenEngine } from "./_engine.ts";
 
@@ -35,102 +35,70 @@ const TTFT_BUCKETS = [
   2560.0,
 ];
 
-/** A Prometheus histogram with cumulative buckets. */
-export class Histogram {
-  #counts = new Array<number>(TTFT_BUCKETS.length).fill(0);
-  #sum = 0;
-  #count = 0;
+const TTFT = "vllm:time_to_first_token_seconds";
 
-  /** Records one observation (seconds). */
-  observe(seconds: number): void {
-    this.#sum += seconds;
-    this.#count++;
-    TTFT_BUCKETS.forEach((le, i) => {
-      if (seconds <= le) this.#counts[i]++;
-    });
-  }
-
-  /** Exposition lines for `name` with `labels` (`k="v",…`). */
-  render(name: string, labels: string): string[] {
-    const lines = TTFT_BUCKETS.map((le, i) =>
-      `${name}_bucket{${labels},le="${pyFloat(le)}"} ${
-        pyFloat(this.#counts[i])
-      }`
-    );
-    lines.push(`${name}_bucket{${labels},le="+Inf"} ${pyFloat(this.#count)}`);
-    lines.push(`${name}_count{${labels}} ${pyFloat(this.#count)}`);
-    lines.push(`${name}_sum{${labels}} ${pyFloat(this.#sum)}`);
-    return lines;
-  }
+/** vLLM's time-to-first-token histogram, labelled `engine`, `model_name`. */
+export function ttftHistogram(): HistogramVec {
+  return new HistogramVec(
+    TTFT,
+    "Histogram of time to first token in seconds.",
+    ["engine", "model_name"],
+    TTFT_BUCKETS,
+  );
 }
 
 /**
- * A number as Python's `prometheus_client` prints it: `repr(float)` (`1.0`,
- * `0.25`), but Go's exponent form from 1e6 up (`1234567.0` -> `1.234567e+06`).
+ * The `/metrics` page of vLLM (V1 engine metric names, Python
+ * `prometheus_client` number format).
  */
-function pyFloat(n: number): string {
-  const repr = pythonFloatRepr(n);
-  const dot = repr.indexOf(".");
-  if (!(n > 0) || dot <= 6) return repr;
-  const digits = (repr.slice(0, dot) + repr.slice(dot + 1)).replace(/0+$/, "");
-  const mantissa = `${digits[0]}.${digits.slice(1)}`.replace(/\.$/, "");
-  return `${mantissa}e+0${dot - 1}`;
-}
-
-/** The `/metrics` page of vLLM (V1 engine metric names). */
 export function vllmMetrics(
   model: string,
   engine: TokenEngine,
-  ttft: Histogram,
+  ttft: HistogramVec,
 ): string {
-  const labels = `engine="0",model_name="${model}"`;
+  const w = new TextWriter({ pythonFloats: true });
+  const labels = { engine: "0", model_name: model };
   const metric = (
     name: string,
-    type: string,
+    type: "gauge" | "counter",
     help: string,
     value: number,
-  ): string[] => [
-    `# HELP ${name} ${help}`,
-    `# TYPE ${name} ${type}`,
-    `${name}${type === "counter" ? "_total" : ""}{${labels}} ${pyFloat(value)}`,
-  ];
-  const kv = engine.running / engine.maxConcurrency;
-  return [
-    ...metric(
-      "vllm:num_requests_running",
-      "gauge",
-      "Number of requests in model execution batches.",
-      engine.running,
-    ),
-    ...metric(
-      "vllm:num_requests_waiting",
-      "gauge",
-      "Number of requests waiting to be processed.",
-      engine.waiting,
-    ),
-    ...metric(
-      "vllm:kv_cache_usage_perc",
-      "gauge",
-      "KV-cache usage. 1 means 100 percent usage.",
-      kv,
-    ),
-    ...metric(
-      "vllm:prompt_tokens",
-      "counter",
-      "Number of prefill tokens processed.",
-      engine.promptTokens,
-    ),
-    ...metric(
-      "vllm:generation_tokens",
-      "counter",
-      "Number of generation tokens processed.",
-      engine.generationTokens,
-    ),
-    "# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.",
-    "# TYPE vllm:time_to_first_token_seconds histogram",
-    ...ttft.render("vllm:time_to_first_token_seconds", labels),
-    "",
-  ].join("\n");
+  ): void => {
+    w.family(name, type, help);
+    w.sample(type === "counter" ? `${name}_total` : name, labels, value);
+  };
+  metric(
+    "vllm:num_requests_running",
+    "gauge",
+    "Number of requests in model execution batches.",
+    engine.running,
+  );
+  metric(
+    "vllm:num_requests_waiting",
+    "gauge",
+    "Number of requests waiting to be processed.",
+    engine.waiting,
+  );
+  metric(
+    "vllm:kv_cache_usage_perc",
+    "gauge",
+    "KV-cache usage. 1 means 100 percent usage.",
+    engine.running / engine.maxConcurrency,
+  );
+  metric(
+    "vllm:prompt_tokens",
+    "counter",
+    "Number of prefill tokens processed.",
+    engine.promptTokens,
+  );
+  metric(
+    "vllm:generation_tokens",
+    "counter",
+    "Number of generation tokens processed.",
+    engine.generationTokens,
+  );
+  ttft.render(w);
+  return w.text();
 }
 
 /** The `/v1/models` body. */

@@ -18,7 +18,8 @@ import {
   usageChunk,
   vllmError,
 } from "./_openai_api.ts";
-import { embed, type Histogram } from "./_openai_extra.ts";
+import type { HistogramChild } from "../lib/metrics/prometheus_text.ts";
+import { embed } from "./_openai_extra.ts";
 import {
   eventStream,
   isObject,
@@ -35,7 +36,7 @@ export interface GenContext {
   /** Scheduler and decoder. */
   engine: TokenEngine;
   /** Time-to-first-token histogram to feed. */
-  ttft: Histogram;
+  ttft: HistogramChild;
   /** Served model name. */
   model: string;
   /** Context length. */
@@ -122,7 +123,8 @@ export class OpenAiGenerator {
   ): Promise<RunOutcome> {
     const t0 = performance.now();
     let outcome: RunOutcome = "ok";
-    if (await this.#ctx.engine.admit(scope.signal)) {
+    const release = await this.#ctx.engine.admit(scope.signal);
+    if (release) {
       try {
         for await (
           const tok of this.#ctx.engine.decode(req.maxTokens, scope.signal)
@@ -133,7 +135,7 @@ export class OpenAiGenerator {
           for (let c = 0; c < req.choices; c++) onToken(c, tok.text, tok.index);
         }
       } finally {
-        this.#ctx.engine.release();
+        release();
       }
     }
     if (scope.signal.aborted) {

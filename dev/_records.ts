@@ -10,6 +10,10 @@ import { deadline } from "../lib/std/async.ts";
 export interface Recorded {
   /** Parsed JSON body (`undefined` if it was not JSON). */
   body: unknown;
+  /** The body as sent (JSON.parse rounds integers beyond 2^53). */
+  text: string;
+  /** The request headers. */
+  headers: Headers;
   /** Arrival, `Date.now()` milliseconds. */
   at: number;
 }
@@ -34,12 +38,11 @@ export class Recorder {
   readonly route: Recorded[] = [];
   #watchers = new Set<Watcher>();
 
-  /** Records `body` as arrived now and wakes matching waiters. */
-  add(kind: RecordKind, body: unknown): void {
-    const rec: Recorded = { body, at: Date.now() };
+  /** Records `rec` and wakes matching waiters. */
+  add(kind: RecordKind, rec: Recorded): void {
     this[kind].push(rec);
     for (const w of [...this.#watchers]) {
-      if (w.kind === kind && w.predicate(body)) w.resolve(rec);
+      if (w.kind === kind && w.predicate(rec.body)) w.resolve(rec);
     }
   }
 

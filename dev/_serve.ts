@@ -3,6 +3,12 @@
  * nothing, gives each request an abort signal that fires when the client goes
  * away or the server is stopped, and stops without leaking anything.
  *
+ * `Deno.serve` (Deno 2.9) watches the socket for a client that leaves only
+ * when the whole request body came with the headers: on a fresh connection a
+ * body above ~400 bytes arrives later, and a client (the worker) that then
+ * aborts goes unnoticed until the answer is written. The stand-ins' `aborted`
+ * counters are reliable for small payloads only.
+ *
  * @module
  */
 

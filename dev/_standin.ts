@@ -47,7 +47,8 @@ export interface StandInServer extends AsyncDisposable {
   readonly port: number;
   /** Inference requests seen, valid or not. */
   readonly requests: number;
-  /** Requests whose client went away while queued or generating. */
+  /** Requests whose client went away while queued or generating (noticed
+   * for small payloads only: see `_serve.ts`). */
   readonly aborted: number;
   /** Last JSON body received on an inference route (`undefined` when it was
    * not JSON). */

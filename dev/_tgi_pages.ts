@@ -4,6 +4,7 @@
  * @module
  */
 
+import { TextWriter } from "../lib/metrics/prometheus_text.ts";
 import type { TokenEngine } from "./_engine.ts";
 
 /** The `/info` body of TGI 2.0. */
@@ -42,25 +43,39 @@ export function tgiMetrics(
   requests: number,
   maxTotalTokens: number,
 ): Response {
-  const metric = (type: string, name: string, v: number): string =>
-    `# TYPE ${name} ${type}\n${name} ${v}\n`;
-  const text = [
-    metric("gauge", "tgi_queue_size", engine.waiting),
-    metric("gauge", "tgi_batch_current_size", engine.running),
-    metric(
+  const w = new TextWriter()
+    .single("tgi_queue_size", "gauge", "Current queue size", engine.waiting)
+    .single(
+      "tgi_batch_current_size",
       "gauge",
+      "Current batch size",
+      engine.running,
+    )
+    .single(
       "tgi_batch_current_max_tokens",
+      "gauge",
+      "Maximum tokens for the current batch",
       engine.running * maxTotalTokens,
-    ),
-    metric("counter", "tgi_request_count", requests),
-    metric("counter", "tgi_request_success", engine.finished),
-    metric(
+    )
+    .single(
+      "tgi_request_count",
       "counter",
+      "Total number of requests",
+      requests,
+    )
+    .single(
+      "tgi_request_success",
+      "counter",
+      "Number of successful requests",
+      engine.finished,
+    )
+    .single(
       "tgi_request_generated_tokens_total",
+      "counter",
+      "Total number of generated tokens",
       engine.generationTokens,
-    ),
-  ].join("\n");
-  return new Response(text, {
+    );
+  return new Response(w.text(), {
     headers: { "content-type": "text/plain; charset=utf-8" },
   });
 }

@@ -20,8 +20,8 @@
  * @module
  */
 
+import { SlotQueue } from "../lib/traffic/admission.ts";
 import { delay } from "../lib/std/async.ts";
-import { Slots } from "./_async.ts";
 import {
   type ComfyJob,
   parseComfyPayload,
@@ -77,7 +77,7 @@ export function startComfyUiServer(
 class ComfyStandIn extends StandIn<ComfyUiServerOptions>
   implements ComfyUiServer {
   #secondsPerImage: number;
-  #slots = new Slots(1);
+  #slots = new SlotQueue(1);
   #files = 0;
 
   constructor(opts: ComfyUiServerOptions) {
@@ -126,7 +126,7 @@ class ComfyStandIn extends StandIn<ComfyUiServerOptions>
   }
 
   #health(path: string): Response {
-    const generation = this.#slots.running + this.#slots.waiting;
+    const generation = this.#slots.active + this.#slots.waiting;
     if (path === "/queue-info") {
       return json({
         preprocess_queue_size: 0,
@@ -150,13 +150,12 @@ class ComfyStandIn extends StandIn<ComfyUiServerOptions>
     if (job instanceof Response) return this.#done(job);
     const result = newResult(job.requestId);
     this.log.write(comfyLog.queued(job.requestId));
-    if (!await this.#slots.acquire(scope.signal)) {
-      return this.#interrupted(result, scope);
-    }
+    const release = await this.#slots.acquire(scope.signal).catch(() => {});
+    if (!release) return this.#interrupted(result, scope);
     try {
       return await this.#execute(job, result, scope);
     } finally {
-      this.#slots.release();
+      release();
     }
   }
 

@@ -3,7 +3,9 @@
  * `REPORT_ADDR`): `GET /pubkey/`, `POST /route/` with real RSA-2048
  * signatures, and `POST /worker_status/` / `POST /delete_requests/`, whose
  * bodies it records for tests. Replies and delays can be set to simulate an
- * outage, a slow autoscaler, or reports lost on the way (never answered).
+ * outage, a slow autoscaler, reports lost on the way (never answered), a
+ * key server that is slow to answer, or an autoscaler still looking for a
+ * worker (`waitsPerRequest`).
  *
  * @example
  * ```ts
@@ -18,10 +20,10 @@
  * @module
  */
 
-import { delay } from "../lib/std/async.ts";
+import { sleep } from "./_async.ts";
 import { pythonFloatRepr } from "../lib/auth/python_json.ts";
 import { type Recorded, Recorder, type RecordKind } from "./_records.ts";
-import { DevServer, isObject, json, readJson } from "./_serve.ts";
+import { DevServer, isObject, json, parseJson } from "./_serve.ts";
 import {
   legacySignatureMessage,
   publicKeyPem,
@@ -32,6 +34,16 @@ import {
 
 export { legacySignatureMessage, urlSignatureMessage } from "./_signing.ts";
 export type { Recorded, RecordKind } from "./_records.ts";
+
+/** What the control plane serves, by path. */
+type Kind = "status" | "delete" | "pubkey" | "route";
+
+const ROUTES = new Map<string, Kind>([
+  ["/pubkey/", "pubkey"],
+  ["/route/", "route"],
+  ["/worker_status/", "status"],
+  ["/delete_requests/", "delete"],
+]);
 
 /** Options of {@linkcode startControlPlane}. */
 export interface ControlPlaneOptions {
@@ -45,20 +57,45 @@ export interface ControlPlaneOptions {
   apiKey?: string;
   /** Reuse a key pair (key generation takes a moment). @default a new one */
   keyPair?: CryptoKeyPair;
+  /**
+   * `/route/` answers "waiting" this many times to each new request (one
+   * without a `request_idx`) before routing it, as while the autoscaler
+   * looks for a worker; `Infinity` never routes. @default 0
+   */
+  waitsPerRequest?: number;
 }
 
-/** A canned answer: status and JSON body. */
+/** A canned answer: status and JSON (or plain-text) body. */
 export interface Reply {
   /** HTTP status. @default 200 */
   status?: number;
   /** JSON body. @default {"success": true} (or `{"error": ...}` for >= 400) */
   body?: unknown;
+  /** A plain-text body instead of `body`. @default none */
+  text?: string;
   /**
-   * Lost on the way: the body goes to `lostReports`, not the processed
-   * records, and no answer ever comes (the worker's try times out).
+   * Lost on the way: no answer ever comes (the caller's try times out); a
+   * report's body goes to `lostReports`, not the processed records.
    * @default false
    */
   lost?: boolean;
+}
+
+/**
+ * What a route answers: a fixed {@linkcode Reply}, or one picked per
+ * request from its 1-based number on that route (a scripted sequence; it
+ * may wait first). `undefined` is the normal answer.
+ */
+export type ReplySource =
+  | Reply
+  | ((n: number) => Reply | undefined | Promise<Reply | undefined>);
+
+/** One request the control plane received, on any path. */
+export interface RequestLine {
+  method: string;
+  path: string;
+  /** Arrival, `Date.now()` milliseconds. */
+  at: number;
 }
 
 /** Handle of a running control-plane stand-in; `await using` closes it. */
@@ -82,6 +119,8 @@ export interface ControlPlane extends AsyncDisposable {
   };
   /** Number of `GET /pubkey/` requests. */
   readonly pubkeyFetches: number;
+  /** Every request received, in arrival order. */
+  readonly requests: readonly RequestLine[];
   /** Base64 RSA-PKCS1v15-SHA256 signature of `message` with the served key. */
   sign(message: string): Promise<string>;
   /** Sets (or clears) the worker URL `/route/` hands out. */
@@ -89,11 +128,13 @@ export interface ControlPlane extends AsyncDisposable {
   /** `false` makes `/route/` answer "waiting" even with a worker URL. */
   setReady(ready: boolean): void;
   /** Answer for `/worker_status/` (`undefined` restores 200). */
-  setStatusReply(reply: Reply | undefined): void;
+  setStatusReply(reply: ReplySource | undefined): void;
   /** Answer for `/delete_requests/` (`undefined` restores 200). */
-  setDeleteReply(reply: Reply | undefined): void;
+  setDeleteReply(reply: ReplySource | undefined): void;
   /** Answer for `/pubkey/` (`undefined` restores the PEM). */
-  setPubkeyReply(reply: Reply | undefined): void;
+  setPubkeyReply(reply: ReplySource | undefined): void;
+  /** Answer for `/route/` instead of routing (`undefined` restores it). */
+  setRouteReply(reply: ReplySource | undefined): void;
   /** Delay before answering `/worker_status/` and `/delete_requests/`. */
   setDelayMs(ms: number): void;
   /**
@@ -133,11 +174,13 @@ class ControlPlaneStandIn implements ControlPlane {
   #http: DevServer;
   #workerUrl: string | undefined;
   #ready = true;
-  #replies: Partial<Record<"status" | "delete" | "pubkey", Reply>> = {};
+  #replies: Partial<Record<Kind, ReplySource>> = {};
+  #counts: Record<Kind, number> = { status: 0, delete: 0, pubkey: 0, route: 0 };
+  #waitsLeft = new Map<number, number>();
   #delayMs = 0;
   #reqnum = 0;
   #requestIdx = 0;
-  #pubkeyFetches = 0;
+  readonly requests: RequestLine[] = [];
   readonly lostReports = {
     status: [] as Recorded[],
     delete: [] as Recorded[],
@@ -167,7 +210,7 @@ class ControlPlaneStandIn implements ControlPlane {
     return this.#records.route;
   }
   get pubkeyFetches(): number {
-    return this.#pubkeyFetches;
+    return this.#counts.pubkey;
   }
 
   sign(message: string): Promise<string> {
@@ -179,14 +222,17 @@ class ControlPlaneStandIn implements ControlPlane {
   setReady(ready: boolean): void {
     this.#ready = ready;
   }
-  setStatusReply(reply: Reply | undefined): void {
+  setStatusReply(reply: ReplySource | undefined): void {
     this.#replies.status = reply;
   }
-  setDeleteReply(reply: Reply | undefined): void {
+  setDeleteReply(reply: ReplySource | undefined): void {
     this.#replies.delete = reply;
   }
-  setPubkeyReply(reply: Reply | undefined): void {
+  setPubkeyReply(reply: ReplySource | undefined): void {
     this.#replies.pubkey = reply;
+  }
+  setRouteReply(reply: ReplySource | undefined): void {
+    this.#replies.route = reply;
   }
   setDelayMs(ms: number): void {
     this.#delayMs = ms;
@@ -211,70 +257,94 @@ class ControlPlaneStandIn implements ControlPlane {
 
   async #route(req: Request): Promise<Response> {
     const path = new URL(req.url).pathname;
-    const post = req.method === "POST";
-    if (path === "/pubkey/" && req.method === "GET") {
-      this.#pubkeyFetches++;
-      const r = this.#replies.pubkey;
-      if (r) return this.#reply(r);
-      return new Response(this.publicKeyPem, {
+    this.requests.push({ method: req.method, path, at: Date.now() });
+    const kind = ROUTES.get(path);
+    if (kind === undefined) return json({ error: "not found" }, 404);
+    if (req.method !== (kind === "pubkey" ? "GET" : "POST")) {
+      return json({ error: "method not allowed" }, 405);
+    }
+    const text = await req.text();
+    const rec: Recorded = {
+      body: parseJson(text),
+      text,
+      headers: req.headers,
+      at: Date.now(),
+    };
+    const reply = await this.#pick(kind);
+    if (reply?.lost) {
+      if (kind === "status" || kind === "delete") {
+        this.lostReports[kind].push(rec);
+      }
+      // Held until the caller gives up (or the stand-in stops).
+      const gone = AbortSignal.any([req.signal, this.#http.killSignal]);
+      await sleep(2 ** 31 - 1, gone);
+      return json({ error: "lost" }, 504);
+    }
+    if (kind === "pubkey") {
+      return reply ? this.#reply(reply) : new Response(this.publicKeyPem, {
         headers: { "content-type": "text/plain; charset=utf-8" },
       });
     }
-    if (path === "/route/" && post) {
-      return this.#routeRequest(await readJson(req));
+    this.#records.add(kind, rec);
+    if (kind === "route") {
+      return reply ? this.#reply(reply) : this.#routeRequest(rec.body);
     }
-    if ((path === "/worker_status/" || path === "/delete_requests/") && post) {
-      const kind = path === "/worker_status/" ? "status" : "delete";
-      const body = await readJson(req);
-      if (this.#replies[kind]?.lost) {
-        this.lostReports[kind].push({ body, at: Date.now() });
-        // Held until the worker gives up (or the stand-in stops).
-        const gone = AbortSignal.any([req.signal, this.#http.killSignal]);
-        await delay(2 ** 31 - 1, { signal: gone }).catch(() => {});
-        return json({ error: "lost" }, 504);
-      }
-      this.#records.add(kind, body);
-      if (this.#delayMs > 0) {
-        const signal = this.#http.killSignal;
-        await delay(this.#delayMs, { signal }).catch(() => {});
-      }
-      return this.#reply(this.#replies[kind]);
+    if (this.#delayMs > 0) await sleep(this.#delayMs, this.#http.killSignal);
+    return this.#reply(reply);
+  }
+
+  /** The reply set for the next request of `kind` (waits for a scripted one). */
+  async #pick(kind: Kind): Promise<Reply | undefined> {
+    const n = ++this.#counts[kind];
+    const source = this.#replies[kind];
+    if (typeof source !== "function") return source;
+    // A reply still pending when the stand-in stops is given up.
+    const settled = new AbortController();
+    const stop = AbortSignal.any([settled.signal, this.#http.killSignal]);
+    const killed = sleep(2 ** 31 - 1, stop).then(() => undefined);
+    try {
+      return await Promise.race([source(n), killed]);
+    } finally {
+      settled.abort();
     }
-    const known = [
-      "/pubkey/",
-      "/route/",
-      "/worker_status/",
-      "/delete_requests/",
-    ].includes(path);
-    return json(
-      { error: known ? "method not allowed" : "not found" },
-      known ? 405 : 404,
-    );
   }
 
   #reply(r: Reply | undefined): Response {
     const status = r?.status ?? 200;
+    if (r?.text !== undefined) {
+      return new Response(r.text, {
+        status,
+        headers: { "content-type": "text/plain; charset=utf-8" },
+      });
+    }
     const body = r?.body ??
       (status >= 400 ? { error: `simulated ${status}` } : { success: true });
     return json(body, status);
   }
 
   async #routeRequest(body: unknown): Promise<Response> {
-    this.#records.add("route", body);
     if (!isObject(body)) return json({ error: "invalid JSON body" }, 400);
     if (this.#opts.apiKey !== undefined && body.api_key !== this.#opts.apiKey) {
       return json({ error: "invalid api_key" }, 401);
     }
     const endpoint = String(body.endpoint ?? "");
     const given = body.request_idx;
-    const requestIdx =
-      typeof given === "number" && Number.isInteger(given) && given > 0
-        ? given
-        : ++this.#requestIdx;
-    const url = this.#workerUrl;
-    if (url === undefined || !this.#ready) {
-      return json({ endpoint, status: "waiting", request_idx: requestIdx });
+    const known = typeof given === "number" && Number.isInteger(given) &&
+      given > 0;
+    const requestIdx = known ? given : ++this.#requestIdx;
+    if (!known) {
+      this.#waitsLeft.set(requestIdx, this.#opts.waitsPerRequest ?? 0);
     }
+    const waiting = () =>
+      json({ endpoint, status: "waiting", request_idx: requestIdx });
+    const url = this.#workerUrl;
+    if (url === undefined || !this.#ready) return waiting();
+    const waits = this.#waitsLeft.get(requestIdx) ?? 0;
+    if (waits > 0) {
+      this.#waitsLeft.set(requestIdx, waits - 1);
+      return waiting();
+    }
+    this.#waitsLeft.delete(requestIdx);
     const cost = typeof body.cost === "number" ? body.cost : 100;
     const reqnum = ++this.#reqnum;
     const message = this.#opts.signatureFormat === "legacy"

@@ -18,9 +18,10 @@
  * @module
  */
 
+import { PROMETHEUS_CONTENT_TYPE } from "../lib/metrics/prometheus_text.ts";
 import { TokenEngine } from "./_engine.ts";
 import { type GenRequest, vllmError } from "./_openai_api.ts";
-import { Histogram, modelsBody, vllmMetrics } from "./_openai_extra.ts";
+import { modelsBody, ttftHistogram, vllmMetrics } from "./_openai_extra.ts";
 import { OpenAiGenerator, type Outcome } from "./_openai_gen.ts";
 import * as logs from "./_openai_logs.ts";
 import { json, readJson, reasonPhrase, type RequestScope } from "./_serve.ts";
@@ -77,7 +78,7 @@ class OpenAiStandIn extends StandIn<OpenAiServerOptions>
   #model: string;
   #maxModelLen: number;
   #engine: TokenEngine;
-  #ttft = new Histogram();
+  #ttft = ttftHistogram();
   #gen: OpenAiGenerator;
 
   constructor(opts: OpenAiServerOptions) {
@@ -88,7 +89,7 @@ class OpenAiStandIn extends StandIn<OpenAiServerOptions>
     this.#engine = new TokenEngine(opts);
     this.#gen = new OpenAiGenerator({
       engine: this.#engine,
-      ttft: this.#ttft,
+      ttft: this.#ttft.labels("0", this.#model),
       model: this.#model,
       maxModelLen: this.#maxModelLen,
       onFinish: (outcome) => this.#finish(outcome),
@@ -155,11 +156,7 @@ class OpenAiStandIn extends StandIn<OpenAiServerOptions>
       case "/metrics":
         return new Response(
           vllmMetrics(this.#model, this.#engine, this.#ttft),
-          {
-            headers: {
-              "content-type": "text/plain; version=0.0.4; charset=utf-8",
-            },
-          },
+          { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } },
         );
       case "/v1/models":
         return json(modelsBody(this.#model, this.#maxModelLen));

@@ -217,13 +217,14 @@ class TgiStandIn extends StandIn<TgiServerOptions> implements TgiServer {
     scope: RequestScope,
     onToken: (t: Token) => void,
   ): Promise<Outcome> {
-    if (await this.#engine.admit(scope.signal)) {
+    const release = await this.#engine.admit(scope.signal);
+    if (release) {
       try {
         for await (
           const t of this.#engine.decode(req.maxNewTokens, scope.signal)
         ) onToken(t);
       } finally {
-        this.#engine.release();
+        release();
       }
     }
     const outcome: Outcome = !scope.signal.aborted

@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
-import {
-  envelope,
-  post,
-  startWorker,
-  waitFor,
-  withUpstreamWorker,
-} from "./helpers/worker.ts";
+import { envelope, startWorker, withUpstreamWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 function config(
   upstream: UpstreamHandle,
@@ -54,7 +49,7 @@ Deno.test("the payload reaches the model as the client wrote it, byte for byte",
     const res = await post(w.url, "/echo", text);
     assert.equal(res.status, 200);
     await res.body?.cancel();
-    assert.equal(up.texts[0], payload);
+    assert.equal(up.calls.find((c) => c.path === "/echo")?.text, payload);
   });
 });
 

@@ -10,16 +10,11 @@ import {
   signedAuth,
   signText,
   signUrl,
-  startKeyServer,
-  writePubkeyFile,
+  withKeyedWorker,
 } from "./helpers/signing.ts";
-import {
-  post,
-  type Running,
-  startWorker,
-  waitFor,
-  withUpstreamWorker,
-} from "./helpers/worker.ts";
+import { startControlPlane } from "../dev/control_plane.ts";
+import { type Running, startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 const OTHER_KEYS = await generateKeys();
@@ -35,20 +30,11 @@ function body(
 }
 
 /** A worker that checks signatures against `KEYS`, loaded from a file. */
-async function withSignedWorker(
+function withSignedWorker(
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
   env: Record<string, string> = {},
 ): Promise<void> {
-  const keyDir = await Deno.makeTempDir({ prefix: "edgeworker-key-" });
-  try {
-    await withUpstreamWorker(HANDLERS, fn, {
-      UNSECURED: "false",
-      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(keyDir, KEYS.publicPem),
-      ...env,
-    });
-  } finally {
-    await Deno.remove(keyDir, { recursive: true });
-  }
+  return withKeyedWorker(KEYS, HANDLERS, fn, env);
 }
 
 /** POSTs and reads the JSON answer. */
@@ -134,13 +120,16 @@ Deno.test("every kind of bad signature gets 401 with a reason, reaches nothing a
 
 Deno.test("while the public key is still on its way requests get 401 at once, then pass once it arrives", async () => {
   const up = startUpstream();
-  const autoscaler = startKeyServer(KEYS.publicPem, true);
+  // A slow autoscaler: /pubkey/ answers once released.
+  const autoscaler = await startControlPlane({ keyPair: KEYS.keyPair });
+  const key = Promise.withResolvers<undefined>();
+  autoscaler.setPubkeyReply(() => key.promise);
   const w = await startWorker({ modelServerUrl: up.url, handlers: HANDLERS }, {
     UNSECURED: "false",
     REPORT_ADDR: autoscaler.url,
   });
   try {
-    await waitFor(() => autoscaler.pubkeyHits === 1, 2000, "pubkey fetch");
+    await waitFor(() => autoscaler.pubkeyFetches === 1, 2000, "pubkey fetch");
     const auth = await signedAuth(KEYS.privateKey);
     const started = Date.now();
     const early = await send(w, body(auth));
@@ -155,12 +144,12 @@ Deno.test("while the public key is still on its way requests get 401 at once, th
     await notReady.body?.cancel();
     assert.equal(rejects(w)[0]?.rejectReason, "signature");
 
-    autoscaler.release();
+    key.resolve(undefined);
     await waitFor(() => w.lifecycle.ready, 3000, "ready after the key");
     const late = await send(w, body({ ...auth, request_idx: 2 }));
     assert.equal(late.status, 200);
     assert.deepEqual(up.bodies, [{ prompt: "hi" }]);
-    assert.equal(autoscaler.pubkeyHits, 1);
+    assert.equal(autoscaler.pubkeyFetches, 1);
   } finally {
     await w.shutdown();
     await autoscaler.close();

@@ -11,7 +11,8 @@ import {
   signedAuth,
   writePubkeyFile,
 } from "./helpers/signing.ts";
-import { post, withUpstreamWorker } from "./helpers/worker.ts";
+import { withUpstreamWorker } from "./helpers/worker.ts";
+import { post } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 const HANDLERS: WorkerConfig["handlers"] = [

@@ -10,15 +10,12 @@ import {
   generateKeys,
   signText,
   signUrl,
-  writePubkeyFile,
+  withKeyedWorker,
 } from "./helpers/signing.ts";
-import {
-  post,
-  type Running,
-  waitFor,
-  withUpstreamWorker,
-} from "./helpers/worker.ts";
+import type { Running } from "./helpers/worker.ts";
 import type { UpstreamHandle } from "./helpers/upstream.ts";
+import { startControlPlane } from "../dev/control_plane.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 const URL_ = "https://203.0.113.5:41234";
@@ -27,40 +24,11 @@ const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true, workload: () => 10 },
 ];
 
-/** A `REPORT_ADDR` that keeps the raw text of every report (JSON.parse would round big ints). */
-function startRawRecorder() {
-  const texts = { status: [] as string[], delete: [] as string[] };
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      const text = await req.text();
-      if (path === "/worker_status/") texts.status.push(text);
-      if (path === "/delete_requests/") texts.delete.push(text);
-      return Response.json({});
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    texts,
-    close: () => server.shutdown(),
-  };
-}
-
-async function withWorker(
+function withWorker(
   env: Record<string, string>,
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "edgeworker-numbers-" });
-  try {
-    await withUpstreamWorker(HANDLERS, fn, {
-      UNSECURED: "false",
-      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(dir, KEYS.publicPem),
-      ...env,
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  return withKeyedWorker(KEYS, HANDLERS, fn, env);
 }
 
 /** A body with `auth_data` numbers written as given, legacy-signed over exactly those digits. */
@@ -86,7 +54,8 @@ async function legacyBody(
 Deno.test("legacy: reqnum 2^60+1 and request_idx 2^63 verify, are served, and the exact digits are reported", async () => {
   const reqnum = (2n ** 60n + 1n).toString();
   const idx = (2n ** 63n).toString(); // 9223372036854775808
-  const cp = startRawRecorder();
+  // Its records keep the raw text: JSON.parse would round the big ints.
+  const cp = await startControlPlane({ keyPair: KEYS.keyPair });
   try {
     await withWorker({
       EDGEWORKER_SIGNATURE_FORMAT: "legacy",
@@ -99,8 +68,8 @@ Deno.test("legacy: reqnum 2^60+1 and request_idx 2^63 verify, are served, and th
       const pending = post(w.url, "/slow", body).then((r) => (answer = r));
       // While it runs, /worker_status/ lists it with every digit.
       const listed = () =>
-        cp.texts.status.some((t) =>
-          t.includes(`"working_request_idxs":[${idx}]`)
+        cp.statusReports.some((r) =>
+          r.text.includes(`"working_request_idxs":[${idx}]`)
         );
       await waitFor(() => listed() || answer !== undefined, 3000, "status");
       assert.ok(
@@ -116,7 +85,10 @@ Deno.test("legacy: reqnum 2^60+1 and request_idx 2^63 verify, are served, and th
       assert.deepEqual(await res.json(), { seq: null });
       assert.equal(up.bodies.length, 1);
       await waitFor(
-        () => cp.texts.delete.some((t) => t.includes(`"request_idx":${idx},`)),
+        () =>
+          cp.deleteReports.some((r) =>
+            r.text.includes(`"request_idx":${idx},`)
+          ),
         3000,
         "delete_requests with the exact request_idx",
       );

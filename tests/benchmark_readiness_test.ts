@@ -1,15 +1,16 @@
 /**
- * The benchmark as a user sees it: a worker measures a stand-in model
+ * The benchmark as a user sees it: a worker measures the scripted model
  * server of known speed, shows `max_perf` on `/status`, caches it in
  * `.has_benchmark` and reuses it; a benchmark that only fails is an error.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { HandlerConfig } from "../lib/config/schemas.ts";
-import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
+import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
+import { type Running, startWorker } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
-/** Units per second per request slot of the stand-in. */
+/** Units per second per request slot of the scripted model server. */
 const RATE = 50;
 const CONCURRENCY = 4;
 const RUNS = 3;
@@ -35,9 +36,9 @@ async function status(w: Running): Promise<Record<string, unknown>> {
   return await (await fetch(`${w.url}/status`)).json();
 }
 
-/** Starts a worker on the stand-in with its cache at `cache`. */
+/** Starts a worker on the scripted model server with its cache at `cache`. */
 function start(
-  s: StandIn,
+  s: UpstreamHandle,
   cache: string,
   env: Record<string, string> = {},
 ): Promise<Running> {
@@ -47,12 +48,12 @@ function start(
   );
 }
 
-/** Runs `fn` with a stand-in and a temp dir for the cache, then cleans up. */
+/** Runs `fn` with the scripted model server and a temp dir for the cache, then cleans up. */
 async function withStandIn(
-  fn: (s: StandIn, cache: string, workers: Running[]) => Promise<void>,
+  fn: (s: UpstreamHandle, cache: string, workers: Running[]) => Promise<void>,
   options: { workStatus?: number } = {},
 ): Promise<void> {
-  const s = startStandIn({ rate: RATE, ...options });
+  const s = startUpstream({ rate: RATE, ...options });
   const dir = await Deno.makeTempDir({ prefix: "benchmark_readiness_test_" });
   const workers: Running[] = [];
   try {

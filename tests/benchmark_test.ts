@@ -8,28 +8,23 @@ import {
   writeBenchmarkCache,
 } from "../lib/model/benchmark.ts";
 import type { Payload } from "../lib/config/schemas.ts";
+import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 
 const RATE = 50; // units per second per request slot
 
 /**
- * A model-server stand-in: a request of workload `w` takes `w / RATE`
- * seconds, with unlimited parallel slots, so concurrency C gives RATE * C.
+ * The scripted model server's `/work`: a request of workload `w` takes
+ * `w / RATE` seconds, with unlimited parallel slots, so concurrency C gives
+ * RATE * C.
  */
-function standIn(status = 200): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const { w } = await req.json();
-      await new Promise((r) => setTimeout(r, (w / RATE) * 1000));
-      return new Response("done", { status });
-    },
-  );
+function standIn(status = 200): UpstreamHandle {
+  return startUpstream({ rate: RATE, workStatus: status });
 }
 
 function sender(
-  server: Deno.HttpServer<Deno.NetAddr>,
+  server: UpstreamHandle,
 ): (payload: Payload, signal: AbortSignal) => Promise<boolean> {
-  const url = `http://127.0.0.1:${server.addr.port}/generate`;
+  const url = `${server.url}/work`;
   return async (payload, signal) => {
     const res = await fetch(url, {
       method: "POST",

@@ -1,9 +1,20 @@
 /**
- * Fake autoscaler (`/route/`) and fake worker for the client tests, both
- * real HTTP servers on 127.0.0.1 port 0.
+ * The autoscaler and worker of the client tests: the control-plane stand-in
+ * (`dev/control_plane.ts`) hands out the scripted upstream
+ * (`tests/helpers/upstream.ts`), scripted here as a worker that checks the
+ * envelope, keeps sessions and serves a few model routes.
  *
  * @module
  */
+import { sleep } from "../dev/_async.ts";
+import { isObject } from "../dev/_serve.ts";
+import { type ControlPlane, startControlPlane } from "../dev/control_plane.ts";
+import { controlPlaneKeys } from "./helpers/dev.ts";
+import {
+  type ScriptedRequest,
+  spacedStream,
+  startUpstream,
+} from "./helpers/upstream.ts";
 
 /** One request received by a fake. */
 export interface Recorded {
@@ -26,7 +37,9 @@ export interface FakeVastOptions {
 export interface FakeVast {
   routeUrl: string;
   workerUrl: string;
-  routeCalls: Recorded[];
+  /** The control plane behind `routeUrl` (it signs `/route/` answers). */
+  cp: ControlPlane;
+  readonly routeCalls: Recorded[];
   workerCalls: Recorded[];
   sessionEnds: Recorded[];
   /** Forget all sessions (the next session request gets 410). */
@@ -34,46 +47,7 @@ export interface FakeVast {
   close(): Promise<void>;
 }
 
-const encoder = new TextEncoder();
-
-/** Sleeps `ms`, or rejects when `signal` aborts (client went away). */
-export function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-/** A response whose body is `chunks`, sent `gapMs` apart. */
-function spaced(
-  chunks: string[],
-  gapMs: number,
-  signal: AbortSignal,
-  type: string,
-): Response {
-  let i = 0;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller): Promise<void> {
-      if (i > 0) {
-        try {
-          await delay(gapMs, signal);
-        } catch {
-          return; // client went away; the stream is being cancelled
-        }
-      }
-      if (i >= chunks.length) controller.close();
-      else controller.enqueue(encoder.encode(chunks[i++]));
-    },
-  });
-  return new Response(body, { headers: { "content-type": type } });
-}
+let keys: Promise<CryptoKeyPair> | undefined;
 
 function openAIError(message: string): Response {
   const error = {
@@ -97,17 +71,28 @@ function chatChunk(i: number, content: string): string {
   return `data: ${JSON.stringify(chunk)}\n\n`;
 }
 
+/** A response whose body is `chunks`, sent `gapMs` apart. */
+function spaced(
+  chunks: string[],
+  gapMs: number,
+  signal: AbortSignal,
+  type: string,
+): Response {
+  return new Response(spacedStream(chunks, gapMs, signal), {
+    headers: { "content-type": type },
+  });
+}
+
 /** Handles model routes after the envelope checks. */
 async function model(
   path: string,
   payload: Record<string, unknown>,
-  req: Request,
+  signal: AbortSignal,
   gapMs: number,
   counts: Map<string, number>,
 ): Promise<Response> {
   const n = (counts.get(path) ?? 0) + 1;
   counts.set(path, n);
-  const { signal } = req;
   if (payload.model === "bad") {
     return openAIError("The model `bad` does not exist.");
   }
@@ -126,9 +111,7 @@ async function model(
     case "/bad400":
       return openAIError("bad request body");
     case "/slow":
-      try {
-        await delay(2000, signal);
-      } catch {
+      if (!await sleep(2000, signal)) {
         return new Response(null, { status: 499 });
       }
       return Response.json({ slow: true });
@@ -190,130 +173,97 @@ async function model(
   }
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+/** The worker's side: envelope checks, sessions, then the model routes. */
+function workerScript(
+  fake: Pick<FakeVast, "workerCalls" | "sessionEnds">,
+  sessions: Map<string, string>,
+  gapMs: number,
+): (r: ScriptedRequest) => Promise<Response> {
+  const counts = new Map<string, number>();
+  let nextSession = 0;
+  return async ({ path, body, req, signal }) => {
+    if (!isObject(body)) {
+      return Response.json({ error: "invalid JSON" }, { status: 422 });
+    }
+    const rec = {
+      path,
+      authorization: req.headers.get("authorization"),
+      body,
+    };
+    if (path === "/session/end") {
+      fake.sessionEnds.push(rec);
+      const id = String(body.session_id);
+      if (!sessions.has(id)) {
+        return Response.json({ error: "not found" }, { status: 400 });
+      }
+      if (sessions.get(id) !== JSON.stringify(body.session_auth)) {
+        return Response.json({ error: "unauthorized" }, { status: 401 });
+      }
+      sessions.delete(id);
+      return Response.json({ ended: true, removed_session: id });
+    }
+    fake.workerCalls.push(rec);
+    const auth = body.auth_data;
+    if (
+      !isObject(auth) || typeof auth.url !== "string" ||
+      typeof auth.request_idx !== "number"
+    ) {
+      return Response.json({ auth_data: "field missing" }, { status: 422 });
+    }
+    if (!("payload" in body) || !("session_id" in body)) {
+      return Response.json({ payload: "field missing" }, { status: 422 });
+    }
+    const payload = isObject(body.payload) ? body.payload : {};
+    if (path === "/session/create") {
+      const id = `sess${nextSession++}`;
+      sessions.set(id, JSON.stringify(auth));
+      return Response.json({ session_id: id, expiration: 1e10 }, {
+        status: 201,
+      });
+    }
+    if (body.session_id !== null && !sessions.has(String(body.session_id))) {
+      return Response.json({ error: "invalid session" }, { status: 410 });
+    }
+    return await model(path, payload, signal, gapMs, counts);
+  };
 }
 
 /** Starts a fake autoscaler and a fake worker. */
-export function startFakeVast(options: FakeVastOptions = {}): FakeVast {
-  const waits = options.waits ?? 2;
-  const gapMs = options.gapMs ?? 80;
-  const routeCalls: Recorded[] = [];
-  const workerCalls: Recorded[] = [];
-  const sessionEnds: Recorded[] = [];
-  const waitsLeft = new Map<number, number>();
+export async function startFakeVast(
+  options: FakeVastOptions = {},
+): Promise<FakeVast> {
+  keys ??= controlPlaneKeys();
   const sessions = new Map<string, string>();
-  const counts = new Map<string, number>();
-  let nextIdx = 1000;
-  let nextSession = 0;
-  const noop = (): void => {};
-
-  const worker = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: noop },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      const body = await req.json().catch(() => undefined);
-      if (!isRecord(body)) {
-        return Response.json({ error: "invalid JSON" }, {
-          status: 422,
-        });
-      }
-      const rec = {
-        path,
-        authorization: req.headers.get("authorization"),
-        body,
-      };
-      if (path === "/session/end") {
-        sessionEnds.push(rec);
-        const id = String(body.session_id);
-        if (!sessions.has(id)) {
-          return Response.json({ error: "not found" }, {
-            status: 400,
-          });
-        }
-        if (
-          sessions.get(id) !== JSON.stringify(body.session_auth)
-        ) return Response.json({ error: "unauthorized" }, { status: 401 });
-        sessions.delete(id);
-        return Response.json({ ended: true, removed_session: id });
-      }
-      workerCalls.push(rec);
-      const auth = body.auth_data;
-      if (
-        !isRecord(auth) || typeof auth.url !== "string" ||
-        typeof auth.request_idx !== "number"
-      ) {
-        return Response.json({ auth_data: "field missing" }, { status: 422 });
-      }
-      if (!("payload" in body) || !("session_id" in body)) {
-        return Response
-          .json({ payload: "field missing" }, { status: 422 });
-      }
-      const payload = isRecord(body.payload) ? body.payload : {};
-      if (path === "/session/create") {
-        const id = `sess${nextSession++}`;
-        sessions.set(id, JSON.stringify(auth));
-        return Response.json({ session_id: id, expiration: 1e10 }, {
-          status: 201,
-        });
-      }
-      if (body.session_id !== null && !sessions.has(String(body.session_id))) {
-        return Response.json({ error: "invalid session" }, { status: 410 });
-      }
-      return await model(path, payload, req, gapMs, counts);
-    },
-  );
-  const workerUrl = `http://127.0.0.1:${worker.addr.port}`;
-
-  const route = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: noop },
-    async (req) => {
-      const body = await req.json();
-      routeCalls.push({
-        path: new URL(req.url).pathname,
-        authorization: req.headers.get("authorization"),
-        body,
-      });
-      if (options.routeStatus) {
-        return new Response("route says no", {
-          status: options.routeStatus,
-        });
-      }
-      let idx = Number(body.request_idx);
-      if (idx === 0) {
-        idx = nextIdx++;
-        waitsLeft.set(idx, waits);
-      }
-      const left = waitsLeft.get(idx) ?? 0;
-      if (left > 0) {
-        waitsLeft.set(idx, left - 1);
-        return Response.json({
-          endpoint: body.endpoint,
-          status: "waiting",
-          request_idx: idx,
-        });
-      }
-      return Response.json({
-        __request_id: crypto.randomUUID(),
-        cost: body.cost,
-        endpoint: body.endpoint,
-        reqnum: idx + 1,
-        request_idx: idx,
-        signature: "c2lnbmF0dXJl",
-        url: workerUrl,
-      });
-    },
-  );
-
+  const calls = {
+    workerCalls: [] as Recorded[],
+    sessionEnds: [] as Recorded[],
+  };
+  const worker = startUpstream({
+    script: workerScript(calls, sessions, options.gapMs ?? 80),
+  });
+  const cp = await startControlPlane({
+    keyPair: await keys,
+    workerUrl: worker.url,
+    waitsPerRequest: options.waits ?? 2,
+  });
+  if (options.routeStatus) {
+    cp.setRouteReply({ status: options.routeStatus, text: "route says no" });
+  }
   return {
-    routeUrl: `http://127.0.0.1:${route.addr.port}`,
-    workerUrl,
-    routeCalls,
-    workerCalls,
-    sessionEnds,
+    routeUrl: cp.url,
+    workerUrl: worker.url,
+    cp,
+    get routeCalls(): Recorded[] {
+      return cp.routeRequests.map((r) => ({
+        path: "/route/",
+        authorization: r.headers.get("authorization"),
+        body: r.body as Record<string, unknown>,
+      }));
+    },
+    ...calls,
     dropSessions: () => sessions.clear(),
     close: async () => {
-      await Promise.all([worker.shutdown(), route.shutdown()]);
+      await Promise.all([worker.close(), cp.close()]);
     },
   };
 }

@@ -14,7 +14,8 @@ import {
   readTables,
 } from "../lib/traffic/client_gone.ts";
 import http from "node:http";
-import { envelope, startWorker, waitFor } from "./helpers/worker.ts";
+import { envelope, startWorker } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const HEADER =
   "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";

@@ -26,7 +26,7 @@ function openaiFor(
 }
 
 async function withFake(fn: (fake: FakeVast) => Promise<void>): Promise<void> {
-  const fake = startFakeVast({ waits: 1, gapMs: 80 });
+  const fake = await startFakeVast({ waits: 1, gapMs: 80 });
   try {
     await fn(fake);
   } finally {
@@ -125,7 +125,7 @@ Deno.test("openai: a 400 from the model is an APIError with status 400", async (
 });
 
 Deno.test("openai: no ready worker becomes a 504 APIError, without openai retries", async () => {
-  const fake = startFakeVast({ waits: Infinity });
+  const fake = await startFakeVast({ waits: Infinity });
   try {
     const started = Date.now();
     const err = await openaiFor(fake, { timeoutMs: 200 }).completions.create({

@@ -3,7 +3,7 @@ import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import { startFakeVast } from "./client_fakes.ts";
 
 Deno.test("sessions: create, request without /route/, end, then closed", async () => {
-  const fake = startFakeVast({ waits: 1 });
+  const fake = await startFakeVast({ waits: 1 });
   try {
     const client = new EdgeworkerClient({
       routeUrl: fake.routeUrl,
@@ -69,7 +69,7 @@ Deno.test("sessions: create, request without /route/, end, then closed", async (
 });
 
 Deno.test("sessions: a 410 from the worker closes the session", async () => {
-  const fake = startFakeVast({ waits: 0 });
+  const fake = await startFakeVast({ waits: 0 });
   try {
     const client = new EdgeworkerClient({
       routeUrl: fake.routeUrl,

@@ -9,6 +9,7 @@ import {
   type FakeVastOptions,
   startFakeVast,
 } from "./client_fakes.ts";
+import { urlSignatureMessage } from "../dev/control_plane.ts";
 
 function clientFor(
   fake: FakeVast,
@@ -28,7 +29,7 @@ async function withFake(
   options: FakeVastOptions,
   fn: (fake: FakeVast) => Promise<void>,
 ): Promise<void> {
-  const fake = startFakeVast(options);
+  const fake = await startFakeVast(options);
   try {
     await fn(fake);
   } finally {
@@ -61,8 +62,8 @@ Deno.test("request polls /route/ keeping request_idx, then posts the envelope", 
 
     assert.deepEqual(fake.routeCalls.map((c) => c.body.request_idx), [
       0,
-      1000,
-      1000,
+      1,
+      1,
     ]);
     for (const call of fake.routeCalls) {
       assert.equal(call.path, "/route/");
@@ -91,9 +92,9 @@ Deno.test("request polls /route/ keeping request_idx, then posts the envelope", 
       __request_id: "x",
       cost: 42,
       endpoint: "ep",
-      reqnum: 1001,
-      request_idx: 1000,
-      signature: "c2lnbmF0dXJl",
+      reqnum: 1,
+      request_idx: 1,
+      signature: await fake.cp.sign(urlSignatureMessage(fake.workerUrl)),
       url: fake.workerUrl,
     });
   });
@@ -114,7 +115,7 @@ Deno.test("request times out while no worker is ready", async () => {
     assert.ok(elapsed >= 290 && elapsed < 800, `elapsed ${elapsed} ms`);
     assert.ok(fake.routeCalls.length >= 3, `${fake.routeCalls.length} polls`);
     assert.ok(
-      fake.routeCalls.slice(1).every((c) => c.body.request_idx === 1000),
+      fake.routeCalls.slice(1).every((c) => c.body.request_idx === 1),
     );
     assert.equal(fake.workerCalls.length, 0);
   });
@@ -144,7 +145,7 @@ Deno.test("429 is re-routed with the same request_idx after Retry-After", async 
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { n: 2 });
     assert.ok(Date.now() - started >= 90, "Retry-After: 0.1 was not honoured");
-    assert.deepEqual(fake.routeCalls.map((c) => c.body.request_idx), [0, 1000]);
+    assert.deepEqual(fake.routeCalls.map((c) => c.body.request_idx), [0, 1]);
     assert.equal(fake.workerCalls.length, 2);
   });
 });

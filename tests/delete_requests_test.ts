@@ -5,39 +5,25 @@
  * once, with Python's success flag and status string and ordered times.
  */
 import assert from "node:assert/strict";
-import { startControlPlane } from "../dev/control_plane.ts";
 import {
   type DeleteBody,
   deleteItems,
   MIXED,
-  mixedWorkerSetup,
   runMixed,
-  type Running,
   SLOW_MS,
-  stopWorker,
   waitForDeletes,
+  withMixedWorker,
 } from "./helpers/reporting.ts";
 import { generateKeys } from "./helpers/signing.ts";
-import { startUpstream } from "./helpers/upstream.ts";
-import { startWorker, waitFor } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 
 Deno.test("delete_requests: every request_idx once, with Python's success flag, status and ordered times", async () => {
-  const cp = await startControlPlane();
-  const up = startUpstream();
-  const dir = await Deno.makeTempDir({ prefix: "edgeworker-delete-" });
-  let w: Running | undefined;
-  try {
-    const { config, env } = await mixedWorkerSetup(up, KEYS, dir);
-    w = await startWorker(config, {
-      ...env,
-      REPORT_ADDR: cp.url,
-      CONTAINER_ID: "777",
-      MASTER_TOKEN: "mtoken-777",
-    });
-    const worker = w;
-    await waitFor(() => worker.lifecycle.ready, 3000, "ready");
+  await withMixedWorker(KEYS, {
+    CONTAINER_ID: "777",
+    MASTER_TOKEN: "mtoken-777",
+  }, async ({ cp, w: worker }) => {
     const before = Date.now() / 1000;
     await runMixed(worker, KEYS);
     const after = Date.now() / 1000;
@@ -112,10 +98,5 @@ Deno.test("delete_requests: every request_idx once, with Python's success flag, 
     assert.ok(
       slow.work_completed_at - slow.work_started_at >= SLOW_MS / 1000 - 0.05,
     );
-  } finally {
-    await stopWorker(w);
-    await up.close();
-    await cp.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import { text2ImageWorkflow } from "../dev/_comfy_api.ts";
 import { startComfyUiServer } from "../dev/comfyui_server.ts";
-import {
-  post,
-  tempLog,
-  waitFor,
-  waitForLog,
-  waitUntilRefused,
-} from "./helpers/dev.ts";
+import { tempLog, waitForLog, waitUntilRefused } from "./helpers/dev.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 /** Two 512×512 images saved as `cat_NNNNN_.png` by node 9. */
 const WORKFLOW = text2ImageWorkflow({ batch_size: 2 }, "cat");
@@ -16,7 +11,7 @@ Deno.test("comfyui stand-in answers /generate/sync with the wrapper's Result env
   await using comfy = await startComfyUiServer({ secondsPerImage: 0.05 });
   const t0 = performance.now();
   const body = { input: { request_id: "req-1", workflow_json: WORKFLOW } };
-  const res = await post(`${comfy.url}/generate/sync`, body);
+  const res = await post(comfy.url, "/generate/sync", body);
   assert.equal(res.status, 200);
   const result = await res.json();
   assert.ok(performance.now() - t0 >= 95, "2 images at 50 ms each");
@@ -57,7 +52,7 @@ Deno.test("comfyui stand-in answers /generate/sync with the wrapper's Result env
     assert.ok(Number.isInteger(result.timings[k]), k);
   }
   assert.deepEqual(comfy.lastBody, body);
-  const mod = await post(`${comfy.url}/generate/sync`, {
+  const mod = await post(comfy.url, "/generate/sync", {
     input: { modifier: "Text2Image", modifications: { prompt: "a cat" } },
   });
   const modResult = await mod.json();
@@ -71,7 +66,7 @@ Deno.test("comfyui stand-in runs jobs one at a time, in arrival order", async ()
   await using comfy = await startComfyUiServer({ secondsPerImage: 0.06 });
   const order: string[] = [];
   const send = async (id: string): Promise<void> => {
-    const r = await post(`${comfy.url}/generate/sync`, {
+    const r = await post(comfy.url, "/generate/sync", {
       input: { request_id: id, modifier: "Text2Image" },
     });
     order.push((await r.json()).id);
@@ -80,13 +75,13 @@ Deno.test("comfyui stand-in runs jobs one at a time, in arrival order", async ()
   const sent: Promise<void>[] = [];
   for (const id of ["a", "b", "c"]) {
     sent.push(send(id));
-    await waitFor(() => comfy.requests === sent.length);
+    await waitFor(() => comfy.requests === sent.length, 1000);
   }
   const all = Promise.all(sent);
   await waitFor(async () => {
     const q = await (await fetch(`${comfy.url}/health`)).json();
     return q.queues.generation === 3;
-  });
+  }, 1000);
   await all;
   assert.deepEqual(order, ["a", "b", "c"]);
   assert.ok(performance.now() - t0 >= 170, "three jobs ran in sequence");
@@ -94,20 +89,20 @@ Deno.test("comfyui stand-in runs jobs one at a time, in arrival order", async ()
 
 Deno.test("comfyui stand-in rejects invalid payloads like the wrapper", async () => {
   await using comfy = await startComfyUiServer({ secondsPerImage: 0 });
-  const neither = await post(`${comfy.url}/generate/sync`, { input: {} });
+  const neither = await post(comfy.url, "/generate/sync", { input: {} });
   assert.equal(neither.status, 422);
   const d = (await neither.json()).detail[0];
   assert.equal(d.type, "value_error");
   assert.deepEqual(d.loc, ["body", "input"]);
   assert.match(d.msg, /Must provide either workflow_json OR modifier/);
-  const missing = await post(`${comfy.url}/generate/sync`, { prompt: {} });
+  const missing = await post(comfy.url, "/generate/sync", { prompt: {} });
   assert.equal(missing.status, 422);
   assert.equal((await missing.json()).detail[0].type, "missing");
-  const notJson = await post(`${comfy.url}/generate/sync`, "{nope");
+  const notJson = await post(comfy.url, "/generate/sync", "{nope");
   assert.equal(notJson.status, 422);
   assert.equal((await notJson.json()).detail[0].type, "json_invalid");
   // ComfyUI itself refuses a graph without outputs: the wrapper answers 200, "failed".
-  const noOut = await post(`${comfy.url}/generate/sync`, {
+  const noOut = await post(comfy.url, "/generate/sync", {
     input: {
       workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } },
     },
@@ -117,7 +112,7 @@ Deno.test("comfyui stand-in rejects invalid payloads like the wrapper", async ()
   assert.equal(failed.status, "failed");
   assert.match(failed.message, /^Generation failed: .*prompt_no_outputs/);
   assert.deepEqual(failed.output, []);
-  const noClass = await post(`${comfy.url}/generate/sync`, {
+  const noClass = await post(comfy.url, "/generate/sync", {
     input: { workflow_json: { "1": { inputs: {} } } },
   });
   assert.match(
@@ -140,10 +135,10 @@ Deno.test("comfyui stand-in logs BACKENDS_READY once up, BACKEND_UNRECOVERABLE o
   await waitForLog(logFile.path, "BACKENDS_READY:");
   const ok = await fetch(`${comfy.url}/health`);
   assert.equal((await ok.json()).status, "healthy");
-  const job = post(`${comfy.url}/generate/sync`, {
+  const job = post(comfy.url, "/generate/sync", {
     input: { modifier: "Text2Image" },
   });
-  await waitFor(() => comfy.requests === 1);
+  await waitFor(() => comfy.requests === 1, 1000);
   await comfy.crash();
   const failed = await (await job).json();
   assert.equal(failed.status, "failed");
@@ -160,17 +155,17 @@ Deno.test("comfyui stand-in counts clients that leave; failure injection", async
       readySignal: false,
     });
     const ctrl = new AbortController();
-    const running = post(`${comfy.url}/generate/sync`, {
+    const running = post(comfy.url, "/generate/sync", {
       input: { modifier: "Text2Image" },
-    }, ctrl.signal);
-    const queued = post(`${comfy.url}/generate/sync`, {
+    }, { signal: ctrl.signal });
+    const queued = post(comfy.url, "/generate/sync", {
       input: { modifier: "Text2Image" },
-    }, ctrl.signal);
-    await waitFor(() => comfy.requests === 2);
+    }, { signal: ctrl.signal });
+    await waitFor(() => comfy.requests === 2, 1000);
     ctrl.abort();
     await assert.rejects(running);
     await assert.rejects(queued);
-    await waitFor(() => comfy.aborted === 2);
+    await waitFor(() => comfy.aborted === 2, 1000);
     const q = await (await fetch(`${comfy.url}/queue-info`)).json();
     assert.equal(q.generation_queue_size, 0);
     assert.doesNotMatch(
@@ -182,7 +177,7 @@ Deno.test("comfyui stand-in counts clients that leave; failure injection", async
     secondsPerImage: 0,
     failures: { errorRate: 1, crashAfterRequests: 1 },
   });
-  const r = await (await post(`${flaky.url}/generate/sync`, {
+  const r = await (await post(flaky.url, "/generate/sync", {
     input: { modifier: "Text2Image" },
   })).json();
   assert.equal(r.status, "failed");

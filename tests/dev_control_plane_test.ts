@@ -5,12 +5,9 @@ import {
   urlSignatureMessage,
 } from "../dev/control_plane.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const keyPair = await controlPlaneKeys();
-
-function post(url: string, body: unknown): Promise<Response> {
-  return fetch(url, { method: "POST", body: JSON.stringify(body) });
-}
 
 /** Verifies like a worker: import the served PEM, check the base64 signature. */
 async function verify(
@@ -51,7 +48,7 @@ Deno.test("control plane signs /route/ answers over the URL, verifiable with /pu
   );
   assert.equal(cp.pubkeyFetches, 1);
 
-  const res = await post(`${cp.url}/route/`, {
+  const res = await post(cp.url, "/route/", {
     endpoint: "my-endpoint",
     api_key: "k",
     cost: 256,
@@ -91,7 +88,7 @@ Deno.test("control plane signs /route/ answers over the URL, verifiable with /pu
     ),
   );
 
-  const again = await (await post(`${cp.url}/route/`, {
+  const again = await (await post(cp.url, "/route/", {
     endpoint: "my-endpoint",
     api_key: "k",
     cost: 1,
@@ -106,7 +103,7 @@ Deno.test("control plane signs /route/ answers over the URL, verifiable with /pu
 
 Deno.test("control plane answers 'waiting' until a worker is ready", async () => {
   await using cp = await startControlPlane({ keyPair });
-  const w1 = await (await post(`${cp.url}/route/`, {
+  const w1 = await (await post(cp.url, "/route/", {
     endpoint: "e",
     api_key: "k",
     cost: 100,
@@ -120,7 +117,7 @@ Deno.test("control plane answers 'waiting' until a worker is ready", async () =>
   assert.ok(w1.request_idx > 0);
   cp.setWorkerUrl("http://127.0.0.1:3000");
   cp.setReady(false);
-  const w2 = await (await post(`${cp.url}/route/`, {
+  const w2 = await (await post(cp.url, "/route/", {
     endpoint: "e",
     api_key: "k",
     cost: 100,
@@ -129,7 +126,7 @@ Deno.test("control plane answers 'waiting' until a worker is ready", async () =>
   assert.equal(w2.status, "waiting");
   assert.equal(w2.request_idx, w1.request_idx, "the queue position is kept");
   cp.setReady(true);
-  const ready = await (await post(`${cp.url}/route/`, {
+  const ready = await (await post(cp.url, "/route/", {
     endpoint: "e",
     api_key: "k",
     cost: 100,
@@ -150,7 +147,7 @@ Deno.test("control plane records worker_status and delete_requests with arrival 
     max_perf: 12.5,
     url: "http://x",
   };
-  const r1 = await post(`${cp.url}/worker_status/`, status);
+  const r1 = await post(cp.url, "/worker_status/", status);
   assert.equal(r1.status, 200);
   await r1.body?.cancel();
   const del = {
@@ -158,7 +155,7 @@ Deno.test("control plane records worker_status and delete_requests with arrival 
     mtoken: "t",
     requests: [{ request_idx: 3, success: true, status: "Success" }],
   };
-  const r2 = await post(`${cp.url}/delete_requests/`, del);
+  const r2 = await post(cp.url, "/delete_requests/", del);
   await r2.body?.cancel();
   assert.deepEqual(cp.statusReports.map((r) => r.body), [status]);
   assert.deepEqual(cp.deleteReports.map((r) => r.body), [del]);
@@ -175,7 +172,7 @@ Deno.test("control plane records worker_status and delete_requests with arrival 
     (b) => (b as { max_perf: number }).max_perf === 99,
     1000,
   );
-  (await post(`${cp.url}/worker_status/`, { ...status, max_perf: 99 })).body
+  (await post(cp.url, "/worker_status/", { ...status, max_perf: 99 })).body
     ?.cancel();
   assert.equal(((await later).body as { max_perf: number }).max_perf, 99);
   await assert.rejects(
@@ -188,7 +185,7 @@ Deno.test("control plane simulates an outage and a slow autoscaler", async () =>
   await using cp = await startControlPlane({ keyPair });
   cp.setStatusReply({ status: 503 });
   cp.setPubkeyReply({ status: 500 });
-  const down = await post(`${cp.url}/worker_status/`, { id: 1 });
+  const down = await post(cp.url, "/worker_status/", { id: 1 });
   assert.equal(down.status, 503);
   await down.body?.cancel();
   assert.equal(
@@ -204,7 +201,7 @@ Deno.test("control plane simulates an outage and a slow autoscaler", async () =>
   cp.setDelayMs(150);
   const sentAt = Date.now();
   const t0 = performance.now();
-  const slow = await post(`${cp.url}/delete_requests/`, {
+  const slow = await post(cp.url, "/delete_requests/", {
     worker_id: 1,
     requests: [],
   });
@@ -217,7 +214,7 @@ Deno.test("control plane simulates an outage and a slow autoscaler", async () =>
   // A pending delay ends when the control plane closes.
   cp.setDelayMs(60_000);
   const t1 = performance.now();
-  const pending = post(`${cp.url}/worker_status/`, { id: 2 });
+  const pending = post(cp.url, "/worker_status/", { id: 2 });
   await cp.waitFor("status", (b) => (b as { id: number }).id === 2);
   const closed = cp.close();
   await (await pending).body?.cancel();
@@ -232,14 +229,14 @@ Deno.test("control plane: legacy signature format, api key check, Python string 
     apiKey: "secret",
     keyPair,
   });
-  const denied = await post(`${cp.url}/route/`, {
+  const denied = await post(cp.url, "/route/", {
     endpoint: "e",
     api_key: "wrong",
     cost: 100,
   });
   assert.equal(denied.status, 401);
   await denied.body?.cancel();
-  const auth = await (await post(`${cp.url}/route/`, {
+  const auth = await (await post(cp.url, "/route/", {
     endpoint: "e",
     api_key: "secret",
     cost: 100,
@@ -288,5 +285,76 @@ Deno.test("legacy message: the stand-in writes cost as Python's json.dumps does"
       url: "https://120.238.149.138:26172",
     }),
     await fixture("legacy_float_cost"),
+  );
+});
+
+Deno.test("control plane: waits per new request, keeps the request_idx, then routes", async () => {
+  await using cp = await startControlPlane({
+    workerUrl: "http://127.0.0.1:9",
+    keyPair,
+    waitsPerRequest: 2,
+  });
+  const route = async (request_idx: number) =>
+    await (await post(cp.url, "/route/", { endpoint: "e", request_idx }))
+      .json();
+  const first = await route(0);
+  assert.equal(first.status, "waiting");
+  assert.ok(first.request_idx > 0);
+  assert.equal((await route(first.request_idx)).status, "waiting");
+  const routed = await route(first.request_idx);
+  assert.equal(routed.request_idx, first.request_idx);
+  assert.equal(routed.url, "http://127.0.0.1:9");
+  // A second new request waits on its own.
+  const other = await route(0);
+  assert.equal(other.status, "waiting");
+  assert.notEqual(other.request_idx, first.request_idx);
+});
+
+Deno.test("control plane: scripted and plain-text replies, a request log, raw text and headers in records", async () => {
+  await using cp = await startControlPlane({ keyPair });
+  cp.setPubkeyReply((n) =>
+    n === 1 ? { status: 503, text: "warming up" } : undefined
+  );
+  const warming = await fetch(`${cp.url}/pubkey/`);
+  assert.equal(warming.status, 503);
+  assert.equal(await warming.text(), "warming up");
+  assert.equal(
+    await (await fetch(`${cp.url}/pubkey/`)).text(),
+    cp.publicKeyPem,
+  );
+
+  // A scripted reply may wait; it is given up when the stand-in stops.
+  const gate = Promise.withResolvers<undefined>();
+  cp.setRouteReply(async () => {
+    await gate.promise;
+    return { status: 401, text: "route says no" };
+  });
+  const refused = post(cp.url, "/route/", { endpoint: "e" });
+  await waitFor(() => cp.requests.length === 3, 1000, "route received");
+  gate.resolve(undefined);
+  const res = await refused;
+  assert.equal(res.status, 401);
+  assert.equal(await res.text(), "route says no");
+
+  const big = '{"id": 1, "working_request_idxs": [9223372036854775808]}';
+  (await post(cp.url, "/worker_status/", big, {
+    headers: { authorization: "Bearer t" },
+  })).body?.cancel();
+  const [rec] = cp.statusReports;
+  assert.equal(rec.text, big);
+  assert.equal(rec.headers.get("authorization"), "Bearer t");
+  (await fetch(`${cp.url}/nowhere`)).body?.cancel();
+  assert.deepEqual(cp.requests.map((r) => `${r.method} ${r.path}`), [
+    "GET /pubkey/",
+    "GET /pubkey/",
+    "POST /route/",
+    "POST /worker_status/",
+    "GET /nowhere",
+  ]);
+
+  // A lost /pubkey/ answer never comes: the caller's try times out.
+  cp.setPubkeyReply({ lost: true });
+  await assert.rejects(
+    fetch(`${cp.url}/pubkey/`, { signal: AbortSignal.timeout(100) }),
   );
 });

@@ -2,14 +2,8 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import parsePrometheus from "parse-prometheus-text-format";
 import { startOpenAiServer } from "../dev/openai_server.ts";
-import {
-  post,
-  readEvents,
-  tempLog,
-  waitFor,
-  waitForLog,
-  waitUntilRefused,
-} from "./helpers/dev.ts";
+import { tempLog, waitForLog, waitUntilRefused } from "./helpers/dev.ts";
+import { post, readEvents, waitFor } from "./helpers/http.ts";
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -25,7 +19,7 @@ async function metric(url: string, name: string): Promise<number> {
 Deno.test("openai stand-in streams one token per chunk at the set rate, [DONE] last", async () => {
   await using llm = await startOpenAiServer({ tokensPerSecond: 50 });
   const t0 = performance.now();
-  const res = await post(`${llm.url}/v1/completions`, {
+  const res = await post(llm.url, "/v1/completions", {
     model: "Qwen/Qwen3-0.6B",
     prompt: "Say hi",
     max_tokens: 10,
@@ -61,7 +55,7 @@ Deno.test("openai stand-in answers completions and chat as JSON, shaped like vLL
     tokensPerSecond: 1000,
     model: "m",
   });
-  const c = await (await post(`${llm.url}/v1/completions`, {
+  const c = await (await post(llm.url, "/v1/completions", {
     prompt: "a b c",
     max_tokens: 5,
   })).json();
@@ -77,21 +71,21 @@ Deno.test("openai stand-in answers completions and chat as JSON, shaped like vLL
     messages: [{ role: "user", content: "hi" }],
     max_completion_tokens: 3,
   };
-  const chat = await (await post(`${llm.url}/v1/chat/completions`, body))
+  const chat = await (await post(llm.url, "/v1/chat/completions", body))
     .json();
   assert.equal(chat.object, "chat.completion");
   assert.match(chat.id, /^chatcmpl-/);
   assert.equal(chat.choices[0].message.role, "assistant");
   assert.equal(chat.usage.completion_tokens, 3);
   assert.deepEqual(llm.lastBody, body);
-  const dflt = await (await post(`${llm.url}/v1/completions`, { prompt: "x" }))
+  const dflt = await (await post(llm.url, "/v1/completions", { prompt: "x" }))
     .json();
   assert.equal(dflt.usage.completion_tokens, 16);
   assert.equal(llm.requests, 3);
   const models = await (await fetch(`${llm.url}/v1/models`)).json();
   assert.equal(models.data[0].id, "m");
   const emb =
-    await (await post(`${llm.url}/v1/embeddings`, { input: ["a", "b"] }))
+    await (await post(llm.url, "/v1/embeddings", { input: ["a", "b"] }))
       .json();
   assert.equal(emb.data.length, 2);
   assert.equal(emb.data[0].object, "embedding");
@@ -124,7 +118,7 @@ Deno.test("openai stand-in rejects bad requests with vLLM's error shape", async 
     ["/v1/completions", { model: "nope", prompt: "x" }, 404, "NotFoundError"],
   ];
   for (const [path, body, status, type] of cases) {
-    const res = await post(`${llm.url}${path}`, body);
+    const res = await post(llm.url, path, body);
     const err = await res.json();
     assert.equal(res.status, status, JSON.stringify(body));
     assert.deepEqual(Object.keys(err).sort(), [
@@ -140,7 +134,7 @@ Deno.test("openai stand-in rejects bad requests with vLLM's error shape", async 
     assert.equal(err.param, null);
   }
   assert.match(
-    (await (await post(`${llm.url}/v1/completions`, {
+    (await (await post(llm.url, "/v1/completions", {
       model: "nope",
       prompt: "x",
     })).json()).message,
@@ -172,30 +166,31 @@ Deno.test("openai stand-in answers 503 while loading, then logs vLLM's ready lin
 Deno.test("openai stand-in counts a client that goes away mid-stream", async () => {
   await using llm = await startOpenAiServer({ tokensPerSecond: 100 });
   const ctrl = new AbortController();
-  const res = await post(`${llm.url}/v1/chat/completions`, {
+  const res = await post(llm.url, "/v1/chat/completions", {
     messages: [{ role: "user", content: "hi" }],
     max_tokens: 200,
     stream: true,
-  }, ctrl.signal);
+  }, { signal: ctrl.signal });
   const events = await readEvents(res, 3, ctrl);
   assert.deepEqual(JSON.parse(events[0].data).choices[0].delta, {
     role: "assistant",
     content: "",
   });
-  await waitFor(() => llm.aborted === 1);
+  await waitFor(() => llm.aborted === 1, 1000);
   assert.equal(await metric(llm.url, "vllm:num_requests_running"), 0);
   // A non-streaming request dropped while generating counts too.
   const ctrl2 = new AbortController();
-  const pending = post(`${llm.url}/v1/completions`, {
+  const pending = post(llm.url, "/v1/completions", {
     prompt: "x",
     max_tokens: 200,
-  }, ctrl2.signal);
-  await waitFor(async () =>
-    await metric(llm.url, "vllm:num_requests_running") === 1
+  }, { signal: ctrl2.signal });
+  await waitFor(
+    async () => await metric(llm.url, "vllm:num_requests_running") === 1,
+    1000,
   );
   ctrl2.abort();
   await assert.rejects(pending);
-  await waitFor(() => llm.aborted === 2);
+  await waitFor(() => llm.aborted === 2, 1000);
 });
 
 Deno.test("openai stand-in queues requests beyond maxConcurrency", async () => {
@@ -204,16 +199,17 @@ Deno.test("openai stand-in queues requests beyond maxConcurrency", async () => {
     maxConcurrency: 1,
   });
   const t0 = performance.now();
-  const a = post(`${llm.url}/v1/completions`, {
+  const a = post(llm.url, "/v1/completions", {
     prompt: "x",
     max_tokens: 10,
   });
-  const b = post(`${llm.url}/v1/completions`, {
+  const b = post(llm.url, "/v1/completions", {
     prompt: "y",
     max_tokens: 10,
   });
-  await waitFor(async () =>
-    await metric(llm.url, "vllm:num_requests_waiting") === 1
+  await waitFor(
+    async () => await metric(llm.url, "vllm:num_requests_waiting") === 1,
+    1000,
   );
   assert.equal(await metric(llm.url, "vllm:num_requests_running"), 1);
   const [ra, rb] = await Promise.all([a, b]);
@@ -233,11 +229,11 @@ Deno.test("openai stand-in crash() logs the engine's death and refuses connectio
     logFile: logFile.path,
     tokensPerSecond: 100,
   });
-  const inflight = post(`${llm.url}/v1/completions`, {
+  const inflight = post(llm.url, "/v1/completions", {
     prompt: "x",
     max_tokens: 100,
   });
-  await waitFor(() => llm.requests === 1);
+  await waitFor(() => llm.requests === 1, 1000);
   await llm.crash();
   const failed = await inflight;
   assert.equal(failed.status, 500);
@@ -253,10 +249,10 @@ Deno.test("openai stand-in failure injection: errorRate, crashAfterRequests, fai
     await using flaky = await startOpenAiServer({
       failures: { errorRate: 1, crashAfterRequests: 2 },
     });
-    const r = await post(`${flaky.url}/v1/completions`, { prompt: "x" });
+    const r = await post(flaky.url, "/v1/completions", { prompt: "x" });
     assert.equal(r.status, 500);
     assert.equal((await r.json()).object, "error");
-    const r2 = await post(`${flaky.url}/v1/completions`, { prompt: "x" });
+    const r2 = await post(flaky.url, "/v1/completions", { prompt: "x" });
     await r2.body?.cancel();
     await waitUntilRefused(flaky.url);
   }
@@ -319,7 +315,7 @@ Deno.test("openai stand-in setTokensPerSecond changes the speed at once", async 
   await using llm = await startOpenAiServer({ tokensPerSecond: 10 });
   llm.setTokensPerSecond(1000);
   const t0 = performance.now();
-  const res = await post(`${llm.url}/v1/completions`, {
+  const res = await post(llm.url, "/v1/completions", {
     prompt: "x",
     max_tokens: 20,
   });

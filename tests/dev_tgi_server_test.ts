@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { startTgiServer } from "../dev/tgi_server.ts";
-import {
-  post,
-  readEvents,
-  tempLog,
-  waitFor,
-  waitForLog,
-} from "./helpers/dev.ts";
+import { tempLog, waitForLog } from "./helpers/dev.ts";
+import { post, readEvents, waitFor } from "./helpers/http.ts";
 
 async function gauge(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -18,7 +13,7 @@ async function gauge(url: string, name: string): Promise<number> {
 Deno.test("tgi stand-in streams token events at the set rate, generated_text last", async () => {
   await using tgi = await startTgiServer({ tokensPerSecond: 50 });
   const t0 = performance.now();
-  const res = await post(`${tgi.url}/generate_stream`, {
+  const res = await post(tgi.url, "/generate_stream", {
     inputs: "What is deep learning?",
     parameters: { max_new_tokens: 10 },
   });
@@ -50,7 +45,7 @@ Deno.test("tgi stand-in streams token events at the set rate, generated_text las
 
 Deno.test("tgi stand-in /generate returns generated_text, details on request", async () => {
   await using tgi = await startTgiServer({ tokensPerSecond: 1000 });
-  const plain = await post(`${tgi.url}/generate`, {
+  const plain = await post(tgi.url, "/generate", {
     inputs: "Hi",
     parameters: { max_new_tokens: 3 },
   });
@@ -62,7 +57,7 @@ Deno.test("tgi stand-in /generate returns generated_text, details on request", a
     inputs: "Hi",
     parameters: { max_new_tokens: 4, details: true },
   };
-  const detailed = await (await post(`${tgi.url}/generate`, req)).json();
+  const detailed = await (await post(tgi.url, "/generate", req)).json();
   assert.equal(detailed.details.generated_tokens, 4);
   assert.equal(detailed.details.tokens.length, 4);
   assert.deepEqual(tgi.lastBody, req);
@@ -74,13 +69,13 @@ Deno.test("tgi stand-in /generate returns generated_text, details on request", a
 
 Deno.test("tgi stand-in validates like TGI's router", async () => {
   await using tgi = await startTgiServer();
-  const empty = await post(`${tgi.url}/generate`, { inputs: "" });
+  const empty = await post(tgi.url, "/generate", { inputs: "" });
   assert.equal(empty.status, 422);
   assert.deepEqual(await empty.json(), {
     error: "Input validation error: `inputs` cannot be empty",
     error_type: "validation",
   });
-  const zero = await post(`${tgi.url}/generate`, {
+  const zero = await post(tgi.url, "/generate", {
     inputs: "x",
     parameters: { max_new_tokens: 0 },
   });
@@ -89,12 +84,12 @@ Deno.test("tgi stand-in validates like TGI's router", async () => {
     (await zero.json()).error,
     /max_new_tokens` must be strictly positive/,
   );
-  const long = await post(`${tgi.url}/generate`, {
+  const long = await post(tgi.url, "/generate", {
     inputs: "x",
     parameters: { max_new_tokens: 4000 },
   });
   assert.equal((await long.json()).error_type, "validation");
-  const missing = await post(`${tgi.url}/generate`, { parameters: {} });
+  const missing = await post(tgi.url, "/generate", { parameters: {} });
   assert.equal(missing.status, 422);
   assert.match(await missing.text(), /missing field `inputs`/);
   const noType = await fetch(`${tgi.url}/generate`, {
@@ -137,19 +132,19 @@ Deno.test("tgi stand-in counts aborted streams and reports its queue in /metrics
     maxBatchSize: 1,
   });
   const ctrl = new AbortController();
-  const res = await post(`${tgi.url}/generate_stream`, {
+  const res = await post(tgi.url, "/generate_stream", {
     inputs: "x",
     parameters: { max_new_tokens: 100 },
-  }, ctrl.signal);
-  const queued = post(`${tgi.url}/generate`, {
+  }, { signal: ctrl.signal });
+  const queued = post(tgi.url, "/generate", {
     inputs: "y",
     parameters: { max_new_tokens: 2 },
   });
-  await waitFor(async () => await gauge(tgi.url, "tgi_queue_size") === 1);
+  await waitFor(async () => await gauge(tgi.url, "tgi_queue_size") === 1, 1000);
   assert.equal(await gauge(tgi.url, "tgi_batch_current_size"), 1);
   await readEvents(res, 2);
   ctrl.abort();
-  await waitFor(() => tgi.aborted === 1);
+  await waitFor(() => tgi.aborted === 1, 1000);
   const done = await queued;
   assert.equal(done.status, 200);
   await done.json();
@@ -164,14 +159,15 @@ Deno.test("tgi stand-in failures: overload 429, errorRate 424, crash and ShardCa
       tokensPerSecond: 100,
       maxConcurrentRequests: 1,
     });
-    const first = post(`${tgi.url}/generate`, {
+    const first = post(tgi.url, "/generate", {
       inputs: "x",
       parameters: { max_new_tokens: 50 },
     });
-    await waitFor(async () =>
-      await gauge(tgi.url, "tgi_batch_current_size") === 1
+    await waitFor(
+      async () => await gauge(tgi.url, "tgi_batch_current_size") === 1,
+      1000,
     );
-    const over = await post(`${tgi.url}/generate`, { inputs: "x" });
+    const over = await post(tgi.url, "/generate", { inputs: "x" });
     assert.equal(over.status, 429);
     assert.deepEqual(await over.json(), {
       error: "Model is overloaded",
@@ -187,7 +183,7 @@ Deno.test("tgi stand-in failures: overload 429, errorRate 424, crash and ShardCa
   }
   {
     await using flaky = await startTgiServer({ failures: { errorRate: 1 } });
-    const r = await post(`${flaky.url}/generate`, { inputs: "x" });
+    const r = await post(flaky.url, "/generate", { inputs: "x" });
     assert.equal(r.status, 424);
     assert.match((await r.json()).error, /^Request failed during generation/);
   }

@@ -7,6 +7,8 @@ import {
   sumSamples,
 } from "../lib/model/engine_metrics.ts";
 import { captureLogs } from "./helpers/logs.ts";
+import { waitFor } from "./helpers/http.ts";
+import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 
 const VLLM_TEXT =
   `# HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -33,25 +35,11 @@ weird{label="has } brace and \\" quote"} 7
 vllm:prompt_tokens_total{model_name="m"} 1.2e+06
 `;
 
+/** The scripted model server answering every request with `handler`. */
 function serve(
-  handler: (req: Request) => Response | Promise<Response>,
-): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    handler,
-  );
-}
-
-async function until(
-  cond: () => boolean,
-  timeoutMs = 3000,
-  what = "condition",
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  handler: () => Response | Promise<Response>,
+): UpstreamHandle {
+  return startUpstream({ script: handler });
 }
 
 Deno.test("vLLM text: sums label sets, max KV usage, mean TTFT", () => {
@@ -130,17 +118,21 @@ Deno.test("scrapes a real server on an interval, off the request path", async ()
     return new Response(text, { headers: { "content-type": "text/plain" } });
   });
   const scraper = new EngineMetricsScraper({
-    url: `http://127.0.0.1:${server.addr.port}/metrics`,
+    url: `${server.url}/metrics`,
     intervalMs: 30,
     kind: "vllm",
   });
   assert.deepEqual(scraper.snapshot(), {});
   scraper.start();
-  await until(() => scraper.snapshot().scrapedAt !== undefined, 3000, "scrape");
+  await waitFor(
+    () => scraper.snapshot().scrapedAt !== undefined,
+    3000,
+    "scrape",
+  );
   assert.equal(scraper.snapshot().running, 4);
   assert.equal(scraper.snapshot().kvCacheUsage, 0.75);
   running = 10;
-  await until(() => scraper.snapshot().running === 13, 3000, "rescrape");
+  await waitFor(() => scraper.snapshot().running === 13, 3000, "rescrape");
   assert.ok(hits >= 2);
   await scraper.close();
   const after = hits;
@@ -157,12 +149,12 @@ Deno.test("a failing endpoint is logged once and never throws", async () => {
       : new Response("vllm:num_requests_waiting 9\n")
   );
   const scraper = new EngineMetricsScraper({
-    url: `http://127.0.0.1:${server.addr.port}/metrics`,
+    url: `${server.url}/metrics`,
     intervalMs: 20,
     kind: "vllm",
   });
   scraper.start();
-  await until(() => scraper.snapshot().error !== undefined, 3000, "error");
+  await waitFor(() => scraper.snapshot().error !== undefined, 3000, "error");
   await new Promise((r) => setTimeout(r, 200)); // ~10 more failing scrapes
   const warns = (): LogRecord[] =>
     logs.records.filter((r) => r.level === "warning");
@@ -175,7 +167,7 @@ Deno.test("a failing endpoint is logged once and never throws", async () => {
   assert.equal(scraper.snapshot().scrapedAt, undefined);
 
   fail = false;
-  await until(() => scraper.snapshot().waiting === 9, 3000, "recovery");
+  await waitFor(() => scraper.snapshot().waiting === 9, 3000, "recovery");
   const ok: EngineSnapshot = scraper.snapshot();
   assert.equal(ok.error, undefined);
   assert.ok(
@@ -184,7 +176,7 @@ Deno.test("a failing endpoint is logged once and never throws", async () => {
   );
 
   fail = true;
-  await until(() => scraper.snapshot().error !== undefined, 3000, "error 2");
+  await waitFor(() => scraper.snapshot().error !== undefined, 3000, "error 2");
   assert.equal(
     scraper.snapshot().scrapedAt,
     ok.scrapedAt,
@@ -207,7 +199,7 @@ Deno.test("a missing endpoint (connection refused) is logged once", async () => 
     kind: "sglang",
   });
   scraper.start();
-  await until(() => scraper.snapshot().error !== undefined, 3000, "error");
+  await waitFor(() => scraper.snapshot().error !== undefined, 3000, "error");
   await new Promise((r) => setTimeout(r, 150));
   assert.equal(logs.records.filter((r) => r.level === "warning").length, 1);
   assert.equal(typeof (await scraper.scrape()).error, "string");

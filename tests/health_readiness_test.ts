@@ -1,12 +1,13 @@
 /**
- * Health-gated readiness end to end: a worker probes a real stand-in model
+ * Health-gated readiness end to end: a worker probes the scripted model
  * server and `/ready`, `/status` and the lifecycle follow what it answers.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
-import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
+import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
+import { type Running, startWorker } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const LOAD = "Application startup complete.";
 const ERROR = "CUDA out of memory";
@@ -22,7 +23,7 @@ const PROBE_WINDOW_MS = HEALTHCHECK.failureThreshold *
   (HEALTHCHECK.intervalSeconds + HEALTHCHECK.timeoutSeconds) * 1000;
 
 function healthConfig(
-  s: StandIn,
+  s: UpstreamHandle,
   more: Partial<WorkerConfig> = {},
 ): WorkerConfig {
   return {
@@ -65,14 +66,14 @@ async function assertSeen(
   });
 }
 
-async function stop(w: Running | undefined, ...standIns: StandIn[]) {
+async function stop(w: Running | undefined, ...standIns: UpstreamHandle[]) {
   await w?.shutdown();
   for (const s of standIns) await s.close();
   if (w) await Deno.remove(w.dir, { recursive: true });
 }
 
 Deno.test("health readiness: loading while the model answers 503, ready at its first 200", async () => {
-  const s = startStandIn({ healthStatus: 503 });
+  const s = startUpstream({ healthStatus: 503 });
   let w: Running | undefined;
   try {
     w = await startWorker(healthConfig(s));
@@ -90,7 +91,7 @@ Deno.test("health readiness: loading while the model answers 503, ready at its f
 });
 
 Deno.test("health readiness: a model server that never answers times out with what was awaited", async () => {
-  const s = startStandIn({ hangHealth: true });
+  const s = startUpstream({ hangHealth: true });
   let w: Running | undefined;
   try {
     const started = Date.now();
@@ -115,7 +116,7 @@ Deno.test("health readiness: a model server that never answers times out with wh
 });
 
 Deno.test("health readiness: a model server answering after the timeout is still used", async () => {
-  const s = startStandIn({ healthStatus: 503 });
+  const s = startUpstream({ healthStatus: 503 });
   let w: Running | undefined;
   try {
     w = await startWorker(healthConfig(s, { readinessTimeout: 0.3 }));
@@ -130,7 +131,7 @@ Deno.test("health readiness: a model server answering after the timeout is still
 });
 
 Deno.test("health readiness: a model server dying after ready is an error within the probe window, then recovers", async () => {
-  let s = startStandIn();
+  let s = startUpstream();
   const port = s.port;
   let w: Running | undefined;
   try {
@@ -164,7 +165,7 @@ Deno.test("health readiness: a model server dying after ready is an error within
     assert.equal(worker.lifecycle.fatal, false);
 
     // The model server comes back on the same port.
-    s = startStandIn({ port });
+    s = startUpstream({ port });
     const back = s;
     await waitFor(() => worker.lifecycle.ready, 3000, "recovery");
     assert.ok(back.healthProbes >= 1);
@@ -179,7 +180,7 @@ Deno.test("health readiness: with both, a fatal log line is not undone by the he
   const dir = await Deno.makeTempDir({ prefix: "health_readiness_test_" });
   const log = join(dir, "model.log");
   await Deno.writeTextFile(log, "");
-  let s = startStandIn({ healthStatus: 503 });
+  let s = startUpstream({ healthStatus: 503 });
   const port = s.port;
   let w: Running | undefined;
   try {
@@ -208,7 +209,7 @@ Deno.test("health readiness: with both, a fatal log line is not undone by the he
     await assertSeen(worker, { ready: 503, state: "error", errorMsg: line });
 
     // A healthy model server again does not undo a fatal error.
-    s = startStandIn({ port });
+    s = startUpstream({ port });
     const back = s;
     await waitFor(() => back.healthProbes >= 3, 3000, "probes after restart");
     await assertSeen(worker, { ready: 503, state: "error", errorMsg: line });
@@ -223,7 +224,7 @@ for (const readiness of ["logs", "both"] as const) {
     const dir = await Deno.makeTempDir({ prefix: "health_readiness_test_" });
     const log = join(dir, "model.log");
     await Deno.writeTextFile(log, `${LOAD}\n`);
-    let s = startStandIn();
+    let s = startUpstream();
     const port = s.port;
     let w: Running | undefined;
     try {
@@ -242,7 +243,7 @@ for (const readiness of ["logs", "both"] as const) {
       const error = worker.lifecycle.errorMsg;
       const states: string[] = [];
       worker.lifecycle.subscribe((t) => states.push(t.to));
-      s = startStandIn({ port, healthStatus: 503 });
+      s = startUpstream({ port, healthStatus: 503 });
       const back = s;
       await Deno.writeTextFile(log, `restart\n${LOAD}\n`, { append: true });
       await waitFor(() => back.healthProbes >= 4, 3000, "probes");
@@ -265,7 +266,7 @@ Deno.test("health readiness (both): a load line after the timeout does not skip 
   const dir = await Deno.makeTempDir({ prefix: "health_readiness_test_" });
   const log = join(dir, "model.log");
   await Deno.writeTextFile(log, "");
-  const s = startStandIn({ healthStatus: 503 });
+  const s = startUpstream({ healthStatus: 503 });
   let w: Running | undefined;
   try {
     w = await startWorker(healthConfig(s, {

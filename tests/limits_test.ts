@@ -9,10 +9,10 @@ import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
   envelope,
   FAST,
-  post,
   type Running,
   withUpstreamWorker,
 } from "./helpers/worker.ts";
+import { post } from "./helpers/http.ts";
 
 const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true },

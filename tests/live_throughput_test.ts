@@ -7,14 +7,9 @@
 import assert from "node:assert/strict";
 import type { HandlerConfig } from "../lib/config/schemas.ts";
 import { completionsToConverge } from "../lib/traffic/throughput.ts";
-import { type StandIn, startStandIn } from "./helpers/standin.ts";
-import {
-  envelope,
-  post,
-  type Running,
-  startWorker,
-  waitFor,
-} from "./helpers/worker.ts";
+import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
+import { envelope, type Running, startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 /** The worker's estimator smoothing (`ThroughputEstimator` default). */
 const ALPHA = 0.1;
@@ -74,7 +69,10 @@ async function liveThroughput(w: Running): Promise<number | null> {
  * 1000 units held in flight, then one more asked for; the answer's
  * `estimated_wait_seconds` is 1000 / throughput.
  */
-async function budgetThroughput(w: Running, s: StandIn): Promise<number> {
+async function budgetThroughput(
+  w: Running,
+  s: UpstreamHandle,
+): Promise<number> {
   const hold = new AbortController();
   const held = post(w.url, "/work", envelope({ w: 1000, hold: true }), {
     signal: hold.signal,
@@ -116,7 +114,7 @@ Deno.test(
     RATE_AFTER / RATE_BEFORE
   } speed-up within ${BOUND} completions`,
   async () => {
-    const s = startStandIn({ rate: RATE_BEFORE });
+    const s = startUpstream({ rate: RATE_BEFORE });
     let w: Running | undefined;
     let load: { stop: () => Promise<void> } | undefined;
     try {

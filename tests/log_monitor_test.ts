@@ -5,6 +5,7 @@ import {
   LogMonitor,
   type LogMonitorOptions,
 } from "../lib/model/log_monitor.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const ACTIONS = {
   onLoad: ["Application startup complete."],
@@ -46,16 +47,6 @@ async function harness(
   };
 }
 
-async function waitFor(cond: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) {
-      throw new Error(`Condition not met in ${timeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -74,7 +65,7 @@ Deno.test("LogMonitor fires on a line written in pieces, once complete", async (
   await sleep(150);
   assert.equal(h.events.length, 0, "a partial line must not fire");
   await append(h.path, "complete.\r\n");
-  await waitFor(() => h.events.length === 1);
+  await waitFor(() => h.events.length === 1, 2000);
   assert.deepEqual(h.events[0], {
     kind: "load",
     line: "INFO:     Application startup complete.",
@@ -85,7 +76,7 @@ Deno.test("LogMonitor fires on a line written in pieces, once complete", async (
   await append(h.path, bytes.subarray(0, 1));
   await sleep(50);
   await append(h.path, bytes.subarray(1));
-  await waitFor(() => h.events.length === 2);
+  await waitFor(() => h.events.length === 2, 2000);
   assert.equal(h.events[1].line, "é CUDA Out Of Memory");
   assert.equal(h.events[1].pattern, "CUDA out of memory");
 });
@@ -94,7 +85,7 @@ Deno.test("LogMonitor from=start fires on a load line already in the file", asyn
   await using h = await harness({
     create: "old\nApplication startup complete.\n",
   });
-  await waitFor(() => h.events.length === 1);
+  await waitFor(() => h.events.length === 1, 2000);
   assert.deepEqual(kinds(h.events), ["load"]);
 });
 
@@ -104,7 +95,7 @@ Deno.test("LogMonitor from=end ignores lines written before start", async () => 
     create: "Application startup complete.\nhalf a li",
   });
   await append(h.path, "ne\nTraceback (most recent call last):\n");
-  await waitFor(() => h.events.length === 1);
+  await waitFor(() => h.events.length === 1, 2000);
   await sleep(100);
   assert.deepEqual(kinds(h.events), ["error"]);
   assert.equal(h.events[0].line, "Traceback (most recent call last):");
@@ -121,9 +112,9 @@ Deno.test("LogMonitor waits for a file created late and reads all of it", async 
 Deno.test("LogMonitor works by polling alone (no watch events)", async () => {
   await using h = await harness({ watch: false, pollIntervalMs: 30 });
   await Deno.writeTextFile(h.path, "loading weights: 40%\n");
-  await waitFor(() => h.events.length === 1);
+  await waitFor(() => h.events.length === 1, 2000);
   await append(h.path, "Application startup complete.\n");
-  await waitFor(() => h.events.length === 2);
+  await waitFor(() => h.events.length === 2, 2000);
   assert.deepEqual(kinds(h.events), ["info", "load"]);
 });
 
@@ -136,10 +127,10 @@ function rotate(path: string, oldLine: string, newContent: string): void {
 
 Deno.test("LogMonitor follows rotation by rename and recreate", async () => {
   await using h = await harness({ create: "loading weights: 10%\n" });
-  await waitFor(() => h.events.length === 1);
+  await waitFor(() => h.events.length === 1, 2000);
   // The old file's last line (even unterminated) is drained before the switch.
   rotate(h.path, "loading weights: 20%", "loading weights: 30%\n");
-  await waitFor(() => h.events.length === 3);
+  await waitFor(() => h.events.length === 3, 2000);
   assert.deepEqual(h.events.map((e) => e.line), [
     "loading weights: 10%",
     "loading weights: 20%",
@@ -148,7 +139,7 @@ Deno.test("LogMonitor follows rotation by rename and recreate", async () => {
   // Later writes to the renamed file are not followed; the new file is.
   await append(`${h.path}.1`, "Traceback (most recent call last):\n");
   await append(h.path, "Application startup complete.\n");
-  await waitFor(() => h.events.length === 4);
+  await waitFor(() => h.events.length === 4, 2000);
   await sleep(100);
   assert.deepEqual(kinds(h.events), ["info", "info", "info", "load"]);
 });
@@ -157,11 +148,11 @@ Deno.test("LogMonitor starts over after truncation in place (copytruncate)", asy
   await using h = await harness({
     create: "x".repeat(200) + "\nloading weights: 50%\n",
   });
-  await waitFor(() => h.events.length === 1);
+  await waitFor(() => h.events.length === 1, 2000);
   await Deno.copyFile(h.path, `${h.path}.1`);
   await Deno.truncate(h.path, 0);
   await append(h.path, "Application startup complete.\n");
-  await waitFor(() => h.events.length === 2);
+  await waitFor(() => h.events.length === 2, 2000);
   assert.deepEqual(kinds(h.events), ["info", "load"]);
 });
 
@@ -174,7 +165,7 @@ Deno.test("LogMonitor survives very long lines and binary garbage", async () => 
   await append(h.path, "\nloading weights: 1%" + "y".repeat(1 << 20));
   await append(h.path, "Application startup complete.\n");
   await append(h.path, "\u0000\u00ff\nApplication startup complete.\n");
-  await waitFor(() => h.events.length === 2);
+  await waitFor(() => h.events.length === 2, 2000);
   await sleep(100);
   assert.deepEqual(kinds(h.events), ["info", "load"]);
   assert.equal(h.events[0].line.length, 4096);
@@ -193,7 +184,7 @@ Deno.test("LogMonitor checks onLoad, then onError, then onInfo: one event per li
       "",
     ].join("\n"),
   );
-  await waitFor(() => h.events.length === 3);
+  await waitFor(() => h.events.length === 3, 2000);
   await sleep(50);
   assert.deepEqual(kinds(h.events), ["error", "load", "error"]);
   assert.equal(

@@ -6,24 +6,25 @@
  */
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { type ControlPlane, startControlPlane } from "../dev/control_plane.ts";
+import type { ControlPlane } from "../dev/control_plane.ts";
 import type { WorkerStatus } from "../lib/autoscaler/wire.ts";
 import { REJECT_REASONS } from "../lib/traffic/ledger.ts";
 import {
   MIXED,
   MIXED_HANDLERS,
   MIXED_MAX_PERF,
-  mixedWorkerSetup,
   runMixed,
   type Running,
   statusOf,
   stopWorker,
   sumOf,
   waitForDeletes,
+  withMixedWorker,
 } from "./helpers/reporting.ts";
 import { generateKeys } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { envelope, post, startWorker, waitFor } from "./helpers/worker.ts";
+import { envelope, startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 
@@ -125,16 +126,7 @@ function assertSameFigures(
 }
 
 Deno.test("/metrics matches the ledger after a known mix; /status has the last report's figures", async () => {
-  const cp = await startControlPlane();
-  const up = startUpstream();
-  const dir = await Deno.makeTempDir({ prefix: "edgeworker-metrics-" });
-  let w: Running | undefined;
-  try {
-    const { config, env } = await mixedWorkerSetup(up, KEYS, dir);
-    w = await startWorker(config, { ...env, REPORT_ADDR: cp.url });
-    const worker = w;
-    await waitFor(() => worker.lifecycle.ready, 3000, "ready");
-
+  await withMixedWorker(KEYS, {}, async ({ cp, w: worker }) => {
     await runMixed(worker, KEYS, {
       whileSlowInFlight: async () => {
         // Request 1 (20 units) is in flight; request 2 was refused.
@@ -256,12 +248,7 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
     // Served (a relayed model 500 included) and refused workload, reported once.
     assert.equal(sumOf(cp.statusReports, "cur_perf"), 20 + 1 + 2 + 3.5 + 4);
     assert.equal(sumOf(cp.statusReports, "rej_load"), 1 + 7);
-  } finally {
-    await stopWorker(w);
-    await up.close();
-    await cp.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("/ready and /health follow the lifecycle: loading, ready, error, draining", async () => {

@@ -5,13 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { Capacity, LIVE_OVER_BENCHMARK_MAX } from "../lib/traffic/capacity.ts";
-import { startControlPlane } from "../dev/control_plane.ts";
 import { Ledger } from "../lib/traffic/ledger.ts";
 import { Admission } from "../lib/traffic/ticket.ts";
 import { MAX_WORKLOAD } from "../lib/traffic/workload.ts";
+import {
+  statusOf,
+  stopWorker,
+  sumOf,
+  withReportingWorker,
+} from "./helpers/reporting.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { post, startWorker, waitFor } from "./helpers/worker.ts";
-import { statusOf, stopWorker, sumOf } from "./helpers/reporting.ts";
+import { startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 /** An envelope whose payload is raw JSON text (numbers as the client wrote them). */
 function rawEnvelope(payloadJson: string, idx: number): string {
@@ -19,18 +24,13 @@ function rawEnvelope(payloadJson: string, idx: number): string {
 }
 
 Deno.test("max_tokens 1.7e308 twice leaves new_load, cur_perf and the load finite and moving", async () => {
-  const cp = await startControlPlane();
-  const up = startUpstream();
-  let w: Awaited<ReturnType<typeof startWorker>> | undefined;
-  try {
-    w = await startWorker({
-      modelServerUrl: up.url,
-      handlers: [{
-        route: "/echo",
-        allowParallelRequests: true,
-        workload: { kind: "field", path: "max_tokens", default: 16 },
-      }],
-    }, { REPORT_ADDR: cp.url });
+  await withReportingWorker({
+    handlers: [{
+      route: "/echo",
+      allowParallelRequests: true,
+      workload: { kind: "field", path: "max_tokens", default: 16 },
+    }],
+  }, async ({ cp, w }) => {
     const worker = w;
     await waitFor(() => worker.lifecycle.ready, 3000, "ready");
     for (let i = 1; i <= 2; i++) {
@@ -62,28 +62,17 @@ Deno.test("max_tokens 1.7e308 twice leaves new_load, cur_perf and the load finit
     assert.equal(sumOf(reports, "new_load"), 2 * MAX_WORKLOAD + 10);
     assert.equal(sumOf(reports, "cur_perf"), 2 * MAX_WORKLOAD + 10);
     assert.equal(worker.ledger.currentLoad, 0);
-  } finally {
-    await stopWorker(w);
-    await up.close();
-    await cp.close();
-  }
+  });
 });
 
 Deno.test("two rejected requests with cost 1.7e308 keep rej_load finite", async () => {
-  const cp = await startControlPlane();
-  const up = startUpstream();
-  let w: Awaited<ReturnType<typeof startWorker>> | undefined;
-  try {
-    w = await startWorker({
-      modelServerUrl: up.url,
-      handlers: [{
-        route: "/echo",
-        workload: { kind: "field", path: "max_tokens" },
-      }],
-    }, {
-      REPORT_ADDR: cp.url,
-      UNSECURED: "false",
-    });
+  await withReportingWorker({
+    handlers: [{
+      route: "/echo",
+      workload: { kind: "field", path: "max_tokens" },
+    }],
+    env: { UNSECURED: "false" },
+  }, async ({ cp, w }) => {
     const worker = w;
     // A signature that is not base64: refused 401 and counted in rej_load.
     for (let i = 1; i <= 2; i++) {
@@ -101,11 +90,7 @@ Deno.test("two rejected requests with cost 1.7e308 keep rej_load finite", async 
       "reported",
     );
     assert.equal(sumOf(cp.statusReports, "rej_load"), 2 * MAX_WORKLOAD);
-  } finally {
-    await stopWorker(w);
-    await up.close();
-    await cp.close();
-  }
+  });
 });
 
 /** A ledger followed by a capacity, and `n` requests served at once through tickets. */

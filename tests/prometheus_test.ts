@@ -96,6 +96,31 @@ Deno.test("escaping and value formatting follow the text format", () => {
   assert.throws(() => new HistogramVec("h", "x", ["le"], [1]));
 });
 
+Deno.test("pythonFloats writes integral values and bounds as Python does", () => {
+  const w = new TextWriter({ pythonFloats: true });
+  w.single("g", "gauge", "A gauge.", 3);
+  w.single("f", "gauge", "A fraction.", 0.25);
+  w.single("n", "gauge", "Not a number.", NaN);
+  const h = new HistogramVec("t_seconds", "A histogram.", ["m"], [0.5, 2]);
+  h.labels("x").observe(1);
+  h.render(w);
+  const text = w.text();
+  assert.match(text, /^g 3\.0$/m);
+  assert.match(text, /^f 0\.25$/m);
+  assert.match(text, /^n NaN$/m);
+  assert.match(text, /^t_seconds_bucket\{m="x",le="2\.0"\} 1\.0$/m);
+  assert.match(text, /^t_seconds_bucket\{m="x",le="\+Inf"\} 1\.0$/m);
+  assert.match(text, /^t_seconds_count\{m="x"\} 1\.0$/m);
+  const hist = parse(text).get("t_seconds")!;
+  assert.deepEqual(hist.metrics[0].buckets, {
+    "0.5": "0.0",
+    "2.0": "1.0",
+    "+Inf": "1.0",
+  });
+  // The default stays the Go client's spelling.
+  assert.match(new TextWriter().single("g", "gauge", "x", 3).text(), /^g 3$/m);
+});
+
 Deno.test("WorkerMetrics matches the ledger", () => {
   let clock = 1_700_000_000_000;
   const ledger = new Ledger({ now: () => clock });

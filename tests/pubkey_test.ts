@@ -4,6 +4,9 @@ import {
   importPublicKey,
   loadPublicKeyFile,
 } from "../lib/auth/pubkey.ts";
+import { type ReplySource, startControlPlane } from "../dev/control_plane.ts";
+import { controlPlaneKeys } from "./helpers/dev.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const FIXTURES = new URL("./fixtures/auth/", import.meta.url);
 const SPKI_PATH = new URL("public_spki.pem", FIXTURES).pathname;
@@ -25,30 +28,29 @@ async function verifiesFixture(key: CryptoKey): Promise<boolean> {
   );
 }
 
-/** A real HTTP server on 127.0.0.1, closed by `await using`. */
-function serve(handler: (req: Request) => Response | Promise<Response>) {
-  const paths: string[] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req) => {
-      paths.push(new URL(req.url).pathname);
-      return handler(req);
-    },
-  );
+const KEYS = await controlPlaneKeys();
+
+/**
+ * The control-plane stand-in, its `/pubkey/` answering as `reply` says;
+ * closed by `await using`.
+ */
+async function serve(reply: ReplySource) {
+  const cp = await startControlPlane({ keyPair: KEYS });
+  cp.setPubkeyReply(reply);
   return {
-    base: `http://127.0.0.1:${server.addr.port}`,
-    paths,
-    [Symbol.asyncDispose]: () => server.shutdown(),
+    base: cp.url,
+    /** Path of every request received. */
+    get paths() {
+      return cp.requests.map((r) => r.path);
+    },
+    [Symbol.asyncDispose]: () => cp.close(),
   };
 }
 
 Deno.test("fetchPublicKey() retries until the autoscaler serves the key", async () => {
   const pem = await Deno.readTextFile(SPKI_PATH);
-  let hits = 0;
-  await using srv = serve(() =>
-    ++hits <= 2
-      ? new Response("warming up", { status: 503 })
-      : new Response(pem)
+  await using srv = await serve((n) =>
+    n <= 2 ? { status: 503, text: "warming up" } : { text: pem }
   );
   // REPORT_ADDR is a comma list; only the first address is used.
   const key = await fetchPublicKey(`${srv.base}/, http://127.0.0.1:9`, FAST);
@@ -58,16 +60,16 @@ Deno.test("fetchPublicKey() retries until the autoscaler serves the key", async 
 
 Deno.test("fetchPublicKey() accepts a PKCS#1 PEM from the server", async () => {
   const pem = await Deno.readTextFile(PKCS1_PATH);
-  await using srv = serve(() => new Response(pem));
+  await using srv = await serve({ text: pem });
   const key = await fetchPublicKey(srv.base, FAST);
   assert.equal(await verifiesFixture(key), true);
 });
 
 Deno.test("fetchPublicKey() gives up after the last attempt and names the cause", async () => {
   const times: number[] = [];
-  await using srv = serve(() => {
+  await using srv = await serve(() => {
     times.push(performance.now());
-    return new Response("nope", { status: 500 });
+    return { status: 500, text: "nope" };
   });
   const options = { attempts: 4, initialBackoffMs: 20, timeoutMs: 2_000 };
   await assert.rejects(fetchPublicKey(srv.base, options), {
@@ -81,7 +83,7 @@ Deno.test("fetchPublicKey() gives up after the last attempt and names the cause"
 });
 
 Deno.test("fetchPublicKey() retries a garbage key and reports it", async () => {
-  await using srv = serve(() => new Response("<html>not a key</html>"));
+  await using srv = await serve({ text: "<html>not a key</html>" });
   await assert.rejects(fetchPublicKey(srv.base, { ...FAST, attempts: 2 }), {
     message: `Failed to fetch public key from ${srv.base}/pubkey/ after 2 ` +
       "attempts: response is not a usable public key: no PEM block found",
@@ -90,12 +92,8 @@ Deno.test("fetchPublicKey() retries a garbage key and reports it", async () => {
 });
 
 Deno.test("fetchPublicKey() times out a try that never answers", async () => {
-  // The handler answers only once the client has given up.
-  await using srv = serve((req) =>
-    new Promise((resolve) =>
-      req.signal.addEventListener("abort", () => resolve(new Response("")))
-    )
-  );
+  // It answers only once the client has given up.
+  await using srv = await serve({ lost: true });
   const options = { attempts: 1, initialBackoffMs: 1, timeoutMs: 50 };
   await assert.rejects(fetchPublicKey(srv.base, options), {
     message: `Failed to fetch public key from ${srv.base}/pubkey/ ` +
@@ -104,16 +102,14 @@ Deno.test("fetchPublicKey() times out a try that never answers", async () => {
 });
 
 Deno.test("fetchPublicKey() stops waiting when aborted during backoff", async () => {
-  await using srv = serve(() => new Response("down", { status: 502 }));
+  await using srv = await serve({ status: 502, text: "down" });
   const controller = new AbortController();
   const started = performance.now();
   const pending = fetchPublicKey(srv.base, {
     initialBackoffMs: 60_000,
     signal: controller.signal,
   });
-  while (srv.paths.length === 0) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitFor(() => srv.paths.length > 0, 5_000, "the first fetch");
   controller.abort(new Error("worker is shutting down"));
   await assert.rejects(pending, { message: "worker is shutting down" });
   assert.ok(performance.now() - started < 5_000);

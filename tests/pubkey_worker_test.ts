@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { startControlPlane } from "../dev/control_plane.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { startWorker, waitFor } from "./helpers/worker.ts";
+import { startWorker } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 Deno.test("a garbage public key is the worker's error_msg, sent to the autoscaler", async () => {
   await using cp = await startControlPlane();

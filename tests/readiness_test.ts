@@ -7,7 +7,8 @@ import { join } from "node:path";
 import type { LogRecord } from "@logtape/logtape";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { captureLogs } from "./helpers/logs.ts";
-import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
+import { type Running, startWorker } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const LOAD = "Application startup complete.";
 const ERROR = "CUDA out of memory";

@@ -19,6 +19,7 @@ import {
 import { post } from "../lib/autoscaler/wire.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import type { DeleteItem } from "./helpers/reporting.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const IDENTITY: ReportIdentity = {
   id: 4242,
@@ -273,18 +274,6 @@ function makeReporter(
   });
 }
 
-async function until(
-  cond: () => boolean,
-  timeoutMs = 5000,
-  what = "condition",
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const delay = (ms: number): Promise<void> =>
   new Promise((r) => setTimeout(r, ms));
 const sum = (bodies: Body[], key: string): number =>
@@ -506,7 +495,7 @@ Deno.test("an outage loses nothing and counts nothing twice", async () => {
     cp.setStatusReply({ status: 503 });
     cp.setDeleteReply({ status: 503 });
     await traffic(20, 50);
-    await until(
+    await waitFor(
       () => reporter.stats.status.failures >= 3,
       5000,
       "failed rounds",
@@ -572,7 +561,7 @@ Deno.test("one status in flight at a time; the request path is never held", asyn
   const reporter = makeReporter(cp, ledger, { heartbeatMs: 60_000 });
   try {
     reporter.start();
-    await until(() => reporter.stats.status.successes === 1);
+    await waitFor(() => reporter.stats.status.successes === 1, 5000);
     cp.setDelayMs(150);
     const t0 = performance.now();
     for (let i = 0; i < 2000; i++) {
@@ -624,7 +613,7 @@ Deno.test("flush sends a final status and every pending delete; close aborts", a
   // A report stuck on a slow autoscaler does not hold close().
   cp.setDelayMs(5000);
   reporter.notify();
-  await until(() => cp.statusReports.length === 3, 2000, "stuck report");
+  await waitFor(() => cp.statusReports.length === 3, 2000, "stuck report");
   const t0 = Date.now();
   await reporter.close();
   assert.ok(Date.now() - t0 < 1000, "close aborts the report in flight");
@@ -646,7 +635,7 @@ Deno.test("addresses are tried in order, each `attempts` times", async () => {
   });
   try {
     reporter.start();
-    await until(() => reporter.stats.status.successes === 1);
+    await waitFor(() => reporter.stats.status.successes === 1, 5000);
   } finally {
     await reporter.close();
   }
@@ -676,8 +665,9 @@ Deno.test("launch-failure beacon keeps reporting until stopped", async () => {
     intervalMs: 50,
     signal: stop.signal,
   });
-  await until(() =>
-    cp.statusReports.length >= 3 && cp2.statusReports.length >= 3
+  await waitFor(
+    () => cp.statusReports.length >= 3 && cp2.statusReports.length >= 3,
+    5000,
   );
   stop.abort();
   await beacon;
@@ -803,7 +793,7 @@ Deno.test("answers slower than the try timeout: every figure and request_idx rea
     reporter.start();
     await drive(ledger, truth, 1, 61);
     // Until the autoscaler has heard of everything (at least once) ...
-    await until(
+    await waitFor(
       () =>
         idxCounts(cp.deleteReports).size === truth.idxs.length &&
         sum(bodies(cp.statusReports), "new_load") >= want() - 1e-9 &&
@@ -813,7 +803,7 @@ Deno.test("answers slower than the try timeout: every figure and request_idx rea
     ).catch(() => {}); // the assertions below say what is missing
     // ... and two more rounds: nothing comes back for a second try.
     const n = cp.statusReports.length;
-    await until(() => cp.statusReports.length >= n + 2, 5000, "two rounds");
+    await waitFor(() => cp.statusReports.length >= n + 2, 5000, "two rounds");
   } finally {
     await reporter.close();
   }
@@ -863,12 +853,12 @@ Deno.test("reports lost without an answer are never resent: the under-count is e
   try {
     reporter.start();
     await drive(ledger, truth, 1, 21);
-    await until(() => ledger.pendingFinishedCount === 0, 5000, "phase 1");
+    await waitFor(() => ledger.pendingFinishedCount === 0, 5000, "phase 1");
     // Bodies now reach a stand-in that never answers and never processes.
     cp.setStatusReply({ lost: true });
     cp.setDeleteReply({ lost: true });
     await drive(ledger, truth, 21, 51);
-    await until(
+    await waitFor(
       () =>
         cp.lostReports.status.length >= 2 && cp.lostReports.delete.length >= 2,
       5000,
@@ -877,7 +867,7 @@ Deno.test("reports lost without an answer are never resent: the under-count is e
     cp.setStatusReply(undefined);
     cp.setDeleteReply(undefined);
     await drive(ledger, truth, 51, 71);
-    await until(
+    await waitFor(
       () =>
         ledger.pendingFinishedCount === 0 &&
         Object.values(ledger.window()).every((v) => v === 0),

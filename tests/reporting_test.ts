@@ -1,6 +1,6 @@
 /**
  * `/worker_status/` and `/delete_requests/` from a real worker to the
- * control-plane stand-in (`lib/dev/control_plane.ts`): the exact fields and
+ * control-plane stand-in (`dev/control_plane.ts`): the exact fields and
  * JSON types, how soon requests and lifecycle changes are reported, counters
  * that add up across reports, a 30-second autoscaler outage that loses and
  * duplicates nothing, a slow autoscaler that does not slow requests, and
@@ -8,11 +8,7 @@
  * exactly once.
  */
 import assert from "node:assert/strict";
-import {
-  type ControlPlane,
-  type Recorded,
-  startControlPlane,
-} from "../dev/control_plane.ts";
+import type { Recorded } from "../dev/control_plane.ts";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import type { WorkerStatus } from "../lib/autoscaler/wire.ts";
 import {
@@ -20,19 +16,15 @@ import {
   assertClose,
   deleteItems,
   percentile,
+  type ReportingOptions,
+  type ReportingSetup,
   type Running,
   statusOf,
-  stopWorker,
   sumOf,
+  withReportingWorker,
 } from "./helpers/reporting.ts";
-import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
-import {
-  envelope,
-  FAST,
-  post,
-  startWorker,
-  waitFor,
-} from "./helpers/worker.ts";
+import { envelope, FAST } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 /** The reference's field list (§7.1), in its order, typo included. */
 const STATUS_FIELDS = [
@@ -81,36 +73,12 @@ function handlers(): WorkerConfig["handlers"] {
   }));
 }
 
-/** Everything a reporting test needs, shut down by {@linkcode withSetup}. */
-interface Setup {
-  cp: ControlPlane;
-  up: UpstreamHandle;
-  w: Running;
-}
-
-async function withSetup(
-  options: {
-    env?: Record<string, string>;
-    timings?: Parameters<typeof startWorker>[2];
-    config?: Partial<WorkerConfig>;
-  },
-  fn: (s: Setup) => Promise<void>,
+/** {@linkcode withReportingWorker} on {@linkcode handlers}. */
+function withSetup(
+  options: Omit<ReportingOptions, "handlers">,
+  fn: (s: ReportingSetup) => Promise<void>,
 ): Promise<void> {
-  const cp = await startControlPlane();
-  const up = startUpstream();
-  let w: Running | undefined;
-  try {
-    w = await startWorker(
-      { modelServerUrl: up.url, handlers: handlers(), ...options.config },
-      { REPORT_ADDR: cp.url, ...options.env },
-      options.timings,
-    );
-    await fn({ cp, up, w });
-  } finally {
-    await stopWorker(w);
-    await up.close();
-    await cp.close();
-  }
+  return withReportingWorker({ handlers: handlers(), ...options }, fn);
 }
 
 /** POSTs to the worker, reads the whole answer, returns status and ms taken. */

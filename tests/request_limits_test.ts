@@ -6,14 +6,9 @@
  */
 import assert from "node:assert/strict";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
-import {
-  envelope,
-  post,
-  startWorker,
-  waitFor,
-  withUpstreamWorker,
-} from "./helpers/worker.ts";
+import { envelope, startWorker, withUpstreamWorker } from "./helpers/worker.ts";
 import { startUpstream } from "./helpers/upstream.ts";
+import { post, readAll, waitFor } from "./helpers/http.ts";
 
 type Handlers = WorkerConfig["handlers"];
 
@@ -59,21 +54,10 @@ Deno.test("a stream that stalls is ended after the idle timeout and recorded as 
         envelope({ chunks: 10, gap_ms: 10 }),
       );
       assert.equal(res.status, 200);
-      const reader = res.body!.getReader();
-      const got: string[] = [];
-      const dec = new TextDecoder();
-      let broke = false;
-      try {
-        while (true) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          got.push(dec.decode(value));
-        }
-      } catch {
-        broke = true;
-      }
+      const got = await readAll(res);
+      const broke = got.error !== undefined;
       assert.ok(broke, "the stream is cut, not ended as if complete");
-      assert.equal(got.join(""), 'data: {"i":0}\n\ndata: {"i":1}\n\n');
+      assert.equal(got.text, 'data: {"i":0}\n\ndata: {"i":1}\n\n');
       await waitFor(() => up.aborted === 1, 2000, "model call aborted");
       await waitFor(() => w.ledger.inFlightCount === 0, 2000, "ended");
       assert.equal(w.ledger.totals().get("/stall\u0000error"), 1);

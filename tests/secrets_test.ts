@@ -7,7 +7,8 @@ import {
   writePubkeyFile,
 } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { post, startWorker, waitFor } from "./helpers/worker.ts";
+import { startWorker } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 // MASTER_TOKEN, signatures and keys must never reach logs above debug, and
 // at debug only shortened.

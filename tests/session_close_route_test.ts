@@ -7,51 +7,44 @@
 import assert from "node:assert/strict";
 import { Ledger } from "../lib/traffic/ledger.ts";
 import { SessionStore } from "../lib/traffic/sessions.ts";
-import { post, startWorker, waitFor } from "./helpers/worker.ts";
+import { startWorker, UNSIGNED_AUTH } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
+import { startUpstream } from "./helpers/upstream.ts";
 
-/** A local server recording every request it gets. */
+/** The scripted model server, seen as the calls the worker made to it. */
 interface Recorder {
   url: string;
   port: number;
   /** `METHOD path` of each request, with its JSON body if any. */
-  seen: { line: string; body: unknown }[];
+  readonly seen: { line: string; body: unknown }[];
   /** Requests whose caller went away before the answer. */
-  aborted: number;
+  readonly aborted: number;
   close(): Promise<void>;
 }
 
 /**
- * Starts a server; `answer` picks the reply to a POST (GET /health is 200,
- * for the worker's readiness probe).
+ * Starts the scripted model server; `answer` picks the reply to a POST
+ * (GET /health is 200, for the worker's readiness probe).
  */
 function startRecorder(
   answer: (path: string, req: Request) => Response | Promise<Response> = () =>
     Response.json({ ok: true }),
 ): Recorder {
-  const rec: Recorder = {
-    url: "",
-    port: 0,
-    seen: [],
-    aborted: 0,
-    close: () => server.shutdown(),
-  };
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      if (req.method === "GET" && path === "/health") return new Response("ok");
-      const text = await req.text();
-      rec.seen.push({
-        line: `${req.method} ${path}`,
-        body: text ? JSON.parse(text) : undefined,
-      });
-      req.signal.addEventListener("abort", () => rec.aborted++, { once: true });
-      return await answer(path, req);
+  const up = startUpstream({ script: ({ path, req }) => answer(path, req) });
+  return {
+    url: up.url,
+    port: up.port,
+    get seen() {
+      return up.calls.map((c) => ({
+        line: `${c.method} ${c.path}`,
+        body: c.body,
+      }));
     },
-  );
-  rec.port = server.addr.port;
-  rec.url = `http://127.0.0.1:${rec.port}`;
-  return rec;
+    get aborted() {
+      return up.aborted;
+    },
+    close: () => up.close(),
+  };
 }
 
 /** A worker (signatures unchecked) on a model server that redirects `/away` to `other`. */
@@ -88,15 +81,6 @@ async function withWorker(
   }
 }
 
-const AUTH = {
-  cost: 100,
-  endpoint: "test",
-  reqnum: 1,
-  request_idx: 1,
-  signature: "unsigned",
-  url: "http://127.0.0.1",
-};
-
 async function create(
   base: string,
   options: Record<string, unknown>,
@@ -104,7 +88,10 @@ async function create(
   const res = await post(
     base,
     "/session/create",
-    JSON.stringify({ auth_data: AUTH, payload: { lifetime: 60, ...options } }),
+    JSON.stringify({
+      auth_data: UNSIGNED_AUTH,
+      payload: { lifetime: 60, ...options },
+    }),
   );
   return { status: res.status, json: await res.json() };
 }
@@ -113,7 +100,7 @@ async function end(base: string, id: string): Promise<number> {
   const res = await post(
     base,
     "/session/end",
-    JSON.stringify({ session_id: id, session_auth: AUTH }),
+    JSON.stringify({ session_id: id, session_auth: UNSIGNED_AUTH }),
   );
   await res.body?.cancel();
   return res.status;
@@ -254,7 +241,7 @@ Deno.test("an on_close_route call that hangs is abandoned after the timeout", as
   try {
     const s = store.create({
       info: { requestIdx: 1, reqnum: 1, route: "/session/create", workload: 1 },
-      authData: AUTH,
+      authData: UNSIGNED_AUTH,
       lifetime: 60,
       onCloseRoute: "/hang",
       onClosePayload: null,

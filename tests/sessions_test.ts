@@ -11,7 +11,8 @@ import {
   signedAuth,
   writePubkeyFile,
 } from "./helpers/signing.ts";
-import { FAST, post, waitFor } from "./helpers/worker.ts";
+import { FAST } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
 const COST = 100;

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { Worker } from "../lib/worker/worker.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { envelope, FAST, waitFor } from "./helpers/worker.ts";
+import { envelope, FAST } from "./helpers/worker.ts";
+import { waitFor } from "./helpers/http.ts";
 
 const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true },

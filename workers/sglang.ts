@@ -25,7 +25,6 @@
 import { OPENAI_ENV_VARS, openAiConfig } from "./_openai.ts";
 import type { Preset } from "./_preset.ts";
 
-
 /** The SGLang preset. */
 export const sglang: Preset = {
   name: "sglang",

@@ -54,9 +54,33 @@ function checkNames(name: string, labelNames: readonly string[]): void {
   }
 }
 
+/** Options of {@linkcode TextWriter}. */
+export interface TextWriterOptions {
+  /**
+   * Writes integral values and bucket bounds as `1.0`, as Python's
+   * `prometheus_client` (vLLM, SGLang) does.
+   *
+   * @default {false}
+   */
+  pythonFloats?: boolean;
+}
+
 /** Accumulates exposition text; one instance per scrape. */
 export class TextWriter {
   #parts: string[] = [];
+  #pythonFloats: boolean;
+
+  /** An empty page; see {@linkcode TextWriterOptions}. */
+  constructor(options: TextWriterOptions = {}) {
+    this.#pythonFloats = options.pythonFloats ?? false;
+  }
+
+  /** A value (or bucket bound) as this writer spells it. */
+  value(v: number): string {
+    return this.#pythonFloats && Number.isInteger(v) && Math.abs(v) < 1e16
+      ? v.toFixed(1)
+      : formatValue(v);
+  }
 
   /** Starts a metric family with its HELP and TYPE lines. */
   family(name: string, type: MetricType, help: string): this {
@@ -74,7 +98,7 @@ export class TextWriter {
   /** Writes one sample line from pre-rendered {@linkcode labelText}. */
   sampleText(name: string, labels: string, value: number): this {
     const braces = labels === "" ? "" : `{${labels}}`;
-    this.#parts.push(`${name}${braces} ${formatValue(value)}\n`);
+    this.#parts.push(`${name}${braces} ${this.value(value)}\n`);
     return this;
   }
 
@@ -228,7 +252,6 @@ export class HistogramChild {
 /** A histogram family with labels. */
 export class HistogramVec extends LabelledVec<HistogramChild> {
   readonly #bounds: readonly number[];
-  readonly #le: readonly string[];
 
   /** `buckets` are finite upper bounds; they are sorted and deduplicated. */
   constructor(
@@ -242,7 +265,6 @@ export class HistogramVec extends LabelledVec<HistogramChild> {
     this.#bounds = [...new Set(buckets.filter(Number.isFinite))].sort((a, b) =>
       a - b
     );
-    this.#le = this.#bounds.map(formatValue);
   }
 
   /** A fresh empty histogram. */
@@ -257,8 +279,9 @@ export class HistogramVec extends LabelledVec<HistogramChild> {
     for (const { labels, child } of this.entries) {
       const prefix = labels === "" ? "" : `${labels},`;
       const cumulative = child.cumulative();
-      for (let i = 0; i < this.#le.length; i++) {
-        w.sampleText(bucket, `${prefix}le="${this.#le[i]}"`, cumulative[i]);
+      for (let i = 0; i < this.#bounds.length; i++) {
+        const le = w.value(this.#bounds[i]);
+        w.sampleText(bucket, `${prefix}le="${le}"`, cumulative[i]);
       }
       w.sampleText(bucket, `${prefix}le="+Inf"`, child.count);
       w.sampleText(`${this.name}_sum`, labels, child.sum);

@@ -9,9 +9,10 @@
  *
  * @module
  */
-import { startWorker, waitFor } from "../helpers/worker.ts";
+import { startWorker } from "../helpers/worker.ts";
 import { startUpstream } from "../helpers/upstream.ts";
 import { generateKeys, writePubkeyFile } from "../helpers/signing.ts";
+import { waitFor } from "../helpers/http.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 

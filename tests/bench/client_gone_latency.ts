@@ -11,7 +11,8 @@
  */
 import http from "node:http";
 import net from "node:net";
-import { envelope, startWorker, waitFor } from "../helpers/worker.ts";
+import { envelope, startWorker } from "../helpers/worker.ts";
+import { waitFor } from "../helpers/http.ts";
 
 const TRIALS = Number(Deno.args[0] ?? 20);
 const enc = new TextEncoder();

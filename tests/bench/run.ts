@@ -10,6 +10,7 @@
  */
 import { freePort, waitReady } from "../e2e/_scenario.ts";
 import { generateKeys } from "../helpers/signing.ts";
+import { startUpstream } from "../helpers/upstream.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const REQUESTS = Number(Deno.env.get("BENCH_REQUESTS") ?? 3000);
@@ -18,15 +19,14 @@ const enc = new TextEncoder();
 
 let aborts: number[] = [];
 const abortWaiters: ((t: number) => void)[] = [];
-const model = Deno.serve(
-  { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-  async (req) => {
-    const path = new URL(req.url).pathname;
-    if (req.method === "GET") return new Response("ok");
-    const body = await req.text();
+// The scripted upstream, scripted as an echo and a 200-chunk stream that
+// notes when the worker aborts it.
+const model = startUpstream({
+  script: ({ path, text, signal }) => {
     if (path === "/stream") {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      req.signal.addEventListener("abort", () => {
+      signal.addEventListener("abort", () => {
+        clearTimeout(timer); // the stream is gone: enqueue would throw
         const t = performance.now();
         aborts.push(t);
         abortWaiters.shift()?.(t);
@@ -49,12 +49,12 @@ const model = Deno.serve(
         { headers: { "content-type": "text/event-stream" } },
       );
     }
-    return new Response(body, {
+    return new Response(text, {
       headers: { "content-type": "application/json" },
     });
   },
-);
-const modelUrl = `http://127.0.0.1:${model.addr.port}`;
+});
+const modelUrl = model.url;
 
 const keys = await generateKeys();
 
@@ -242,5 +242,5 @@ try {
 } finally {
   await signed.stop();
   await open.stop();
-  await model.shutdown();
+  await model.close();
 }

@@ -9,8 +9,8 @@ import {
   startControlPlane,
 } from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
-import { waitFor } from "../helpers/worker.ts";
 import { freePort } from "./_scenario.ts";
+import { waitFor } from "../helpers/http.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -157,17 +157,15 @@ export async function startPresetWorker(
           sum + Number((r.body as Record<string, unknown>)?.new_load ?? 0),
         0,
       ),
-    waitNewLoad: async (expected, timeoutMs = 8000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (Math.abs(handle.newLoad() - expected) > 1e-6) {
-        if (Date.now() > deadline) {
-          throw new Error(
-            `${preset}: reported new_load adds up to ${handle.newLoad()}, expected ${expected}`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
+    waitNewLoad: (expected, timeoutMs = 8000) =>
+      waitFor(
+        () => Math.abs(handle.newLoad() - expected) <= 1e-6,
+        timeoutMs,
+      ).catch(() => {
+        throw new Error(
+          `${preset}: reported new_load adds up to ${handle.newLoad()}, expected ${expected}`,
+        );
+      }),
     waitReady: (timeoutMs = 30000) =>
       waitFor(
         async () => {
@@ -305,15 +303,6 @@ export async function allScenarios(
   const results = await Promise.allSettled(scenarios);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
-}
-
-/** The `data:` events of an SSE body, parsed (`[DONE]` left out). */
-export function sseEvents(text: string): Record<string, unknown>[] {
-  return text.split("\n")
-    .filter((l) => l.startsWith("data:"))
-    .map((l) => l.slice(5).trim())
-    .filter((d) => d !== "" && d !== "[DONE]")
-    .map((d) => JSON.parse(d));
 }
 
 /** Appends lines to a log file, as the model server would. */

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { startUpstream } from "../helpers/upstream.ts";
-import { envelope, post, waitFor } from "../helpers/worker.ts";
+import { envelope } from "../helpers/worker.ts";
+import { post, waitFor } from "../helpers/http.ts";
 
 /** A port that was free a moment ago. */
 export function freePort(): number {

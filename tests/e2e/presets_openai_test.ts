@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { type Flavor, startOpenAiServer } from "../../dev/openai_server.ts";
-import { allScenarios, appendLog, inTempDir, sseEvents } from "./_presets.ts";
+import { allScenarios, appendLog, inTempDir } from "./_presets.ts";
+import { sseEvents } from "../helpers/http.ts";
 
 const MODEL = "Qwen/Qwen3-0.6B";
 

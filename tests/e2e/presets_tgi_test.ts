@@ -1,14 +1,20 @@
 /**
  * End to end, the presets for TGI-style servers: `tgi` and `generic`
- * (configured from env alone) against lib/dev's TGI stand-in, and
- * `hello_world` against the tutorial stand-in (lib/dev has none). The three
+ * (configured from env alone) against dev/'s TGI stand-in, and
+ * `hello_world` against dev/'s tutorial stand-in. The three
  * run at once, each a `main.ts run --preset <name>` subprocess with signed
  * requests from the control-plane stand-in.
  */
 import assert from "node:assert/strict";
 import { startTgiServer } from "../../dev/tgi_server.ts";
-import { startHelloWorldServer } from "./_hello_world_server.ts";
-import { allScenarios, appendLog, inTempDir, sseEvents } from "./_presets.ts";
+import { startHelloWorldServer } from "../../dev/hello_world_server.ts";
+import { allScenarios, appendLog, inTempDir } from "./_presets.ts";
+import { sseEvents } from "../helpers/http.ts";
+
+/** The last body a stand-in received, as a JSON object. */
+function bodyOf(s: { lastBody: unknown }): Record<string, unknown> {
+  return s.lastBody as Record<string, unknown>;
+}
 
 function tgiScenario(): Promise<void> {
   return inTempDir("tgi", async ({ dir, defer, startAgainst }) => {
@@ -130,7 +136,7 @@ function helloWorldScenario(): Promise<void> {
     defer(() => model.close());
     const w = await startAgainst(model.url, logFile, "hello_world");
     await w.waitBenchmarked();
-    assert.equal(model.bodies.at(-1)?.max_response_tokens, 300);
+    assert.equal(bodyOf(model).max_response_tokens, 300);
 
     // 32 chars ≈ 8 prompt tokens (the tutorial counts the prompt only).
     const r = await w.call("/generate", {
@@ -143,7 +149,7 @@ function helloWorldScenario(): Promise<void> {
       response: "hello from the tutorial model",
       tokens: 5,
     });
-    assert.deepEqual(model.bodies.at(-1), {
+    assert.deepEqual(model.lastBody, {
       prompt: "g".repeat(32),
       max_response_tokens: 5,
     });
@@ -159,11 +165,11 @@ function helloWorldScenario(): Promise<void> {
       " the",
     ]);
     // The tutorial's payload check: 422, nothing forwarded or counted.
-    const before = model.bodies.length;
+    const before = model.requests;
     const bad = await w.call("/generate", { prompt: "no max tokens" });
     assert.equal(bad.status, 422);
     assert.match(await bad.text(), /max_response_tokens/);
-    assert.equal(model.bodies.length, before);
+    assert.equal(model.requests, before);
 
     await w.waitNewLoad(8 + 3);
     await model.crash();

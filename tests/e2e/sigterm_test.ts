@@ -13,8 +13,9 @@ import {
 import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
 import { type DeleteItem, deleteItems, sumOf } from "../helpers/reporting.ts";
 import { startUpstream, type UpstreamHandle } from "../helpers/upstream.ts";
-import { envelope, post, waitFor } from "../helpers/worker.ts";
+import { envelope } from "../helpers/worker.ts";
 import { spawnYamlWorker, waitReady } from "./_scenario.ts";
+import { post, readAll, waitFor } from "../helpers/http.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -61,22 +62,6 @@ async function withSubprocessWorker(
     await up.close();
     await cp.close();
     await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Reads a body to its end; `error` is set if it broke off. */
-async function readAll(
-  res: Response,
-): Promise<{ text: string; error?: unknown }> {
-  const decoder = new TextDecoder();
-  let text = "";
-  try {
-    for await (const chunk of res.body!) {
-      text += decoder.decode(chunk, { stream: true });
-    }
-    return { text };
-  } catch (error) {
-    return { text, error };
   }
 }
 

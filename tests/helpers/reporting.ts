@@ -1,17 +1,26 @@
 /**
  * Shared pieces of the reporting tests (`reporting_test.ts`,
- * `delete_requests_test.ts`, `metrics_test.ts`): stopping a worker, the
- * control-plane bodies as typed records, the split of recorded bodies into
- * accepted and refused ones, and one mixed run of every request outcome.
+ * `delete_requests_test.ts`, `metrics_test.ts`, `poisoned_figures_test.ts`):
+ * a worker between the control plane and the scripted upstream, stopping a
+ * worker, the control-plane bodies as typed records, the split of recorded
+ * bodies into accepted and refused ones, and one mixed run of every request
+ * outcome.
+ *
+ * @module
  */
 import assert from "node:assert/strict";
 import type { WorkerConfig } from "../../lib/config/schemas.ts";
-import type { ControlPlane, Recorded } from "../../dev/control_plane.ts";
+import {
+  type ControlPlane,
+  type Recorded,
+  startControlPlane,
+} from "../../dev/control_plane.ts";
 import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
 import type { RunningWorker } from "../../lib/worker/worker.ts";
 import { signedAuth, type TestKeys } from "./signing.ts";
-import type { UpstreamHandle } from "./upstream.ts";
-import { post, type Running, waitFor } from "./worker.ts";
+import { startUpstream, type UpstreamHandle } from "./upstream.ts";
+import { post, waitFor } from "./http.ts";
+import { type Running, startWorker } from "./worker.ts";
 
 export type { Running };
 
@@ -20,6 +29,50 @@ export async function stopWorker(w: Running | undefined): Promise<void> {
   if (!w) return;
   await w.shutdown();
   await Deno.remove(w.dir, { recursive: true });
+}
+
+/** Options of {@linkcode withReportingWorker}. */
+export interface ReportingOptions {
+  handlers: WorkerConfig["handlers"];
+  /** Environment on top of `REPORT_ADDR` (the control plane). */
+  env?: Record<string, string>;
+  /** Loop timings ({@linkcode startWorker}'s `FAST` unless given). */
+  timings?: Parameters<typeof startWorker>[2];
+  /** More of the worker's config. */
+  config?: Partial<WorkerConfig>;
+}
+
+/** What {@linkcode withReportingWorker} runs its test with. */
+export interface ReportingSetup {
+  cp: ControlPlane;
+  up: UpstreamHandle;
+  w: Running;
+}
+
+/**
+ * Runs `fn` with the control-plane stand-in, the scripted upstream and a
+ * worker (not yet ready) reporting to the one and serving the other; then
+ * stops all three.
+ */
+export async function withReportingWorker(
+  options: ReportingOptions,
+  fn: (s: ReportingSetup) => Promise<void>,
+): Promise<void> {
+  const cp = await startControlPlane();
+  const up = startUpstream();
+  let w: Running | undefined;
+  try {
+    w = await startWorker(
+      { modelServerUrl: up.url, handlers: options.handlers, ...options.config },
+      { REPORT_ADDR: cp.url, ...options.env },
+      options.timings,
+    );
+    await fn({ cp, up, w });
+  } finally {
+    await stopWorker(w);
+    await up.close();
+    await cp.close();
+  }
 }
 
 /** One entry of a `/delete_requests/` body. */
@@ -151,26 +204,36 @@ export const SLOW_MS = 1000;
 const SIGNED_URL = "https://203.0.113.5:41234";
 
 /**
- * Config and environment of a worker that checks signatures against `keys`
- * (from a file) and has a cached benchmark of {@linkcode MIXED_MAX_PERF}.
+ * {@linkcode withReportingWorker} on {@linkcode MIXED_HANDLERS}, once the
+ * worker is ready: it checks signatures against `keys` (from a file) and
+ * has a cached benchmark of {@linkcode MIXED_MAX_PERF}; `env` goes on top.
  */
-export async function mixedWorkerSetup(
-  up: UpstreamHandle,
+export async function withMixedWorker(
   keys: TestKeys,
-  dir: string,
-): Promise<{ config: WorkerConfig; env: Record<string, string> }> {
-  const keyFile = `${dir}/autoscaler_pubkey.pem`;
-  await Deno.writeTextFile(keyFile, keys.publicPem);
-  const bench = `${dir}/.has_benchmark`;
-  await Deno.writeTextFile(bench, `${MIXED_MAX_PERF}.0`);
-  return {
-    config: { modelServerUrl: up.url, handlers: MIXED_HANDLERS },
-    env: {
-      UNSECURED: "false",
-      EDGEWORKER_PUBKEY_FILE: keyFile,
-      EDGEWORKER_BENCHMARK_FILE: bench,
-    },
-  };
+  env: Record<string, string>,
+  fn: (s: ReportingSetup) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "edgeworker-mixed-" });
+  try {
+    const keyFile = `${dir}/autoscaler_pubkey.pem`;
+    await Deno.writeTextFile(keyFile, keys.publicPem);
+    const bench = `${dir}/.has_benchmark`;
+    await Deno.writeTextFile(bench, `${MIXED_MAX_PERF}.0`);
+    await withReportingWorker({
+      handlers: MIXED_HANDLERS,
+      env: {
+        UNSECURED: "false",
+        EDGEWORKER_PUBKEY_FILE: keyFile,
+        EDGEWORKER_BENCHMARK_FILE: bench,
+        ...env,
+      },
+    }, async (s) => {
+      await waitFor(() => s.w.lifecycle.ready, 3000, "ready");
+      await fn(s);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** Options of {@linkcode runMixed}. */

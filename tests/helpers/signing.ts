@@ -1,23 +1,31 @@
 /**
- * A stand-in autoscaler key for integration tests: a real RSA-2048 key pair,
- * signatures over message bytes written out by hand (independent of
- * `lib/auth.ts`), and a tiny `REPORT_ADDR` server that serves `/pubkey/`.
+ * A stand-in autoscaler key for integration tests: a real RSA-2048 key pair
+ * (give it to `dev/control_plane.ts` as `keyPair` to serve it at
+ * `/pubkey/`) and signatures over message bytes written out by hand
+ * (independent of `lib/auth/`).
+ *
+ * @module
  */
 import { publicKeyPem } from "../../dev/_signing.ts";
+import type { WorkerConfig } from "../../lib/config/schemas.ts";
 import { controlPlaneKeys } from "./dev.ts";
+import type { UpstreamHandle } from "./upstream.ts";
+import { type Running, withUpstreamWorker } from "./worker.ts";
 
 /** A key pair with its public half as SPKI PEM. */
 export interface TestKeys {
+  keyPair: CryptoKeyPair;
   privateKey: CryptoKey;
   publicPem: string;
 }
 
 /** Generates a fresh RSA-2048 key pair. */
 export async function generateKeys(): Promise<TestKeys> {
-  const pair = await controlPlaneKeys();
+  const keyPair = await controlPlaneKeys();
   return {
-    privateKey: pair.privateKey,
-    publicPem: await publicKeyPem(pair.publicKey),
+    keyPair,
+    privateKey: keyPair.privateKey,
+    publicPem: await publicKeyPem(keyPair.publicKey),
   };
 }
 
@@ -72,48 +80,24 @@ export async function writePubkeyFile(
   return path;
 }
 
-/** A tiny autoscaler: `/pubkey/` answers once released, anything else `{}`. */
-export interface KeyServer {
-  /** Base URL, for `REPORT_ADDR`. */
-  url: string;
-  /** `/pubkey/` requests received. */
-  pubkeyHits: number;
-  /** Paths of every request received. */
-  paths: string[];
-  /** Lets held and future `/pubkey/` requests get the key. */
-  release(): void;
-  close(): Promise<void>;
-}
-
 /**
- * Starts the server on 127.0.0.1. With `hold`, `/pubkey/` requests wait
- * until {@linkcode KeyServer.release} (a slow autoscaler).
+ * {@linkcode withUpstreamWorker} for `handlers`, with signatures checked
+ * against `keys` (read from a file); `env` goes on top.
  */
-export function startKeyServer(pem: string, hold = false): KeyServer {
-  const gate = Promise.withResolvers<void>();
-  if (!hold) gate.resolve();
-  const handle: KeyServer = {
-    url: "",
-    pubkeyHits: 0,
-    paths: [],
-    release: () => gate.resolve(),
-    close: async () => {
-      gate.resolve();
-      await server.shutdown();
-    },
-  };
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      handle.paths.push(path);
-      await req.body?.cancel();
-      if (path !== "/pubkey/") return Response.json({});
-      handle.pubkeyHits++;
-      await gate.promise;
-      return new Response(pem, { headers: { "content-type": "text/plain" } });
-    },
-  );
-  handle.url = `http://127.0.0.1:${server.addr.port}`;
-  return handle;
+export async function withKeyedWorker(
+  keys: TestKeys,
+  handlers: WorkerConfig["handlers"],
+  fn: (w: Running, up: UpstreamHandle) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "edgeworker-key-" });
+  try {
+    await withUpstreamWorker(handlers, fn, {
+      UNSECURED: "false",
+      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(dir, keys.publicPem),
+      ...env,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }

@@ -1,4 +1,9 @@
-/** Starting a worker in-process for integration tests. */
+/**
+ * Starting a worker in-process for integration tests, and the envelope
+ * its routes take.
+ *
+ * @module
+ */
 import assert from "node:assert/strict";
 import type { WorkerConfig } from "../../lib/config/schemas.ts";
 import {
@@ -6,6 +11,7 @@ import {
   Worker,
   type WorkerStartOptions,
 } from "../../lib/worker/worker.ts";
+import { waitFor } from "./http.ts";
 import { startUpstream, type UpstreamHandle } from "./upstream.ts";
 
 /** Fast loop timings so tests stay short. */
@@ -71,49 +77,20 @@ export async function withUpstreamWorker(
   }
 }
 
-/** Waits until `cond()` holds, polling; throws after `timeoutMs`. */
-export async function waitFor(
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 3000,
-  what = "condition",
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** An `auth_data` a worker takes when UNSECURED (its signature is unchecked). */
+export const UNSIGNED_AUTH: Readonly<Record<string, unknown>> = {
+  cost: 100,
+  endpoint: "test",
+  reqnum: 1,
+  request_idx: 1,
+  signature: "unsigned",
+  url: "http://127.0.0.1",
+};
 
 /** A valid envelope around `payload` (signature unchecked when UNSECURED). */
 export function envelope(
   payload: Record<string, unknown>,
   auth: Record<string, unknown> = {},
 ): string {
-  return JSON.stringify({
-    auth_data: {
-      cost: 100,
-      endpoint: "test",
-      reqnum: 1,
-      request_idx: 1,
-      signature: "unsigned",
-      url: "http://127.0.0.1",
-      ...auth,
-    },
-    payload,
-  });
-}
-
-/** POSTs JSON text to the worker. */
-export function post(
-  base: string,
-  route: string,
-  body: string,
-  init: RequestInit = {},
-): Promise<Response> {
-  return fetch(base + route, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body,
-    ...init,
-  });
+  return JSON.stringify({ auth_data: { ...UNSIGNED_AUTH, ...auth }, payload });
 }
