@@ -75,6 +75,15 @@ Deno.test("the artifact's --version names deno.json's version and the commit it 
       `^edgeworker ${denoJson.version} \\(commit ${head}(-dirty)?\\)$`,
     ),
   );
+  // From source there is no build: "dev".
+  const source = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/main.ts`, "--version"],
+    stdout: "piped",
+  }).output();
+  assert.equal(
+    new TextDecoder().decode(source.stdout),
+    `edgeworker ${denoJson.version} (dev)\n`,
+  );
 });
 
 // A compiled binary takes no deno arguments: the scenario below covers it.
