@@ -51,7 +51,7 @@ json_string() {
     c=${s:i:1}
     case $c in
       '"') out+='\"' ;;
-      '\') out+='\\' ;;
+      "\\") out+="\\\\" ;;
       $'\n') out+='\n' ;;
       $'\r') out+='\r' ;;
       $'\t') out+='\t' ;;
@@ -177,5 +177,6 @@ hard="$(ulimit -Hn)"
 ulimit -Sn "$hard" 2>/dev/null || log "cannot raise the open-files limit to $hard"
 
 log "running $bin run --preset $BACKEND"
+# shellcheck disable=SC2093 # execfail: a failed exec comes back here
 exec "$bin" run --preset "$BACKEND"
 fail "cannot run $bin (exit $?) on $(uname -sm): not a binary for this machine?"
