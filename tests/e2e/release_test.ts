@@ -62,7 +62,7 @@ Deno.test("compile without a reachable runtime base stops with one line pointing
       lines[0],
       /^compile: cannot get Deno's runtime base for x86_64-unknown-linux-gnu \(denort-x86_64-unknown-linux-gnu\.zip from dl\.deno\.land: .*Connection refused.*\)\. Set DENORT_BIN to a denort binary for that target \(one --target per run\), or run `deno task bundle` for dist\/edgeworker\.js, which runs with `deno run`\.$/,
     );
-    assert.deepEqual([...Deno.readDirSync(outDir)], []);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(outDir)), []);
   } finally {
     await Deno.remove(denoDir, { recursive: true });
     await Deno.remove(outDir, { recursive: true });
@@ -98,7 +98,7 @@ Deno.test("compile honours DENORT_BIN: it must be a file, for one target", async
       unknown.stderr,
       /^compile: unknown target riscv: expected one of x86_64-unknown-linux-gnu, /,
     );
-    assert.deepEqual([...Deno.readDirSync(outDir)], []);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(outDir)), []);
   } finally {
     await Deno.remove(outDir, { recursive: true });
   }

