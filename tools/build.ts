@@ -187,8 +187,10 @@ export async function checkRuntimeBase(target: string): Promise<void> {
       signal: AbortSignal.timeout(15_000),
     });
     await res.body?.cancel();
-    if (res.ok) return;
-    why = `HTTP ${res.status}`;
+    // Reachable: deno compile downloads it (and its failures are caught
+    // after). Only "no such file" is certain to fail.
+    if (res.status !== 404) return;
+    why = "HTTP 404: no runtime base of this Deno version for this target";
   } catch (e) {
     why = reason(e);
   }

@@ -4,6 +4,7 @@
  * CHANGELOG section that becomes the release notes.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import denoJson from "../../deno.json" with { type: "json" };
 import { changelogSection } from "../../tools/changelog.ts";
 import { freePort } from "./_scenario.ts";
@@ -99,6 +100,45 @@ Deno.test("compile honours DENORT_BIN: it must be a file, for one target", async
       /^compile: unknown target riscv: expected one of x86_64-unknown-linux-gnu, /,
     );
     assert.deepEqual(await Array.fromAsync(Deno.readDir(outDir)), []);
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+});
+
+Deno.test("compile with DENORT_BIN builds the host target with the permission set baked in, not -A", async () => {
+  // No denort here: the full deno binary stands in as the runtime base. The
+  // result is no working program (deno starts its REPL on it), but its
+  // embedded metadata is what `deno compile` wrote for our flags.
+  const outDir = await Deno.makeTempDir();
+  try {
+    const r = await tool("build.ts", ["compile", "--out-dir", outDir], {
+      DENORT_BIN: Deno.execPath(),
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const out = `${outDir}/edgeworker-${Deno.build.target}`;
+    assert.equal(r.stdout.split(" ")[0], out);
+    // The metadata is JSON embedded in the file.
+    const bytes = Buffer.from(await Deno.readFile(out));
+    const at = bytes.indexOf('"permissions":{');
+    assert.ok(at > 0, "permissions in the binary's metadata");
+    const end = bytes.indexOf("}", at);
+    const p = JSON.parse(bytes.subarray(at + 14, end + 1).toString());
+    assert.equal(p.allow_all, undefined);
+    assert.deepEqual(p.allow_net, []);
+    assert.deepEqual(p.allow_env, []);
+    assert.deepEqual(p.allow_read, [
+      ".",
+      "/var/log",
+      "/workspace",
+      "/etc/instance.crt",
+      "/etc/instance.key",
+      "/opt/comfyui-api-wrapper/workflows",
+    ]);
+    assert.deepEqual(p.allow_write, [".", "/.force_update"]);
+    assert.deepEqual(p.allow_run, ["df"]);
+    assert.equal(p.allow_sys, null);
+    assert.equal(p.allow_ffi, null);
+    assert.equal(p.prompt, false);
   } finally {
     await Deno.remove(outDir, { recursive: true });
   }
