@@ -150,6 +150,10 @@ Deno.test("with only its permission set the artifact verifies signatures, tails 
     });
     assert.equal(res.status, 200);
     assert.equal((await res.json()).tokens, 300);
+    // The operator routes (process figures come from Deno.memoryUsage).
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /^edgeworker_/m);
+    assert.equal((await (await fetch(`${base}/status`)).json()).state, "ready");
     // Reports went out with a measured disk usage (df ran).
     const report = await cp.waitFor(
       "status",
