@@ -6,7 +6,10 @@
  * @example
  * ```ts
  * import { EdgeworkerClient } from "./client.ts";
- * const client = new EdgeworkerClient({ endpoint: "my-endpoint", apiKey: key });
+ * const client = new EdgeworkerClient({
+ *   endpoint: "my-endpoint",
+ *   apiKey: Deno.env.get("VAST_ENDPOINT_KEY") ?? "",
+ * });
  * const out = await client.requestJson("/v1/completions", { prompt: "Hi", max_tokens: 16 }, { cost: 16 });
  * ```
  *

@@ -10,14 +10,8 @@ import {
   loadWorkerConfigFile,
   workerConfigJsonSchema,
 } from "./lib/config/file.ts";
-import {
-  EnvError,
-  readEnv,
-  reportAddresses,
-  reportIdentity,
-  type WorkerEnv,
-} from "./lib/config/env.ts";
-import { reportLaunchFailure } from "./lib/autoscaler/reporter.ts";
+import { EnvError, readEnv, type WorkerEnv } from "./lib/config/env.ts";
+import { announceLaunchFailure } from "./lib/worker/launch_failure.ts";
 import { closeLogging, setupLogging } from "./lib/worker/logging.ts";
 import { Worker } from "./lib/worker/worker.ts";
 import { findPreset, PRESETS } from "./workers/mod.ts";
@@ -102,9 +96,11 @@ export async function main(
 }
 
 async function run(presetName?: string, configPath?: string): Promise<number> {
+  // One snapshot of the environment for the presets, the worker and us.
+  const vars = Deno.env.toObject();
   let env;
   try {
-    env = readEnv();
+    env = readEnv(vars);
   } catch (e) {
     if (e instanceof EnvError) {
       console.error(e.message);
@@ -118,16 +114,20 @@ async function run(presetName?: string, configPath?: string): Promise<number> {
   });
   let worker: Worker;
   try {
-    worker = await buildWorker(env, presetName, configPath);
+    worker = await buildWorker(env, vars, presetName, configPath);
   } catch (e) {
     if (!(e instanceof ConfigError || e instanceof UsageError)) throw e;
     console.error(e.message);
-    await reportConfigFailure(env, e.message);
+    await announceLaunchFailure(
+      env,
+      `Worker config invalid: ${e.message}`,
+      "once",
+    );
     await closeLogging();
     return 2;
   }
   try {
-    await worker.run();
+    await worker.run({ env: vars });
   } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
     // Keep beaconing the error to the autoscaler; the supervisor restarts us.
@@ -143,6 +143,7 @@ class UsageError extends Error {}
 
 async function buildWorker(
   env: WorkerEnv,
+  vars: Record<string, string>,
   presetName: string | undefined,
   configPath: string | undefined,
 ): Promise<Worker> {
@@ -164,26 +165,7 @@ async function buildWorker(
       }`,
     );
   }
-  return new Worker(preset.config(Deno.env.toObject()));
-}
-
-/**
- * Tells the autoscaler once why the worker will not start (when
- * `REPORT_ADDR` is set), so the instance shows the reason, not a silence.
- */
-async function reportConfigFailure(
-  env: WorkerEnv,
-  message: string,
-): Promise<void> {
-  const addrs = reportAddresses(env);
-  if (addrs.length === 0) return;
-  await reportLaunchFailure({
-    reportAddrs: addrs,
-    identity: reportIdentity(env),
-    errorMsg: `Worker config invalid: ${message}`,
-    signal: AbortSignal.timeout(10_000),
-    timeoutMs: 5000,
-  });
+  return new Worker(preset.config(vars));
 }
 
 if (import.meta.main) {

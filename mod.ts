@@ -14,32 +14,45 @@
  * }).run();
  * ```
  *
+ * The config types carry the names of Vast's Python SDK
+ * ({@linkcode WorkerConfig}, {@linkcode HandlerConfig},
+ * {@linkcode BenchmarkConfig}, {@linkcode LogActionConfig}); validation
+ * gives the `Resolved*` forms. The client is here too, and alone (without
+ * the worker's dependencies) at `./client`.
+ *
  * @module
  */
 export { Worker } from "./lib/worker/worker.ts";
 export type { RunningWorker, WorkerStartOptions } from "./lib/worker/worker.ts";
-export {
-  BenchmarkConfigSchema,
-  DeclarativeWorkloadSchema,
-  HandlerConfigSchema,
-  LogActionConfigSchema,
-  WorkerConfigSchema,
-} from "./lib/config/schemas.ts";
+export type { WorkerTimings } from "./lib/worker/parts.ts";
 export type {
   BenchmarkConfig,
-  BenchmarkConfigInput,
+  ConstantWorkload,
   DeclarativeWorkload,
+  EngineMetricsConfig,
+  FieldWorkload,
   HandlerConfig,
-  HandlerConfigInput,
+  HealthcheckConfig,
   LogActionConfig,
-  LogActionConfigInput,
+  LogPattern,
   Payload,
+  ReadinessMode,
   RequestParser,
+  ResolvedBenchmarkConfig,
+  ResolvedDeclarativeWorkload,
+  ResolvedEngineMetricsConfig,
+  ResolvedFieldWorkload,
+  ResolvedHandlerConfig,
+  ResolvedHealthcheckConfig,
+  ResolvedLogActionConfig,
+  ResolvedTokensWorkload,
+  ResolvedWorkerConfig,
   ResponseGenerator,
+  TimeoutsConfig,
+  TokensWorkload,
   WorkerConfig,
-  WorkerConfigInput,
   WorkloadCalculator,
-} from "./lib/config/schemas.ts";
+} from "./lib/config/types.ts";
 export {
   ConfigError,
   loadWorkerConfigFile,
@@ -48,18 +61,6 @@ export {
   workerConfigJsonSchema,
 } from "./lib/config/file.ts";
 export { estimateTokens } from "./lib/traffic/workload.ts";
-export {
-  EdgeworkerClient,
-  EdgeworkerError,
-  edgeworkerFetch,
-  parseEventStream,
-  Session,
-} from "./client.ts";
-export type {
-  CreateSessionOptions,
-  EdgeworkerClientOptions,
-  EdgeworkerFetchOptions,
-  RequestOptions,
-} from "./client.ts";
+export * from "./client.ts";
 export { findPreset, PRESETS } from "./workers/mod.ts";
-export type { Preset } from "./workers/mod.ts";
+export type { EnvVars, Preset } from "./workers/mod.ts";

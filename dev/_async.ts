@@ -1,30 +1,10 @@
 /**
- * Small async building blocks shared by the dev stand-in servers: an
- * abortable sleep and a FIFO slot pool that behaves like an engine scheduler.
+ * Small async building blocks shared by the dev stand-in servers: a FIFO
+ * slot pool that behaves like an engine scheduler, and random ids. (Sleeps
+ * come from lib/std/async.ts.)
  *
  * @module
  */
-
-/**
- * Waits `ms` milliseconds unless `signal` aborts first. Never rejects and
- * never leaves a timer behind.
- *
- * @returns `true` when the time elapsed, `false` when the signal aborted.
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, Math.max(0, ms));
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /**
  * A FIFO pool of `limit` slots: callers beyond the limit wait in arrival

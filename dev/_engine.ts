@@ -6,7 +6,8 @@
  * @module
  */
 
-import { sleep, Slots } from "./_async.ts";
+import { delay } from "../lib/std/async.ts";
+import { Slots } from "./_async.ts";
 
 /** One generated token. */
 export interface Token {
@@ -114,9 +115,8 @@ export class TokenEngine {
       // Tokens already due go out without a timer: chained timers have a
       // minimum delay that would cap the speed near 500 tokens/s.
       const wait = due - performance.now();
-      if (wait > 1) {
-        if (!await sleep(wait, signal)) return;
-      } else if (signal.aborted) return;
+      if (wait > 1) await delay(wait, { signal }).catch(() => {});
+      if (signal.aborted) return;
       this.generationTokens++;
       const v = index % VOCAB.length;
       yield { index, id: 1000 + v, text: VOCAB[v], logprob: -0.25 - v / 64 };

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { pythonFloatRepr } from "../lib/auth/python_json.ts";
 import { randomHex } from "./_async.ts";
 import type { TokenEngine } from "./_engine.ts";
 
@@ -63,9 +64,17 @@ export class Histogram {
   }
 }
 
-/** A number as Python's `prometheus_client` prints it (`1.0`, `0.25`). */
+/**
+ * A number as Python's `prometheus_client` prints it: `repr(float)` (`1.0`,
+ * `0.25`), but Go's exponent form from 1e6 up (`1234567.0` -> `1.234567e+06`).
+ */
 function pyFloat(n: number): string {
-  return Number.isInteger(n) ? n.toFixed(1) : String(n);
+  const repr = pythonFloatRepr(n);
+  const dot = repr.indexOf(".");
+  if (!(n > 0) || dot <= 6) return repr;
+  const digits = (repr.slice(0, dot) + repr.slice(dot + 1)).replace(/0+$/, "");
+  const mantissa = `${digits[0]}.${digits.slice(1)}`.replace(/\.$/, "");
+  return `${mantissa}e+0${dot - 1}`;
 }
 
 /** The `/metrics` page of vLLM (V1 engine metric names). */

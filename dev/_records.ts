@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { deadline } from "../lib/std/async.ts";
 
 /** A request body the control plane received, with its arrival time. */
 export interface Recorded {
@@ -46,36 +47,34 @@ export class Recorder {
    * The first record of `kind` (present or future) matching `predicate`;
    * rejects after `timeoutMs` or on {@linkcode cancelWaits}.
    */
-  waitFor(
+  async waitFor(
     kind: RecordKind,
     predicate: (body: unknown) => boolean = () => true,
     timeoutMs = 5000,
   ): Promise<Recorded> {
     const found = this[kind].find((r) => predicate(r.body));
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.#watchers.delete(watcher);
-      };
-      const watcher: Watcher = {
-        kind,
-        predicate,
-        resolve: (r) => {
-          finish();
-          resolve(r);
-        },
-        cancel: () => {
-          finish();
-          reject(new Error(`control plane closed while waiting for ${kind}`));
-        },
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`no matching ${kind} record within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#watchers.add(watcher);
-    });
+    if (found) return found;
+    const match = Promise.withResolvers<Recorded>();
+    const watcher: Watcher = {
+      kind,
+      predicate,
+      resolve: match.resolve,
+      cancel: () =>
+        match.reject(
+          new Error(`control plane closed while waiting for ${kind}`),
+        ),
+    };
+    this.#watchers.add(watcher);
+    try {
+      return await deadline(match.promise, timeoutMs);
+    } catch (e) {
+      const late = e instanceof DOMException && e.name === "TimeoutError";
+      throw late
+        ? new Error(`no matching ${kind} record within ${timeoutMs} ms`)
+        : e;
+    } finally {
+      this.#watchers.delete(watcher);
+    }
   }
 
   /** Rejects every pending {@linkcode waitFor}. */

@@ -4,6 +4,11 @@
  *
  * @module
  */
+import {
+  JsonNumber,
+  pythonFloatRepr,
+  pythonJsonDumps,
+} from "../lib/auth/python_json.ts";
 
 /** RSASSA-PKCS1-v1_5 with SHA-256, as Vast's autoscaler signs. */
 export const RSA_ALGORITHM: RsaHashedKeyGenParams = {
@@ -43,46 +48,12 @@ export async function signText(
   return toBase64(sig);
 }
 
-/** A string as Python's `json.dumps` writes it (`ensure_ascii=True`). */
-export function pyString(s: string): string {
-  return JSON.stringify(s).replace(
-    /[\u0080-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
-
-/** A number as Python prints a float (`100.0`, `2.5`). */
-export function pyFloat(n: number): string {
-  return Number.isInteger(n) && Math.abs(n) < 1e16 ? `${n}.0` : String(n);
-}
-
-/**
- * Python's `json.dumps(obj, indent=4, sort_keys=True)` for a flat object of
- * strings and numbers; numbers named in `floats` print as floats.
- */
-export function pyDumpsIndent4(
-  obj: Record<string, string | number>,
-  floats: string[] = [],
-): string {
-  const keys = Object.keys(obj).sort();
-  const body = keys.map((k) => {
-    const v = obj[k];
-    const text = typeof v === "string"
-      ? pyString(v)
-      : floats.includes(k)
-      ? pyFloat(v)
-      : String(v);
-    return `    ${pyString(k)}: ${text}`;
-  });
-  return `{\n${body.join(",\n")}\n}`;
-}
-
 /**
  * The message signed since vastai-sdk 1.0.1: only the worker URL,
  * `json.dumps({"url": url}, indent=4, sort_keys=True)`.
  */
 export function urlSignatureMessage(url: string): string {
-  return pyDumpsIndent4({ url });
+  return pythonJsonDumps({ url });
 }
 
 /**
@@ -96,5 +67,6 @@ export function legacySignatureMessage(fields: {
   request_idx: number;
   url: string;
 }): string {
-  return pyDumpsIndent4({ ...fields }, ["cost"]);
+  const cost = new JsonNumber(fields.cost, pythonFloatRepr(fields.cost));
+  return pythonJsonDumps({ ...fields, cost });
 }

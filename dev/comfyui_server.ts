@@ -20,7 +20,8 @@
  * @module
  */
 
-import { sleep, Slots } from "./_async.ts";
+import { delay } from "../lib/std/async.ts";
+import { Slots } from "./_async.ts";
 import {
   type ComfyJob,
   parseComfyPayload,
@@ -179,9 +180,9 @@ class ComfyStandIn extends StandIn<ComfyUiServerOptions>
     }
     t = Date.now();
     const images = outputs.reduce((n, o) => n + o.count, 0);
-    if (!await sleep(this.#secondsPerImage * 1000 * images, scope.signal)) {
-      return this.#interrupted(result, scope);
-    }
+    const ms = this.#secondsPerImage * 1000 * images;
+    await delay(ms, { signal: scope.signal }).catch(() => {});
+    if (scope.signal.aborted) return this.#interrupted(result, scope);
     result.timings.generation_ms = Date.now() - t;
     this.#files = completeJob(result, workflow, outputs, {
       outputDir: this.opts.outputDir ?? "/opt/ComfyUI/output",

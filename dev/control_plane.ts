@@ -18,13 +18,13 @@
  * @module
  */
 
-import { sleep } from "./_async.ts";
+import { delay } from "../lib/std/async.ts";
+import { pythonFloatRepr } from "../lib/auth/python_json.ts";
 import { type Recorded, Recorder, type RecordKind } from "./_records.ts";
 import { DevServer, isObject, json, readJson } from "./_serve.ts";
 import {
   legacySignatureMessage,
   publicKeyPem,
-  pyFloat,
   RSA_ALGORITHM,
   signText,
   urlSignatureMessage,
@@ -230,11 +230,14 @@ class ControlPlaneStandIn implements ControlPlane {
         this.lostReports[kind].push({ body, at: Date.now() });
         // Held until the worker gives up (or the stand-in stops).
         const gone = AbortSignal.any([req.signal, this.#http.killSignal]);
-        await sleep(2 ** 31 - 1, gone);
+        await delay(2 ** 31 - 1, { signal: gone }).catch(() => {});
         return json({ error: "lost" }, 504);
       }
       this.#records.add(kind, body);
-      if (this.#delayMs > 0) await sleep(this.#delayMs, this.#http.killSignal);
+      if (this.#delayMs > 0) {
+        const signal = this.#http.killSignal;
+        await delay(this.#delayMs, { signal }).catch(() => {});
+      }
       return this.#reply(this.#replies[kind]);
     }
     const known = [
@@ -287,7 +290,7 @@ class ControlPlaneStandIn implements ControlPlane {
     // Written by hand so `cost` is a float literal (`100.0`), as Vast sends it.
     const text =
       `{"__request_id": ${JSON.stringify(crypto.randomUUID())}, "cost": ${
-        pyFloat(cost)
+        pythonFloatRepr(cost)
       }, ` +
       `"endpoint": ${
         JSON.stringify(endpoint)

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
   envelope,
@@ -11,8 +11,8 @@ import {
 
 function config(
   upstream: UpstreamHandle,
-  handlers: WorkerConfigInput["handlers"],
-): WorkerConfigInput {
+  handlers: WorkerConfig["handlers"],
+): WorkerConfig {
   return { modelServerUrl: upstream.url, handlers };
 }
 
@@ -40,6 +40,21 @@ Deno.test("a JSON answer is relayed and auth_data never reaches the model", asyn
     const [rec] = w.ledger.pendingFinished();
     assert.equal(rec.status, "success");
     assert.equal(rec.httpStatus, 200);
+  });
+});
+
+Deno.test("the payload reaches the model as the client wrote it, byte for byte", async () => {
+  await withUpstreamWorker(PARALLEL, async (w, up) => {
+    const payload =
+      '{ "prompt" : "h\\u00e9",\n "n": 1.50, "big": 12345678901234567890 }';
+    const env = JSON.parse(envelope({}));
+    const text = `{"auth_data": ${
+      JSON.stringify(env.auth_data)
+    }, "payload": ${payload}}`;
+    const res = await post(w.url, "/echo", text);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    assert.equal(up.texts[0], payload);
   });
 });
 

@@ -3,7 +3,7 @@
  * hand-written message bytes, a real model server behind the worker.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
   generateKeys,
@@ -23,7 +23,7 @@ import {
 
 const KEYS = await generateKeys();
 const OTHER_KEYS = await generateKeys();
-const HANDLERS: WorkerConfigInput["handlers"] = [
+const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true, workload: () => 10 },
 ];
 

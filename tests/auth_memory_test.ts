@@ -4,7 +4,7 @@
  * digests of valid results only.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { AUTH_DATA_LIMITS } from "../lib/http/envelope.ts";
 import {
   generateKeys,
@@ -14,7 +14,7 @@ import {
 import { post, withUpstreamWorker } from "./helpers/worker.ts";
 
 const KEYS = await generateKeys();
-const HANDLERS: WorkerConfigInput["handlers"] = [
+const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true, workload: () => 10 },
 ];
 

@@ -5,7 +5,7 @@
  * legacy replay window.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import {
   generateKeys,
   signText,
@@ -22,7 +22,7 @@ import type { UpstreamHandle } from "./helpers/upstream.ts";
 
 const KEYS = await generateKeys();
 const URL_ = "https://203.0.113.5:41234";
-const HANDLERS: WorkerConfigInput["handlers"] = [
+const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/slow", allowParallelRequests: true, workload: () => 10 },
   { route: "/echo", allowParallelRequests: true, workload: () => 10 },
 ];

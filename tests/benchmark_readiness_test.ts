@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { HandlerConfigInput } from "../lib/config/schemas.ts";
+import type { HandlerConfig } from "../lib/config/schemas.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
 import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
 
@@ -20,7 +20,7 @@ const TRUTH = RATE * CONCURRENCY;
 /** Requests of one benchmark: a warm-up, then RUNS rounds. */
 const BENCHMARK_REQUESTS = 1 + RUNS * CONCURRENCY;
 
-const HANDLER: HandlerConfigInput = {
+const HANDLER: HandlerConfig = {
   route: "/work",
   allowParallelRequests: true,
   workload: { kind: "field", path: "w" },

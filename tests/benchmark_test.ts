@@ -2,13 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   BenchmarkError,
-  type Payload,
-  pythonFloat,
   readBenchmarkCache,
   type RoundResult,
   runBenchmark,
   writeBenchmarkCache,
 } from "../lib/model/benchmark.ts";
+import type { Payload } from "../lib/config/schemas.ts";
 
 const RATE = 50; // units per second per request slot
 
@@ -217,7 +216,7 @@ Deno.test("benchmark cache round-trips in Python's format", async () => {
   }
 });
 
-Deno.test("pythonFloat() matches Python's str(float)", () => {
+Deno.test("writeBenchmarkCache() writes the figure as Python's str(float)", async () => {
   // Expected values printed by CPython 3: str(float(x)).
   const cases: [number, string][] = [
     [50, "50.0"],
@@ -232,5 +231,14 @@ Deno.test("pythonFloat() matches Python's str(float)", () => {
     [123456789012345680, "1.2345678901234568e+17"],
     [0, "0.0"],
   ];
-  for (const [value, text] of cases) assert.equal(pythonFloat(value), text);
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, ".has_benchmark");
+    for (const [value, text] of cases) {
+      await writeBenchmarkCache(path, value);
+      assert.equal(await Deno.readTextFile(path), text);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

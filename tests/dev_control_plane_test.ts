@@ -262,3 +262,31 @@ Deno.test("control plane: legacy signature format, api key check, Python string 
     '{\n    "url": "https://h\\u00e9.example"\n}',
   );
 });
+
+Deno.test("legacy message: the stand-in writes cost as Python's json.dumps does", async () => {
+  // The .msg files were written by Python (tests/fixtures/auth/generate.py).
+  const fixture = (name: string) =>
+    Deno.readTextFile(
+      new URL(`./fixtures/auth/${name}.msg`, import.meta.url),
+    );
+  assert.equal(
+    legacySignatureMessage({
+      cost: 0.00001,
+      endpoint: "tiny",
+      reqnum: 12,
+      request_idx: 0,
+      url: "http://10.0.0.2:3000",
+    }),
+    await fixture("legacy_small_cost"),
+  );
+  assert.equal(
+    legacySignatureMessage({
+      cost: 1000,
+      endpoint: "my-pytorch-endpoint",
+      reqnum: 4,
+      request_idx: 35,
+      url: "https://120.238.149.138:26172",
+    }),
+    await fixture("legacy_float_cost"),
+  );
+});

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
 import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
 
@@ -23,8 +23,8 @@ const PROBE_WINDOW_MS = HEALTHCHECK.failureThreshold *
 
 function healthConfig(
   s: StandIn,
-  more: Partial<WorkerConfigInput> = {},
-): WorkerConfigInput {
+  more: Partial<WorkerConfig> = {},
+): WorkerConfig {
   return {
     modelServerUrl: s.url,
     modelHealthUrl: "/health",

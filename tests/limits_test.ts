@@ -3,7 +3,7 @@
  * chunked bodies), big bodies without a limit, deep JSON, huge headers.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { Worker } from "../lib/worker/worker.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
@@ -14,7 +14,7 @@ import {
   withUpstreamWorker,
 } from "./helpers/worker.ts";
 
-const HANDLERS: WorkerConfigInput["handlers"] = [
+const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true },
 ];
 

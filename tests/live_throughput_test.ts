@@ -5,7 +5,7 @@
  * model server's speed within the bound of `completionsToConverge`.
  */
 import assert from "node:assert/strict";
-import type { HandlerConfigInput } from "../lib/config/schemas.ts";
+import type { HandlerConfig } from "../lib/config/schemas.ts";
 import { completionsToConverge } from "../lib/traffic/throughput.ts";
 import { type StandIn, startStandIn } from "./helpers/standin.ts";
 import {
@@ -37,7 +37,7 @@ const BOUND = completionsToConverge({
   concurrency: C,
 });
 
-const HANDLER: HandlerConfigInput = {
+const HANDLER: HandlerConfig = {
   route: "/work",
   allowParallelRequests: true,
   maxQueueTime: 1,

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { type ControlPlane, startControlPlane } from "../dev/control_plane.ts";
 import type { WorkerStatus } from "../lib/autoscaler/wire.ts";
+import { REJECT_REASONS } from "../lib/traffic/ledger.ts";
 import {
   MIXED,
   MIXED_HANDLERS,
@@ -186,16 +187,8 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
       }
     }
     const rejected = "edgeworker_requests_rejected_total";
-    for (
-      const reason of [
-        "budget",
-        "signature",
-        "sessions",
-        "session",
-        "draining",
-        "not_ready",
-      ]
-    ) {
+    // Every reason has a series from the start, queue_timeout included.
+    for (const reason of REJECT_REASONS) {
       const expected = [...MIXED.values()].filter((m) => m.reason === reason)
         .length;
       const fromLedger = [...totals].filter(([key]) =>

@@ -156,3 +156,53 @@ Deno.test("a wall clock that steps back does not break the live estimate or the 
   assert.equal(ledger.inFlightCount, 0);
   assert.equal(admission.openCount, 0);
 });
+
+Deno.test("a session with cost Infinity and its 1e308 requests leave the 429 rule working for everyone else", async () => {
+  const up = startUpstream();
+  const dir = await Deno.makeTempDir();
+  const cache = `${dir}/.has_benchmark`;
+  await Deno.writeTextFile(cache, "100.0");
+  let w: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    w = await startWorker({
+      modelServerUrl: up.url,
+      handlers: [{
+        route: "/slow",
+        allowParallelRequests: true,
+        maxQueueTime: 30,
+        workload: { kind: "field", path: "max_tokens", default: 16 },
+      }],
+    }, { EDGEWORKER_BENCHMARK_FILE: cache });
+    const worker = w;
+    await waitFor(() => worker.lifecycle.ready, 3000, "ready");
+    const created = await post(
+      w.url,
+      "/session/create",
+      `{"auth_data":{"cost":"Infinity","endpoint":"t","reqnum":1,"request_idx":1,"signature":"x","url":"http://127.0.0.1"},"payload":{"lifetime":30}}`,
+    );
+    assert.equal(created.status, 201);
+    const { session_id } = await created.json();
+    assert.ok(Number.isFinite(w.ledger.currentLoad), "cur_load finite");
+    for (let i = 2; i <= 3; i++) {
+      const res = await post(
+        w.url,
+        "/slow",
+        `{"auth_data":{"cost":"Infinity","endpoint":"t","reqnum":1,"request_idx":1,"signature":"x","url":"http://127.0.0.1"},"session_id":"${session_id}","payload":{"max_tokens":1e308,"delay_ms":1}}`,
+      );
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    }
+    // Another client's request of 100 units: 1 s of queue at 100/s, admitted.
+    const other = await post(
+      w.url,
+      "/slow",
+      rawEnvelope('{"max_tokens":100,"delay_ms":1}', 9),
+    );
+    assert.equal(other.status, 200, await other.text());
+    assert.ok(Number.isFinite(w.ledger.queueWorkload));
+  } finally {
+    await stopWorker(w);
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

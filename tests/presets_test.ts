@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import type {
-  HandlerConfig,
   Payload,
-  WorkerConfig,
+  ResolvedHandlerConfig,
+  ResolvedWorkerConfig,
 } from "../lib/config/schemas.ts";
 import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
 import { workloadOf } from "../lib/traffic/workload.ts";
@@ -33,26 +33,32 @@ import { wanWorkflow } from "../workers/wan.ts";
 import type { EnvVars } from "../workers/_preset.ts";
 
 /** The validated config of preset `name` in `env`. */
-function configOf(name: string, env: EnvVars = {}): WorkerConfig {
+function configOf(name: string, env: EnvVars = {}): ResolvedWorkerConfig {
   const preset = findPreset(name);
   assert.ok(preset, `preset ${name}`);
   return parseWorkerConfig(preset.config(env), `preset ${name}`);
 }
 
-function handler(c: WorkerConfig, route: string): HandlerConfig {
+function handler(
+  c: ResolvedWorkerConfig,
+  route: string,
+): ResolvedHandlerConfig {
   const h = c.handlers.find((h) => h.route === route);
   assert.ok(h, `route ${route}`);
   return h;
 }
 
 /** The safe workload calculator of `route`. */
-function workload(c: WorkerConfig, route: string): (p: Payload) => number {
+function workload(
+  c: ResolvedWorkerConfig,
+  route: string,
+): (p: Payload) => number {
   return workloadOf(handler(c, route).workload, route);
 }
 
 /** A benchmark payload of the config's benchmark handler. */
 function benchmarkPayload(
-  c: WorkerConfig,
+  c: ResolvedWorkerConfig,
 ): { route: string; payload: Payload } {
   const h = c.handlers.find((h) => h.benchmark);
   assert.ok(h?.benchmark, "a benchmark handler");
@@ -62,7 +68,7 @@ function benchmarkPayload(
 }
 
 /** The first rule a line matches, as the log monitor picks it. */
-function classify(c: WorkerConfig, line: string): string | undefined {
+function classify(c: ResolvedWorkerConfig, line: string): string | undefined {
   const rules: [string, unknown][] = [
     ...c.logActions.onLoad.map((p): [string, unknown] => ["load", p]),
     ...c.logActions.onError.map((p): [string, unknown] => ["error", p]),

@@ -51,6 +51,37 @@ Deno.test("pythonNumberText() prints each literal the way Python re-serializes i
   }
 });
 
+Deno.test("pythonFloatRepr() writes what Python's repr(float) writes", () => {
+  // Printed by CPython 3.11: repr(x) for each x.
+  const cases: [number, string][] = [
+    [1e16, "1e+16"],
+    [1e-7, "1e-07"],
+    [0.1, "0.1"],
+    [100, "100.0"],
+    [2 ** 53, "9007199254740992.0"],
+    [1e22, "1e+22"],
+    [123456789012345680, "1.2345678901234568e+17"],
+    [-0, "-0.0"],
+    [5e-324, "5e-324"],
+    [1e-4, "0.0001"],
+    [9999999999999998, "9999999999999998.0"],
+  ];
+  for (const [x, python] of cases) assert.equal(pythonFloatRepr(x), python);
+});
+
+Deno.test("pythonFloatRepr() matches Python on 330 doubles (fixture)", async () => {
+  // tests/fixtures/python_float_repr.py wrote repr() of edge cases and of
+  // random doubles; Number() of Python's text is the very same double.
+  const reprs: string[] = JSON.parse(
+    await Deno.readTextFile(
+      new URL("./fixtures/python_float_repr.json", import.meta.url),
+    ),
+  );
+  assert.equal(reprs.length, 330);
+  const wrong = reprs.filter((s) => pythonFloatRepr(Number(s)) !== s);
+  assert.deepEqual(wrong, []);
+});
+
 Deno.test("pythonFloatRepr() handles zero, NaN and infinities", () => {
   assert.equal(pythonFloatRepr(0), "0.0");
   assert.equal(pythonFloatRepr(-0), "-0.0");

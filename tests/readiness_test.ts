@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { LogRecord } from "@logtape/logtape";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { type Running, startWorker, waitFor } from "./helpers/worker.ts";
 
@@ -27,7 +27,7 @@ async function withLogWorker(
   options: {
     prefill?: string;
     env?: Record<string, string>;
-    config?: Partial<WorkerConfigInput>;
+    config?: Partial<WorkerConfig>;
   },
   fn: (ctx: Ctx) => Promise<void>,
 ): Promise<void> {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { ReportIdentity } from "../lib/config/env.ts";
 import { Ledger, type RequestInfo } from "../lib/traffic/ledger.ts";
 import {
   buildWorkerStatus,
@@ -6,9 +7,7 @@ import {
   encodeDeleteRequests,
   encodeLaunchFailure,
   encodeWorkerStatus,
-  pyFloat,
   Reporter,
-  type ReporterIdentity,
   type ReporterOptions,
   runLaunchFailureBeacon,
 } from "../lib/autoscaler/reporter.ts";
@@ -21,7 +20,7 @@ import { post } from "../lib/autoscaler/wire.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import type { DeleteItem } from "./helpers/reporting.ts";
 
-const IDENTITY: ReporterIdentity = {
+const IDENTITY: ReportIdentity = {
   id: 4242,
   mtoken: "master-token",
   version: "1.1.0",
@@ -149,14 +148,25 @@ Deno.test("buildWorkerStatus: new_load floors at 0, bad numbers become 0", () =>
   assertStatusShape(encodeWorkerStatus(status));
 });
 
-Deno.test("pyFloat writes floats as Python does", () => {
-  assert.equal(pyFloat(0), "0.0");
-  assert.equal(pyFloat(100), "100.0");
-  assert.equal(pyFloat(1.25), "1.25");
-  assert.equal(pyFloat(1e21), "1e+21");
-  assert.equal(pyFloat(1e-7), "1e-7");
-  assert.equal(pyFloat(NaN), "0.0");
-  assert.equal(JSON.parse(pyFloat(1700000000.123)), 1700000000.123);
+Deno.test("worker_status floats are written as Python's json.dumps writes them", () => {
+  const status = buildWorkerStatus({
+    identity: IDENTITY,
+    ledger: { currentLoad: 1e-7, inFlight: [], receivedCount: 0 },
+    window: { received: 0, served: 0, cancelled: 0, errored: 0, rejected: 0 },
+    loadtime: 1700000000.123,
+    errorMsg: "",
+    maxPerf: 1e16,
+    additionalDiskUsage: 100,
+  });
+  const text = encodeWorkerStatus({ ...status, cur_perf: NaN });
+  // What Python prints for json.dumps of the same floats.
+  assert.match(text, /"max_perf":1e\+16,/);
+  assert.match(text, /"cur_load":1e-07,/);
+  assert.match(text, /"loadtime":1700000000\.123,/);
+  assert.match(text, /"additional_disk_usage":100\.0,/);
+  assert.match(text, /"cur_perf":0\.0,/);
+  assert.match(text, /"rej_load":0\.0,/);
+  assertStatusShape(text);
 });
 
 Deno.test("delete_requests body: statuses, success flags, timestamps", () => {

@@ -13,7 +13,7 @@ import {
   type Recorded,
   startControlPlane,
 } from "../dev/control_plane.ts";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import type { WorkerStatus } from "../lib/autoscaler/wire.ts";
 import {
   accepted,
@@ -72,7 +72,7 @@ const INT_FIELDS = [
 ];
 
 /** Parallel `/slow` and `/echo` whose workload is `payload.w`. */
-function handlers(): WorkerConfigInput["handlers"] {
+function handlers(): WorkerConfig["handlers"] {
   return ["/slow", "/echo"].map((route) => ({
     route,
     allowParallelRequests: true,
@@ -92,7 +92,7 @@ async function withSetup(
   options: {
     env?: Record<string, string>;
     timings?: Parameters<typeof startWorker>[2];
-    config?: Partial<WorkerConfigInput>;
+    config?: Partial<WorkerConfig>;
   },
   fn: (s: Setup) => Promise<void>,
 ): Promise<void> {

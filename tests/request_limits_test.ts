@@ -5,7 +5,7 @@
  * wedge the FIFO; model headers that set browser policy are not relayed.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import {
   envelope,
   post,
@@ -15,7 +15,7 @@ import {
 } from "./helpers/worker.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 
-type Handlers = WorkerConfigInput["handlers"];
+type Handlers = WorkerConfig["handlers"];
 
 const fifo = (
   route: string,

@@ -253,6 +253,7 @@ Deno.test("an on_close_route call that hangs is abandoned after the timeout", as
   });
   try {
     const s = store.create({
+      info: { requestIdx: 1, reqnum: 1, route: "/session/create", workload: 1 },
       authData: AUTH,
       lifetime: 60,
       onCloseRoute: "/hang",

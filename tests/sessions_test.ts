@@ -3,7 +3,7 @@
  * session, expiry, the two ports of `/session/end`, and the close callback.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { Worker } from "../lib/worker/worker.ts";
 import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
 import {
@@ -15,7 +15,7 @@ import { FAST, post, waitFor } from "./helpers/worker.ts";
 
 const KEYS = await generateKeys();
 const COST = 100;
-const HANDLERS: WorkerConfigInput["handlers"] = [
+const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true, workload: () => 7 },
   { route: "/stream", allowParallelRequests: true, workload: () => 7 },
 ];

@@ -4,12 +4,12 @@
  * are missing or not PEM.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { Worker } from "../lib/worker/worker.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 import { envelope, FAST, waitFor } from "./helpers/worker.ts";
 
-const HANDLERS: WorkerConfigInput["handlers"] = [
+const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true },
 ];
 

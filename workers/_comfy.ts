@@ -8,7 +8,7 @@
 import type {
   DeclarativeWorkload,
   Payload,
-  WorkerConfigInput,
+  WorkerConfig,
   WorkloadCalculator,
 } from "../lib/config/schemas.ts";
 import {
@@ -212,7 +212,7 @@ export interface ComfyFlavor {
 export function comfyConfig(
   flavor: ComfyFlavor,
   env: EnvVars,
-): WorkerConfigInput {
+): WorkerConfig {
   const fromFile = benchmarkFromFile(
     flavor.name,
     env,

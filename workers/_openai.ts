@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { Payload, WorkerConfigInput } from "../lib/config/schemas.ts";
+import type { Payload, WorkerConfig } from "../lib/config/schemas.ts";
 import { estimateTokens } from "../lib/traffic/workload.ts";
 import {
   BENCHMARK_SIZE_ENV_VARS,
@@ -90,7 +90,7 @@ export function modelNameFrom(
 export function openAiConfig(
   engine: OpenAiEngine,
   env: EnvVars,
-): WorkerConfigInput {
+): WorkerConfig {
   // Without a name the field is left out: every engine then uses the one
   // model it serves (a wrong name would fail the whole benchmark with 404).
   const model = modelNameFrom(env, engine.modelEnv);

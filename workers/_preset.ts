@@ -4,11 +4,14 @@
  *
  * @module
  */
-import type {
-  HandlerConfigInput,
-  Payload,
-  WorkerConfigInput,
+import {
+  type HandlerConfig,
+  type Payload,
+  READINESS_MODES,
+  type ReadinessMode,
+  type WorkerConfig,
 } from "../lib/config/schemas.ts";
+import { strtobool } from "../lib/config/env.ts";
 import { ConfigError } from "../lib/config/file.ts";
 
 /** Environment variables as a plain record. */
@@ -31,18 +34,8 @@ export interface Preset {
    *
    * @throws {ConfigError} when a variable is missing or unusable
    */
-  config(env: EnvVars): WorkerConfigInput;
+  config(env: EnvVars): WorkerConfig;
 }
-
-/** Readiness modes a preset accepts from `READINESS`. */
-export type ReadinessMode = "logs" | "healthcheck" | "both" | "none";
-
-const READINESS_MODES: readonly ReadinessMode[] = [
-  "logs",
-  "healthcheck",
-  "both",
-  "none",
-];
 
 /** A {@linkcode ConfigError} naming the preset and the variable at fault. */
 export function presetError(
@@ -149,11 +142,11 @@ export function benchmarkSizeFrom(
 /** The handlers of a model server whose routes all run in parallel. */
 export interface ParallelRoutes {
   /** The benchmarked route first; an object adds to or overrides `shared`. */
-  routes: readonly (string | HandlerConfigInput)[];
+  routes: readonly (string | HandlerConfig)[];
   /** Seconds of estimated queue above which 429, unless `MAX_QUEUE_TIME`. */
   maxQueueTime: number;
   /** What every route has besides `route`: workload, parser, … */
-  shared: Omit<HandlerConfigInput, "route">;
+  shared: Omit<HandlerConfig, "route">;
   /** A benchmark payload for the first route. */
   benchmark: () => Payload;
 }
@@ -165,7 +158,7 @@ export interface ParallelRoutes {
 export function parallelHandlers(
   env: EnvVars,
   spec: ParallelRoutes,
-): HandlerConfigInput[] {
+): HandlerConfig[] {
   const common = {
     allowParallelRequests: true,
     maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, spec.maxQueueTime),
@@ -222,11 +215,7 @@ export function booleanFrom(
   value: string | undefined,
   fallback: boolean,
 ): boolean {
-  const v = value?.trim().toLowerCase();
-  if (v === undefined || v === "") return fallback;
-  if (["true", "1", "yes", "y", "on", "t"].includes(v)) return true;
-  if (["false", "0", "no", "n", "off", "f"].includes(v)) return false;
-  return fallback;
+  return value === undefined ? fallback : strtobool(value) ?? fallback;
 }
 
 /**

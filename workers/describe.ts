@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { WorkerConfig } from "../lib/config/schemas.ts";
+import type { ResolvedWorkerConfig } from "../lib/config/schemas.ts";
 import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
 import type { EnvVars, Preset } from "./_preset.ts";
 
@@ -33,7 +33,7 @@ function portOf(url: string): string {
   }
 }
 
-function benchmarkOf(c: WorkerConfig): string {
+function benchmarkOf(c: ResolvedWorkerConfig): string {
   const h = c.handlers.find((h) => h.benchmark);
   if (!h?.benchmark) return "none (max_perf stays 0)";
   const b = h.benchmark;
@@ -50,7 +50,7 @@ export function describePreset(p: Preset, env: EnvVars): string {
     ...(p.aliases?.length ? [`  aliases:      ${p.aliases.join(", ")}`] : []),
     ...(p.envVars?.length ? [`  env:          ${p.envVars.join(", ")}`] : []),
   ];
-  let c: WorkerConfig;
+  let c: ResolvedWorkerConfig;
   try {
     c = parseWorkerConfig(p.config(env), `preset ${p.name}`);
   } catch (e) {

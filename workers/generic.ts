@@ -26,7 +26,11 @@
  *
  * @module
  */
-import type { HandlerConfigInput, Payload } from "../lib/config/schemas.ts";
+import {
+  type HandlerConfig,
+  type Payload,
+  readinessWaitsFor,
+} from "../lib/config/schemas.ts";
 import {
   benchmarkSizeFrom,
   booleanFrom,
@@ -101,23 +105,20 @@ export const generic: Preset = {
       onInfo: [],
     });
     const { readiness } = server;
-    const tails = readiness === "logs" || readiness === "both";
-    if (tails && !server.modelLogFile) {
+    const waits = readinessWaitsFor(readiness);
+    if (waits.log && !server.modelLogFile) {
       throw presetError(
         "generic",
         `MODEL_LOG: required when READINESS is "${readiness}"`,
       );
     }
-    if (
-      (readiness === "healthcheck" || readiness === "both") &&
-      !server.modelHealthUrl
-    ) {
+    if (waits.health && !server.modelHealthUrl) {
       throw presetError(
         "generic",
         `MODEL_HEALTH_ENDPOINT: required when READINESS is "${readiness}"`,
       );
     }
-    if (tails && server.logActions.onLoad.length === 0) {
+    if (waits.log && server.logActions.onLoad.length === 0) {
       throw presetError(
         "generic",
         "MODEL_LOAD_LOG_MSG: required with MODEL_LOG (the line that means " +
@@ -135,7 +136,7 @@ export const generic: Preset = {
       );
     }
     const dataset = benchmarkDataset(env);
-    const handlers: HandlerConfigInput[] = routes.map((r) => ({
+    const handlers: HandlerConfig[] = routes.map((r) => ({
       ...r,
       allowParallelRequests: booleanFrom(env.EDGEWORKER_PARALLEL, false),
       maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, 30),

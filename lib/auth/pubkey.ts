@@ -6,6 +6,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { retry, RetryError } from "../std/async.ts";
 
 const logger = getLogger(["edgeworker", "pubkey"]);
 const ALGORITHM = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
@@ -72,7 +73,7 @@ function derTlv(tag: number, content: number[]): number[] {
 export interface FetchPublicKeyOptions {
   /** Total tries; default 5 (as the Python SDK). */
   attempts?: number;
-  /** Wait before the second try, doubled after each failure; default 1000 ms. */
+  /** Wait before the second try, doubled after each failure (to at most 60 s); default 1000 ms. */
   initialBackoffMs?: number;
   /** Limit for one try, including reading the body; default 10000 ms. */
   timeoutMs?: number;
@@ -98,29 +99,40 @@ export async function fetchPublicKey(
   if (!base) throw new Error("Cannot fetch public key: reportAddr is empty");
   if (!(attempts >= 1)) throw new RangeError("attempts must be at least 1");
   const url = `${base}/pubkey/`;
-  let lastCause: unknown;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    signal?.throwIfAborted();
-    try {
-      return await fetchOnce(url, timeoutMs, signal);
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      lastCause = err;
-      logger.warn(
-        "Public key fetch {attempt}/{attempts} from {url} failed: {error}",
-        { attempt, attempts, url, error: reasonOf(err) },
-      );
-    }
-    if (attempt < attempts) {
-      await sleep(initialBackoffMs * 2 ** (attempt - 1), signal);
-    }
+  let attempt = 0;
+  try {
+    return await retry(async () => {
+      attempt++;
+      try {
+        return await fetchOnce(url, timeoutMs, signal);
+      } catch (err) {
+        if (!signal?.aborted) {
+          logger.warn(
+            "Public key fetch {attempt}/{attempts} from {url} failed: {error}",
+            { attempt, attempts, url, error: reasonOf(err) },
+          );
+        }
+        throw err;
+      }
+    }, {
+      maxAttempts: attempts,
+      minTimeout: initialBackoffMs,
+      maxTimeout: Math.max(60_000, initialBackoffMs),
+      multiplier: 2,
+      jitter: 0,
+      isRetriable: () => !signal?.aborted,
+      signal,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    const cause = err instanceof RetryError ? err.cause : err;
+    throw new Error(
+      `Failed to fetch public key from ${url} after ${attempts} ${
+        attempts === 1 ? "attempt" : "attempts"
+      }: ${reasonOf(cause)}`,
+      { cause },
+    );
   }
-  throw new Error(
-    `Failed to fetch public key from ${url} after ${attempts} ${
-      attempts === 1 ? "attempt" : "attempts"
-    }: ${reasonOf(lastCause)}`,
-    { cause: lastCause },
-  );
 }
 
 async function fetchOnce(
@@ -128,15 +140,11 @@ async function fetchOnce(
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<CryptoKey> {
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () => controller.abort(new Error(`timed out after ${timeoutMs} ms`)),
-    timeoutMs,
-  );
-  const onAbort = () => controller.abort(signal?.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
+  const timeout = AbortSignal.timeout(timeoutMs);
   try {
-    const res = await fetch(url, { signal: controller.signal });
+    const res = await fetch(url, {
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
     if (res.status !== 200) {
       await res.body?.cancel();
       throw new Error(`HTTP ${res.status} ${res.statusText}`.trim());
@@ -145,24 +153,10 @@ async function fetchOnce(
     return await importPem(pem).catch((err) => {
       throw new Error(`response is not a usable public key: ${reasonOf(err)}`);
     });
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
+  } catch (err) {
+    if (!timeout.aborted || signal?.aborted) throw err;
+    throw new Error(`timed out after ${timeoutMs} ms`, { cause: err });
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
+import type { SignatureFormat } from "../config/env.ts";
 import { memberTexts } from "./json_members.ts";
 import {
   type ExactNumber,
@@ -117,9 +118,6 @@ function digest(...parts: string[]): string {
   for (const part of parts) hash.update(part, "utf8").update("\n");
   return hash.digest("base64");
 }
-
-/** Which message shape the autoscaler signed: url-only (current), all fields (legacy), or either. */
-export type SignatureFormat = "url" | "legacy" | "any";
 
 /** Outcome of {@linkcode SignatureVerifier.verify}; `reason` is meant for logs. */
 export type VerifyResult = { ok: true } | { ok: false; reason: string };

@@ -66,18 +66,13 @@ export async function diskUsedGb(
   path = "/",
   options: DiskUsageOptions = {},
 ): Promise<number> {
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () => controller.abort(),
-    options.timeoutMs ?? 5000,
-  );
   try {
     const out = await new Deno.Command("df", {
       args: ["-Pk", path],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      signal: controller.signal,
+      signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
       env: { LC_ALL: "C" },
     }).output();
     const text = new TextDecoder().decode(out.stdout);
@@ -100,7 +95,5 @@ export async function diskUsedGb(
       });
     }
     return lastGb.get(path) ?? NaN;
-  } finally {
-    clearTimeout(timer);
   }
 }

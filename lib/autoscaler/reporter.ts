@@ -35,7 +35,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { ReportIdentity } from "../config/env.ts";
 import type { Ledger } from "../traffic/ledger.ts";
+import { delay } from "../std/async.ts";
 import { diskUsedGb } from "./disk_usage.ts";
 import {
   buildWorkerStatus,
@@ -45,14 +47,11 @@ import {
   encodeWorkerStatus,
   post,
   type PostResult,
-  type ReporterIdentity,
-  sleep,
   type WorkerStatus,
 } from "./wire.ts";
 
 export {
   buildWorkerStatus,
-  DEFAULT_VERSION,
   deleteAddresses,
   encodeDeleteRequests,
   encodeLaunchFailure,
@@ -60,8 +59,6 @@ export {
   type LaunchFailureBeaconOptions,
   NO_DELETE_ADDR,
   type PostResult,
-  pyFloat,
-  type ReporterIdentity,
   reportLaunchFailure,
   runLaunchFailureBeacon,
   type StatusLedger,
@@ -88,7 +85,7 @@ export interface ReporterOptions {
   /** Source of every figure. */
   ledger: Ledger;
   /** Who reports. */
-  identity: ReporterIdentity;
+  identity: ReportIdentity;
   /** Read at every status report. */
   state: () => ReporterState;
   /** GB used on "/"; defaults to `df`. Non-finite means unknown. */
@@ -412,7 +409,7 @@ export class Reporter {
           { kind, addr, attempt, error: result.error },
         );
         if (attempt < this.#o.attempts) {
-          await sleep(this.#o.retryDelayMs, signal);
+          await delay(this.#o.retryDelayMs, { signal }).catch(() => {});
         }
       }
     }

@@ -10,24 +10,12 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { pythonFloatRepr } from "../auth/python_json.ts";
+import { DEFAULT_VERSION, type ReportIdentity } from "../config/env.ts";
+import { delay } from "../std/async.ts";
 import type { LedgerWindow, RequestRecord } from "../traffic/ledger.ts";
 
 const logger = getLogger(["edgeworker", "reporter"]);
-
-/** `version` the current Python workers send. */
-export const DEFAULT_VERSION = "1.1.0";
-
-/** Who the worker is, as every report says it. */
-export interface ReporterIdentity {
-  /** `int(CONTAINER_ID)`. */
-  id: number;
-  /** `MASTER_TOKEN`. */
-  mtoken: string;
-  /** Protocol version string; empty means {@linkcode DEFAULT_VERSION}. */
-  version: string;
-  /** Public URL of the worker (`https://<PUBLIC_IPADDR>:<port>`). */
-  url: string;
-}
 
 /** `POST /worker_status/` body; field names verbatim (typo included). */
 export interface WorkerStatus {
@@ -80,7 +68,7 @@ export interface StatusLedger {
 /** Everything {@linkcode buildWorkerStatus} reads. */
 export interface WorkerStatusInput {
   /** Who reports. */
-  identity: ReporterIdentity;
+  identity: ReportIdentity;
   /** Read for in-flight figures. */
   ledger: StatusLedger;
   /** Workload sums to report; settle exactly this object after a 2xx. */
@@ -129,12 +117,8 @@ export function requestIdxJson(x: number | bigint): JsonInteger {
   return typeof x === "bigint" ? rawJson(x.toString()) : finite(x);
 }
 
-/** A Python-style float literal: always a `.` or exponent; non-finite → 0.0. */
-export function pyFloat(x: number): string {
-  const v = finite(x);
-  const s = String(v);
-  return /[.e]/.test(s) ? s : `${s}.0`;
-}
+/** A float as Python's `json.dumps` writes it (`0.0`, `1e+16`); non-finite → 0.0. */
+const pyFloat = (x: number): string => pythonFloatRepr(finite(x));
 
 /** Whether a request counts in the working set (not bound to a session). */
 function reported(r: RequestRecord): boolean {
@@ -194,7 +178,7 @@ const STATUS_TEXT: Record<string, string> = {
  * shape. `success` is true for success and cancelled, as in Python.
  */
 export function encodeDeleteRequests(
-  identity: ReporterIdentity,
+  identity: ReportIdentity,
   records: readonly RequestRecord[],
 ): string {
   const items = records.map((r) => {
@@ -216,7 +200,7 @@ export function encodeDeleteRequests(
 
 /** The 5-key body `report_error_and_exit` sends when the worker cannot start. */
 export function encodeLaunchFailure(
-  identity: ReporterIdentity,
+  identity: ReportIdentity,
   errorMsg: string,
 ): string {
   return JSON.stringify({
@@ -304,26 +288,12 @@ export async function post(
   }
 }
 
-/** Sleeps `ms`, or less if `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 /** Options of {@linkcode runLaunchFailureBeacon}. */
 export interface LaunchFailureBeaconOptions {
   /** `REPORT_ADDR` split on ","; every one gets each beacon. */
   reportAddrs: string[];
   /** Who reports. */
-  identity: ReporterIdentity;
+  identity: ReportIdentity;
   /** Why the worker cannot start. */
   errorMsg: string;
   /** Time between beacons. @default {10000} */
@@ -375,6 +345,6 @@ export async function runLaunchFailureBeacon(
       warned = true;
       logger.warn("Launch-failure report failed: {error}", { error });
     }
-    await sleep(options.intervalMs ?? 10_000, signal);
+    await delay(options.intervalMs ?? 10_000, { signal }).catch(() => {});
   }
 }

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { delay } from "../std/async.ts";
 import { EdgeworkerError } from "./errors.ts";
 
 /** Options of {@linkcode EdgeworkerClient}. */
@@ -221,19 +222,7 @@ export class Call {
 
   /** Waits `ms`, rejecting early if the call is aborted. */
   sleep(ms: number): Promise<void> {
-    const signal = this.signal;
-    if (signal.aborted) return Promise.reject(signal.reason);
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
+    return delay(ms, { signal: this.signal });
   }
 
   /** Clears the deadline timer; the caller's signal stays in effect. */

@@ -39,8 +39,11 @@ export interface EdgeworkerErrorInit {
  *
  * @example
  * ```ts
+ * import { EdgeworkerClient } from "./client.ts";
+ * import { EdgeworkerError } from "./errors.ts";
+ * const client = new EdgeworkerClient({ endpoint: "my-endpoint", apiKey: "..." });
  * try {
- *   await client.requestJson("/v1/completions", payload);
+ *   await client.requestJson("/v1/completions", { prompt: "Hi" }, { cost: 16 });
  * } catch (err) {
  *   if (err instanceof EdgeworkerError && err.code === "timeout") {
  *     // no worker became ready in time

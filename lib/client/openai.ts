@@ -85,6 +85,8 @@ function statusFor(err: EdgeworkerError): number {
  * @example
  * ```ts
  * import OpenAI from "openai";
+ * import { edgeworkerFetch } from "./openai.ts";
+ * const endpointKey = Deno.env.get("VAST_ENDPOINT_KEY") ?? "";
  * const openai = new OpenAI({
  *   baseURL: "http://edgeworker.invalid/v1",
  *   apiKey: "unused",

@@ -46,8 +46,12 @@ export interface SessionInit {
  *
  * @example
  * ```ts
+ * import { EdgeworkerClient } from "./client.ts";
+ * const client = new EdgeworkerClient({ endpoint: "my-endpoint", apiKey: "..." });
  * await using session = await client.createSession({ lifetime: 120 });
- * const res = await session.request("/v1/chat/completions", payload);
+ * const res = await session.request("/v1/chat/completions", {
+ *   messages: [{ role: "user", content: "Hi" }],
+ * });
  * ```
  */
 export class Session {

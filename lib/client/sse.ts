@@ -147,7 +147,11 @@ export class EventStreamParser {
  *
  * @example
  * ```ts
- * const res = await fetch("http://127.0.0.1:8000/v1/completions", init);
+ * import { parseEventStream } from "./sse.ts";
+ * const res = await fetch("http://127.0.0.1:8000/v1/completions", {
+ *   method: "POST",
+ *   body: JSON.stringify({ prompt: "Hi", stream: true }),
+ * });
  * for await (const event of parseEventStream(res.body!)) {
  *   // event is e.g. { choices: [{ text: "..." }] }
  * }
@@ -186,6 +190,11 @@ export async function* parseEventStream(
  *
  * @example
  * ```ts
+ * import { eventStreamTransform } from "./sse.ts";
+ * const res = await fetch("http://127.0.0.1:8000/v1/completions", {
+ *   method: "POST",
+ *   body: JSON.stringify({ prompt: "Hi", stream: true }),
+ * });
  * const events = res.body!.pipeThrough(eventStreamTransform());
  * for await (const event of events) {
  *   // ...

@@ -7,22 +7,48 @@
 import { z } from "zod";
 import { formatIssues } from "./file.ts";
 
-/** Python's `strtobool` truth values. */
-const TRUE_WORDS = new Set(["true", "1", "yes", "y", "on", "t"]);
-const FALSE_WORDS = new Set(["false", "0", "no", "n", "off", "f", ""]);
+const TRUE_WORDS = ["y", "yes", "t", "true", "on", "1"];
+const FALSE_WORDS = ["n", "no", "f", "false", "off", "0"];
 
+/**
+ * A flag as Python's `strtobool` reads it (any case, spaces trimmed):
+ * `y yes t true on 1` are true, `n no f false off 0` false, anything else
+ * `undefined`.
+ */
+export function strtobool(text: string): boolean | undefined {
+  const word = text.trim().toLowerCase();
+  if (TRUE_WORDS.includes(word)) return true;
+  if (FALSE_WORDS.includes(word)) return false;
+  return undefined;
+}
+
+// Unset or empty takes the default.
 const bool = (fallback: boolean) =>
   z.string().optional().transform((v, ctx) => {
-    if (v === undefined) return fallback;
-    const w = v.trim().toLowerCase();
-    if (TRUE_WORDS.has(w)) return true;
-    if (FALSE_WORDS.has(w)) return false;
+    if (v === undefined || v.trim() === "") return fallback;
+    const flag = strtobool(v);
+    if (flag !== undefined) return flag;
     ctx.addIssue({
       code: "custom",
       message: `expected true or false, got "${v}"`,
     });
     return z.NEVER;
   });
+
+/** Which message shape the autoscaler signed: url-only (current), all fields (legacy), or either. */
+export const SIGNATURE_FORMATS = ["url", "legacy", "any"] as const;
+
+/** One of {@linkcode SIGNATURE_FORMATS} (`EDGEWORKER_SIGNATURE_FORMAT`). */
+export type SignatureFormat = typeof SIGNATURE_FORMATS[number];
+
+/** How the startup benchmark runs: `auto` uses the cache when present. */
+export const BENCHMARK_MODES = ["auto", "skip", "force"] as const;
+
+/** One of {@linkcode BENCHMARK_MODES} (`EDGEWORKER_BENCHMARK`). */
+export type BenchmarkMode = typeof BENCHMARK_MODES[number];
+
+/** `version` the current Python workers send. */
+export const DEFAULT_VERSION = "1.1.0";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().nonnegative();
@@ -43,12 +69,12 @@ export const EnvSchema = z.object({
   MODEL_HEALTH_ENDPOINT: z.string().optional(),
   BACKEND: z.string().optional(),
   EDGEWORKER_HOST: z.string().default("0.0.0.0"),
-  EDGEWORKER_SIGNATURE_FORMAT: z.enum(["url", "legacy", "any"]).default("url"),
+  EDGEWORKER_SIGNATURE_FORMAT: z.enum(SIGNATURE_FORMATS).default("url"),
   EDGEWORKER_CHECK_URL: bool(false),
   EDGEWORKER_PUBKEY_FILE: z.string().optional(),
   EDGEWORKER_MAX_BODY_BYTES: z.coerce.number().int().positive().optional(),
   EDGEWORKER_LOG_FROM: z.enum(["start", "end"]).default("start"),
-  EDGEWORKER_BENCHMARK: z.enum(["auto", "skip", "force"]).default("auto"),
+  EDGEWORKER_BENCHMARK: z.enum(BENCHMARK_MODES).default("auto"),
   EDGEWORKER_BENCHMARK_FILE: z.string().default(".has_benchmark"),
   EDGEWORKER_DRAIN_SECONDS: seconds.default(30),
   /** Override the config's `timeouts` for every route; 0 turns one off. */
@@ -59,7 +85,7 @@ export const EnvSchema = z.object({
     "info",
   ),
   EDGEWORKER_LOG_FORMAT: z.enum(["text", "json"]).default("text"),
-  EDGEWORKER_VERSION: z.string().default("1.1.0"),
+  EDGEWORKER_VERSION: z.string().default(DEFAULT_VERSION),
   EDGEWORKER_TLS_CERT: z.string().default("/etc/instance.crt"),
   EDGEWORKER_TLS_KEY: z.string().default("/etc/instance.key"),
   EDGEWORKER_UPDATE_FILE: z.string().default("/.force_update"),
@@ -135,15 +161,15 @@ export function publicUrl(env: WorkerEnv, listeningPort?: number): string {
   return `${scheme}://${host}:${port}`;
 }
 
-/** Who this worker is in every report to the autoscaler. */
+/** Who this worker is, as every report to the autoscaler says it. */
 export interface ReportIdentity {
-  /** `CONTAINER_ID`. */
+  /** `int(CONTAINER_ID)`. */
   id: number;
   /** `MASTER_TOKEN`. */
   mtoken: string;
-  /** Reported `version`. */
+  /** Protocol `version` (`EDGEWORKER_VERSION`); empty means {@linkcode DEFAULT_VERSION}. */
   version: string;
-  /** Public URL (see {@linkcode publicUrl}). */
+  /** Public URL of the worker (see {@linkcode publicUrl}). */
   url: string;
 }
 

@@ -6,7 +6,7 @@
  */
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { z } from "zod";
-import { type WorkerConfig, WorkerConfigSchema } from "./schemas.ts";
+import { type ResolvedWorkerConfig, WorkerConfigSchema } from "./schemas.ts";
 
 /** A config that failed to load: every problem, one line each. */
 export class ConfigError extends Error {
@@ -50,7 +50,7 @@ export function formatIssues(error: z.ZodError): string[] {
 export function parseWorkerConfig(
   input: unknown,
   source = "config",
-): WorkerConfig {
+): ResolvedWorkerConfig {
   const result = WorkerConfigSchema.safeParse(input);
   if (!result.success) {
     throw new ConfigError(source, formatIssues(result.error));
@@ -66,7 +66,7 @@ export function parseWorkerConfig(
 export function parseWorkerConfigYaml(
   text: string,
   source = "config",
-): WorkerConfig {
+): ResolvedWorkerConfig {
   let data: unknown;
   try {
     data = parseYaml(text);
@@ -87,7 +87,7 @@ export function parseWorkerConfigYaml(
  */
 export async function loadWorkerConfigFile(
   path: string,
-): Promise<WorkerConfig> {
+): Promise<ResolvedWorkerConfig> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);

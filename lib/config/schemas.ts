@@ -1,14 +1,53 @@
 /**
- * Worker configuration: one Zod schema per concept, types inferred from
- * them. The same schemas validate a TypeScript config (custom worker) and a
- * YAML file (`edgeworker run --config worker.yaml`).
+ * Worker configuration: one Zod schema per concept. The same schemas
+ * validate a TypeScript config (custom worker) and a YAML file
+ * (`edgeworker run --config worker.yaml`). The types are plain TypeScript
+ * in `types.ts` (Zod stays out of the public API); the checks at the end
+ * fail to compile when a schema and its type drift apart.
  *
  * @module
  */
 import { z } from "zod";
+import type {
+  BenchmarkConfig,
+  DeclarativeWorkload,
+  EngineMetricsConfig,
+  HandlerConfig,
+  HealthcheckConfig,
+  LogActionConfig,
+  LogPattern,
+  Payload,
+  RequestParser,
+  ResolvedBenchmarkConfig,
+  ResolvedDeclarativeWorkload,
+  ResolvedEngineMetricsConfig,
+  ResolvedHandlerConfig,
+  ResolvedHealthcheckConfig,
+  ResolvedLogActionConfig,
+  ResolvedWorkerConfig,
+  ResponseGenerator,
+  TimeoutsConfig,
+  WorkerConfig,
+  WorkloadCalculator,
+} from "./types.ts";
 
-/** A JSON object as the model server receives it. */
-export type Payload = Record<string, unknown>;
+export type * from "./types.ts";
+
+/** How readiness is learned: the model server's log, its health URL, both, or neither. */
+export const READINESS_MODES = ["logs", "healthcheck", "both", "none"] as const;
+
+/** One of {@linkcode READINESS_MODES}. */
+export type ReadinessMode = typeof READINESS_MODES[number];
+
+/** What a readiness mode waits for: a load line in the log, a 200 from the health URL. */
+export function readinessWaitsFor(
+  mode: ReadinessMode | undefined,
+): { log: boolean; health: boolean } {
+  return {
+    log: mode === "logs" || mode === "both",
+    health: mode === "healthcheck" || mode === "both",
+  };
+}
 
 /** A function given in a TypeScript config (not representable in YAML). */
 function fn<T extends (...args: never[]) => unknown>(what: string) {
@@ -18,14 +57,13 @@ function fn<T extends (...args: never[]) => unknown>(what: string) {
 }
 
 /** A log pattern: a substring, or `{ regex: "..." }`. */
-export const LogPatternSchema: z.ZodType<string | RegExp | { regex: string }> =
-  z.union([
-    z.string().min(1, { error: "expected a non-empty pattern" }),
-    z.instanceof(RegExp),
-    z.strictObject({
-      regex: z.string().refine(isValidRegex, { error: "invalid regex" }),
-    }),
-  ]);
+export const LogPatternSchema: z.ZodType<LogPattern, LogPattern> = z.union([
+  z.string().min(1, { error: "expected a non-empty pattern" }),
+  z.instanceof(RegExp),
+  z.strictObject({
+    regex: z.string().refine(isValidRegex, { error: "invalid regex" }),
+  }),
+]);
 
 function isValidRegex(source: string): boolean {
   try {
@@ -68,18 +106,6 @@ export const DeclarativeWorkloadSchema = z.discriminatedUnion("kind", [
     charsPerToken: z.number().positive().default(4),
   }),
 ]);
-
-/** Computes a request's workload from its (parsed) payload. */
-export type WorkloadCalculator = (payload: Payload) => number;
-
-/** Turns the client's payload into what the model server receives. */
-export type RequestParser = (payload: Payload) => Payload;
-
-/** Builds the client's answer from the model server's response. */
-export type ResponseGenerator = (
-  response: Response,
-  context: { payload: Payload; route: string },
-) => Response | Promise<Response>;
 
 /** How the benchmark measures throughput (`max_perf`). */
 export const BenchmarkConfigSchema = z.strictObject({
@@ -175,7 +201,7 @@ export const WorkerConfigSchema = z.strictObject({
   /** Health path (`/health`) or full URL of the model server. */
   modelHealthUrl: z.string().min(1).optional(),
   /** How readiness is learned; defaults from what is configured. */
-  readiness: z.enum(["logs", "healthcheck", "both", "none"]).optional(),
+  readiness: z.enum(READINESS_MODES).optional(),
   /** Seconds to wait for readiness before reporting an error. */
   readinessTimeout: z.number().positive().default(1800),
   healthcheck: HealthcheckConfigSchema.default({
@@ -217,17 +243,15 @@ export const WorkerConfigSchema = z.strictObject({
     });
   }
   const readiness = cfg.readiness;
-  if ((readiness === "logs" || readiness === "both") && !cfg.modelLogFile) {
+  const waits = readinessWaitsFor(readiness);
+  if (waits.log && !cfg.modelLogFile) {
     ctx.addIssue({
       code: "custom",
       path: ["modelLogFile"],
       message: `required when readiness is "${readiness}"`,
     });
   }
-  if (
-    (readiness === "healthcheck" || readiness === "both") &&
-    !cfg.modelHealthUrl
-  ) {
+  if (waits.health && !cfg.modelHealthUrl) {
     ctx.addIssue({
       code: "custom",
       path: ["modelHealthUrl"],
@@ -236,23 +260,50 @@ export const WorkerConfigSchema = z.strictObject({
   }
 });
 
-/** A handler as written (defaults optional). */
-export type HandlerConfigInput = z.input<typeof HandlerConfigSchema>;
-/** A handler after validation (defaults applied). */
-export type HandlerConfig = z.output<typeof HandlerConfigSchema>;
-/** A benchmark as written. */
-export type BenchmarkConfigInput = z.input<typeof BenchmarkConfigSchema>;
-/** A benchmark after validation. */
-export type BenchmarkConfig = z.output<typeof BenchmarkConfigSchema>;
-/** Log actions as written. */
-export type LogActionConfigInput = z.input<typeof LogActionConfigSchema>;
-/** Log actions after validation. */
-export type LogActionConfig = z.output<typeof LogActionConfigSchema>;
-/** A worker config as written. */
-export type WorkerConfigInput = z.input<typeof WorkerConfigSchema>;
-/** A worker config after validation. */
-export type WorkerConfig = z.output<typeof WorkerConfigSchema>;
-/** Timeouts as written. */
-export type TimeoutsConfig = z.output<typeof TimeoutsConfigSchema>;
-/** A declarative workload rule. */
-export type DeclarativeWorkload = z.output<typeof DeclarativeWorkloadSchema>;
+/** True when `A` and `B` are the same type (not merely assignable). */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends
+  (<T>() => T extends B ? 1 : 2) ? true : false;
+
+// Each schema accepts exactly the type a user writes and gives exactly the
+// resolved type: a field added to one side only fails `deno check` here.
+const _sameTypes: [
+  Same<z.input<typeof LogActionConfigSchema>, LogActionConfig>,
+  Same<z.output<typeof LogActionConfigSchema>, ResolvedLogActionConfig>,
+  Same<z.input<typeof DeclarativeWorkloadSchema>, DeclarativeWorkload>,
+  Same<
+    z.output<typeof DeclarativeWorkloadSchema>,
+    ResolvedDeclarativeWorkload
+  >,
+  Same<z.input<typeof BenchmarkConfigSchema>, BenchmarkConfig>,
+  Same<z.output<typeof BenchmarkConfigSchema>, ResolvedBenchmarkConfig>,
+  Same<z.input<typeof TimeoutsConfigSchema>, TimeoutsConfig>,
+  Same<z.output<typeof TimeoutsConfigSchema>, TimeoutsConfig>,
+  Same<z.input<typeof HandlerConfigSchema>, HandlerConfig>,
+  Same<z.output<typeof HandlerConfigSchema>, ResolvedHandlerConfig>,
+  Same<z.input<typeof HealthcheckConfigSchema>, HealthcheckConfig>,
+  Same<z.output<typeof HealthcheckConfigSchema>, ResolvedHealthcheckConfig>,
+  Same<z.input<typeof EngineMetricsConfigSchema>, EngineMetricsConfig>,
+  Same<
+    z.output<typeof EngineMetricsConfigSchema>,
+    ResolvedEngineMetricsConfig
+  >,
+  Same<z.input<typeof WorkerConfigSchema>, WorkerConfig>,
+  Same<z.output<typeof WorkerConfigSchema>, ResolvedWorkerConfig>,
+] = [
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+];

@@ -1,21 +1,12 @@
 /**
- * Small HTTP helpers shared by the routes.
+ * Reading a request's JSON body within limits, for every route.
  *
  * @module
  */
 import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
-
-/** A JSON error answer. */
-export function jsonError(
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { jsonError } from "./errors.ts";
 
 /** The body as text; undefined when it is over `limit` bytes. */
 async function readText(
@@ -66,4 +57,16 @@ export async function readJsonBody(
   } catch {
     return jsonError(422, { error: "invalid JSON" });
   }
+}
+
+/** {@linkcode readJsonBody} for a route: a refusal is thrown as its answer. */
+export async function readJson(
+  req: Request,
+  limit: number | undefined,
+): Promise<{ body: unknown; text: string }> {
+  const read = await readJsonBody(req, limit);
+  if (read instanceof Response) {
+    throw new HTTPException(read.status as ContentfulStatusCode, { res: read });
+  }
+  return read;
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { jsonError } from "./json.ts";
+import { jsonError } from "./errors.ts";
 import {
   CLIENT_CLOSED_REQUEST,
   type RequestTicket,

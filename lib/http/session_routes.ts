@@ -6,15 +6,16 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { jsonError, readJsonBody } from "./json.ts";
+import { readJson } from "./json.ts";
+import { answerWrongMethods, errorAnswer, fail } from "./errors.ts";
 import type { Verifier } from "../auth/signatures.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import type { Ledger } from "../traffic/ledger.ts";
 import { parseEnvelope } from "./envelope.ts";
 import {
-  jsonEqual,
   MAX_ON_CLOSE_PAYLOAD_BYTES,
   onCloseRouteProblem,
+  type SessionAccess,
   type SessionStore,
 } from "../traffic/sessions.ts";
 
@@ -41,14 +42,6 @@ const SessionOptionsSchema = z.object({
   }),
 });
 
-async function readJson(
-  req: Request,
-  limit: number | undefined,
-): Promise<unknown | Response> {
-  const read = await readJsonBody(req, limit);
-  return read instanceof Response ? read : read.body;
-}
-
 /** What the session routes need (the handler routes need more). */
 export interface SessionDeps {
   sessions: SessionStore;
@@ -57,44 +50,45 @@ export interface SessionDeps {
   lifecycle: Lifecycle;
   /** Body limit in bytes; none when undefined (base64 media). */
   maxBodyBytes?: number;
+  /** Seconds a client should wait before retrying during shutdown. */
+  drainRetryAfterSeconds: number;
 }
 
-/** The routes that act on one existing session, by id and auth. */
-function lookup(
-  deps: SessionDeps,
-  body: unknown,
-):
-  | Response
-  | {
-    id: string;
-    auth: unknown;
-    session: ReturnType<SessionDeps["sessions"]["get"]>;
-  } {
+/** `session_id` and `session_auth` of a body, checked against the store. */
+async function sessionOf(
+  req: Request,
+  deps: Pick<SessionDeps, "sessions" | "maxBodyBytes">,
+): Promise<{ id: string; access: SessionAccess }> {
+  const { body } = await readJson(req, deps.maxBodyBytes);
   const data = (body ?? {}) as Record<string, unknown>;
   const id = data.session_id;
   if (typeof id !== "string" || id === "") {
-    return jsonError(422, { session_id: "field missing" });
+    fail(422, { session_id: "field missing" });
   }
-  return { id, auth: data.session_auth, session: deps.sessions.get(id) };
+  return { id, access: deps.sessions.authorize(id, data.session_auth) };
 }
+
+const NOT_VALID = { error: "session_auth is not valid" };
 
 /** Builds the session routes; `/session/end` alone is also served on the plain-HTTP port. */
 export function sessionRoutes(deps: SessionDeps): Hono {
   const app = new Hono();
 
+  /**
+   * The handler routes' order: JSON and options (422), draining (503),
+   * signature (401), then the session limit (429).
+   */
   app.post("/session/create", async (c) => {
-    const read = await readJsonBody(c.req.raw, deps.maxBodyBytes);
-    if (read instanceof Response) return read;
-    const { body, text } = read;
+    const { body, text } = await readJson(c.req.raw, deps.maxBodyBytes);
     const parsed = parseEnvelope(body, text);
-    if (!parsed.ok) return jsonError(422, parsed.errors);
+    if (!parsed.ok) fail(422, parsed.errors);
     const options = SessionOptionsSchema.safeParse(parsed.envelope.payload);
     if (!options.success) {
       const errors: Record<string, string> = {};
       for (const i of options.error.issues) {
         errors[i.path.join(".")] = i.message;
       }
-      return jsonError(422, { payload: errors });
+      fail(422, { payload: errors });
     }
     const auth = parsed.envelope.auth_data;
     const info = {
@@ -103,29 +97,28 @@ export function sessionRoutes(deps: SessionDeps): Hono {
       route: "/session/create",
       workload: Number(auth.cost) || 0,
     };
+    if (deps.lifecycle.state === "draining") {
+      deps.ledger.reject(info, "draining", 503);
+      fail(503, { error: "worker is shutting down" }, {
+        "retry-after": String(deps.drainRetryAfterSeconds),
+      });
+    }
     const verdict = await deps.verifier.verify(auth, text);
     if (!verdict.ok) {
       deps.ledger.reject(info, "signature", 401);
-      return jsonError(401, {
-        error: "invalid signature",
-        reason: verdict.reason,
-      });
-    }
-    if (deps.lifecycle.state === "draining") {
-      deps.ledger.reject(info, "draining", 503);
-      return jsonError(503, { error: "worker is shutting down" });
+      fail(401, { error: "invalid signature", reason: verdict.reason });
     }
     const session = deps.sessions.create({
-      authData: body && typeof body === "object"
-        ? (body as { auth_data: Record<string, unknown> }).auth_data
-        : auth,
+      info,
+      // As sent: session requests must carry exactly this auth_data.
+      authData: (body as { auth_data: Record<string, unknown> }).auth_data,
       lifetime: options.data.lifetime,
       onCloseRoute: options.data.on_close_route || null,
       onClosePayload: options.data.on_close_payload,
     });
     if (!session) {
       deps.ledger.reject(info, "sessions", 429);
-      return jsonError(429, { error: "too many sessions" });
+      fail(429, { error: "too many sessions" });
     }
     return c.json(
       { session_id: session.id, expiration: session.expiration },
@@ -134,15 +127,14 @@ export function sessionRoutes(deps: SessionDeps): Hono {
   });
 
   app.post("/session/get", async (c) => {
-    const body = await readJson(c.req.raw, deps.maxBodyBytes);
-    if (body instanceof Response) return body;
-    const found = lookup(deps, body);
-    if (found instanceof Response) return found;
-    const s = found.session;
-    if (!s) return jsonError(400, { error: "session does not exist" });
-    if (!jsonEqual(s.authData, found.auth)) {
-      return jsonError(401, { error: "session_auth is not valid" });
+    const { access } = await sessionOf(c.req.raw, deps);
+    if (!access.ok) {
+      fail(
+        access.missing ? 400 : 401,
+        access.missing ? { error: "session does not exist" } : NOT_VALID,
+      );
     }
+    const s = access.session;
     return c.json({
       session_id: s.id,
       auth_data: s.authData,
@@ -155,15 +147,9 @@ export function sessionRoutes(deps: SessionDeps): Hono {
   });
 
   app.post("/session/health", async (c) => {
-    const body = await readJson(c.req.raw, deps.maxBodyBytes);
-    if (body instanceof Response) return body;
-    const found = lookup(deps, body);
-    if (found instanceof Response) return found;
-    if (!found.session) return c.json({ ok: false });
-    if (!jsonEqual(found.session.authData, found.auth)) {
-      return jsonError(401, { error: "session_auth is not valid" });
-    }
-    return c.json({ ok: true });
+    const { access } = await sessionOf(c.req.raw, deps);
+    if (!access.ok && !access.missing) fail(401, NOT_VALID);
+    return c.json({ ok: access.ok });
   });
 
   app.post("/session/end", (c) => endSession(c.req.raw, deps));
@@ -175,21 +161,15 @@ export async function endSession(
   req: Request,
   deps: Pick<SessionDeps, "sessions" | "maxBodyBytes">,
 ): Promise<Response> {
-  const body = await readJson(req, deps.maxBodyBytes);
-  if (body instanceof Response) return body;
-  const data = (body ?? {}) as Record<string, unknown>;
-  const id = data.session_id;
-  if (typeof id !== "string" || id === "") {
-    return jsonError(422, { session_id: "field missing" });
-  }
-  const s = deps.sessions.get(id);
-  if (!s) {
-    return deps.sessions.wasClosed(id)
-      ? jsonError(410, { error: "session already closed" })
-      : jsonError(400, { error: `session with id ${id} not found` });
-  }
-  if (!jsonEqual(s.authData, data.session_auth)) {
-    return jsonError(401, { error: "session_auth is not valid" });
+  const { id, access } = await sessionOf(req, deps);
+  if (!access.ok) {
+    if (!access.missing) fail(401, NOT_VALID);
+    fail(
+      access.closed ? 410 : 400,
+      access.closed
+        ? { error: "session already closed" }
+        : { error: `session with id ${id} not found` },
+    );
   }
   deps.sessions.close(id, "ended by client");
   return Response.json({ ended: true, removed_session: id });
@@ -201,6 +181,8 @@ export function sessionEndApp(
 ): Hono {
   const app = new Hono();
   app.post("/session/end", (c) => endSession(c.req.raw, deps));
+  answerWrongMethods(app);
   app.notFound((c) => c.json({ error: `no route ${c.req.path}` }, 404));
+  app.onError(errorAnswer);
   return app;
 }

@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import { getLogger } from "@logtape/logtape";
 import { tokensEqual } from "../auth/signatures.ts";
-import { jsonError } from "./json.ts";
+import { jsonError } from "./errors.ts";
 
 const log = getLogger(["edgeworker", "update"]);
 

@@ -11,14 +11,16 @@
  * @module
  */
 
-import type {
-  Ledger,
-  LedgerEvent,
-  RejectReason,
-  RequestRecord,
+import {
+  type Ledger,
+  type LedgerEvent,
+  REJECT_REASONS,
+  REQUEST_OUTCOMES,
+  type RequestOutcome,
+  type RequestRecord,
 } from "../traffic/ledger.ts";
 import type { EngineSnapshot } from "../model/engine_metrics.ts";
-import { LIFECYCLE_STATES, type LifecycleState } from "../model/lifecycle.ts";
+import { LIFECYCLE_STATES } from "../model/lifecycle.ts";
 import {
   type CounterChild,
   CounterVec,
@@ -29,21 +31,6 @@ import {
 } from "./prometheus_text.ts";
 
 export * from "./prometheus_text.ts";
-
-/** Lifecycle states shown by `edgeworker_lifecycle_state`: every state of
- * the worker, in order. */
-export const METRIC_LIFECYCLE_STATES: readonly LifecycleState[] =
-  LIFECYCLE_STATES;
-
-/** Reasons shown by `edgeworker_requests_rejected_total`. */
-export const METRIC_REJECT_REASONS: readonly RejectReason[] = [
-  "signature",
-  "budget",
-  "sessions",
-  "session",
-  "draining",
-  "not_ready",
-];
 
 /** Time-to-first-byte buckets (seconds). */
 export const TTFB_BUCKETS: readonly number[] = [
@@ -77,7 +64,7 @@ export type ReportCounts = Readonly<
 
 /** Read-at-scrape inputs, so this module depends on no other subsystem. */
 export interface MetricsSources {
-  /** Current lifecycle state (one of {@linkcode METRIC_LIFECYCLE_STATES}). */
+  /** Current lifecycle state (one of {@linkcode LIFECYCLE_STATES}). */
   lifecycle?: () => string;
   /** Benchmark throughput (`max_perf`, workload units per second). */
   benchmarkThroughput?: () => number;
@@ -119,7 +106,7 @@ const HELP = {
   edgeworker_engine_batch_size: "Model server current batch size (TGI).",
 } as const;
 
-type Outcome = "success" | "error" | "cancelled" | "rejected";
+type Outcome = RequestOutcome | "rejected";
 
 interface RouteSeries {
   outcomes: Record<Outcome, CounterChild>;
@@ -182,7 +169,7 @@ export class WorkerMetrics {
       ["route"],
       options.ttfbBuckets ?? TTFB_BUCKETS,
     );
-    for (const reason of METRIC_REJECT_REASONS) {
+    for (const reason of REJECT_REASONS) {
       this.#rejectedBy.set(reason, this.#rejected.labels(reason));
     }
     for (const [key, n] of ledger.totals()) {
@@ -190,10 +177,8 @@ export class WorkerMetrics {
       if (outcome.startsWith("rejected_")) {
         this.#route(route).outcomes.rejected.inc(n);
         this.#rejectedChild(outcome.slice("rejected_".length)).inc(n);
-      } else if (
-        outcome === "success" || outcome === "error" || outcome === "cancelled"
-      ) {
-        this.#route(route).outcomes[outcome].inc(n);
+      } else if ((REQUEST_OUTCOMES as readonly string[]).includes(outcome)) {
+        this.#route(route).outcomes[outcome as RequestOutcome].inc(n);
       }
     }
     this.#unsubscribe = ledger.subscribe((e) => this.#onEvent(e));
@@ -228,7 +213,7 @@ export class WorkerMetrics {
     const state = s.lifecycle?.() ?? "starting";
     const lc = "edgeworker_lifecycle_state";
     w.family(lc, "gauge", HELP[lc]);
-    for (const st of METRIC_LIFECYCLE_STATES) {
+    for (const st of LIFECYCLE_STATES) {
       w.sample(lc, { state: st }, st === state ? 1 : 0);
     }
     const rep = "edgeworker_reports_total";

@@ -4,11 +4,10 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { pythonFloatRepr } from "../auth/python_json.ts";
+import type { Payload } from "../config/schemas.ts";
 
 const log = getLogger(["edgeworker", "benchmark"]);
-
-/** A benchmark request body. */
-export type Payload = Record<string, unknown>;
 
 /** Options for {@linkcode runBenchmark}. */
 export interface BenchmarkOptions {
@@ -205,8 +204,8 @@ const FLOAT_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 /**
  * Writes a benchmark result so Python's `float(first line)` reads it back,
- * formatted like Python's `str(float)` (`50` -> `50.0`). The file is
- * replaced atomically (write, then rename).
+ * formatted like Python's `str(float)` (`50` -> `50.0`, `1e16` -> `1e+16`).
+ * The file is replaced atomically (write, then rename).
  *
  * @param path The cache file.
  * @param value Throughput in workload units per second.
@@ -222,26 +221,6 @@ export async function writeBenchmarkCache(
     );
   }
   const temp = `${path}.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(temp, pythonFloat(value));
+  await Deno.writeTextFile(temp, pythonFloatRepr(value));
   await Deno.rename(temp, path);
-}
-
-/**
- * Formats a finite number like Python's `repr(float)`: shortest round-trip
- * digits, always a decimal point or exponent, exponent form outside
- * `1e-4 <= |x| < 1e16`.
- *
- * @param value A finite number.
- * @returns The Python text, e.g. `"50.0"`, `"123.45"`, `"1e+16"`, `"1e-05"`.
- */
-export function pythonFloat(value: number): string {
-  if (value === 0) return Object.is(value, -0) ? "-0.0" : "0.0";
-  const [mantissa, exp] = value.toExponential().split("e");
-  const exponent = Number(exp);
-  if (exponent < -4 || exponent >= 16) {
-    const sign = exponent < 0 ? "-" : "+";
-    return `${mantissa}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
-  }
-  const text = String(value);
-  return text.includes(".") ? text : `${text}.0`;
 }

@@ -8,6 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { delay } from "../std/async.ts";
 
 const logger = getLogger(["edgeworker", "engine-metrics"]);
 
@@ -188,8 +189,7 @@ export function parseEngineMetrics(
 export class EngineMetricsScraper {
   #options: EngineMetricsOptions;
   #snapshot: EngineSnapshot = {};
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #running: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
   #abort = new AbortController();
   #closed = false;
   #failing = false;
@@ -202,8 +202,7 @@ export class EngineMetricsScraper {
 
   /** Scrapes now, then every `intervalMs`. */
   start(): void {
-    if (this.#closed || this.#running || this.#timer !== undefined) return;
-    this.#run();
+    if (!this.#closed) this.#loop ??= this.#run();
   }
 
   /** Latest figures (a copy). */
@@ -256,19 +255,16 @@ export class EngineMetricsScraper {
   /** Stops the loop and aborts a scrape in flight. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     this.#abort.abort();
-    await this.#running;
+    await this.#loop;
   }
 
-  #run(): void {
-    this.#timer = undefined;
-    this.#running = this.scrape().then(() => {
-      this.#running = undefined;
-      if (!this.#closed) {
-        this.#timer = setTimeout(() => this.#run(), this.#options.intervalMs);
-      }
-    });
+  // One scrape at a time, each one interval after the last one ended.
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      await this.scrape();
+      await delay(this.#options.intervalMs, { signal }).catch(() => {});
+    }
   }
 }

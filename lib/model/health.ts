@@ -6,6 +6,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { delay } from "../std/async.ts";
 
 const log = getLogger(["edgeworker", "health"]);
 
@@ -49,9 +50,8 @@ export class HealthMonitor {
   #opts: HealthMonitorOptions;
   #failures = 0;
   #unhealthy = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
   #abort = new AbortController();
-  #running: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
 
   /** Creates a stopped monitor. */
   constructor(options: HealthMonitorOptions) {
@@ -65,7 +65,7 @@ export class HealthMonitor {
 
   /** Starts probing (first probe after one interval). */
   start(): void {
-    this.#schedule();
+    this.#loop ??= this.#run();
   }
 
   /** Runs one probe now and applies its result. */
@@ -98,19 +98,16 @@ export class HealthMonitor {
 
   /** Stops probing and waits for a probe in flight. */
   async close(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     this.#abort.abort();
-    await this.#running;
+    await this.#loop;
   }
 
-  #schedule(): void {
-    if (this.#abort.signal.aborted) return;
-    this.#timer = setTimeout(() => {
-      this.#running = this.check().finally(() => {
-        this.#running = undefined;
-        this.#schedule();
-      });
-    }, this.#opts.intervalMs);
+  // One probe at a time, each one interval after the last one ended.
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      await delay(this.#opts.intervalMs, { signal }).catch(() => {});
+      if (!signal.aborted) await this.check();
+    }
   }
 }

@@ -6,24 +6,18 @@
  */
 import { getLogger } from "@logtape/logtape";
 
-/** States of the worker. */
-export type LifecycleState =
-  | "starting"
-  | "loading"
-  | "benchmarking"
-  | "ready"
-  | "error"
-  | "draining";
-
-/** Every state, in order, for metrics. */
-export const LIFECYCLE_STATES: readonly LifecycleState[] = [
+/** Every state of the worker, in order (`edgeworker_lifecycle_state` shows each). */
+export const LIFECYCLE_STATES = [
   "starting",
   "loading",
   "benchmarking",
   "ready",
   "error",
   "draining",
-];
+] as const;
+
+/** One of {@linkcode LIFECYCLE_STATES}. */
+export type LifecycleState = typeof LIFECYCLE_STATES[number];
 
 /** A transition as listeners see it. */
 export interface Transition {

@@ -8,24 +8,32 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { BenchmarkError } from "./benchmark.ts";
-import type { WorkerConfig } from "../config/schemas.ts";
+import type { BenchmarkMode } from "../config/env.ts";
+import {
+  type ReadinessMode,
+  readinessWaitsFor,
+  type ResolvedWorkerConfig,
+} from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
-import { LogMonitor, type Pattern } from "./log_monitor.ts";
-import { type BenchmarkMode, measureMaxPerf } from "./startup_benchmark.ts";
-
-export type { BenchmarkMode };
+import {
+  LogMonitor,
+  type LogMonitorOptions,
+  type Pattern,
+} from "./log_monitor.ts";
+import { measureMaxPerf } from "./startup_benchmark.ts";
+import { deadline, delay } from "../std/async.ts";
 
 const log = getLogger(["edgeworker", "readiness"]);
 
 /** Options of {@linkcode Readiness}. */
 export interface ReadinessOptions {
-  config: WorkerConfig;
+  config: ResolvedWorkerConfig;
   handlers: readonly CompiledHandler[];
   lifecycle: Lifecycle;
   /** Where the log monitor starts reading. */
-  logFrom: "start" | "end";
+  logFrom: NonNullable<LogMonitorOptions["from"]>;
   benchmarkMode: BenchmarkMode;
   /** Path of the `.has_benchmark` cache. */
   benchmarkFile: string;
@@ -40,7 +48,7 @@ export interface ReadinessOptions {
 }
 
 /** Resolves a health setting (path or URL) against the model server. */
-export function healthUrlOf(config: WorkerConfig): string | undefined {
+export function healthUrlOf(config: ResolvedWorkerConfig): string | undefined {
   const h = config.modelHealthUrl;
   if (!h) return undefined;
   if (/^https?:\/\//.test(h)) return h;
@@ -49,9 +57,7 @@ export function healthUrlOf(config: WorkerConfig): string | undefined {
 }
 
 /** The readiness mode in force, from the config or what is configured. */
-export function readinessModeOf(
-  config: WorkerConfig,
-): "logs" | "healthcheck" | "both" | "none" {
+export function readinessModeOf(config: ResolvedWorkerConfig): ReadinessMode {
   if (config.readiness) return config.readiness;
   if (config.modelLogFile) return "logs";
   if (config.modelHealthUrl) return "healthcheck";
@@ -71,16 +77,10 @@ export class Readiness {
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
   #sequence: Promise<void> | undefined;
   #healthFailed = false;
-  #maxPerf = 0;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
     this.#o = options;
-  }
-
-  /** The benchmark throughput in force (0 before it is known). */
-  get maxPerf(): number {
-    return this.#maxPerf;
   }
 
   /** Starts watching the model server. */
@@ -152,7 +152,7 @@ export class Readiness {
     await this.#prepare();
   }
 
-  #describeWait(mode: string): string {
+  #describeWait(mode: ReadinessMode): string {
     const { config } = this.#o;
     const load = config.logActions.onLoad.map(String).join(" | ");
     switch (mode) {
@@ -169,11 +169,12 @@ export class Readiness {
     }
   }
 
-  async #run(mode: string): Promise<void> {
+  async #run(mode: ReadinessMode): Promise<void> {
+    const waits = readinessWaitsFor(mode);
     try {
       await this.#await(
-        mode === "logs" || mode === "both" ? [this.#loaded.promise] : [],
-        mode === "healthcheck" || mode === "both",
+        waits.log ? [this.#loaded.promise] : [],
+        waits.health,
         this.#describeWait(mode),
       );
     } catch (e) {
@@ -229,7 +230,6 @@ export class Readiness {
     lifecycle.to("benchmarking", "model loaded");
     const perf = await this.#benchmark();
     if (this.#stopped() || perf === undefined) return;
-    this.#maxPerf = perf;
     this.#o.onMaxPerf(perf);
     await this.#withTimeout(
       this.#o.keyReady(),
@@ -280,7 +280,7 @@ export class Readiness {
         log.info("Waiting for {url}: {reason}", { url, reason: r.reason });
         last = r.reason;
       }
-      await delay(interval, signal);
+      await delay(interval, { signal }).catch(() => {});
     }
   }
 
@@ -309,37 +309,17 @@ export class Readiness {
     this.#health.start();
   }
 
+  /** `p`, or an error saying `message` once `seconds` have passed. */
   async #withTimeout<T>(
     p: Promise<T>,
     seconds: number,
     message: string,
   ): Promise<T> {
-    const signal = this.#abort.signal;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort = () => {};
-    const limit = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(message)), seconds * 1000);
-      onAbort = () => reject(new Error("stopped"));
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
     try {
-      return await Promise.race([p, limit]);
-    } finally {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
+      return await deadline(p, seconds * 1000, { signal: this.#abort.signal });
+    } catch (e) {
+      const late = e instanceof DOMException && e.name === "TimeoutError";
+      throw late ? new Error(message) : e;
     }
   }
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

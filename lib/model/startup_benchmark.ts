@@ -11,13 +11,11 @@ import {
   runBenchmark,
   writeBenchmarkCache,
 } from "./benchmark.ts";
+import type { BenchmarkMode } from "../config/env.ts";
 import type { Payload } from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 
 const log = getLogger(["edgeworker", "benchmark"]);
-
-/** How the benchmark is run: `auto` uses the cache when present. */
-export type BenchmarkMode = "auto" | "skip" | "force";
 
 /** Options of {@linkcode measureMaxPerf}. */
 export interface MeasureOptions {

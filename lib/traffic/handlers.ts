@@ -6,8 +6,8 @@
  */
 import {
   DEFAULT_TIMEOUTS,
-  type HandlerConfig,
   type Payload,
+  type ResolvedHandlerConfig,
   type ResponseGenerator,
   type TimeoutsConfig,
   type WorkloadCalculator,
@@ -21,16 +21,21 @@ export interface CompiledHandler {
   readonly upstreamUrl: string;
   readonly workload: WorkloadCalculator;
   readonly parse: (payload: Payload) => Payload;
+  /**
+   * True when `parse` leaves the payload as the client sent it: its JSON
+   * text is then forwarded as received, with no re-serialization.
+   */
+  readonly forwardsAsSent: boolean;
   readonly responseGenerator?: ResponseGenerator;
   readonly maxQueueTime: number | null;
   /** Queue time and timeouts of one request, resolved. */
   readonly limits: RequestLimits;
-  readonly config: HandlerConfig;
+  readonly config: ResolvedHandlerConfig;
 }
 
 /** The limits of a handler: its own timeouts, else the worker's, else the defaults. */
 export function resolveLimits(
-  config: HandlerConfig,
+  config: ResolvedHandlerConfig,
   workerTimeouts: TimeoutsConfig = {},
 ): RequestLimits {
   const pick = (key: keyof TimeoutsConfig): number | null => {
@@ -57,21 +62,21 @@ export function unwrapInput(payload: Payload): Payload {
 
 /** Compiles one handler against the model server's base URL. */
 export function compileHandler(
-  config: HandlerConfig,
+  config: ResolvedHandlerConfig,
   modelServerUrl: string,
   workerTimeouts?: TimeoutsConfig,
 ): CompiledHandler {
   const base = modelServerUrl.replace(/\/+$/, "");
+  const forwardsAsSent = !config.requestParser && !config.unwrapInput;
   const parse = config.requestParser ??
     (config.unwrapInput ? unwrapInput : (p: Payload) => p);
   return {
+    forwardsAsSent,
     route: config.route,
     upstreamUrl: base + (config.upstreamRoute ?? config.route),
     workload: workloadOf(config.workload, config.route),
     parse,
-    ...(config.responseGenerator
-      ? { responseGenerator: config.responseGenerator }
-      : {}),
+    responseGenerator: config.responseGenerator,
     maxQueueTime: config.maxQueueTime,
     limits: resolveLimits(config, workerTimeouts),
     config,

@@ -11,20 +11,27 @@ import { clampWorkload } from "./workload.ts";
 const log = getLogger(["edgeworker", "ledger"]);
 
 /** Final outcomes of a request that was admitted. */
-export type RequestOutcome = "success" | "error" | "cancelled";
+export const REQUEST_OUTCOMES = ["success", "error", "cancelled"] as const;
+
+/** One of {@linkcode REQUEST_OUTCOMES}. */
+export type RequestOutcome = typeof REQUEST_OUTCOMES[number];
 
 /** Every state a request record can be in. */
 export type RequestStatus = "queued" | "working" | RequestOutcome | "rejected";
 
-/** Why a request was refused before it started. */
-export type RejectReason =
-  | "signature"
-  | "budget"
-  | "sessions"
-  | "session"
-  | "draining"
-  | "not_ready"
-  | "queue_timeout";
+/** Why a request was refused before it started (a `reason` label of `/metrics`). */
+export const REJECT_REASONS = [
+  "signature",
+  "budget",
+  "sessions",
+  "session",
+  "draining",
+  "not_ready",
+  "queue_timeout",
+] as const;
+
+/** One of {@linkcode REJECT_REASONS}. */
+export type RejectReason = typeof REJECT_REASONS[number];
 
 /** What the ledger needs to open a record. */
 export interface RequestInfo {

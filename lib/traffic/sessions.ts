@@ -6,7 +6,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Ledger, RequestRecord } from "./ledger.ts";
+import type { Ledger, RequestInfo, RequestRecord } from "./ledger.ts";
 
 const log = getLogger(["edgeworker", "sessions"]);
 /** Longest `on_close_route` accepted, in characters. */
@@ -21,7 +21,7 @@ const ID_CHARS =
   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /** One open session. */
-export interface Session {
+export interface OpenSession {
   readonly id: string;
   readonly authData: Record<string, unknown>;
   /** Seconds added to the expiration by each request. */
@@ -38,6 +38,8 @@ export interface Session {
 
 /** What creating a session needs. */
 export interface SessionRequest {
+  /** The creating request (exact `request_idx`, `reqnum`, cost as workload). */
+  info: RequestInfo;
   authData: Record<string, unknown>;
   lifetime: number;
   onCloseRoute: string | null;
@@ -59,8 +61,14 @@ export interface SessionStoreOptions {
   now?: () => number;
 }
 
+/** Outcome of {@linkcode SessionStore.authorize}. */
+export type SessionAccess =
+  | { ok: true; session: OpenSession }
+  | { ok: false; missing: true; closed: boolean }
+  | { ok: false; missing: false; closed: false };
+
 /** Deep equality of JSON values (`session_auth` must equal `auth_data`). */
-export function jsonEqual(a: unknown, b: unknown): boolean {
+function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || !a || !b) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
@@ -111,7 +119,7 @@ export function onCloseUrl(route: string, origin: string): URL | undefined {
 
 /** Open sessions, their expiry reaper and their close callbacks. */
 export class SessionStore {
-  #sessions = new Map<string, Session>();
+  #sessions = new Map<string, OpenSession>();
   #closed = new Set<string>();
   #ledger: Ledger;
   #max: number;
@@ -145,22 +153,19 @@ export class SessionStore {
   }
 
   /** Opens a session; undefined when the limit is reached. */
-  create(request: SessionRequest): Session | undefined {
+  create(request: SessionRequest): OpenSession | undefined {
     if (this.full) return undefined;
     const now = this.#now() / 1000;
     const auth = request.authData;
     let id = randomId();
     while (this.#sessions.has(id)) id = randomId();
     const record = this.#ledger.open({
-      requestIdx: Number(auth.request_idx ?? 0),
-      reqnum: Number(auth.reqnum ?? 0),
-      route: "/session/create",
-      workload: Number(auth.cost ?? 0) || 0,
+      ...request.info,
       sessionId: id,
       kind: "session",
     });
     this.#ledger.start(record);
-    const session: Session = {
+    const session: OpenSession = {
       id,
       authData: auth,
       lifetime: request.lifetime,
@@ -180,7 +185,7 @@ export class SessionStore {
   }
 
   /** A live session, or undefined (unknown or expired). */
-  get(id: string): Session | undefined {
+  get(id: string): OpenSession | undefined {
     const s = this.#sessions.get(id);
     if (s && s.expiration * 1000 <= this.#now()) {
       this.close(id, "expired");
@@ -189,13 +194,29 @@ export class SessionStore {
     return s;
   }
 
+  /**
+   * The session `id` if `auth` is the `auth_data` it was created with (a
+   * session's requests carry it instead of a fresh signature). `missing`
+   * tells whether it was closed recently or never existed.
+   */
+  authorize(id: string, auth: unknown): SessionAccess {
+    const session = this.get(id);
+    if (!session) {
+      return { ok: false, missing: true, closed: this.wasClosed(id) };
+    }
+    if (!jsonEqual(session.authData, auth)) {
+      return { ok: false, missing: false, closed: false };
+    }
+    return { ok: true, session };
+  }
+
   /** Whether `id` was closed recently (for 410 on a second end). */
   wasClosed(id: string): boolean {
     return this.#closed.has(id);
   }
 
   /** Extends a session by its lifetime, as each request does. */
-  touch(session: Session): void {
+  touch(session: OpenSession): void {
     session.expiration += session.lifetime;
   }
 
@@ -239,7 +260,7 @@ export class SessionStore {
 
   // Best effort, bounded in time, never following a redirect: a model
   // server answering 3xx must not turn the call into one to another host.
-  async #callOnClose(s: Session): Promise<void> {
+  async #callOnClose(s: OpenSession): Promise<void> {
     const route = s.onCloseRoute!;
     const url = onCloseUrl(route, this.#origin);
     if (!url) {

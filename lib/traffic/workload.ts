@@ -6,8 +6,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type {
-  DeclarativeWorkload,
   Payload,
+  ResolvedDeclarativeWorkload,
   WorkloadCalculator,
 } from "../config/schemas.ts";
 
@@ -67,7 +67,9 @@ export function estimateTokens(value: unknown, charsPerToken = 4): number {
 }
 
 /** Turns a declarative rule into a calculator. */
-export function compileWorkload(rule: DeclarativeWorkload): WorkloadCalculator {
+export function compileWorkload(
+  rule: ResolvedDeclarativeWorkload,
+): WorkloadCalculator {
   switch (rule.kind) {
     case "constant":
       return () => rule.value;
@@ -129,7 +131,7 @@ export function safeWorkload(
 
 /** The calculator of a handler's `workload` setting, made safe. */
 export function workloadOf(
-  spec: WorkloadCalculator | DeclarativeWorkload,
+  spec: WorkloadCalculator | ResolvedDeclarativeWorkload,
   route: string,
 ): WorkloadCalculator {
   const calc = typeof spec === "function" ? spec : compileWorkload(spec);

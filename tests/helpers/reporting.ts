@@ -5,7 +5,7 @@
  * accepted and refused ones, and one mixed run of every request outcome.
  */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../../lib/config/schemas.ts";
+import type { WorkerConfig } from "../../lib/config/schemas.ts";
 import type { ControlPlane, Recorded } from "../../dev/control_plane.ts";
 import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
 import type { RunningWorker } from "../../lib/worker/worker.ts";
@@ -85,7 +85,7 @@ export function assertClose(a: number, b: number, what: string): void {
 }
 
 /** Handlers of the mixed run (all parallel; only `/slow` has a budget). */
-export const MIXED_HANDLERS: WorkerConfigInput["handlers"] = [
+export const MIXED_HANDLERS: WorkerConfig["handlers"] = [
   {
     route: "/echo",
     allowParallelRequests: true,
@@ -158,7 +158,7 @@ export async function mixedWorkerSetup(
   up: UpstreamHandle,
   keys: TestKeys,
   dir: string,
-): Promise<{ config: WorkerConfigInput; env: Record<string, string> }> {
+): Promise<{ config: WorkerConfig; env: Record<string, string> }> {
   const keyFile = `${dir}/autoscaler_pubkey.pem`;
   await Deno.writeTextFile(keyFile, keys.publicPem);
   const bench = `${dir}/.has_benchmark`;

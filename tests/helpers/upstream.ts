@@ -10,6 +10,8 @@ export interface UpstreamHandle {
   url: string;
   /** Bodies received, in arrival order. */
   bodies: Record<string, unknown>[];
+  /** The same bodies as the bytes received. */
+  texts: string[];
   /** Request headers received, in arrival order. */
   headers: Headers[];
   /** Requests whose client (the worker) went away before the end. */
@@ -29,6 +31,7 @@ export function startUpstream(): UpstreamHandle {
   const handle: UpstreamHandle = {
     url: "",
     bodies: [],
+    texts: [],
     headers: [],
     aborted: 0,
     active: 0,
@@ -45,7 +48,9 @@ export function startUpstream(): UpstreamHandle {
     async (req) => {
       const path = new URL(req.url).pathname;
       if (req.method === "GET" && path === "/health") return new Response("ok");
-      const body = await req.json() as Record<string, unknown>;
+      const text = await req.text();
+      handle.texts.push(text);
+      const body = JSON.parse(text) as Record<string, unknown>;
       handle.bodies.push(body);
       handle.headers.push(req.headers);
       const signal = req.signal;
@@ -98,6 +103,14 @@ export function startUpstream(): UpstreamHandle {
           const stream = new ReadableStream<Uint8Array>({
             start(controller) {
               const next = () => {
+                try {
+                  step();
+                } catch {
+                  // The worker cancelled the stream between two chunks.
+                  clearTimeout(timer);
+                }
+              };
+              const step = () => {
                 if (reset && i === 2) {
                   handle.active--;
                   controller.error(new Error("model crashed"));

@@ -1,6 +1,6 @@
 /** Starting a worker in-process for integration tests. */
 import assert from "node:assert/strict";
-import type { WorkerConfigInput } from "../../lib/config/schemas.ts";
+import type { WorkerConfig } from "../../lib/config/schemas.ts";
 import {
   type RunningWorker,
   Worker,
@@ -26,7 +26,7 @@ export type Running = RunningWorker & { dir: string };
  * production ones: a 1 s report tick and a 10 s heartbeat).
  */
 export async function startWorker(
-  config: WorkerConfigInput,
+  config: WorkerConfig,
   env: Record<string, string> = {},
   timings: WorkerStartOptions["timings"] = FAST,
 ): Promise<Running> {
@@ -53,7 +53,7 @@ export async function startWorker(
  * (no record, no load) and stops both.
  */
 export async function withUpstreamWorker(
-  handlers: WorkerConfigInput["handlers"],
+  handlers: WorkerConfig["handlers"],
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
   env: Record<string, string> = {},
 ): Promise<void> {

@@ -1,0 +1,202 @@
+/**
+ * One handler route, the worker's request path: admit (the checks, in the
+ * Python worker's order) → enter (a ticket: ledger record, queue slot,
+ * session place, timeouts) → call the model → relay the answer.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import type { Payload } from "../config/schemas.ts";
+import { checkBudget } from "../traffic/admission.ts";
+import type { CompiledHandler } from "../traffic/handlers.ts";
+import type { RequestInfo } from "../traffic/ledger.ts";
+import type { OpenSession } from "../traffic/sessions.ts";
+import type { QueuePlan } from "../traffic/admission.ts";
+import type { Admission } from "../traffic/ticket.ts";
+import type { SessionDeps } from "./session_routes.ts";
+import { memberSpans } from "../auth/json_members.ts";
+import { parseEnvelope } from "./envelope.ts";
+import { fail } from "./errors.ts";
+import { readJson } from "./json.ts";
+import { abortedAnswer, callModel, relay } from "./proxy.ts";
+
+/** What a handler route needs, beyond the session routes' needs. */
+export interface HandlerRouteDeps extends SessionDeps {
+  queues: QueuePlan;
+  /** Issues the ticket of every admitted request. */
+  admission: Admission;
+  /** Throughput for the queue budget (live estimate or benchmark). */
+  throughput: () => number | undefined;
+}
+
+/** A request that passed every check and may be forwarded. */
+interface Admitted {
+  info: RequestInfo;
+  payload: Payload;
+  /** The JSON text the model server gets. */
+  body: string;
+  session: OpenSession | undefined;
+}
+
+/** The Hono handler of `handler`'s route. */
+export function handlerRoute(
+  handler: CompiledHandler,
+  deps: HandlerRouteDeps,
+): (c: Context) => Promise<Response> {
+  return async (c) => {
+    const req = c.req.raw;
+    // Read before anything awaits: a closed request throws on access.
+    const accept = req.headers.get("accept");
+    const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
+    const admitted = await admit(req, handler, deps);
+    const ticket = deps.admission.enter(
+      admitted.info,
+      {
+        queue: deps.queues.queueOf(handler.route),
+        limits: handler.limits,
+        ...(admitted.session ? { session: admitted.session.inFlight } : {}),
+      },
+      req.signal,
+      remote,
+    );
+    if (!(await ticket.queue())) {
+      return abortedAnswer(ticket, ticket.record.httpStatus);
+    }
+    ticket.sent();
+    const call = await callModel(handler.upstreamUrl, {
+      body: admitted.body,
+      accept,
+      signal: ticket.signal,
+    });
+    if (!call.ok) {
+      if (call.aborted) {
+        return abortedAnswer(ticket, ticket.endAborted("before the answer"));
+      }
+      ticket.end("error", call.status, call.detail);
+      fail(call.status, { error: call.detail });
+    }
+    let response = call.response;
+    if (handler.responseGenerator) {
+      try {
+        response = await handler.responseGenerator(response, {
+          payload: admitted.payload,
+          route: handler.route,
+        });
+      } catch (e) {
+        const why = `response generator failed: ${errorText(e)}`;
+        ticket.cancel(why);
+        ticket.end("error", 500, why);
+        fail(500, { error: why });
+      }
+    }
+    return await relay(response, ticket);
+  };
+}
+
+/**
+ * The checks, in the Python worker's order: JSON, envelope (422), workload,
+ * session (410), draining (503), signature (401), queue budget (429). Each
+ * refusal after the workload is known is recorded in the ledger.
+ */
+async function admit(
+  req: Request,
+  handler: CompiledHandler,
+  deps: HandlerRouteDeps,
+): Promise<Admitted> {
+  const read = await readJson(req, deps.maxBodyBytes);
+  const parsed = parseEnvelope(read.body, read.text);
+  if (!parsed.ok) fail(422, parsed.errors);
+  const { auth_data: auth, session_id: sessionId } = parsed.envelope;
+
+  let payload: Payload;
+  try {
+    payload = handler.parse(parsed.envelope.payload);
+  } catch (e) {
+    fail(422, { payload: `request parser failed: ${errorText(e)}` });
+  }
+  const info: RequestInfo = {
+    requestIdx: parsed.numbers.request_idx,
+    reqnum: parsed.numbers.reqnum,
+    route: handler.route,
+    workload: handler.workload(payload),
+  };
+
+  let session: OpenSession | undefined;
+  let access;
+  if (sessionId) {
+    access = deps.sessions.authorize(sessionId, auth);
+    if (!access.ok && access.missing) fail(410, { error: "invalid session" });
+    info.sessionId = sessionId;
+  }
+
+  if (deps.lifecycle.state === "draining") {
+    deps.ledger.reject(info, "draining", 503);
+    fail(503, { error: "worker is shutting down" }, {
+      "retry-after": String(deps.drainRetryAfterSeconds),
+    });
+  }
+
+  // A session's requests carry the auth_data its creation verified: compare
+  // instead of verifying again (the legacy replay window would refuse it).
+  const verdict = access
+    ? access.ok
+      ? { ok: true as const }
+      : { ok: false as const, reason: "auth_data differs from the session's" }
+    : await deps.verifier.verify(auth, read.text);
+  if (!verdict.ok) {
+    deps.ledger.reject(info, "signature", 401);
+    fail(401, { error: "invalid signature", reason: verdict.reason });
+  }
+
+  if (access?.ok) {
+    // Only an accepted request keeps its session alive; a session's cost
+    // already stands for its requests, so no budget check.
+    session = access.session;
+    deps.sessions.touch(session);
+    return {
+      info,
+      payload,
+      body: modelBody(handler, payload, read.text),
+      session,
+    };
+  }
+  const budget = checkBudget(deps.ledger.queueWorkload, {
+    throughput: deps.throughput(),
+    maxQueueTime: handler.maxQueueTime,
+  });
+  if (!budget.admit) {
+    deps.ledger.reject(info, "budget", 429);
+    fail(429, {
+      error: "queue is full",
+      estimated_wait_seconds: Number(budget.waitSeconds.toFixed(3)),
+      max_queue_time: handler.maxQueueTime,
+    }, { "retry-after": String(budget.retryAfterSeconds) });
+  }
+  return {
+    info,
+    payload,
+    body: modelBody(handler, payload, read.text),
+    session,
+  };
+}
+
+/**
+ * What the model server receives: the payload's own text when the handler
+ * does not change it (no parse-and-stringify round trip for base64 media),
+ * else the parser's result as JSON.
+ */
+function modelBody(
+  handler: CompiledHandler,
+  payload: Payload,
+  text: string,
+): string {
+  if (handler.forwardsAsSent) {
+    const span = memberSpans(text, ["payload"]).get("payload");
+    if (span) return text.slice(span.start, span.end);
+  }
+  return JSON.stringify(payload);
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
