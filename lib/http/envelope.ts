@@ -5,7 +5,6 @@
  * @module
  */
 import { z } from "zod";
-import type { Payload } from "../config/schemas.ts";
 import { memberTexts } from "../auth/json_members.ts";
 import { type ExactNumber, pythonNumberValue } from "../auth/python_json.ts";
 
@@ -191,6 +190,3 @@ export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
   }
   return max;
 }
-
-/** The payload forwarded to the model server. */
-export type { Payload };

@@ -5,6 +5,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { deadline, delay } from "../std/async.ts";
 import type { Ledger } from "../traffic/ledger.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import type { WorkerMetrics } from "../metrics/worker_metrics.ts";
@@ -50,10 +51,10 @@ async function run(parts: ShutdownParts, reason: string): Promise<void> {
   // Draining answers new requests 503 and is reported at once.
   lifecycle.to("draining", reason);
   await parts.watchers();
-  const deadline = Date.now() + parts.drainMs;
+  const drainEnd = Date.now() + parts.drainMs;
   // Sessions hold a record for their lifetime: they do not count as work.
-  while (ledger.inFlightCount > sessions.size && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
+  while (ledger.inFlightCount > sessions.size && Date.now() < drainEnd) {
+    await delay(50);
   }
   const left = ledger.inFlightCount - sessions.size;
   if (left > 0) {
@@ -64,12 +65,9 @@ async function run(parts: ShutdownParts, reason: string): Promise<void> {
   for (const close of parts.closers) await close();
   // Last reports get a bounded time: an unreachable autoscaler must not hold
   // the exit past the supervisor's patience.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    reporter?.flush(),
-    new Promise((r) => timer = setTimeout(r, FINAL_REPORT_MS)),
-  ]);
-  clearTimeout(timer);
+  if (reporter) {
+    await deadline(reporter.flush(), FINAL_REPORT_MS).catch(() => {});
+  }
   await reporter?.close();
   parts.metrics.close();
   log.info("Worker stopped");
