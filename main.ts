@@ -19,8 +19,15 @@ import { describePresets } from "./workers/describe.ts";
 import { runDemo } from "./dev/demo.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
-/** Version printed by `--version`. */
+/** Version printed by `--version` (one place: deno.json). */
 export const VERSION: string = denoJson.version;
+
+/** What a release build knows about itself: `tools/build.ts` writes an
+ * entry module that passes it to {@linkcode main}. */
+export interface BuildInfo {
+  /** Git commit the build was made from. @default {"dev"} (run from source) */
+  commit: string;
+}
 
 const USAGE =
   `edgeworker ${VERSION}: serverless GPU worker, wire-compatible with Vast.ai's PyWorker
@@ -37,8 +44,12 @@ Environment: WORKER_PORT, REPORT_ADDR, USE_SSL, UNSECURED, MASTER_TOKEN, CONTAIN
 PUBLIC_IPADDR, VAST_TCP_PORT_<port>, MODEL_SERVER_URL, MODEL_LOG, BACKEND, EDGEWORKER_*
 (see README).`;
 
-/** Exit codes: 2 for bad usage or config, 1 for a failed start. */
-async function main(args: string[]): Promise<number> {
+/** Runs the CLI; exit codes: 2 for bad usage or config, 1 for a failed
+ * start. */
+export async function main(
+  args: string[],
+  build: BuildInfo = { commit: "dev" },
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -57,7 +68,8 @@ async function main(args: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.version) {
-    console.log(`edgeworker ${VERSION}`);
+    const commit = build.commit === "dev" ? "dev" : `commit ${build.commit}`;
+    console.log(`edgeworker ${VERSION} (${commit})`);
     return 0;
   }
   const command = positionals[0] ?? (values.help ? "help" : undefined);
