@@ -103,9 +103,13 @@ export function startUpstream(): Promise<Target> {
 }
 
 /** The minimal forwarding proxy (`minimal_proxy.ts`) in front of `upstream`. */
-export function startMinimalProxy(upstream: string): Promise<Target> {
+export function startMinimalProxy(
+  upstream: string,
+  extraDenoArgs: string[] = [],
+): Promise<Target> {
   const port = freePort();
   return spawnDeno("minimal proxy", port, [
+    ...extraDenoArgs,
     here("./minimal_proxy.ts"),
     String(port),
     upstream,
@@ -149,7 +153,7 @@ export async function startEdgeworker(
         EDGEWORKER_HOST: "127.0.0.1",
         UNSECURED: String(unsecured),
         EDGEWORKER_PUBKEY_FILE: `${dir}/key.pem`,
-        EDGEWORKER_LOG_LEVEL: "warning",
+        EDGEWORKER_LOG_LEVEL: "error",
         EDGEWORKER_BENCHMARK: "skip",
         EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
         EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
@@ -158,11 +162,15 @@ export async function startEdgeworker(
       dir,
     );
     await waitReady(target.url);
+    let stopped: Promise<void> | undefined;
     return {
       ...target,
-      async stop() {
-        await target.stop();
-        await Deno.remove(dir, { recursive: true });
+      stop() {
+        // Once, however often asked.
+        stopped ??= target.stop().then(() =>
+          Deno.remove(dir, { recursive: true })
+        );
+        return stopped;
       },
     };
   } catch (e) {
