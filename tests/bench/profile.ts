@@ -2,7 +2,7 @@
  * Where a proxy process spends its CPU under the bench's c=32 load:
  *
  *     deno run -A tests/bench/profile.ts [--target edgeworker|UNSECURED|minimal]
- *       [--seconds 10] [--top 25] [--mode v8|perf]
+ *       [--seconds 10] [--top 25] [--mode v8|perf] [--full]
  *
  * The target runs as in `run.ts` (its own process, in front of the bench's
  * upstream, signed envelopes for `edgeworker`) while `wrk` (or the Deno
@@ -12,7 +12,8 @@
  *   sampler, 200 µs, written to a temp log). The ticks of the load window
  *   go through `node --prof-process` (Node is on the machine): self time
  *   of JS functions, V8 builtins and C++ (deno's stripped binary counts as
- *   one shared library), then the JS ticks summed by module. The inspector
+ *   one shared library), then the JS ticks summed by module (`--full`: the whole report, with
+ *   its bottom-up call trees: who calls the heavy builtins). The inspector
  *   is not used: while one is attached, Deno reports and tees every
  *   `fetch` to it, which would be profiled too.
  * - `perf`: the target runs with `--v8-flags=--perf-basic-prof` (JIT code
@@ -42,6 +43,7 @@ const { values: opts } = parseArgs({
     seconds: { type: "string", default: "10" },
     top: { type: "string", default: "25" },
     mode: { type: "string", default: "v8" },
+    full: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(opts.seconds);
@@ -150,7 +152,7 @@ try {
     printLoad(r, (await cpuTicks(target.pid) - before) / hz);
     await target.stop();
     const report = await v8Report(v8Log, from, to);
-    console.log(trimReport(report, TOP));
+    console.log(opts.full ? report : trimReport(report, TOP));
     const places = byPlace(report);
     const all = places.reduce((n, [, t]) => n + t, 0);
     console.log("JavaScript ticks by where the code lives:");
