@@ -1,246 +1,413 @@
 /**
- * `deno task bench`: figures for the worker's overhead, on 127.0.0.1 only,
- * bounded in count and time.
+ * `deno task bench [--quick] [--json PATH] [--rounds N] [--duration S]
+ * [--loadgen wrk|deno]`: what edgeworker costs against the least a
+ * forwarding proxy can do, on 127.0.0.1 only, bounded in count and time.
  *
- * 1. Small JSON requests straight to a model stand-in vs through the worker
- *    (a `main.ts` subprocess), with signatures checked and with UNSECURED.
- * 2. Time to first byte of a stream, direct vs through the worker.
- * 3. Client disconnect → model call aborted: how long it takes.
- * 4. The worker's resident memory after the load.
+ * Four processes in front of one fast upstream (its own process): direct
+ * (the upstream itself), the minimal proxy (`minimal_proxy.ts`), edgeworker
+ * with RSA-signed envelopes and edgeworker `UNSECURED=true`. Every figure is
+ * taken in rounds that visit the four in turn (A B C D A B C D ...) so that
+ * drift of a shared machine hits all alike; the table shows medians over
+ * the rounds. Load comes from `wrk` (or a Deno load generator when it is
+ * absent) and SSE from a Deno load generator, each its own process. CPU is
+ * read from `/proc/<pid>/stat` of each deno process around each run, memory
+ * from `/proc/<pid>/status`. Prints a table and the issue's targets; writes
+ * JSON with `--json`. Exits 1 when any request failed.
+ *
+ * @module
  */
-import { freePort, waitReady } from "../e2e/_scenario.ts";
-import { generateKeys } from "../helpers/signing.ts";
-import { startUpstream } from "../helpers/upstream.ts";
+import { parseArgs } from "node:util";
+import { generateKeys, signedAuth } from "../helpers/signing.ts";
+import type { HttpResult, Job, SseResult } from "./loadgen.ts";
+import { clockTicks, cpuTicks, memoryOf } from "./proc.ts";
+import {
+  type Goal,
+  goals,
+  goalTable,
+  table,
+  type TargetFigures,
+} from "./report.ts";
+import { median } from "./stats.ts";
+import {
+  startEdgeworker,
+  startMinimalProxy,
+  startUpstream,
+  type Target,
+} from "./targets.ts";
+import { haveWrk, runWrk } from "./wrk.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const REQUESTS = Number(Deno.env.get("BENCH_REQUESTS") ?? 3000);
-const CONCURRENCY = Number(Deno.env.get("BENCH_CONCURRENCY") ?? 32);
-const enc = new TextEncoder();
+/** How much the bench does. */
+interface Settings {
+  quick: boolean;
+  rounds: number;
+  /** Rounds of SSE runs (each takes ~0.5 s of streaming at the least). */
+  sseRounds: number;
+  /** Seconds of each throughput run. */
+  durationS: number;
+  warmupS: number;
+  concurrencies: number[];
+  /** Stream counts of the SSE runs (100 chunks 5 ms apart). */
+  sseStreams: number[];
+  /** Concurrent slow streams for the peak-memory figure. */
+  slowStreams: number;
+  /** Spawns timed for the startup figure (median). */
+  startupTrials: number;
+  loadgen: "wrk" | "deno";
+}
 
-let aborts: number[] = [];
-const abortWaiters: ((t: number) => void)[] = [];
-// The scripted upstream, scripted as an echo and a 200-chunk stream that
-// notes when the worker aborts it.
-const model = startUpstream({
-  script: ({ path, text, signal }) => {
-    if (path === "/stream") {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      signal.addEventListener("abort", () => {
-        clearTimeout(timer); // the stream is gone: enqueue would throw
-        const t = performance.now();
-        aborts.push(t);
-        abortWaiters.shift()?.(t);
-      });
-      return new Response(
-        new ReadableStream({
-          start(c) {
-            let i = 0;
-            const tick = () => {
-              c.enqueue(enc.encode(`data: {"i":${i++}}\n\n`));
-              if (i < 200) timer = setTimeout(tick, 10);
-              else c.close();
-            };
-            tick();
-          },
-          cancel() {
-            clearTimeout(timer);
-          },
-        }),
-        { headers: { "content-type": "text/event-stream" } },
-      );
-    }
-    return new Response(text, {
-      headers: { "content-type": "application/json" },
-    });
+const { values: opts } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    json: { type: "string" },
+    rounds: { type: "string" },
+    duration: { type: "string" },
+    loadgen: { type: "string" },
   },
 });
-const modelUrl = model.url;
 
+const quick = opts.quick!;
+const settings: Settings = {
+  quick,
+  rounds: Number(opts.rounds ?? (quick ? 2 : 3)),
+  sseRounds: 0,
+  durationS: Number(opts.duration ?? (quick ? 1 : 5)),
+  warmupS: quick ? 1 : 2,
+  concurrencies: quick ? [1, 32] : [1, 32, 256],
+  sseStreams: quick ? [64] : [64, 256],
+  slowStreams: quick ? 100 : 1000,
+  startupTrials: quick ? 1 : 5,
+  loadgen: (opts.loadgen as "wrk" | "deno" | undefined) ??
+    (await haveWrk() ? "wrk" : "deno"),
+};
+settings.sseRounds = quick ? 1 : settings.rounds;
+/** The SSE chunks of the SSE runs and of the slow streams. */
+const SSE_BODY = { chunks: 100, gap_ms: 5 };
+const SLOW_BODY = { chunks: quick ? 10 : 20, gap_ms: 100 };
+/** A short stream that opens and warms each connection before an SSE run. */
+const WARM_BODY = { chunks: 2, gap_ms: 1 };
+const PAYLOAD = { prompt: "hello", max_tokens: 16 };
+const LOADGEN = new URL("./loadgen.ts", import.meta.url).pathname;
+const MB = 1024 * 1024;
+
+const scratch = await Deno.makeTempDir({ prefix: "edgeworker-bench-" });
+const hz = await clockTicks();
 const keys = await generateKeys();
 
-async function startWorker(unsecured: boolean) {
-  const dir = await Deno.makeTempDir();
-  const port = freePort();
-  await Deno.writeTextFile(`${dir}/key.pem`, keys.publicPem);
-  await Deno.writeTextFile(
-    `${dir}/worker.yaml`,
-    `modelServerUrl: ${modelUrl}\nhandlers:\n` +
-      `  - { route: /echo, allowParallelRequests: true, maxQueueTime: null }\n` +
-      `  - { route: /stream, allowParallelRequests: true, maxQueueTime: null }\n`,
-  );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "run", "--config", `${dir}/worker.yaml`],
-    cwd: dir,
-    env: {
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      EDGEWORKER_HOST: "127.0.0.1",
-      UNSECURED: String(unsecured),
-      EDGEWORKER_PUBKEY_FILE: `${dir}/key.pem`,
-      EDGEWORKER_LOG_LEVEL: "warning",
-    },
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  const url = `http://127.0.0.1:${port}`;
-  await waitReady(url);
+/** A process under test and what the bench posts to it. */
+interface Subject {
+  target: Target;
+  /** Body for `/echo` and `/stream` (the bare payload for direct). */
+  body: (payload: unknown) => string;
+  figures: Raw;
+}
+
+/** Per-round figures, reduced to medians at the end. */
+interface Raw {
+  http: Record<
+    number,
+    { rps: number[]; p50: number[]; p99: number[]; cpuS: number; reqs: number }
+  >;
+  sse: Record<number, SseResult[]>;
+  errors: number;
+  idle: number;
+  afterLoad: number;
+  slowMax: number;
+  peak: number;
+  startup: number[];
+}
+
+function emptyRaw(): Raw {
   return {
-    url,
-    pid: child.pid,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await Deno.remove(dir, { recursive: true });
-    },
+    http: Object.fromEntries(
+      settings.concurrencies.map((c) => [c, {
+        rps: [],
+        p50: [],
+        p99: [],
+        cpuS: 0,
+        reqs: 0,
+      }]),
+    ),
+    sse: Object.fromEntries(settings.sseStreams.map((s) => [s, []])),
+    errors: 0,
+    idle: NaN,
+    afterLoad: NaN,
+    slowMax: NaN,
+    peak: NaN,
+    startup: [],
   };
 }
 
-async function envelopeFor(url: string, payload: unknown): Promise<string> {
-  const message = enc.encode(JSON.stringify({ url }, null, 4));
-  const sig = new Uint8Array(
-    await crypto.subtle.sign("RSASSA-PKCS1-v1_5", keys.privateKey, message),
-  );
-  const auth_data = {
-    cost: 100,
+async function envelopeBody(url: string, payload: unknown): Promise<string> {
+  const auth_data = await signedAuth(keys.privateKey, url, {
     endpoint: "bench",
-    reqnum: 1,
-    request_idx: 1,
-    signature: btoa(String.fromCharCode(...sig)),
-    url,
-  };
+  });
   return JSON.stringify({ auth_data, payload });
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+/** A subject whose requests are envelopes signed for its URL. */
+async function enveloped(target: Target): Promise<Subject> {
+  const bodies = new Map<unknown, string>();
+  for (const p of [PAYLOAD, SSE_BODY, SLOW_BODY, WARM_BODY]) {
+    bodies.set(p, await envelopeBody(target.url, p));
+  }
+  return { target, body: (p) => bodies.get(p)!, figures: emptyRaw() };
 }
 
-async function load(url: string, body: string) {
-  const latencies: number[] = [];
-  let next = 0;
-  let failures = 0;
-  const deadline = performance.now() + 60_000;
-  const started = performance.now();
-  await Promise.all(
-    [...Array(CONCURRENCY)].map(async () => {
-      while (next < REQUESTS && performance.now() < deadline) {
-        next++;
-        const t = performance.now();
-        const res = await fetch(url, {
-          method: "POST",
-          body,
-          headers: { "content-type": "application/json" },
-        });
-        await res.arrayBuffer();
-        if (!res.ok) failures++;
-        latencies.push(performance.now() - t);
-      }
-    }),
+/** Runs the Deno load generator in its own process. */
+async function loadgen<T>(job: Job): Promise<T> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-config", LOADGEN, JSON.stringify(job)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`load generator failed (${out.code})`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+function postLoad(
+  url: string,
+  body: string,
+  concurrency: number,
+  seconds: number,
+): Promise<HttpResult> {
+  return settings.loadgen === "wrk"
+    ? runWrk(url, body, concurrency, seconds, scratch)
+    : loadgen<HttpResult>({
+      mode: "http",
+      url,
+      body,
+      concurrency,
+      durationMs: seconds * 1000,
+    });
+}
+
+/** One throughput run at `c`, with the subject's CPU read around it. */
+async function httpRun(s: Subject, c: number): Promise<void> {
+  const before = await cpuTicks(s.target.pid);
+  const r = await postLoad(
+    `${s.target.url}/echo`,
+    s.body(PAYLOAD),
+    c,
+    settings.durationS,
   );
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
+  const after = await cpuTicks(s.target.pid);
+  const h = s.figures.http[c];
+  h.rps.push(r.requests / r.seconds);
+  h.p50.push(r.p50Ms);
+  h.p99.push(r.p99Ms);
+  h.cpuS += (after - before) / hz;
+  h.reqs += r.requests;
+  s.figures.errors += r.non2xx + r.transportErrors;
+}
+
+async function sseRun(s: Subject, streams: number): Promise<void> {
+  const r = await loadgen<SseResult>({
+    mode: "sse",
+    url: `${s.target.url}/stream`,
+    body: s.body(SSE_BODY),
+    warmBody: s.body(WARM_BODY),
+    streams,
+  });
+  s.figures.sse[streams].push(r);
+  s.figures.errors += r.non2xx + r.transportErrors + r.incomplete;
+}
+
+/** Slow streams at once; VmRSS sampled while they run, VmHWM after. */
+async function slowRun(s: Subject): Promise<void> {
+  let max = 0;
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      max = Math.max(max, (await memoryOf(s.target.pid)).rss);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  const r = await loadgen<SseResult>({
+    mode: "sse",
+    url: `${s.target.url}/stream`,
+    body: s.body(SLOW_BODY),
+    warmBody: s.body(WARM_BODY),
+    streams: settings.slowStreams,
+  });
+  running = false;
+  await sampler;
+  s.figures.slowMax = max;
+  s.figures.peak = (await memoryOf(s.target.pid)).hwm;
+  s.figures.errors += r.non2xx + r.transportErrors + r.incomplete;
+}
+
+/** Extra spawns for the startup figure (the kept process is one trial). */
+async function startupTrials(
+  start: () => Promise<Target>,
+  n: number,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = await start();
+    out.push(t.startupMs);
+    await t.stop();
+  }
+  return out;
+}
+
+function figuresOf(s: Subject): TargetFigures {
+  const f = s.figures;
+  const byC = <T>(fn: (c: number) => T) =>
+    Object.fromEntries(settings.concurrencies.map((c) => [String(c), fn(c)]));
+  const one = f.http[1];
   return {
-    rps: latencies.length / seconds,
-    p50: percentile(latencies, 0.5),
-    p99: percentile(latencies, 0.99),
-    failures,
+    name: s.target.name,
+    rps: byC((c) => median(f.http[c].rps)),
+    p50Ms: median(one.p50),
+    p99Ms: median(one.p99),
+    cpuUsPerReq: byC((c) => f.http[c].cpuS / f.http[c].reqs * 1e6),
+    sse: Object.fromEntries(settings.sseStreams.map((n) => {
+      const runs = f.sse[n];
+      return [String(n), {
+        ttfbP50: median(runs.map((r) => r.ttfbP50Ms)),
+        ttfbP99: median(runs.map((r) => r.ttfbP99Ms)),
+        totalP50: median(runs.map((r) => r.totalP50Ms)),
+        totalP99: median(runs.map((r) => r.totalP99Ms)),
+      }];
+    })),
+    rssIdleMb: f.idle / MB,
+    rssAfterLoadMb: f.afterLoad / MB,
+    rssSlowStreamsMb: f.slowMax / MB,
+    peakMb: f.peak / MB,
+    startupMs: median(f.startup),
+    errors: f.errors,
   };
 }
 
-async function ttfb(url: string, body: string, trials = 30): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < trials; i++) {
-    const t = performance.now();
-    const res = await fetch(url, { method: "POST", body });
-    const reader = res.body!.getReader();
-    await reader.read();
-    times.push(performance.now() - t);
-    await reader.cancel();
-  }
-  times.sort((a, b) => a - b);
-  return percentile(times, 0.5);
+async function machine() {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+  const loadavg = (await Deno.readTextFile("/proc/loadavg")).split(" ")
+    .slice(0, 3).join(" ");
+  return {
+    cores: navigator.hardwareConcurrency,
+    cpu: cpuinfo.match(/model name\s*:\s*(.*)/)?.[1] ?? "?",
+    kernel: Deno.osRelease(),
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    loadavg,
+  };
 }
 
-async function abortLatency(
-  url: string,
-  body: string,
-  trials = 20,
-): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < trials; i++) {
-    aborts = [];
-    const ctl = new AbortController();
-    const res = await fetch(url, { method: "POST", body, signal: ctl.signal });
-    const reader = res.body!.getReader();
-    await reader.read();
-    const seen = new Promise<number>((r) => abortWaiters.push(r));
-    const t = performance.now();
-    ctl.abort();
-    await reader.cancel().catch(() => {});
-    const timeout = new Promise<number>((r) => setTimeout(() => r(NaN), 2000));
-    out.push((await Promise.race([seen, timeout])) - t);
-  }
-  return out.sort((a, b) => a - b);
-}
-
-function row(
-  name: string,
-  r: { rps: number; p50: number; p99: number; failures: number },
-) {
-  console.log(
-    `${name.padEnd(34)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${
-      r.p50.toFixed(2)
-    } ms   p99 ${r.p99.toFixed(2)} ms   failures ${r.failures}`,
-  );
-}
-
-async function rssOf(pid: number): Promise<string> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    return status.match(/VmRSS:\s+(\d+) kB/)?.[1] ?? "?";
-  } catch {
-    return "?";
-  }
-}
-
+const started = performance.now();
+const before = await machine();
 console.log(
-  `edgeworker bench: ${REQUESTS} small JSON requests, concurrency ${CONCURRENCY}, ${Deno.build.target}`,
+  `edgeworker bench${quick ? " --quick" : ""}: ${settings.rounds} rounds × ` +
+    `${settings.durationS} s per run (${settings.sseRounds} of SSE), ` +
+    `load by ${settings.loadgen}, ` +
+    `${before.cores} cores (${before.cpu}), deno ${before.deno}, ` +
+    `load average ${before.loadavg}`,
 );
-const payload = { prompt: "hello", max_tokens: 16 };
-const direct = await load(`${modelUrl}/echo`, JSON.stringify(payload));
-const signed = await startWorker(false);
-const open = await startWorker(true);
+
+const upstream = await startUpstream();
+const subjects: Subject[] = [];
+const starters: [Target["name"], () => Promise<Target>][] = [
+  ["minimal proxy", () => startMinimalProxy(upstream.url)],
+  [
+    "edgeworker",
+    () => startEdgeworker("edgeworker", upstream.url, keys.publicPem, false),
+  ],
+  [
+    "UNSECURED",
+    () => startEdgeworker("UNSECURED", upstream.url, keys.publicPem, true),
+  ],
+];
+let exitCode = 0;
 try {
-  const signedBody = await envelopeFor(signed.url, payload);
-  const openBody = await envelopeFor(open.url, payload);
-  // Warm both up so JIT and connection pools are comparable.
-  await load(`${signed.url}/echo`, signedBody);
-  await load(`${open.url}/echo`, openBody);
-  row("direct to model stand-in", direct);
-  row(
-    "through worker, signatures checked",
-    await load(`${signed.url}/echo`, signedBody),
+  const direct: Subject = {
+    target: { ...upstream, name: "direct" },
+    body: (p) => JSON.stringify(p),
+    figures: emptyRaw(),
+  };
+  direct.figures.startup.push(upstream.startupMs);
+  subjects.push(direct);
+  for (const [, start] of starters) {
+    const extra = await startupTrials(start, settings.startupTrials - 1);
+    const s = await enveloped(await start());
+    s.figures.startup.push(...extra, s.target.startupMs);
+    subjects.push(s);
+  }
+  for (const s of subjects) s.figures.idle = (await memoryOf(s.target.pid)).rss;
+
+  // Warm-up (JIT, connection pools), not counted.
+  for (const s of subjects) {
+    await postLoad(
+      `${s.target.url}/echo`,
+      s.body(PAYLOAD),
+      32,
+      settings.warmupS,
+    );
+  }
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const c of settings.concurrencies) {
+      for (const s of subjects) await httpRun(s, c);
+    }
+    if (round >= settings.sseRounds) continue;
+    for (const n of settings.sseStreams) {
+      for (const s of subjects) await sseRun(s, n);
+    }
+  }
+  for (const s of subjects) {
+    s.figures.afterLoad = (await memoryOf(s.target.pid)).rss;
+  }
+  for (const s of subjects) await slowRun(s);
+
+  const rows = subjects.map(figuresOf);
+  const [directRow, minimalRow, signedRow] = rows;
+  const c = "32";
+  const streams = String(settings.sseStreams.at(-1));
+  const goalList: Goal[] = goals(
+    directRow,
+    minimalRow,
+    signedRow,
+    c,
+    streams,
+    settings.slowStreams,
   );
-  row("through worker, UNSECURED", await load(`${open.url}/echo`, openBody));
-  const streamBody = await envelopeFor(signed.url, { stream: true });
+  const after = await machine();
+  const errors = rows.reduce((n, r) => n + r.errors, 0);
+  const seconds = (performance.now() - started) / 1000;
+
+  console.log("\n" + table(rows, settings.slowStreams));
   console.log(
-    `stream time to first byte (p50): direct ${
-      (await ttfb(`${modelUrl}/stream`, "{}")).toFixed(2)
-    } ms, through worker ${
-      (await ttfb(`${signed.url}/stream`, streamBody)).toFixed(2)
-    } ms`,
-  );
-  const lat = await abortLatency(`${signed.url}/stream`, streamBody);
-  console.log(
-    `client disconnect -> model call aborted: p50 ${
-      percentile(lat, 0.5).toFixed(2)
-    } ms, max ${lat[lat.length - 1].toFixed(2)} ms (${lat.length} trials)`,
+    `\nTargets (edgeworker with signatures checked${
+      quick ? "; --quick: smaller counts than the targets name" : ""
+    }):\n` + goalTable(goalList),
   );
   console.log(
-    `worker resident memory after load: ${await rssOf(signed.pid)} kB`,
+    `\nerrors: ${errors}; ${
+      seconds.toFixed(1)
+    } s; load average before ${before.loadavg}, after ${after.loadavg}`,
   );
+  if (opts.json) {
+    await Deno.writeTextFile(
+      opts.json,
+      JSON.stringify(
+        {
+          settings,
+          machine: { ...before, loadavgAfter: after.loadavg },
+          seconds,
+          errors,
+          figures: rows,
+          goals: goalList,
+          rounds: Object.fromEntries(
+            subjects.map((s) => [s.target.name, s.figures]),
+          ),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  }
+  if (errors > 0) exitCode = 1;
 } finally {
-  await signed.stop();
-  await open.stop();
-  await model.close();
+  for (const s of subjects.slice(1)) await s.target.stop();
+  await upstream.stop();
+  await Deno.remove(scratch, { recursive: true });
 }
+Deno.exit(exitCode);
