@@ -16,7 +16,9 @@
  * - write: the working directory (`.has_benchmark` and its
  *   `.has_benchmark.<pid>.tmp`, renamed over it) and `/.force_update`
  *   (`POST /pyworker/update`).
- * - run: `df` (lib/autoscaler/disk_usage.ts measures disk usage with it).
+ * - run: `df` (lib/autoscaler/disk_usage.ts measures disk usage with it)
+ *   and `cat` (lib/traffic/client_gone.ts reads /proc/net/tcp through it:
+ *   Deno opens nothing under /proc without --allow-all).
  * - sys: none is called (`Deno.memoryUsage()` needs no permission).
  *
  * Not granted, because Deno cannot grant it short of `--allow-all`: on
@@ -46,7 +48,7 @@ export const WORKER_READ: readonly string[] = [
 export const WORKER_WRITE: readonly string[] = [".", "/.force_update"];
 
 /** Programs the worker runs. */
-export const WORKER_RUN: readonly string[] = ["df"];
+export const WORKER_RUN: readonly string[] = ["df", "cat"];
 
 /** Permission flags of `deno run` / `deno compile`, in one list. */
 export const WORKER_PERMISSION_FLAGS: readonly string[] = [
