@@ -279,10 +279,14 @@ Deno.test("/ready and /health follow the lifecycle: loading, ready, error, drain
       errorMsg = "",
     ) => {
       const seen = await look();
-      assert.deepEqual(seen.ready, {
+      const { loading_seconds, ...body } = seen.ready.body;
+      assert.deepEqual({ status: seen.ready.status, body }, {
         status: ready,
         body: { state, error_msg: errorMsg },
       });
+      // Until the first ready, /ready also says how long it has been loading.
+      const loading = !worker.lifecycle.loadtime && state !== "draining";
+      assert.equal(typeof loading_seconds, loading ? "number" : "object");
       assert.deepEqual(seen.health, {
         status: 200,
         body: { status: "alive", state },

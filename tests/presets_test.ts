@@ -678,3 +678,23 @@ Deno.test("the CLI refuses a preset whose env is unusable, naming the variable",
     /BENCHMARK_JSON_PATH: cannot read \/nonexistent\/benchmark\.json/,
   );
 });
+
+Deno.test("READINESS_TIMEOUT and HEALTHCHECK_PROBE_TIMEOUT as the 2026 Python worker reads them; SGLang probes may take 30 s", () => {
+  const plain = configOf("vllm");
+  assert.equal(plain.readinessTimeout, undefined, "log modes: no limit");
+  assert.equal(plain.healthcheck?.timeoutSeconds, 10);
+  const set = configOf("vllm", {
+    READINESS_TIMEOUT: "3",
+    HEALTHCHECK_PROBE_TIMEOUT: "20",
+  });
+  assert.equal(set.readinessTimeout, 3);
+  assert.equal(set.healthcheck?.timeoutSeconds, 20);
+  // Python's _env_float: a non-positive or malformed value keeps the default.
+  const bad = configOf("vllm", {
+    READINESS_TIMEOUT: "-1",
+    HEALTHCHECK_PROBE_TIMEOUT: "soon",
+  });
+  assert.equal(bad.readinessTimeout, undefined);
+  assert.equal(bad.healthcheck?.timeoutSeconds, 10);
+  assert.equal(configOf("sglang").healthcheck?.timeoutSeconds, 30);
+});

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { LogRecord } from "@logtape/logtape";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
+import { parseWorkerConfig } from "../lib/config/file.ts";
+import { readinessTimeoutOf } from "../lib/model/readiness.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { type Running, startWorker } from "./helpers/worker.ts";
 import { waitFor } from "./helpers/http.ts";
@@ -70,8 +72,18 @@ interface Seen {
 /** What a user sees: `/ready` (status and body) and `/status`. */
 async function look(w: Running): Promise<Seen> {
   const res = await fetch(`${w.url}/ready`);
-  const body = await res.json() as { state: string; error_msg: string };
+  const body = await res.json() as {
+    state: string;
+    error_msg: string;
+    loading_seconds: number | null;
+  };
   const status = await (await fetch(`${w.url}/status`)).json();
+  // The time spent loading shows until the first ready, in both answers.
+  const loading = !w.lifecycle.loadtime && w.lifecycle.state !== "draining";
+  for (const s of [body.loading_seconds, status.loading_seconds]) {
+    if (loading) assert.ok(typeof s === "number" && s >= 0, `loading ${s}`);
+    else assert.equal(s, null);
+  }
   return {
     ready: res.status,
     state: body.state,
@@ -311,4 +323,27 @@ Deno.test("log readiness: the timeout names what it waited for; a late load line
       await assertSeen(w, { ready: 200, state: "ready", errorMsg: "" });
     },
   );
+});
+
+Deno.test("log modes have no overall readiness timeout unless one is set; healthcheck mode waits 1800 s", async () => {
+  const base = {
+    modelServerUrl: "http://127.0.0.1:9",
+    handlers: [{ route: "/x" }],
+  };
+  const logs = parseWorkerConfig({ ...base, modelLogFile: "/tmp/m.log" });
+  assert.equal(readinessTimeoutOf(logs), null);
+  const both = parseWorkerConfig({
+    ...base,
+    modelLogFile: "/tmp/m.log",
+    modelHealthUrl: "/health",
+  });
+  assert.equal(readinessTimeoutOf(both), null);
+  const health = parseWorkerConfig({ ...base, modelHealthUrl: "/health" });
+  assert.equal(readinessTimeoutOf(health), 1800);
+  const set = parseWorkerConfig({
+    ...base,
+    modelLogFile: "/tmp/m.log",
+    readinessTimeout: 3,
+  });
+  assert.equal(readinessTimeoutOf(set), 3);
 });

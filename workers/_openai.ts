@@ -38,6 +38,8 @@ export interface OpenAiEngine {
   engineMetrics?: "vllm" | "sglang";
   /** Output tokens assumed when a request names none. @default 16 */
   defaultOutputTokens?: number;
+  /** Seconds a `/health` probe may take. @default 10 */
+  probeTimeoutSeconds?: number;
 }
 
 /** Output tokens assumed when a completion names none (vLLM's and SGLang's default). */
@@ -126,6 +128,7 @@ export function openAiConfig(
       url: engine.modelServerUrl,
       logFile: engine.logFile,
       health: "/health",
+      probeTimeoutSeconds: engine.probeTimeoutSeconds,
       onLoad: engine.onLoad,
       onError: engine.onError,
       onInfo: engine.onInfo,

@@ -77,6 +77,8 @@ export interface ModelServerDefaults {
   onError: LogPattern[];
   /** Worth logging, unless `MODEL_INFO_LOG_MSGS` is set. */
   onInfo: LogPattern[];
+  /** Seconds a health probe may take, unless `HEALTHCHECK_PROBE_TIMEOUT` is set. @default {10} */
+  probeTimeoutSeconds?: number;
 }
 
 /** The model-server part of a preset's config. */
@@ -85,6 +87,8 @@ export interface ModelServerConfig {
   modelLogFile?: string;
   modelHealthUrl?: string;
   readiness: ReadinessMode;
+  readinessTimeout?: number;
+  healthcheck?: { timeoutSeconds: number };
   logActions: {
     onLoad: LogPattern[];
     onError: LogPattern[];
@@ -115,6 +119,14 @@ export function modelServerFrom(
       env,
       log && health ? "both" : log ? "logs" : health ? "healthcheck" : "none",
     ),
+    // As the 2026 Python worker reads them; unset: the config's defaults.
+    readinessTimeout: positiveFrom(env.READINESS_TIMEOUT),
+    healthcheck: {
+      timeoutSeconds: numberFrom(
+        env.HEALTHCHECK_PROBE_TIMEOUT,
+        defaults.probeTimeoutSeconds ?? 10,
+      ),
+    },
     logActions: {
       onLoad: patternsFrom(env.MODEL_LOAD_LOG_MSG, defaults.onLoad),
       onError: patternsFrom(env.MODEL_ERROR_LOG_MSGS, defaults.onError),
@@ -193,6 +205,8 @@ export function presetEnvVars(
     "MODEL_ERROR_LOG_MSGS",
     "MODEL_INFO_LOG_MSGS",
     "READINESS",
+    "READINESS_TIMEOUT",
+    "HEALTHCHECK_PROBE_TIMEOUT",
     "MAX_QUEUE_TIME",
     ...benchmark,
   ];
@@ -229,6 +243,12 @@ export function workloadRuleFrom(preset: string, env: EnvVars): WorkloadRule {
     preset,
     `EDGEWORKER_WORKLOAD: expected "requested" or "estimate", got "${env.EDGEWORKER_WORKLOAD}"`,
   );
+}
+
+/** A positive number of the environment, else undefined (Python's `_env_float` rule). */
+export function positiveFrom(value: string | undefined): number | undefined {
+  const n = numberFrom(value, NaN);
+  return Number.isNaN(n) ? undefined : n;
 }
 
 /** A Python `strtobool`-style flag from the environment, or the default. */

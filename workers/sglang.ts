@@ -15,6 +15,8 @@
  *   `INFO exited: sglang`.
  * - The benchmark leaves `model` out unless `MODEL_NAME`/`SGLANG_MODEL` is
  *   set: SGLang then uses the model it serves.
+ * - Health probes may take 30 s: SGLang's `/health` runs a 1-token
+ *   generation and waits up to `SGLANG_HEALTH_CHECK_TIMEOUT` (20 s).
  * - Workload is the request's `max_tokens` (Python's rule); absent, 16 for
  *   completions (SGLang's OpenAI `CompletionRequest` default; 128 is the
  *   native `/generate` default, not these routes') and a configurable
@@ -37,6 +39,8 @@ export const sglang: Preset = {
     openAiConfig({
       name: "sglang",
       modelServerUrl: "http://127.0.0.1:18000",
+      // /health runs a generation for up to SGLANG_HEALTH_CHECK_TIMEOUT (20 s).
+      probeTimeoutSeconds: 30,
       logFile: "/var/log/portal/sglang.log",
       onLoad: ["The server is fired up and ready to roll!"],
       onError: [

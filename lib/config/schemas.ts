@@ -203,7 +203,7 @@ export const WorkerConfigSchema = z.strictObject({
   /** How readiness is learned; defaults from what is configured. */
   readiness: z.enum(READINESS_MODES).optional(),
   /** Seconds to wait for readiness before reporting an error. */
-  readinessTimeout: z.number().positive().default(1800),
+  readinessTimeout: z.number().positive().nullable().optional(),
   healthcheck: HealthcheckConfigSchema.default({
     intervalSeconds: 10,
     timeoutSeconds: 10,

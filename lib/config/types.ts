@@ -287,8 +287,12 @@ export interface WorkerConfig {
    * @default {"logs" with a log file, else "healthcheck" with a health URL, else "none"}
    */
   readiness?: ReadinessMode;
-  /** Seconds to wait for readiness before reporting an error. @default {1800} */
-  readinessTimeout?: number;
+  /**
+   * Seconds to wait for readiness before reporting an error; `null`: no
+   * limit. Unset: none in the log modes (as Python: a first boot that
+   * downloads a large model may take hours), 1800 in `healthcheck` mode.
+   */
+  readinessTimeout?: number | null;
   /** Probing of `modelHealthUrl`. */
   healthcheck?: HealthcheckConfig;
   /** Log lines that mark the model loaded, broken or worth logging. */
@@ -308,8 +312,8 @@ export interface WorkerConfig {
  * `parseWorkerConfig` returns and `Worker.config` holds).
  */
 export interface ResolvedWorkerConfig extends WorkerConfig {
-  /** Seconds to wait for readiness before reporting an error. */
-  readinessTimeout: number;
+  /** Seconds to wait for readiness before reporting an error (see above). */
+  readinessTimeout?: number | null;
   /** Health probing, resolved. */
   healthcheck: ResolvedHealthcheckConfig;
   /** Log actions, resolved. */

@@ -36,6 +36,7 @@ export function createApp(deps: AppDeps): Hono {
     const body = {
       state: deps.lifecycle.state,
       error_msg: deps.lifecycle.errorMsg,
+      loading_seconds: deps.lifecycle.loadingSeconds,
     };
     return c.json(body, deps.lifecycle.ready ? 200 : 503);
   });

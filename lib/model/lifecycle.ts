@@ -71,6 +71,16 @@ export class Lifecycle {
     return this.#fatal;
   }
 
+  /**
+   * Seconds since the process started while it has not been ready yet
+   * (starting, loading, benchmarking, or an error before the first ready);
+   * null once it has been ready.
+   */
+  get loadingSeconds(): number | null {
+    if (this.#loadtime > 0 || this.#state === "draining") return null;
+    return (this.#now() - this.#startedAt) / 1000;
+  }
+
   /** Seconds from process start to the last time it became ready (0 before). */
   get loadtime(): number {
     return this.#loadtime;

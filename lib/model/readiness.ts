@@ -45,6 +45,8 @@ export interface ReadinessOptions {
   probeIntervalMs?: number;
   /** Log-monitor stat poll, in ms. */
   logPollMs?: number;
+  /** How often a long load is logged. @default {LOADING_WARN_MS} */
+  loadingWarnMs?: number;
 }
 
 /** Resolves a health setting (path or URL) against the model server. */
@@ -54,6 +56,20 @@ export function healthUrlOf(config: ResolvedWorkerConfig): string | undefined {
   if (/^https?:\/\//.test(h)) return h;
   return config.modelServerUrl.replace(/\/+$/, "") +
     (h.startsWith("/") ? h : `/${h}`);
+}
+
+/** How often the log says the model is still loading. */
+export const LOADING_WARN_MS = 300_000;
+
+/**
+ * The readiness timeout in force: the config's, else none in the log modes
+ * (Python's log mode has none) and 1800 s when only the health URL tells.
+ */
+export function readinessTimeoutOf(
+  config: ResolvedWorkerConfig,
+): number | null {
+  if (config.readinessTimeout !== undefined) return config.readinessTimeout;
+  return readinessModeOf(config) === "healthcheck" ? 1800 : null;
 }
 
 /** The readiness mode in force, from the config or what is configured. */
@@ -212,11 +228,22 @@ export class Readiness {
       waits = [...waits, probing];
     }
     try {
-      await this.#withTimeout(
-        Promise.all(waits),
-        config.readinessTimeout,
-        `Model server not ready after ${config.readinessTimeout} s (${what})`,
-      );
+      const limit = readinessTimeoutOf(config);
+      const warn = setInterval(() => {
+        log.warn("Still loading after {s} s: {what}", {
+          s: Math.round(this.#o.lifecycle.loadingSeconds ?? 0),
+          what,
+        });
+      }, this.#o.loadingWarnMs ?? LOADING_WARN_MS);
+      try {
+        await this.#withTimeout(
+          Promise.all(waits),
+          limit,
+          `Model server not ready after ${limit} s (${what})`,
+        );
+      } finally {
+        clearInterval(warn);
+      }
     } finally {
       stopProbing.abort();
       await probing;
@@ -312,11 +339,13 @@ export class Readiness {
   /** `p`, or an error saying `message` once `seconds` have passed. */
   async #withTimeout<T>(
     p: Promise<T>,
-    seconds: number,
+    seconds: number | null,
     message: string,
   ): Promise<T> {
+    // No limit still ends at shutdown (the longest timer Deno arms).
+    const ms = seconds === null ? 2 ** 31 - 1 : seconds * 1000;
     try {
-      return await deadline(p, seconds * 1000, { signal: this.#abort.signal });
+      return await deadline(p, ms, { signal: this.#abort.signal });
     } catch (e) {
       const late = e instanceof DOMException && e.name === "TimeoutError";
       throw late ? new Error(message) : e;

@@ -258,6 +258,7 @@ function statusOf(p: WorkerParts): unknown {
     state: p.lifecycle.state,
     error_msg: p.lifecycle.errorMsg,
     loadtime: p.lifecycle.loadtime,
+    loading_seconds: p.lifecycle.loadingSeconds,
     max_perf: p.capacity.benchmark,
     live_throughput: p.capacity.live ?? null,
     in_flight: p.ledger.inFlightCount,
