@@ -1,0 +1,210 @@
+/**
+ * The books of a chaos run as text: the outcome table (harness, worker,
+ * autoscaler side by side), resources, each invariant with the ingredients
+ * it blames, one line per ingredient, and the command that replays the run.
+ *
+ * @module
+ */
+import type { ChaosReport, RequestRun } from "./harness.ts";
+import { INGREDIENTS } from "./ingredients.ts";
+
+const pad = (s: string | number, n: number) => String(s).padEnd(n);
+const lpad = (s: string | number, n: number) => String(s).padStart(n);
+
+function counts(values: readonly string[]): string {
+  const m = new Map<string, number>();
+  for (const v of values) m.set(v, (m.get(v) ?? 0) + 1);
+  return [...m].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}×${n}`).join(
+    " ",
+  );
+}
+
+/** The command line that replays `r` (same seed, size and mix). */
+export function replayCommand(
+  r: ChaosReport,
+  argv: readonly string[] = [],
+): string {
+  const o = r.options;
+  const all = INGREDIENTS.map((i) => i.name);
+  const used = o.ingredients.map((i) => i.name);
+  const mix = used.length === all.length ? [] : ["--only", used.join(",")];
+  const outages = o.outages.length === 3
+    ? []
+    : ["--outages", o.outages.join(",") || "none"];
+  const extra = argv.filter((a) =>
+    a.startsWith("--slow-autoscaler-ms") || a.startsWith("--max-body")
+  );
+  return [
+    "deno task chaos --seed",
+    r.seed,
+    "--requests",
+    o.requests,
+    "--concurrency",
+    o.concurrency,
+    ...mix,
+    ...outages,
+    ...extra,
+  ].join(" ");
+}
+
+/** The books as printable text. */
+export function formatBooks(
+  r: ChaosReport,
+  argv: readonly string[] = [],
+): string {
+  const out: string[] = [];
+  const runs = r.runs;
+  const ledgerBound = runs.filter((x) => x.verdict.record !== "none");
+  const never = runs.length - ledgerBound.length;
+  const harness = (s: string) =>
+    runs.filter((x) =>
+      Array.isArray(x.verdict.record) &&
+      (x.verdict.record as string[]).length === 1 &&
+      (x.verdict.record as string[])[0] === s
+    ).length;
+  const w = r.worker.outcomes;
+  out.push(
+    `chaos seed ${r.seed}: ${runs.length} requests (${r.options.requests} chaos + warm-up + probes), ` +
+      `concurrency ${r.options.concurrency}, sent in ${
+        (r.sendMs / 1000).toFixed(1)
+      } s, ` +
+      `whole run ${(r.totalMs / 1000).toFixed(1)} s`,
+  );
+  out.push(
+    `autoscaler outages: ${
+      Object.entries(r.outages).map(([k, n]) => `${k}×${n}`).join(" ") || "none"
+    }` +
+      (r.options.outages.includes("slow")
+        ? ` (slow = ${r.options.slowAutoscalerMs} ms)`
+        : ""),
+  );
+  out.push("");
+  out.push(
+    "BOOKS                          clients   worker /metrics   autoscaler",
+  );
+  const row = (
+    name: string,
+    h: string | number,
+    wk: string | number,
+    a: string | number,
+  ) =>
+    out.push(
+      `  ${pad(name, 28)} ${lpad(h, 7)}   ${lpad(wk, 15)}   ${lpad(a, 10)}`,
+    );
+  row("sent", runs.length, "", "");
+  row("never admitted (422/413/left)", never, "", "");
+  row(
+    "received (in the ledger)",
+    ledgerBound.length,
+    r.received + w.rejected,
+    r.reported.Success + r.reported.Error + r.reported.Cancelled +
+      r.reported.Rejected,
+  );
+  const certain = ["Success", "Error", "Cancelled", "Rejected"].map(harness);
+  row("  success", certain[0], w.success, r.reported.Success);
+  row("  error", certain[1], w.error, r.reported.Error);
+  row("  cancelled", certain[2], w.cancelled, r.reported.Cancelled);
+  row("  rejected", certain[3], w.rejected, r.reported.Rejected);
+  row(
+    "  either (races, wrong answers)",
+    ledgerBound.length - certain.reduce((a, b) => a + b, 0),
+    "",
+    "",
+  );
+  row(
+    "in flight / queued",
+    "-",
+    `${r.worker.inFlight} / ${r.worker.queued}`,
+    "",
+  );
+  out.push(
+    `  (clients: the outcome each client's experience calls for; worker received = num_requests_recieved + rejected)`,
+  );
+  if (Object.keys(r.worker.rejectedBy).length > 0) {
+    out.push(
+      `  rejected by reason: ${
+        Object.entries(r.worker.rejectedBy).map(([k, n]) => `${k} ${n}`).join(
+          ", ",
+        )
+      }`,
+    );
+  }
+  const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
+  out.push(
+    `RESOURCES  rss ${mb(r.rss.baseline)} -> ${
+      mb(r.rss.after)
+    } MB, fds ${r.fds.baseline} -> ${r.fds.after}`,
+  );
+  out.push("");
+  out.push("INVARIANTS");
+  for (const i of r.invariants) {
+    out.push(`  ${i.ok ? "PASS" : i.soft ? "WARN" : "FAIL"}  ${i.name}`);
+    out.push(`        ${i.detail}`);
+    if (!i.ok && i.blame && Object.keys(i.blame).length > 0) {
+      out.push(
+        `        blame: ${
+          Object.entries(i.blame).sort((a, b) => b[1] - a[1]).map(([k, n]) =>
+            `${k} ${n}`
+          ).join(", ")
+        }`,
+      );
+    }
+  }
+  out.push("");
+  out.push(
+    `PER INGREDIENT           sent  client saw / reported as / problems`,
+  );
+  const by = new Map<string, RequestRun[]>();
+  for (const x of runs) {
+    if (!by.has(x.ingredient)) by.set(x.ingredient, []);
+    by.get(x.ingredient)!.push(x);
+  }
+  for (const [name, list] of by) {
+    const problems = list.filter((x) => x.verdict.problems.length > 0);
+    const wrong = list.filter((x) =>
+      Array.isArray(x.verdict.record)
+        ? x.reported.length !== 1 ||
+          !(x.verdict.record as string[]).includes(x.reported[0].status)
+        : x.verdict.record === "none"
+        ? x.reported.length > 0
+        : x.reported.length > 1
+    );
+    const flag = problems.length + wrong.length > 0 ? "!" : " ";
+    out.push(
+      `${flag} ${pad(name, 22)} ${lpad(list.length, 5)}  saw: ${
+        counts(list.map((x) => x.verdict.seen))
+      }`,
+    );
+    out.push(
+      `  ${pad("", 28)}  reported: ${
+        counts(
+          list.map((x) => x.reported.map((d) => d.status).join("+") || "-"),
+        )
+      }`,
+    );
+    if (wrong.length > 0) {
+      out.push(
+        `  ${pad("", 28)}  wrong books: ${wrong.length} (e.g. ${
+          wrong.slice(0, 5).map((x) => x.idx).join(", ")
+        })`,
+      );
+    }
+    if (problems.length > 0) {
+      out.push(
+        `  ${pad("", 28)}  problems: ${problems.length}: ${
+          problems[0].verdict.problems[0]
+        }`,
+      );
+    }
+  }
+  out.push("");
+  out.push(
+    `${r.ok ? "ALL INVARIANTS HOLD" : "SOME INVARIANTS FAILED"}  replay: ${
+      replayCommand(r, argv)
+    }`,
+  );
+  if (!r.ok && r.workerOutput) {
+    out.push("", "worker output (last lines):", r.workerOutput);
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,719 @@
+/**
+ * One chaos run: a worker subprocess between the chaos model and an
+ * autoscaler with outages, thousands of requests mixing the selected
+ * ingredients (seeded, so a run replays), then the books: every figure the
+ * worker shows and the autoscaler received is checked against what the
+ * clients did. {@linkcode runChaos} returns the report; `books.ts` prints it.
+ *
+ * @module
+ */
+import type { Recorded } from "../../lib/dev/control_plane.ts";
+import { urlSignatureMessage } from "../../lib/dev/_signing.ts";
+import type { WorkerStatus } from "../../lib/reporter_wire.ts";
+import { type DeleteItem, deleteItems } from "../helpers/reporting.ts";
+import { Autoscaler, type OutageKind } from "./autoscaler.ts";
+import {
+  type DeleteStatus,
+  envelopeText,
+  readBody,
+  relayed,
+  type RequestCtx,
+  send,
+  type Verdict,
+} from "./client.ts";
+import { type Ingredient, INGREDIENTS, WARM_IDX } from "./ingredients.ts";
+import { type ChaosModel, startChaosModel } from "./model.ts";
+import { mixSeed, Rng } from "./rng.ts";
+import {
+  procFigures,
+  readMetrics,
+  readStatus,
+  ROUTES,
+  startWorkerProcess,
+  type WorkerMetricsBook,
+  type WorkerProcess,
+} from "./worker_process.ts";
+
+/** Options of {@linkcode runChaos}. */
+export interface ChaosOptions {
+  /** Seed of the plan, the per-request draws and the outage schedule. */
+  seed: number;
+  /** Requests to send (after the warm-up). */
+  requests: number;
+  /** Stop sending after this long even if `requests` are not all sent. */
+  durationMs?: number;
+  /** Requests in flight at once. @default 16 */
+  concurrency?: number;
+  /** Ingredients of the mix. @default every one */
+  ingredients?: readonly Ingredient[];
+  /** Autoscaler outages to mix in. @default ["503", "down", "slow"] */
+  outages?: readonly OutageKind[];
+  /** Delay of a slow autoscaler (above 10 s: past the worker's per-try
+   * timeout). @default 400 */
+  slowAutoscalerMs?: number;
+  /** `EDGEWORKER_MAX_BODY_BYTES`; undefined: unlimited. @default 1 MiB */
+  maxBodyBytes?: number | undefined;
+  /** The worker's `responseTimeout`. @default 4 */
+  responseTimeoutSeconds?: number;
+  /** Longest wait for the books to balance after the load. @default 20000 */
+  settleMs?: number;
+  /** RSS growth allowed over the warm baseline. @default 160 MiB */
+  rssSlackBytes?: number;
+  /** Descriptors allowed over the warm baseline. @default 16 */
+  fdSlack?: number;
+  /** Hard deadline of one request (a worker that never answers).
+   * @default 30000 */
+  requestDeadlineMs?: number;
+  /** Stops the run (the worker is killed, the run throws). */
+  signal?: AbortSignal;
+  /** Progress lines (none by default). */
+  log?: (line: string) => void;
+}
+
+/** One invariant and whether it held. */
+export interface Invariant {
+  name: string;
+  ok: boolean;
+  /** Why it failed (or a short figure when it held). */
+  detail: string;
+  /** Ingredients blamed, with counts, when per-request. */
+  blame?: Record<string, number>;
+  /** A warning only: printed, but the run still passes. */
+  soft?: boolean;
+}
+
+/** What happened to one request. */
+export interface RequestRun {
+  idx: number;
+  ingredient: string;
+  route: string;
+  verdict: Verdict;
+  workload?: number;
+  saneWorkload: boolean;
+  /** Delete items the autoscaler accepted for it. */
+  reported: DeleteItem[];
+  /** Delete items of its helper request (see `Verdict.helper`). */
+  helperReported: DeleteItem[];
+}
+
+/** The figures of a finished run. */
+export interface ChaosReport {
+  seed: number;
+  options:
+    & Required<Omit<ChaosOptions, "durationMs" | "log" | "maxBodyBytes">>
+    & {
+      durationMs?: number;
+      maxBodyBytes: number | undefined;
+    };
+  ok: boolean;
+  invariants: Invariant[];
+  runs: RequestRun[];
+  sendMs: number;
+  totalMs: number;
+  outages: Record<string, number>;
+  worker: WorkerMetricsBook;
+  /** `num_requests_recieved` of the last accepted status. */
+  received: number;
+  /** Delete statuses the autoscaler accepted, by status. */
+  reported: Record<DeleteStatus, number>;
+  rss: { baseline: number; after: number };
+  fds: { baseline: number; after: number };
+  /** Tail of the worker's output when something failed. */
+  workerOutput: string;
+}
+
+const MASTER_TOKEN = "chaos-master-token-4f7c1d";
+const WARMUP = 40;
+const PROBES = 20;
+const PROBE_TOKENS = 3;
+
+/** A plain request of known workload, sent after the chaos. */
+const PROBE: Ingredient = {
+  name: "probe",
+  group: "normal",
+  weight: 0,
+  about: `JSON answer, max_tokens ${PROBE_TOKENS}, after the chaos`,
+  run: async (ctx) => {
+    ctx.workload = PROBE_TOKENS;
+    const payload = { chaos: "ok", idx: ctx.idx, max_tokens: PROBE_TOKENS };
+    try {
+      const res = await send(ctx, envelopeText(ctx, payload));
+      const { text } = await readBody(res);
+      const ok = res.status === 200 && relayed(res);
+      return {
+        record: ["Success"],
+        seen: String(res.status),
+        problems: ok
+          ? []
+          : [`probe answered ${res.status}: ${text.slice(0, 120)}`],
+      };
+    } catch (e) {
+      return { record: "any", seen: "fetch failed", problems: [String(e)] };
+    }
+  },
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs the chaos described by `options` and returns its books. */
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const o = {
+    concurrency: 16,
+    ingredients: INGREDIENTS,
+    outages: ["503", "down", "slow"] as OutageKind[],
+    slowAutoscalerMs: 400,
+    maxBodyBytes: 1024 * 1024 as number | undefined,
+    responseTimeoutSeconds: 4,
+    settleMs: 20_000,
+    rssSlackBytes: 160 * 1024 * 1024,
+    fdSlack: 16,
+    requestDeadlineMs: 30_000,
+    signal: new AbortController().signal,
+    ...options,
+  };
+  if (o.ingredients.length === 0) {
+    throw new RangeError("no ingredient selected");
+  }
+  const log = o.log ?? (() => {});
+  const t0 = performance.now();
+  const model = startChaosModel();
+  const as = await Autoscaler.start();
+  const dir = await Deno.makeTempDir({ prefix: "edgeworker-chaos-" });
+  let worker: WorkerProcess | undefined;
+  try {
+    worker = await startWorkerProcess(dir, {
+      modelUrl: model.url,
+      reportAddr: as.url,
+      maxBodyBytes: o.maxBodyBytes,
+      responseTimeoutSeconds: o.responseTimeoutSeconds,
+      masterToken: MASTER_TOKEN,
+    });
+    as.setWorkerUrl(worker.base);
+    log(`worker ready at ${worker.base} (pid ${worker.pid})`);
+    const w = worker;
+    const kill = () => void w.stop(0).catch(() => {});
+    o.signal.addEventListener("abort", kill, { once: true });
+    try {
+      const report = await drive(o, model, as, worker, log, t0);
+      if (o.signal.aborted) throw new Error("chaos run stopped");
+      return report;
+    } finally {
+      o.signal.removeEventListener("abort", kill);
+    }
+  } finally {
+    await worker?.stop(1000).catch(() => {});
+    await model.close();
+    await as.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+type Resolved =
+  & Required<
+    Omit<ChaosOptions, "durationMs" | "log" | "maxBodyBytes">
+  >
+  & {
+    durationMs?: number;
+    maxBodyBytes: number | undefined;
+  };
+
+async function drive(
+  o: Resolved,
+  model: ChaosModel,
+  as: Autoscaler,
+  worker: WorkerProcess,
+  log: (line: string) => void,
+  t0: number,
+): Promise<ChaosReport> {
+  // A real `/route/` answer: its signature covers only the worker URL, so
+  // every request reuses it with its own request_idx.
+  const route = await (await fetch(`${as.url}/route/`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ endpoint: "chaos", api_key: "chaos", cost: 100 }),
+  })).json() as Record<string, unknown>;
+  let reqnum = Number(route.reqnum);
+  const runs: RequestRun[] = [];
+  const byName = new Map(INGREDIENTS.map((i) => [i.name, i]));
+
+  const runOne = async (
+    idx: number,
+    ingredient: Ingredient,
+    routePath: string,
+  ): Promise<RequestRun> => {
+    const ctx: RequestCtx = {
+      idx,
+      rng: new Rng(mixSeed(o.seed, idx)),
+      base: worker.base,
+      port: worker.port,
+      route: routePath,
+      maxBodyBytes: o.maxBodyBytes,
+      responseTimeoutMs: o.responseTimeoutSeconds * 1000,
+      auth: (over = {}) => ({
+        ...route,
+        __request_id: `chaos-${o.seed}-${idx}`,
+        reqnum: ++reqnum,
+        request_idx: idx,
+        ...over,
+      }),
+      signUrl: (url) => as.sign(urlSignatureMessage(url)),
+      signal: AbortSignal.timeout(o.requestDeadlineMs),
+    };
+    let verdict: Verdict;
+    try {
+      verdict = await ingredient.run(ctx);
+    } catch (e) {
+      verdict = { record: "any", seen: "harness error", problems: [String(e)] };
+    }
+    if (ctx.signal.aborted) {
+      verdict = {
+        record: "any",
+        seen: "no answer",
+        problems: [
+          `no answer within ${
+            o.requestDeadlineMs / 1000
+          } s (the client gave up)`,
+        ],
+      };
+    }
+    const run: RequestRun = {
+      idx,
+      ingredient: ingredient.name,
+      route: routePath,
+      verdict,
+      saneWorkload: ctx.saneWorkload !== false,
+      reported: [],
+      helperReported: [],
+      ...(ctx.workload !== undefined ? { workload: ctx.workload } : {}),
+    };
+    runs.push(run);
+    return run;
+  };
+
+  // Warm-up: plain requests, then the baseline figures.
+  const warm = [byName.get("ok")!, byName.get("stream")!];
+  await pool(WARMUP, 8, (i) => runOne(1 + i, warm[i % 2], ROUTES.chat));
+  await sleep(300);
+  const base = await procFigures(worker.pid);
+  log(`baseline rss ${mb(base.rssBytes)} MB, ${base.fds} fds`);
+
+  // The chaos: the plan comes from the seed alone.
+  const planRng = new Rng(mixSeed(o.seed, 0xc4a05));
+  const weights: Record<string, number> = {};
+  for (const i of o.ingredients) weights[i.name] = i.weight;
+  const routeWeights = {
+    [ROUTES.chat]: 7,
+    [ROUTES.slots]: 2,
+    [ROUTES.fifo]: 1,
+  };
+  const outageStop = new AbortController();
+  const outages = as.chaos(
+    o.outages,
+    new Rng(mixSeed(o.seed, 0x07a6e)),
+    o.slowAutoscalerMs,
+    outageStop.signal,
+  );
+  const sendStart = performance.now();
+  const deadline = o.durationMs === undefined
+    ? Infinity
+    : sendStart + o.durationMs;
+  let sent = 0;
+  const progress = setInterval(() => {
+    log(
+      `sent ${sent}/${o.requests} in ${
+        ((performance.now() - sendStart) / 1000).toFixed(0)
+      } s`,
+    );
+  }, 5000);
+  try {
+    await pool(o.requests, o.concurrency, async (i) => {
+      if (performance.now() > deadline || o.signal.aborted) return;
+      const ingredient = byName.get(planRng.weighted(weights))!;
+      const routePath = ingredient.route ?? planRng.weighted(routeWeights);
+      sent++;
+      await runOne(WARMUP + 1 + i, ingredient, routePath);
+    });
+  } finally {
+    clearInterval(progress);
+    outageStop.abort();
+    await outages;
+  }
+  const sendMs = performance.now() - sendStart;
+  log(
+    `sent ${sent} chaos requests in ${(sendMs / 1000).toFixed(1)} s; settling`,
+  );
+
+  // Settle: every expected report arrived, nothing in flight at the worker
+  // and at the model, or the settle time is over.
+  const expected = runs.filter((r) => Array.isArray(r.verdict.record));
+  const settleEnd = performance.now() + o.settleMs;
+  for (;;) {
+    const seen = new Set(
+      deleteItems(as.acceptedDeletes()).map((d) => d.request_idx),
+    );
+    const m = await readMetrics(worker.base).catch(() => undefined);
+    const open = [...model.calls.values()].some((c) => c.end === "open");
+    const done = expected.every((r) => seen.has(r.idx)) && m !== undefined &&
+      m.inFlight === 0 && m.queued === 0 && !open;
+    if (done || performance.now() > settleEnd) break;
+    await sleep(200);
+  }
+  await quiet(as, settleEnd);
+
+  // A normal request still answered; the reported sums still add up.
+  const mark = as.acceptedStatus().length;
+  const probeRuns: Verdict[] = [];
+  for (let i = 0; i < PROBES; i++) {
+    const idx = 1_000_000 + i;
+    const r = await runOne(idx, PROBE, ROUTES.chat);
+    probeRuns.push(r.verdict);
+  }
+  const probeWant = PROBES * PROBE_TOKENS;
+  const probeEnd = performance.now() + 8000;
+  while (performance.now() < probeEnd) {
+    if (sumAfter(as.acceptedStatus(), mark, "cur_perf") >= probeWant) break;
+    await sleep(100);
+  }
+  await quiet(as, performance.now() + 5000);
+  await sleep(300);
+
+  const after = await procFigures(worker.pid);
+  const metrics = await readMetrics(worker.base);
+  const status = await readStatus(worker.base);
+  const items = deleteItems(as.acceptedDeletes());
+  const statuses = as.acceptedStatus();
+  const exit = await worker.stop(10_000);
+  // SIGTERM cancels what is left and flushes the last reports.
+  const finalIdx = new Set(
+    deleteItems(as.acceptedDeletes()).map((d) => d.request_idx),
+  );
+
+  // Attach the accepted delete items to their requests.
+  const byIdx = new Map(runs.map((r) => [r.idx, r]));
+  const unknown: number[] = [];
+  for (const d of items) {
+    const r = byIdx.get(d.request_idx);
+    const h = byIdx.get(d.request_idx - WARM_IDX);
+    if (r) r.reported.push(d);
+    else if (h?.verdict.helper) h.helperReported.push(d);
+    else unknown.push(d.request_idx);
+  }
+  const reported: Record<DeleteStatus, number> = {
+    Success: 0,
+    Error: 0,
+    Cancelled: 0,
+    Rejected: 0,
+  };
+  for (const d of items) reported[d.status as DeleteStatus]++;
+  const last = statuses.at(-1)?.body as WorkerStatus | undefined;
+
+  const inv: Invariant[] = [];
+  const add = (
+    name: string,
+    ok: boolean,
+    detail: string,
+    blame?: Record<string, number>,
+    soft = false,
+  ) =>
+    inv.push({
+      name,
+      ok,
+      detail,
+      ...(blame ? { blame } : {}),
+      ...(soft ? { soft } : {}),
+    });
+
+  // 1. The books balance.
+  const w = metrics.outcomes;
+  const finished = w.success + w.error + w.cancelled;
+  const received = last?.num_requests_recieved ?? NaN;
+  add(
+    "books balance: received = success + error + cancelled (+ rejected)",
+    received === finished && metrics.inFlight === 0,
+    `received ${received} (+${w.rejected} rejected), success ${w.success} + error ${w.error} + cancelled ${w.cancelled} = ${finished}, in flight ${metrics.inFlight}`,
+  );
+  const distinct = new Set(items.map((d) => d.request_idx)).size;
+  add(
+    "worker /metrics = autoscaler's /delete_requests/",
+    w.success === reported.Success && w.error === reported.Error &&
+      w.cancelled === reported.Cancelled && w.rejected === reported.Rejected &&
+      finished + w.rejected === distinct,
+    `metrics s/e/c/r ${w.success}/${w.error}/${w.cancelled}/${w.rejected}, reported ${reported.Success}/${reported.Error}/${reported.Cancelled}/${reported.Rejected} (${distinct} distinct idx)`,
+  );
+
+  // 2. Nothing in flight, queues empty.
+  const st = status.json;
+  const working = last?.working_request_idxs ?? [];
+  const nothingLeft = metrics.inFlight === 0 && metrics.queued === 0 &&
+    metrics.workloadInFlight === 0 && st.in_flight === 0 && st.queued === 0 &&
+    st.queue_workload === 0 && working.length === 0 && last?.cur_load === 0;
+  add(
+    "nothing in flight, queues empty",
+    nothingLeft,
+    `metrics in_flight ${metrics.inFlight} queued ${metrics.queued} workload ${metrics.workloadInFlight}; /status in_flight ${st.in_flight} queued ${st.queued} queue_workload ${st.queue_workload}; last report cur_load ${last?.cur_load} working [${
+      working.slice(0, 10).join(",")
+    }${working.length > 10 ? ",…" : ""}]`,
+    blameIdx(working, byIdx),
+  );
+
+  // 3. Every request_idx reported once, with the right status.
+  const missing: RequestRun[] = [];
+  const dup: RequestRun[] = [];
+  const wrong: RequestRun[] = [];
+  const ghost: RequestRun[] = [];
+  for (const r of runs) {
+    if (r.verdict.helper) {
+      const h = r.helperReported;
+      if (h.length === 0) missing.push(r);
+      else if (h.length > 1) dup.push(r);
+      else if (h[0].status !== "Success") wrong.push(r);
+    }
+    const rec = r.verdict.record;
+    const n = r.reported.length;
+    if (n > 1) dup.push(r);
+    if (rec === "none") {
+      if (n > 0) ghost.push(r);
+    } else if (rec !== "any") {
+      if (n === 0) missing.push(r);
+      else if (!rec.includes(r.reported[0].status as DeleteStatus)) {
+        wrong.push(r);
+      }
+    }
+  }
+  add(
+    "every request_idx reported exactly once",
+    missing.length + dup.length + ghost.length + unknown.length === 0,
+    `${missing.length} missing${examples(missing)}, ${dup.length} duplicated${
+      examples(dup)
+    }, ${ghost.length} reported but never admitted${
+      examples(ghost)
+    }, ${unknown.length} unknown`,
+    blame([...missing, ...dup, ...ghost]),
+  );
+  add(
+    "reported status matches what the client did",
+    wrong.length === 0,
+    wrong.length === 0
+      ? "all match"
+      : wrong.slice(0, 6).map((r) =>
+        r.reported.length === 1 && Array.isArray(r.verdict.record) &&
+          !r.verdict.record.includes(r.reported[0].status as DeleteStatus)
+          ? `${r.idx} ${r.ingredient}: expected ${
+            r.verdict.record.join("|")
+          }, got ${r.reported[0].status}`
+          : `${
+            r.idx + WARM_IDX
+          } (helper of ${r.idx} ${r.ingredient}): expected Success, got ${
+            r.helperReported[0]?.status
+          }`
+      ).join("; "),
+    blame(wrong),
+  );
+
+  // 4. What clients saw.
+  const bad = runs.filter((r) => r.verdict.problems.length > 0);
+  add(
+    "every answer is the expected one (2xx/4xx/5xx with a JSON body)",
+    bad.length === 0,
+    bad.length === 0
+      ? "all as expected"
+      : bad.slice(0, 6).map((r) =>
+        `${r.idx} ${r.ingredient}: ${r.verdict.problems[0]}`
+      ).join("; "),
+    blame(bad),
+  );
+
+  // 5. The model: no call left open, none forwarded twice.
+  const calls = [...model.calls.values()];
+  const stuck = calls.filter((c) => c.end === "open");
+  const twice = calls.filter((c) => c.arrivals > 1);
+  add(
+    "every model call ended (no stall outlives its client)",
+    stuck.length === 0,
+    `${stuck.length} open${
+      stuck.length ? ` (${stuck.slice(0, 6).map((c) => c.idx).join(",")})` : ""
+    }`,
+    blameIdx(stuck.map((c) => c.idx), byIdx),
+  );
+  // Deno's fetch sends a request again when a reused keep-alive connection
+  // closes before any answer byte: the model may run it twice. Not the
+  // worker's code, so a warning.
+  add(
+    "no request reached the model twice",
+    twice.length === 0,
+    `${twice.length} twice${
+      twice.length
+        ? ` (${twice.slice(0, 6).map((c) => `${c.idx} ${c.chaos}`).join(", ")})`
+        : ""
+    }`,
+    blameIdx(twice.map((c) => c.idx), byIdx),
+    true,
+  );
+
+  // 6. Workload sums.
+  const probeOk = probeRuns.every((v) => v.problems.length === 0);
+  const probeSums = ["cur_perf", "new_load"].map((f) =>
+    sumAfter(statuses, mark, f as "cur_perf" | "new_load")
+  );
+  const probeRej = sumAfter(statuses, mark, "rej_load");
+  add(
+    "a normal request answered after the chaos",
+    probeOk,
+    probeOk
+      ? `${PROBES} of ${PROBES} answered 200`
+      : probeRuns.find((v) => v.problems.length)!.problems[0],
+  );
+  add(
+    "reported workload sums after the chaos are exact",
+    probeSums[0] === probeWant && probeSums[1] === probeWant && probeRej === 0,
+    `${PROBES} probes × ${PROBE_TOKENS}: cur_perf ${probeSums[0]}, new_load ${
+      probeSums[1]
+    }, rej_load ${probeRej} (want ${probeWant}, ${probeWant}, 0)`,
+  );
+  const insane = runs.filter((r) => !r.saneWorkload && r.reported.length > 0);
+  if (insane.length === 0) {
+    const want = (s: DeleteStatus) =>
+      runs.reduce(
+        (acc, r) =>
+          acc + (r.reported[0]?.status === s ? r.workload ?? 0 : 0) +
+          (r.helperReported[0]?.status === s ? 1 : 0),
+        0,
+      );
+    const perf = statuses.reduce(
+      (a, r) => a + (r.body as WorkerStatus).cur_perf,
+      0,
+    );
+    const rej = statuses.reduce(
+      (a, r) => a + (r.body as WorkerStatus).rej_load,
+      0,
+    );
+    add(
+      "reported workload sums over the run are exact",
+      perf === want("Success") && rej === want("Rejected"),
+      `cur_perf ${perf} (want ${want("Success")}), rej_load ${rej} (want ${
+        want("Rejected")
+      })`,
+    );
+  }
+
+  // 7. Resources back near the warm baseline; no secret shown.
+  add(
+    "RSS back near its baseline",
+    after.rssBytes <= base.rssBytes + o.rssSlackBytes,
+    `${mb(base.rssBytes)} MB -> ${mb(after.rssBytes)} MB (slack ${
+      mb(o.rssSlackBytes)
+    } MB)`,
+  );
+  add(
+    "open descriptors back near the baseline",
+    after.fds <= base.fds + o.fdSlack,
+    `${base.fds} -> ${after.fds} (slack ${o.fdSlack})`,
+  );
+  const leaks = [
+    status.text.includes(MASTER_TOKEN) ? "/status" : "",
+    metrics.text.includes(MASTER_TOKEN) ? "/metrics" : "",
+  ].filter((s) => s);
+  add(
+    "MASTER_TOKEN never shown on /status or /metrics",
+    leaks.length === 0,
+    leaks.length === 0 ? "not shown" : `shown on ${leaks.join(" and ")}`,
+  );
+  const unflushed = runs.filter((r) =>
+    Array.isArray(r.verdict.record) && !finalIdx.has(r.idx)
+  );
+  add(
+    "after SIGTERM every admitted request is reported",
+    unflushed.length === 0,
+    `${unflushed.length} never reported${examples(unflushed)}`,
+    blame(unflushed),
+  );
+  add(
+    "worker exits 0 on SIGTERM after the chaos",
+    exit.code === 0,
+    `exit code ${exit.code}${exit.signal ? ` (${exit.signal})` : ""}`,
+  );
+
+  const outageCounts: Record<string, number> = {};
+  for (const x of as.outages) {
+    outageCounts[x.kind] = (outageCounts[x.kind] ?? 0) + 1;
+  }
+  const ok = inv.every((i) => i.ok || i.soft);
+  return {
+    seed: o.seed,
+    options: o,
+    ok,
+    invariants: inv,
+    runs,
+    sendMs,
+    totalMs: performance.now() - t0,
+    outages: outageCounts,
+    worker: metrics,
+    received,
+    reported,
+    rss: { baseline: base.rssBytes, after: after.rssBytes },
+    fds: { baseline: base.fds, after: after.fds },
+    workerOutput: ok ? "" : worker.output().split("\n").slice(-40).join("\n"),
+  };
+}
+
+/** Runs `fn(0..n-1)` with at most `concurrency` at once. */
+async function pool(
+  n: number,
+  concurrency: number,
+  fn: (i: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, concurrency) }, lane));
+}
+
+/** Waits until no status report arrived for 1.3 s (one tick and a bit). */
+async function quiet(as: Autoscaler, until: number): Promise<void> {
+  let n = as.allStatus().length;
+  let since = performance.now();
+  while (performance.now() < until) {
+    await sleep(100);
+    const now = as.allStatus().length;
+    if (now !== n) {
+      n = now;
+      since = performance.now();
+    } else if (performance.now() - since > 1300) return;
+  }
+}
+
+function sumAfter(
+  records: readonly Recorded[],
+  from: number,
+  field: "cur_perf" | "new_load" | "rej_load",
+): number {
+  return records.slice(from).reduce(
+    (s, r) => s + (r.body as WorkerStatus)[field],
+    0,
+  );
+}
+
+function blame(runs: readonly RequestRun[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of runs) out[r.ingredient] = (out[r.ingredient] ?? 0) + 1;
+  return out;
+}
+
+function blameIdx(
+  idxs: readonly number[],
+  byIdx: ReadonlyMap<number, RequestRun>,
+): Record<string, number> {
+  return blame(idxs.flatMap((i) => byIdx.get(i) ?? []));
+}
+
+function examples(runs: readonly RequestRun[]): string {
+  if (runs.length === 0) return "";
+  return ` (${
+    runs.slice(0, 4).map((r) => `${r.idx} ${r.ingredient}`).join(", ")
+  }${runs.length > 4 ? ", …" : ""})`;
+}
+
+function mb(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}

@@ -1,0 +1,107 @@
+/**
+ * `deno task chaos`: the long chaos run. Prints the books and exits 1 when
+ * an invariant fails.
+ *
+ * ```sh
+ * deno task chaos                                  # 3000 requests, random seed
+ * deno task chaos --seed 7 --requests 500          # replay a run
+ * deno task chaos --duration 5m --requests 100000  # stop after 5 minutes
+ * deno task chaos --only leave_raw,ok              # one ingredient and a control
+ * deno task chaos --without model --outages none   # all but the model's faults
+ * deno task chaos --slow-autoscaler-ms 11000       # slower than the 10 s per-try timeout
+ * deno task chaos --list                           # the ingredients
+ * ```
+ *
+ * `CHAOS_SEED=<n>` (or `FC_SEED`) sets the seed as `--seed` does.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { formatBooks } from "./books.ts";
+import { runChaos } from "./harness.ts";
+import { INGREDIENTS, selectIngredients } from "./ingredients.ts";
+import type { OutageKind } from "./autoscaler.ts";
+import { parseSeed, seedFromEnv } from "./rng.ts";
+
+/** Parses `90`, `90s`, `5m`, `1h` into milliseconds (bare numbers: seconds). */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new RangeError(`bad duration "${text}" (e.g. 90s, 5m)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
+  return Number(m[1]) * unit;
+}
+
+const list = (s: string | undefined) =>
+  (s ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      seed: { type: "string" },
+      requests: { type: "string", default: "3000" },
+      duration: { type: "string", default: "10m" },
+      concurrency: { type: "string", default: "32" },
+      only: { type: "string" },
+      without: { type: "string" },
+      outages: { type: "string", default: "503,down,slow" },
+      "slow-autoscaler-ms": { type: "string", default: "400" },
+      "max-body-bytes": { type: "string", default: String(1024 * 1024) },
+      "response-timeout": { type: "string", default: "4" },
+      "settle-ms": { type: "string", default: "30000" },
+      list: { type: "boolean" },
+      quiet: { type: "boolean" },
+    },
+  });
+  if (values.list) {
+    for (const i of INGREDIENTS) {
+      console.log(
+        `${i.name.padEnd(20)} ${i.group.padEnd(7)} w${
+          String(i.weight).padEnd(3)
+        } ${i.about}`,
+      );
+    }
+    console.log(
+      "outages: 503 (answers 503), down (port closed), slow (answers late)",
+    );
+    return 0;
+  }
+  const outages = list(values.outages).filter((x) => x !== "none");
+  for (const k of outages) {
+    if (!["503", "down", "slow"].includes(k)) {
+      throw new RangeError(`unknown outage "${k}"`);
+    }
+  }
+  const seed = values.seed !== undefined
+    ? parseSeed(values.seed)
+    : seedFromEnv();
+  const maxBody = Number(values["max-body-bytes"]);
+  console.log(`chaos seed ${seed} (replay with --seed ${seed})`);
+  // Ctrl-C stops the worker subprocess too.
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const report = await runChaos({
+    signal: stop.signal,
+    seed,
+    requests: Number(values.requests),
+    durationMs: parseDuration(values.duration),
+    concurrency: Number(values.concurrency),
+    ingredients: selectIngredients(list(values.only), list(values.without)),
+    outages: outages as OutageKind[],
+    slowAutoscalerMs: Number(values["slow-autoscaler-ms"]),
+    maxBodyBytes: maxBody > 0 ? maxBody : undefined,
+    responseTimeoutSeconds: Number(values["response-timeout"]),
+    settleMs: Number(values["settle-ms"]),
+    ...(values.quiet
+      ? {}
+      : { log: (l: string) => console.error(`[chaos] ${l}`) }),
+  });
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  console.log(formatBooks(report, argv));
+  return report.ok ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
