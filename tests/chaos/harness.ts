@@ -241,6 +241,9 @@ async function drive(
     ingredient: Ingredient,
     routePath: string,
   ): Promise<RequestRun> => {
+    // A clearable timer (AbortSignal.timeout would outlive the run).
+    const hard = new AbortController();
+    const timer = setTimeout(() => hard.abort(), o.requestDeadlineMs);
     const ctx: RequestCtx = {
       idx,
       rng: new Rng(mixSeed(o.seed, idx)),
@@ -257,13 +260,15 @@ async function drive(
         ...over,
       }),
       signUrl: (url) => as.sign(urlSignatureMessage(url)),
-      signal: AbortSignal.timeout(o.requestDeadlineMs),
+      signal: hard.signal,
     };
     let verdict: Verdict;
     try {
       verdict = await ingredient.run(ctx);
     } catch (e) {
       verdict = { record: "any", seen: "harness error", problems: [String(e)] };
+    } finally {
+      clearTimeout(timer);
     }
     if (ctx.signal.aborted) {
       verdict = {
@@ -626,6 +631,20 @@ async function drive(
     unflushed.length === 0,
     `${unflushed.length} never reported${examples(unflushed)}`,
     blame(unflushed),
+  );
+  // Deno.serve prints a response body stream that errors (a broken model
+  // stream relayed) with console.error: a warning until the relay avoids it.
+  const nj = worker.nonJson;
+  add(
+    "every line the worker logs is JSON (EDGEWORKER_LOG_FORMAT=json)",
+    nj.count === 0,
+    nj.count === 0
+      ? "all JSON"
+      : `${nj.count} other lines, e.g. ${
+        nj.examples.map((e) => JSON.stringify(e)).join(" ")
+      }`,
+    undefined,
+    true,
   );
   add(
     "worker exits 0 on SIGTERM after the chaos",

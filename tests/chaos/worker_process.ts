@@ -42,6 +42,9 @@ export interface WorkerProcess {
   pid: number;
   /** Its output so far (stdout and stderr, last 2000 lines). */
   output(): string;
+  /** Output lines that are not one JSON object each (the worker logs JSON
+   * lines), and the first few of them. */
+  readonly nonJson: { count: number; examples: string[] };
   /** Exit status once it exited. */
   readonly exited: Deno.CommandStatus | undefined;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves to the exit status. */
@@ -108,6 +111,7 @@ export async function startWorkerProcess(
       EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
       EDGEWORKER_DRAIN_SECONDS: "2",
       EDGEWORKER_LOG_LEVEL: "warning",
+      EDGEWORKER_LOG_FORMAT: "json",
       ...(s.maxBodyBytes === undefined
         ? {}
         : { EDGEWORKER_MAX_BODY_BYTES: String(s.maxBodyBytes) }),
@@ -117,15 +121,30 @@ export async function startWorkerProcess(
     stderr: "piped",
   }).spawn();
   const lines: string[] = [];
+  const nonJson = { count: 0, examples: [] as string[] };
+  const keep = (line: string) => {
+    lines.push(line);
+    if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+    let ok = false;
+    try {
+      const v = JSON.parse(line);
+      ok = v !== null && typeof v === "object" && !Array.isArray(v);
+    } catch { /* counted below */ }
+    if (!ok && line.trim() !== "") {
+      nonJson.count++;
+      if (nonJson.examples.length < 3) {
+        nonJson.examples.push(line.slice(0, 160));
+      }
+    }
+  };
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     let rest = "";
     for await (const t of stream.pipeThrough(new TextDecoderStream())) {
       const parts = (rest + t).split("\n");
       rest = parts.pop() ?? "";
-      lines.push(...parts);
-      if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+      for (const p of parts) keep(p);
     }
-    if (rest) lines.push(rest);
+    if (rest) keep(rest);
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
   let exited: Deno.CommandStatus | undefined;
@@ -140,6 +159,7 @@ export async function startWorkerProcess(
     port,
     pid: child.pid,
     output: () => lines.join("\n"),
+    nonJson,
     get exited() {
       return exited;
     },
