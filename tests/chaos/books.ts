@@ -8,6 +8,65 @@
 import type { ChaosReport, RequestRun } from "./harness.ts";
 import { INGREDIENTS } from "./ingredients.ts";
 
+/** Short names of the invariants, for the `--each` matrix. */
+export const SHORT_NAMES: readonly [RegExp, string][] = [
+  [/^books balance/, "books"],
+  [/^worker \/metrics =/, "metrics=cp"],
+  [/^nothing in flight/, "in-flight"],
+  [/^every request_idx/, "idx-once"],
+  [/^reported status/, "status"],
+  [/^every answer/, "answers"],
+  [/^every model call/, "model-open"],
+  [/^no request reached/, "twice"],
+  [/^a normal request/, "probe"],
+  [/^reported workload sums after/, "sums-after"],
+  [/^reported workload sums over/, "sums-run"],
+  [/^RSS/, "rss"],
+  [/^open descriptors/, "fds"],
+  [/^MASTER_TOKEN/, "secret"],
+  [/^after SIGTERM/, "flush"],
+  [/^every line the worker logs/, "json-logs"],
+  [/^worker exits/, "exit"],
+];
+
+/** The short name of an invariant. */
+export function shortName(name: string): string {
+  return SHORT_NAMES.find(([re]) => re.test(name))?.[1] ?? name.slice(0, 10);
+}
+
+/**
+ * One row per run: which invariants failed (`X`), warned (`w`) or held
+ * (`.`), to see which ingredient breaks which invariant.
+ */
+export function formatMatrix(rows: readonly [string, ChaosReport][]): string {
+  const cols = SHORT_NAMES.map(([, n]) => n);
+  const width = Math.max(...rows.map(([n]) => n.length), 10);
+  const out = [
+    `${"".padEnd(width)}  ${
+      cols.map((_, i) => String(i + 1).padStart(2)).join(" ")
+    }`,
+  ];
+  for (const [name, r] of rows) {
+    const cells = cols.map((c) => {
+      const i = r.invariants.find((x) => shortName(x.name) === c);
+      return (i === undefined ? "-" : i.ok ? "." : i.soft ? "w" : "X").padStart(
+        2,
+      );
+    });
+    const failed = r.invariants.filter((x) => !x.ok && !x.soft).map((x) =>
+      shortName(x.name)
+    );
+    out.push(
+      `${name.padEnd(width)}  ${cells.join(" ")}   ${failed.join(", ")}`,
+    );
+  }
+  out.push("", "columns: " + cols.map((c, i) => `${i + 1} ${c}`).join(", "));
+  out.push(
+    "X failed, w warning, . held, - not checked (sums-run: some workload not a plain number)",
+  );
+  return out.join("\n");
+}
+
 const pad = (s: string | number, n: number) => String(s).padEnd(n);
 const lpad = (s: string | number, n: number) => String(s).padStart(n);
 

@@ -10,6 +10,7 @@
  * deno task chaos --without model --outages none   # all but the model's faults
  * deno task chaos --slow-autoscaler-ms 11000       # slower than the 10 s per-try timeout
  * deno task chaos --list                           # the ingredients
+ * deno task chaos --each --requests 80             # each ingredient alone: a matrix
  * ```
  *
  * `CHAOS_SEED=<n>` (or `FC_SEED`) sets the seed as `--seed` does.
@@ -17,7 +18,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { formatBooks } from "./books.ts";
+import { formatBooks, formatMatrix } from "./books.ts";
+import type { ChaosReport } from "./harness.ts";
 import { runChaos } from "./harness.ts";
 import { INGREDIENTS, selectIngredients } from "./ingredients.ts";
 import type { OutageKind } from "./autoscaler.ts";
@@ -50,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
       "response-timeout": { type: "string", default: "4" },
       "settle-ms": { type: "string", default: "30000" },
       list: { type: "boolean" },
+      each: { type: "boolean" },
       quiet: { type: "boolean" },
     },
   });
@@ -82,6 +85,53 @@ async function main(argv: string[]): Promise<number> {
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  const common = {
+    signal: stop.signal,
+    seed,
+    concurrency: Number(values.concurrency),
+    slowAutoscalerMs: Number(values["slow-autoscaler-ms"]),
+    maxBodyBytes: maxBody > 0 ? maxBody : undefined,
+    responseTimeoutSeconds: Number(values["response-timeout"]),
+    settleMs: Number(values["settle-ms"]),
+  };
+  if (values.each) {
+    // Each ingredient alone (3 to 1 with plain requests), then each outage
+    // under plain traffic: one row per run.
+    const ok = INGREDIENTS.find((i) => i.name === "ok")!;
+    const stream = INGREDIENTS.find((i) => i.name === "stream")!;
+    const rows: [string, ChaosReport][] = [];
+    const n = Number(values.requests);
+    for (
+      const ing of selectIngredients(list(values.only), list(values.without))
+    ) {
+      const mix = ing === ok
+        ? [ok]
+        : [{ ...ing, weight: 3 }, { ...ok, weight: 1 }];
+      const r = await runChaos({
+        ...common,
+        requests: n,
+        ingredients: mix,
+        outages: [],
+      });
+      console.error(`[chaos] ${ing.name}: ${r.ok ? "ok" : "FAILED"}`);
+      rows.push([ing.name, r]);
+    }
+    for (const kind of outages as OutageKind[]) {
+      const r = await runChaos({
+        ...common,
+        requests: n,
+        durationMs: parseDuration(values.duration),
+        ingredients: [ok, stream],
+        outages: [kind],
+      });
+      console.error(`[chaos] outage ${kind}: ${r.ok ? "ok" : "FAILED"}`);
+      rows.push([`outage ${kind}`, r]);
+    }
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    console.log(formatMatrix(rows));
+    return rows.every(([, r]) => r.ok) ? 0 : 1;
+  }
   const report = await runChaos({
     signal: stop.signal,
     seed,
