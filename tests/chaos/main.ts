@@ -117,9 +117,10 @@ async function main(argv: string[]): Promise<number> {
       rows.push([ing.name, r]);
     }
     for (const kind of outages as OutageKind[]) {
+      // Enough plain traffic for several outages.
       const r = await runChaos({
         ...common,
-        requests: n,
+        requests: n * 6,
         durationMs: parseDuration(values.duration),
         ingredients: [ok, stream],
         outages: [kind],
