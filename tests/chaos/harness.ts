@@ -13,6 +13,7 @@ import type { WorkerStatus } from "../../lib/reporter_wire.ts";
 import { type DeleteItem, deleteItems } from "../helpers/reporting.ts";
 import { Autoscaler, type OutageKind } from "./autoscaler.ts";
 import {
+  checkWorkerAnswer,
   type DeleteStatus,
   envelopeText,
   readBody,
@@ -59,7 +60,9 @@ export interface ChaosOptions {
   settleMs?: number;
   /** RSS growth allowed over the warm baseline. @default 160 MiB */
   rssSlackBytes?: number;
-  /** Descriptors allowed over the warm baseline. @default 16 */
+  /** Descriptors allowed over the warm baseline (keep-alive pools to the
+   * model and from clients may grow past the warm-up's). @default 2 ×
+   * concurrency + 16 */
   fdSlack?: number;
   /** Hard deadline of one request (a worker that never answers).
    * @default 30000 */
@@ -153,6 +156,38 @@ const PROBE: Ingredient = {
   },
 };
 
+/**
+ * A request whose workload is Number.MAX_VALUE: two in one report window
+ * add up to Infinity. Sent in a pair before the probes when `huge_numbers`
+ * is in the mix, so the probes show whether the reported sums survive.
+ */
+const HUGE_PAIR: Ingredient = {
+  name: "huge_pair",
+  group: "input",
+  weight: 0,
+  about: "two requests of max_tokens 1.7976931348623157e308 at once",
+  run: async (ctx) => {
+    ctx.saneWorkload = false;
+    const payload = { chaos: "ok", idx: ctx.idx, max_tokens: Number.MAX_VALUE };
+    try {
+      const res = await send(ctx, envelopeText(ctx, payload));
+      const { text } = await readBody(res);
+      if (relayed(res) && res.status === 200) {
+        return { record: ["Success"], seen: "200 relayed", problems: [] };
+      }
+      // Refusing such a workload is fine too, with a JSON 4xx.
+      const problems = relayed(res) || res.status >= 500
+        ? [`answered ${res.status}: ${text.slice(0, 120)}`]
+        : checkWorkerAnswer(res.status, res.headers.get("content-type"), text, [
+          res.status,
+        ]);
+      return { record: "any", seen: String(res.status), problems };
+    } catch (e) {
+      return { record: "any", seen: "fetch failed", problems: [String(e)] };
+    }
+  },
+};
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs the chaos described by `options` and returns its books. */
@@ -166,7 +201,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     responseTimeoutSeconds: 4,
     settleMs: 20_000,
     rssSlackBytes: 160 * 1024 * 1024,
-    fdSlack: 16,
+    fdSlack: 2 * (options.concurrency ?? 16) + 16,
     requestDeadlineMs: 30_000,
     signal: new AbortController().signal,
     ...options,
@@ -297,7 +332,12 @@ async function drive(
 
   // Warm-up: plain requests, then the baseline figures.
   const warm = [byName.get("ok")!, byName.get("stream")!];
-  await pool(WARMUP, 8, (i) => runOne(1 + i, warm[i % 2], ROUTES.chat));
+  // As many at once as the chaos, so the keep-alive pools are grown.
+  await pool(
+    WARMUP,
+    o.concurrency,
+    (i) => runOne(1 + i, warm[i % 2], ROUTES.chat),
+  );
   await sleep(300);
   const base = await procFigures(worker.pid);
   log(`baseline rss ${mb(base.rssBytes)} MB, ${base.fds} fds`);
@@ -364,6 +404,13 @@ async function drive(
     await sleep(200);
   }
   await quiet(as, settleEnd);
+
+  if (o.ingredients.some((i) => i.name === "huge_numbers")) {
+    await Promise.all(
+      [0, 1].map((k) => runOne(2_000_000 + k, HUGE_PAIR, ROUTES.chat)),
+    );
+    await quiet(as, performance.now() + 5000);
+  }
 
   // A normal request still answered; the reported sums still add up.
   const mark = as.acceptedStatus().length;
