@@ -79,31 +79,35 @@ function counts(values: readonly string[]): string {
 }
 
 /** The command line that replays `r` (same seed, size and mix). */
-export function replayCommand(
-  r: ChaosReport,
-  argv: readonly string[] = [],
-): string {
+export function replayCommand(r: ChaosReport): string {
   const o = r.options;
   const all = INGREDIENTS.map((i) => i.name);
   const used = o.ingredients.map((i) => i.name);
-  const mix = used.length === all.length ? [] : ["--only", used.join(",")];
-  const outages = o.outages.length === 3
-    ? []
-    : ["--outages", o.outages.join(",") || "none"];
-  const extra = argv.filter((a) =>
-    a.startsWith("--slow-autoscaler-ms") || a.startsWith("--max-body")
-  );
-  return [
+  const args: (string | number)[] = [
     "deno task chaos --seed",
     r.seed,
     "--requests",
     o.requests,
     "--concurrency",
     o.concurrency,
-    ...mix,
-    ...outages,
-    ...extra,
-  ].join(" ");
+  ];
+  if (o.durationMs !== undefined) {
+    args.push("--duration", `${o.durationMs / 1000}s`);
+  }
+  if (used.length !== all.length) args.push("--only", used.join(","));
+  if (o.outages.length !== 3) {
+    args.push("--outages", o.outages.join(",") || "none");
+  }
+  if (o.slowAutoscalerMs !== 400) {
+    args.push("--slow-autoscaler-ms", o.slowAutoscalerMs);
+  }
+  if (o.maxBodyBytes !== 1024 * 1024) {
+    args.push("--max-body-bytes", o.maxBodyBytes ?? 0);
+  }
+  if (o.responseTimeoutSeconds !== 4) {
+    args.push("--response-timeout", o.responseTimeoutSeconds);
+  }
+  return args.join(" ");
 }
 
 /** The books as printable text. */
@@ -259,7 +263,7 @@ export function formatBooks(
   out.push("");
   out.push(
     `${r.ok ? "ALL INVARIANTS HOLD" : "SOME INVARIANTS FAILED"}  replay: ${
-      replayCommand(r, argv)
+      replayCommand(r)
     }`,
   );
   if (!r.ok && r.workerOutput) {

@@ -151,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
   });
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
-  console.log(formatBooks(report, argv));
+  console.log(formatBooks(report));
   return report.ok ? 0 : 1;
 }
 
