@@ -111,10 +111,7 @@ export function replayCommand(r: ChaosReport): string {
 }
 
 /** The books as printable text. */
-export function formatBooks(
-  r: ChaosReport,
-  argv: readonly string[] = [],
-): string {
+export function formatBooks(r: ChaosReport): string {
   const out: string[] = [];
   const runs = r.runs;
   const ledgerBound = runs.filter((x) => x.verdict.record !== "none");
