@@ -10,12 +10,12 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { SignatureVerifier } from "../lib/auth.ts";
+import { SignatureVerifier } from "../lib/auth/signatures.ts";
 import {
   legacySignatureMessage,
   signText,
   urlSignatureMessage,
-} from "../lib/dev/_signing.ts";
+} from "../dev/_signing.ts";
 import { fcParams } from "./chaos/fc_params.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 

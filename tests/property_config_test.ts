@@ -14,7 +14,7 @@ import {
   ConfigError,
   formatPath,
   parseWorkerConfigYaml,
-} from "../lib/config_file.ts";
+} from "../lib/config/file.ts";
 import { fcParams } from "./chaos/fc_params.ts";
 
 /** A valid config touching most keys. */
@@ -43,6 +43,7 @@ const VALID = {
         defaultOutput: 16,
       },
       benchmark: { dataset: [{ prompt: "hi", max_tokens: 8 }], runs: 2 },
+      timeouts: { firstByte: 5 },
     },
     {
       route: "/generate",
@@ -56,8 +57,7 @@ const VALID = {
     },
   ],
   maxSessions: 4,
-  responseTimeout: 30,
-  requestTimeout: null,
+  timeouts: { firstByte: 30, idle: 60, total: null },
   engineMetrics: { kind: "vllm", path: "/metrics", intervalSeconds: 5 },
 };
 

@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { LineSplitter } from "../lib/line_splitter.ts";
-import { type LogEvent, LogMonitor } from "../lib/log_monitor.ts";
+import { LineSplitter } from "../lib/model/line_splitter.ts";
+import { type LogEvent, LogMonitor } from "../lib/model/log_monitor.ts";
 import { fcParams } from "./chaos/fc_params.ts";
 
 /** Text with line breaks, CRs and characters of every UTF-8 length. */

@@ -12,7 +12,7 @@ import {
   type ControlPlane,
   type Recorded,
   startControlPlane,
-} from "../../lib/dev/control_plane.ts";
+} from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
 import { accepted } from "../helpers/reporting.ts";
 import type { Rng } from "./rng.ts";

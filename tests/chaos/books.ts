@@ -104,8 +104,8 @@ export function replayCommand(r: ChaosReport): string {
   if (o.maxBodyBytes !== 1024 * 1024) {
     args.push("--max-body-bytes", o.maxBodyBytes ?? 0);
   }
-  if (o.responseTimeoutSeconds !== 4) {
-    args.push("--response-timeout", o.responseTimeoutSeconds);
+  if (o.firstByteTimeoutSeconds !== 4) {
+    args.push("--first-byte-timeout", o.firstByteTimeoutSeconds);
   }
   return args.join(" ");
 }
@@ -116,6 +116,8 @@ export function formatBooks(r: ChaosReport): string {
   const runs = r.runs;
   const ledgerBound = runs.filter((x) => x.verdict.record !== "none");
   const never = runs.length - ledgerBound.length;
+  // Plain helper requests some ingredients send (always Success).
+  const helpers = runs.filter((x) => x.verdict.helper).length;
   const harness = (s: string) =>
     runs.filter((x) =>
       Array.isArray(x.verdict.record) &&
@@ -155,13 +157,13 @@ export function formatBooks(r: ChaosReport): string {
   row("never admitted (422/413/left)", never, "", "");
   row(
     "received (in the ledger)",
-    ledgerBound.length,
+    ledgerBound.length + helpers,
     r.received + w.rejected,
     r.reported.Success + r.reported.Error + r.reported.Cancelled +
       r.reported.Rejected,
   );
   const certain = ["Success", "Error", "Cancelled", "Rejected"].map(harness);
-  row("  success", certain[0], w.success, r.reported.Success);
+  row("  success", certain[0] + helpers, w.success, r.reported.Success);
   row("  error", certain[1], w.error, r.reported.Error);
   row("  cancelled", certain[2], w.cancelled, r.reported.Cancelled);
   row("  rejected", certain[3], w.rejected, r.reported.Rejected);

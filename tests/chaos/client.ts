@@ -42,8 +42,8 @@ export interface RequestCtx {
   route: string;
   /** Body limit the worker was started with (undefined: none). */
   maxBodyBytes: number | undefined;
-  /** The worker's `responseTimeout`, in ms. */
-  responseTimeoutMs: number;
+  /** The worker's `timeouts.firstByte`, in ms. */
+  firstByteTimeoutMs: number;
   /** A valid signed `auth_data` for this request, with `over` on top. */
   auth(over?: Record<string, unknown>): Record<string, unknown>;
   /** Signs the url-only message for `url` with the autoscaler key. */

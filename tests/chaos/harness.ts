@@ -7,9 +7,9 @@
  *
  * @module
  */
-import type { Recorded } from "../../lib/dev/control_plane.ts";
-import { urlSignatureMessage } from "../../lib/dev/_signing.ts";
-import type { WorkerStatus } from "../../lib/reporter_wire.ts";
+import type { Recorded } from "../../dev/control_plane.ts";
+import { urlSignatureMessage } from "../../dev/_signing.ts";
+import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
 import { type DeleteItem, deleteItems } from "../helpers/reporting.ts";
 import { Autoscaler, type OutageKind } from "./autoscaler.ts";
 import {
@@ -54,8 +54,8 @@ export interface ChaosOptions {
   slowAutoscalerMs?: number;
   /** `EDGEWORKER_MAX_BODY_BYTES`; undefined: unlimited. @default 1 MiB */
   maxBodyBytes?: number | undefined;
-  /** The worker's `responseTimeout`. @default 4 */
-  responseTimeoutSeconds?: number;
+  /** The worker's `timeouts.firstByte` (seconds). @default 4 */
+  firstByteTimeoutSeconds?: number;
   /** Longest wait for the books to balance after the load. @default 20000 */
   settleMs?: number;
   /** RSS growth allowed over the warm baseline. @default 160 MiB */
@@ -198,7 +198,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     outages: ["503", "down", "slow"] as OutageKind[],
     slowAutoscalerMs: 400,
     maxBodyBytes: 1024 * 1024 as number | undefined,
-    responseTimeoutSeconds: 4,
+    firstByteTimeoutSeconds: 4,
     settleMs: 20_000,
     rssSlackBytes: 160 * 1024 * 1024,
     fdSlack: 2 * (options.concurrency ?? 16) + 16,
@@ -220,7 +220,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       modelUrl: model.url,
       reportAddr: as.url,
       maxBodyBytes: o.maxBodyBytes,
-      responseTimeoutSeconds: o.responseTimeoutSeconds,
+      firstByteTimeoutSeconds: o.firstByteTimeoutSeconds,
       masterToken: MASTER_TOKEN,
     });
     as.setWorkerUrl(worker.base);
@@ -286,7 +286,7 @@ async function drive(
       port: worker.port,
       route: routePath,
       maxBodyBytes: o.maxBodyBytes,
-      responseTimeoutMs: o.responseTimeoutSeconds * 1000,
+      firstByteTimeoutMs: o.firstByteTimeoutSeconds * 1000,
       auth: (over = {}) => ({
         ...route,
         __request_id: `chaos-${o.seed}-${idx}`,
@@ -495,7 +495,8 @@ async function drive(
 
   // 2. Nothing in flight, queues empty.
   const st = status.json;
-  const working = last?.working_request_idxs ?? [];
+  // Parsed JSON: plain numbers (the type allows big integers as raw text).
+  const working = (last?.working_request_idxs ?? []) as unknown as number[];
   const nothingLeft = metrics.inFlight === 0 && metrics.queued === 0 &&
     metrics.workloadInFlight === 0 && st.in_flight === 0 && st.queued === 0 &&
     st.queue_workload === 0 && working.length === 0 && last?.cur_load === 0;

@@ -326,7 +326,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
     name: "timeout",
     group: "model",
     weight: 1,
-    about: "model stalls, client waits: 504 after responseTimeout",
+    about: "model stalls, client waits: 504 after timeouts.firstByte",
     run: (ctx) => call(ctx, "stall", (res) => expectModelFailure(res, [504])),
   },
   {

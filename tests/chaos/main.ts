@@ -49,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
       outages: { type: "string", default: "503,down,slow" },
       "slow-autoscaler-ms": { type: "string", default: "400" },
       "max-body-bytes": { type: "string", default: String(1024 * 1024) },
-      "response-timeout": { type: "string", default: "4" },
+      "first-byte-timeout": { type: "string", default: "4" },
       "settle-ms": { type: "string", default: "30000" },
       list: { type: "boolean" },
       each: { type: "boolean" },
@@ -91,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
     concurrency: Number(values.concurrency),
     slowAutoscalerMs: Number(values["slow-autoscaler-ms"]),
     maxBodyBytes: maxBody > 0 ? maxBody : undefined,
-    responseTimeoutSeconds: Number(values["response-timeout"]),
+    firstByteTimeoutSeconds: Number(values["first-byte-timeout"]),
     settleMs: Number(values["settle-ms"]),
   };
   if (values.each) {
@@ -143,7 +143,7 @@ async function main(argv: string[]): Promise<number> {
     outages: outages as OutageKind[],
     slowAutoscalerMs: Number(values["slow-autoscaler-ms"]),
     maxBodyBytes: maxBody > 0 ? maxBody : undefined,
-    responseTimeoutSeconds: Number(values["response-timeout"]),
+    firstByteTimeoutSeconds: Number(values["first-byte-timeout"]),
     settleMs: Number(values["settle-ms"]),
     ...(values.quiet
       ? {}

@@ -29,8 +29,8 @@ export interface WorkerSettings {
   reportAddr: string;
   /** `EDGEWORKER_MAX_BODY_BYTES`; undefined leaves it unlimited. */
   maxBodyBytes: number | undefined;
-  /** `responseTimeout` in seconds. */
-  responseTimeoutSeconds: number;
+  /** `timeouts.firstByte` in seconds. */
+  firstByteTimeoutSeconds: number;
   /** `MASTER_TOKEN` (must never show on `/status` or `/metrics`). */
   masterToken: string;
 }
@@ -66,7 +66,7 @@ export function chaosConfig(s: WorkerSettings): string[] {
     `modelHealthUrl: /health`,
     `readiness: healthcheck`,
     `healthcheck: { intervalSeconds: 1, timeoutSeconds: 2, failureThreshold: 3 }`,
-    `responseTimeout: ${s.responseTimeoutSeconds}`,
+    `timeouts: { firstByte: ${s.firstByteTimeoutSeconds} }`,
     `handlers:`,
     ...route(ROUTES.chat, [
       "allowParallelRequests: true",
