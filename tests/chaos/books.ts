@@ -61,6 +61,11 @@ export function formatMatrix(rows: readonly [string, ChaosReport][]): string {
     );
   }
   out.push("", "columns: " + cols.map((c, i) => `${i + 1} ${c}`).join(", "));
+  for (const [name, r] of rows) {
+    for (const i of r.invariants.filter((x) => !x.ok && !x.soft)) {
+      out.push(`  ${name} / ${shortName(i.name)}: ${i.detail.slice(0, 240)}`);
+    }
+  }
   out.push(
     "X failed, w warning, . held, - not checked (sums-run: some workload not a plain number)",
   );
@@ -114,16 +119,28 @@ export function replayCommand(r: ChaosReport): string {
 export function formatBooks(r: ChaosReport): string {
   const out: string[] = [];
   const runs = r.runs;
-  const ledgerBound = runs.filter((x) => x.verdict.record !== "none");
+  // Left before being admitted: not in the ledger either.
+  const leftEarly = (x: RequestRun) =>
+    Array.isArray(x.verdict.record) &&
+    (x.verdict.record as string[]).includes("absent") &&
+    x.reported.length === 0;
+  const ledgerBound = runs.filter((x) =>
+    x.verdict.record !== "none" && !leftEarly(x)
+  );
   const never = runs.length - ledgerBound.length;
   // Plain helper requests some ingredients send (always Success).
   const helpers = runs.filter((x) => x.verdict.helper).length;
+  // A request's outcome is certain when one status is allowed ("absent"
+  // aside, when it was reported after all).
+  const allowed = (x: RequestRun) =>
+    Array.isArray(x.verdict.record)
+      ? (x.verdict.record as string[]).filter((s) => s !== "absent")
+      : [];
   const harness = (s: string) =>
-    runs.filter((x) =>
-      Array.isArray(x.verdict.record) &&
-      (x.verdict.record as string[]).length === 1 &&
-      (x.verdict.record as string[])[0] === s
-    ).length;
+    runs.filter((x) => {
+      const a = allowed(x);
+      return a.length === 1 && a[0] === s && !leftEarly(x);
+    }).length;
   const w = r.worker.outcomes;
   out.push(
     `chaos seed ${r.seed}: ${runs.length} requests (${r.options.requests} chaos + warm-up + probes), ` +
@@ -155,6 +172,12 @@ export function formatBooks(r: ChaosReport): string {
     );
   row("sent", runs.length, "", "");
   row("never admitted (422/413/left)", never, "", "");
+  row(
+    "  of them: left before admission",
+    runs.filter(leftEarly).length,
+    "",
+    "",
+  );
   row(
     "received (in the ledger)",
     ledgerBound.length + helpers,
@@ -225,8 +248,10 @@ export function formatBooks(r: ChaosReport): string {
     const problems = list.filter((x) => x.verdict.problems.length > 0);
     const wrong = list.filter((x) =>
       Array.isArray(x.verdict.record)
-        ? x.reported.length !== 1 ||
-          !(x.verdict.record as string[]).includes(x.reported[0].status)
+        ? x.reported.length > 1 ||
+          (x.reported.length === 0
+            ? !(x.verdict.record as string[]).includes("absent")
+            : !(x.verdict.record as string[]).includes(x.reported[0].status))
         : x.verdict.record === "none"
         ? x.reported.length > 0
         : x.reported.length > 1

@@ -10,16 +10,20 @@ import type { Rng } from "./rng.ts";
 /** A `/delete_requests/` status, as the worker writes it. */
 export type DeleteStatus = "Success" | "Error" | "Cancelled" | "Rejected";
 
+/** An allowed report of a request: a status, or none at all. */
+export type Expected = DeleteStatus | "absent";
+
 /** What an ingredient concluded about one request. */
 export interface Verdict {
   /**
    * Delete statuses allowed for this `request_idx` (it must be reported
-   * exactly once, with one of them), or `"none"`: it must never be
-   * reported (the worker never opened a record: bad body, left mid-body),
-   * or `"any"`: at most once, with any status (the answer was already
-   * wrong, and that is the problem reported).
+   * exactly once, with one of them; `"absent"` in the list: or never, as
+   * when the client left before the worker admitted it), or `"none"`: it
+   * must never be reported (the worker never opened a record: bad body,
+   * left mid-body), or `"any"`: at most once, with any status (the answer
+   * was already wrong, and that is the problem reported).
    */
-  record: "none" | "any" | readonly DeleteStatus[];
+  record: "none" | "any" | readonly Expected[];
   /** What the client saw, short (e.g. `200 relayed`, `left`, `422`). */
   seen: string;
   /** What the client saw that it should not have. */

@@ -9,9 +9,9 @@
  */
 import {
   checkWorkerAnswer,
-  type DeleteStatus,
   envelopeText,
   errorText,
+  type Expected,
   expectWorkerError,
   isAbort,
   payloadOf,
@@ -54,7 +54,7 @@ export const WARM_IDX = 10_000_000;
 async function expectRelayed(
   res: Response,
   status: number,
-  record: readonly DeleteStatus[],
+  record: readonly Expected[],
   check: (text: string, broke: boolean) => string[] = () => [],
 ): Promise<Verdict> {
   const { text, broke } = await readBody(res);
@@ -146,8 +146,9 @@ async function leaveWhileStalled(
       ],
     };
   } catch (e) {
+    // Left before any answer: maybe before the worker admitted it.
     if (isAbort(e)) {
-      return { record: ["Cancelled"], seen: "left", problems: [] };
+      return { record: ["Cancelled", "absent"], seen: "left", problems: [] };
     }
     return { record: "any", seen: "fetch failed", problems: [errorText(e)] };
   } finally {
@@ -422,9 +423,10 @@ export const INGREDIENTS: readonly Ingredient[] = [
         body,
         leaveAfterMs: ctx.rng.int(30, 1000),
       });
+      // A busy worker may read the request only after the client left.
       return r.error
         ? { record: "any", seen: "connect failed", problems: [r.error] }
-        : { record: ["Cancelled"], seen: "left", problems: [] };
+        : { record: ["Cancelled", "absent"], seen: "left", problems: [] };
     },
   },
   {
@@ -448,7 +450,12 @@ export const INGREDIENTS: readonly Ingredient[] = [
       });
       return r.error
         ? { record: "any", seen: "connect failed", problems: [r.error] }
-        : { record: ["Cancelled"], seen: "left", problems: [], helper: true };
+        : {
+          record: ["Cancelled", "absent"],
+          seen: "left",
+          problems: [],
+          helper: true,
+        };
     },
   },
   {
@@ -476,10 +483,10 @@ export const INGREDIENTS: readonly Ingredient[] = [
         }
         return await expectRelayed(res, 200, ["Success"]);
       } catch (e) {
-        // It may have been answered just as we left.
+        // It may have been answered just as we left, or never admitted.
         if (isAbort(e)) {
           return {
-            record: ["Cancelled", "Success"],
+            record: ["Cancelled", "Success", "absent"],
             seen: "left",
             problems: [],
           };
@@ -602,7 +609,12 @@ export const INGREDIENTS: readonly Ingredient[] = [
         ["auth_data", { payload }],
         ["auth_data", { auth_data: "x", payload }],
         ["request_idx", { auth_data: { ...auth, request_idx: "7" }, payload }],
-        ["reqnum", { auth_data: { ...auth, reqnum: 1.5 }, payload }],
+        ["reqnum", { auth_data: { ...auth, reqnum: true }, payload }],
+        ["url", { auth_data: { ...auth, url: "h".repeat(5000) }, payload }],
+        [
+          "signature",
+          { auth_data: { ...auth, signature: "A".repeat(3000) }, payload },
+        ],
         ["signature", { auth_data: { ...auth, signature: 42 }, payload }],
         ["url", { auth_data: { ...auth, url: null }, payload }],
         ["endpoint", { auth_data: { ...auth, endpoint: undefined }, payload }],
@@ -615,10 +627,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
       try {
         const res = await send(ctx, JSON.stringify(body));
         const v = await expectWorkerError(res, [422]);
-        if (res.status === 422 && !v.seen.includes("relayed")) {
-          // The 422 body names the bad field.
-          v.seen = `422 (${field})`;
-        }
+        v.seen = `${v.seen} (${field})`;
         return v;
       } catch (e) {
         return {

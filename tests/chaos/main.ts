@@ -100,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
     const ok = INGREDIENTS.find((i) => i.name === "ok")!;
     const stream = INGREDIENTS.find((i) => i.name === "stream")!;
     const rows: [string, ChaosReport][] = [];
+    const broken: string[] = [];
     const n = Number(values.requests);
     for (
       const ing of selectIngredients(list(values.only), list(values.without))
@@ -112,7 +113,12 @@ async function main(argv: string[]): Promise<number> {
         requests: n,
         ingredients: mix,
         outages: [],
-      });
+      }).catch((e: unknown) => e instanceof Error ? e : new Error(String(e)));
+      if (r instanceof Error) {
+        console.error(`[chaos] ${ing.name}: the run failed: ${r.message}`);
+        broken.push(ing.name);
+        continue;
+      }
       console.error(`[chaos] ${ing.name}: ${r.ok ? "ok" : "FAILED"}`);
       rows.push([ing.name, r]);
     }
@@ -124,14 +130,22 @@ async function main(argv: string[]): Promise<number> {
         durationMs: parseDuration(values.duration),
         ingredients: [ok, stream],
         outages: [kind],
-      });
+      }).catch((e: unknown) => e instanceof Error ? e : new Error(String(e)));
+      if (r instanceof Error) {
+        console.error(`[chaos] outage ${kind}: the run failed: ${r.message}`);
+        broken.push(`outage ${kind}`);
+        continue;
+      }
       console.error(`[chaos] outage ${kind}: ${r.ok ? "ok" : "FAILED"}`);
       rows.push([`outage ${kind}`, r]);
     }
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     console.log(formatMatrix(rows));
-    return rows.every(([, r]) => r.ok) ? 0 : 1;
+    if (broken.length > 0) {
+      console.log(`runs that could not finish: ${broken.join(", ")}`);
+    }
+    return rows.every(([, r]) => r.ok) && broken.length === 0 ? 0 : 1;
   }
   const report = await runChaos({
     signal: stop.signal,

@@ -90,7 +90,31 @@ export async function startWorkerProcess(
   dir: string,
   s: WorkerSettings,
 ): Promise<WorkerProcess> {
-  const port = freePort();
+  // A port found free may be taken before the worker binds it: try again.
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startOnce(dir, s);
+    } catch (e) {
+      if (attempt >= 3 || !String(e).includes("Address already in use")) {
+        throw e;
+      }
+    }
+  }
+}
+
+/** Two distinct ports that were free a moment ago. */
+function twoPorts(): [number, number] {
+  const a = freePort();
+  let b = freePort();
+  while (b === a) b = freePort();
+  return [a, b];
+}
+
+async function startOnce(
+  dir: string,
+  s: WorkerSettings,
+): Promise<WorkerProcess> {
+  const [port, httpPort] = twoPorts();
   await Deno.writeTextFile(`${dir}/worker.yaml`, chaosConfig(s).join("\n"));
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "run", "--config", `${dir}/worker.yaml`],
@@ -98,7 +122,7 @@ export async function startWorkerProcess(
     env: {
       NO_COLOR: "1",
       WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
+      WORKER_HTTP_PORT: String(httpPort),
       EDGEWORKER_HOST: "127.0.0.1",
       PUBLIC_IPADDR: "127.0.0.1",
       REPORT_ADDR: s.reportAddr,
