@@ -10,7 +10,7 @@
 import type { Recorded } from "../../dev/control_plane.ts";
 import { urlSignatureMessage } from "../../dev/_signing.ts";
 import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
-import { type DeleteItem, deleteItems } from "../helpers/reporting.ts";
+import { deleteItems } from "../helpers/reporting.ts";
 import { Autoscaler, type OutageKind } from "./autoscaler.ts";
 import {
   checkWorkerAnswer,
@@ -22,7 +22,13 @@ import {
   send,
   type Verdict,
 } from "./client.ts";
-import { type Ingredient, INGREDIENTS, WARM_IDX } from "./ingredients.ts";
+import { type Ingredient, INGREDIENTS } from "./ingredients.ts";
+import {
+  type Invariant,
+  judge,
+  mustReport,
+  type RequestRun,
+} from "./invariants.ts";
 import { type ChaosModel, startChaosModel } from "./model.ts";
 import { mixSeed, Rng } from "./rng.ts";
 import {
@@ -34,6 +40,8 @@ import {
   type WorkerMetricsBook,
   type WorkerProcess,
 } from "./worker_process.ts";
+
+export type { Invariant, RequestRun };
 
 /** Options of {@linkcode runChaos}. */
 export interface ChaosOptions {
@@ -71,32 +79,6 @@ export interface ChaosOptions {
   signal?: AbortSignal;
   /** Progress lines (none by default). */
   log?: (line: string) => void;
-}
-
-/** One invariant and whether it held. */
-export interface Invariant {
-  name: string;
-  ok: boolean;
-  /** Why it failed (or a short figure when it held). */
-  detail: string;
-  /** Ingredients blamed, with counts, when per-request. */
-  blame?: Record<string, number>;
-  /** A warning only: printed, but the run still passes. */
-  soft?: boolean;
-}
-
-/** What happened to one request. */
-export interface RequestRun {
-  idx: number;
-  ingredient: string;
-  route: string;
-  verdict: Verdict;
-  workload?: number;
-  saneWorkload: boolean;
-  /** Delete items the autoscaler accepted for it. */
-  reported: DeleteItem[];
-  /** Delete items of its helper request (see `Verdict.helper`). */
-  helperReported: DeleteItem[];
 }
 
 /** The figures of a finished run. */
@@ -440,263 +422,26 @@ async function drive(
     deleteItems(as.acceptedDeletes()).map((d) => d.request_idx),
   );
 
-  // Attach the accepted delete items to their requests.
-  const byIdx = new Map(runs.map((r) => [r.idx, r]));
-  const unknown: number[] = [];
-  for (const d of items) {
-    const r = byIdx.get(d.request_idx);
-    const h = byIdx.get(d.request_idx - WARM_IDX);
-    if (r) r.reported.push(d);
-    else if (h?.verdict.helper) h.helperReported.push(d);
-    else unknown.push(d.request_idx);
-  }
-  const reported: Record<DeleteStatus, number> = {
-    Success: 0,
-    Error: 0,
-    Cancelled: 0,
-    Rejected: 0,
-  };
-  for (const d of items) reported[d.status as DeleteStatus]++;
-  const last = statuses.at(-1)?.body as WorkerStatus | undefined;
-
-  const inv: Invariant[] = [];
-  const add = (
-    name: string,
-    ok: boolean,
-    detail: string,
-    blame?: Record<string, number>,
-    soft = false,
-  ) =>
-    inv.push({
-      name,
-      ok,
-      detail,
-      ...(blame ? { blame } : {}),
-      ...(soft ? { soft } : {}),
-    });
-
-  // 1. The books balance.
-  const w = metrics.outcomes;
-  const finished = w.success + w.error + w.cancelled;
-  const received = last?.num_requests_recieved ?? NaN;
-  add(
-    "books balance: received = success + error + cancelled (+ rejected)",
-    received === finished && metrics.inFlight === 0,
-    `received ${received} (+${w.rejected} rejected), success ${w.success} + error ${w.error} + cancelled ${w.cancelled} = ${finished}, in flight ${metrics.inFlight}`,
-  );
-  const distinct = new Set(items.map((d) => d.request_idx)).size;
-  add(
-    "worker /metrics = autoscaler's /delete_requests/",
-    w.success === reported.Success && w.error === reported.Error &&
-      w.cancelled === reported.Cancelled && w.rejected === reported.Rejected &&
-      finished + w.rejected === distinct,
-    `metrics s/e/c/r ${w.success}/${w.error}/${w.cancelled}/${w.rejected}, reported ${reported.Success}/${reported.Error}/${reported.Cancelled}/${reported.Rejected} (${distinct} distinct idx)`,
-  );
-
-  // 2. Nothing in flight, queues empty.
-  const st = status.json;
-  // Parsed JSON: plain numbers (the type allows big integers as raw text).
-  const working = (last?.working_request_idxs ?? []) as unknown as number[];
-  const nothingLeft = metrics.inFlight === 0 && metrics.queued === 0 &&
-    metrics.workloadInFlight === 0 && st.in_flight === 0 && st.queued === 0 &&
-    st.queue_workload === 0 && working.length === 0 && last?.cur_load === 0;
-  add(
-    "nothing in flight, queues empty",
-    nothingLeft,
-    `metrics in_flight ${metrics.inFlight} queued ${metrics.queued} workload ${metrics.workloadInFlight}; /status in_flight ${st.in_flight} queued ${st.queued} queue_workload ${st.queue_workload}; last report cur_load ${last?.cur_load} working [${
-      working.slice(0, 10).join(",")
-    }${working.length > 10 ? ",…" : ""}]`,
-    blameIdx(working, byIdx),
-  );
-
-  // 3. Every request_idx reported once, with the right status.
-  const missing: RequestRun[] = [];
-  const dup: RequestRun[] = [];
-  const wrong: RequestRun[] = [];
-  const ghost: RequestRun[] = [];
-  for (const r of runs) {
-    if (r.verdict.helper) {
-      const h = r.helperReported;
-      if (h.length === 0) missing.push(r);
-      else if (h.length > 1) dup.push(r);
-      else if (h[0].status !== "Success") wrong.push(r);
-    }
-    const rec = r.verdict.record;
-    const n = r.reported.length;
-    if (n > 1) dup.push(r);
-    if (rec === "none") {
-      if (n > 0) ghost.push(r);
-    } else if (rec !== "any") {
-      if (n === 0 && !rec.includes("absent")) missing.push(r);
-      else if (!rec.includes(r.reported[0].status as DeleteStatus)) {
-        wrong.push(r);
-      }
-    }
-  }
-  add(
-    "every request_idx reported exactly once",
-    missing.length + dup.length + ghost.length + unknown.length === 0,
-    `${missing.length} missing${examples(missing)}, ${dup.length} duplicated${
-      examples(dup)
-    }, ${ghost.length} reported but never admitted${
-      examples(ghost)
-    }, ${unknown.length} unknown`,
-    blame([...missing, ...dup, ...ghost]),
-  );
-  add(
-    "reported status matches what the client did",
-    wrong.length === 0,
-    wrong.length === 0
-      ? "all match"
-      : wrong.slice(0, 6).map((r) =>
-        r.reported.length === 1 && Array.isArray(r.verdict.record) &&
-          !r.verdict.record.includes(r.reported[0].status as DeleteStatus)
-          ? `${r.idx} ${r.ingredient}: expected ${
-            r.verdict.record.join("|")
-          }, got ${r.reported[0].status}`
-          : `${
-            r.idx + WARM_IDX
-          } (helper of ${r.idx} ${r.ingredient}): expected Success, got ${
-            r.helperReported[0]?.status
-          }`
-      ).join("; "),
-    blame(wrong),
-  );
-
-  // 4. What clients saw.
-  const bad = runs.filter((r) => r.verdict.problems.length > 0);
-  add(
-    "every answer is the expected one (2xx/4xx/5xx with a JSON body)",
-    bad.length === 0,
-    bad.length === 0
-      ? "all as expected"
-      : bad.slice(0, 6).map((r) =>
-        `${r.idx} ${r.ingredient}: ${r.verdict.problems[0]}`
-      ).join("; "),
-    blame(bad),
-  );
-
-  // 5. The model: no call left open, none forwarded twice.
-  const calls = [...model.calls.values()];
-  const stuck = calls.filter((c) => c.end === "open");
-  const twice = calls.filter((c) => c.arrivals > 1);
-  add(
-    "every model call ended (no stall outlives its client)",
-    stuck.length === 0,
-    `${stuck.length} open${
-      stuck.length ? ` (${stuck.slice(0, 6).map((c) => c.idx).join(",")})` : ""
-    }`,
-    blameIdx(stuck.map((c) => c.idx), byIdx),
-  );
-  // Deno's fetch sends a request again when a reused keep-alive connection
-  // closes before any answer byte: the model may run it twice. Not the
-  // worker's code, so a warning.
-  add(
-    "no request reached the model twice",
-    twice.length === 0,
-    `${twice.length} twice${
-      twice.length
-        ? ` (${twice.slice(0, 6).map((c) => `${c.idx} ${c.chaos}`).join(", ")})`
-        : ""
-    }`,
-    blameIdx(twice.map((c) => c.idx), byIdx),
-    true,
-  );
-
-  // 6. Workload sums.
-  const probeOk = probeRuns.every((v) => v.problems.length === 0);
-  const probeSums = ["cur_perf", "new_load"].map((f) =>
-    sumAfter(statuses, mark, f as "cur_perf" | "new_load")
-  );
-  const probeRej = sumAfter(statuses, mark, "rej_load");
-  add(
-    "a normal request answered after the chaos",
-    probeOk,
-    probeOk
-      ? `${PROBES} of ${PROBES} answered 200`
-      : probeRuns.find((v) => v.problems.length)!.problems[0],
-  );
-  add(
-    "reported workload sums after the chaos are exact",
-    probeSums[0] === probeWant && probeSums[1] === probeWant && probeRej === 0,
-    `${PROBES} probes × ${PROBE_TOKENS}: cur_perf ${probeSums[0]}, new_load ${
-      probeSums[1]
-    }, rej_load ${probeRej} (want ${probeWant}, ${probeWant}, 0)`,
-  );
-  const insane = runs.filter((r) => !r.saneWorkload && r.reported.length > 0);
-  if (insane.length === 0) {
-    const want = (s: DeleteStatus) =>
-      runs.reduce(
-        (acc, r) =>
-          acc + (r.reported[0]?.status === s ? r.workload ?? 0 : 0) +
-          (r.helperReported[0]?.status === s ? 1 : 0),
-        0,
-      );
-    const perf = statuses.reduce(
-      (a, r) => a + (r.body as WorkerStatus).cur_perf,
-      0,
-    );
-    const rej = statuses.reduce(
-      (a, r) => a + (r.body as WorkerStatus).rej_load,
-      0,
-    );
-    add(
-      "reported workload sums over the run are exact",
-      perf === want("Success") && rej === want("Rejected"),
-      `cur_perf ${perf} (want ${want("Success")}), rej_load ${rej} (want ${
-        want("Rejected")
-      })`,
-    );
-  }
-
-  // 7. Resources back near the warm baseline; no secret shown.
-  add(
-    "RSS back near its baseline",
-    after.rssBytes <= base.rssBytes + o.rssSlackBytes,
-    `${mb(base.rssBytes)} MB -> ${mb(after.rssBytes)} MB (slack ${
-      mb(o.rssSlackBytes)
-    } MB)`,
-  );
-  add(
-    "open descriptors back near the baseline",
-    after.fds <= base.fds + o.fdSlack,
-    `${base.fds} -> ${after.fds} (slack ${o.fdSlack})`,
-  );
-  const leaks = [
-    status.text.includes(MASTER_TOKEN) ? "/status" : "",
-    metrics.text.includes(MASTER_TOKEN) ? "/metrics" : "",
-  ].filter((s) => s);
-  add(
-    "MASTER_TOKEN never shown on /status or /metrics",
-    leaks.length === 0,
-    leaks.length === 0 ? "not shown" : `shown on ${leaks.join(" and ")}`,
-  );
-  const unflushed = runs.filter((r) => mustReport(r) && !finalIdx.has(r.idx));
-  add(
-    "after SIGTERM every admitted request is reported",
-    unflushed.length === 0,
-    `${unflushed.length} never reported${examples(unflushed)}`,
-    blame(unflushed),
-  );
-  // Deno.serve prints a response body stream that errors (a broken model
-  // stream relayed) with console.error: a warning until the relay avoids it.
-  const nj = worker.nonJson;
-  add(
-    "every line the worker logs is JSON (EDGEWORKER_LOG_FORMAT=json)",
-    nj.count === 0,
-    nj.count === 0
-      ? "all JSON"
-      : `${nj.count} other lines, e.g. ${
-        nj.examples.map((e) => JSON.stringify(e)).join(" ")
-      }`,
-    undefined,
-    true,
-  );
-  add(
-    "worker exits 0 on SIGTERM after the chaos",
-    exit.code === 0,
-    `exit code ${exit.code}${exit.signal ? ` (${exit.signal})` : ""}`,
-  );
+  const { invariants: inv, reported, received } = judge({
+    runs,
+    items,
+    finalIdx,
+    statuses,
+    mark,
+    probeRuns,
+    probes: PROBES,
+    probeTokens: PROBE_TOKENS,
+    metrics,
+    status,
+    calls: [...model.calls.values()],
+    base,
+    after,
+    exit,
+    nonJson: worker.nonJson,
+    masterToken: MASTER_TOKEN,
+    rssSlackBytes: o.rssSlackBytes,
+    fdSlack: o.fdSlack,
+  });
 
   const outageCounts: Record<string, number> = {};
   for (const x of as.outages) {
@@ -719,12 +464,6 @@ async function drive(
     fds: { baseline: base.fds, after: after.fds },
     workerOutput: ok ? "" : worker.output().split("\n").slice(-40).join("\n"),
   };
-}
-
-/** `true` if the worker must report the request (some time). */
-export function mustReport(r: RequestRun): boolean {
-  return Array.isArray(r.verdict.record) &&
-    !r.verdict.record.includes("absent");
 }
 
 /** Runs `fn(0..n-1)` with at most `concurrency` at once. */
@@ -787,26 +526,6 @@ function sumAfter(
     (s, r) => s + (r.body as WorkerStatus)[field],
     0,
   );
-}
-
-function blame(runs: readonly RequestRun[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const r of runs) out[r.ingredient] = (out[r.ingredient] ?? 0) + 1;
-  return out;
-}
-
-function blameIdx(
-  idxs: readonly number[],
-  byIdx: ReadonlyMap<number, RequestRun>,
-): Record<string, number> {
-  return blame(idxs.flatMap((i) => byIdx.get(i) ?? []));
-}
-
-function examples(runs: readonly RequestRun[]): string {
-  if (runs.length === 0) return "";
-  return ` (${
-    runs.slice(0, 4).map((r) => `${r.idx} ${r.ingredient}`).join(", ")
-  }${runs.length > 4 ? ", …" : ""})`;
 }
 
 function mb(bytes: number): string {
