@@ -190,8 +190,9 @@ export function judge(facts: RunFacts): {
     if (rec === "none") {
       if (n > 0) ghost.push(r);
     } else if (rec !== "any") {
-      if (n === 0 && !rec.includes("absent")) missing.push(r);
-      else if (!rec.includes(r.reported[0].status as DeleteStatus)) {
+      if (n === 0) {
+        if (!rec.includes("absent")) missing.push(r);
+      } else if (!rec.includes(r.reported[0].status as DeleteStatus)) {
         wrong.push(r);
       }
     }
