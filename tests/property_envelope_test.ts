@@ -16,7 +16,8 @@ import {
   writePubkeyFile,
 } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { post, startWorker, waitFor } from "./helpers/worker.ts";
+import { post, waitFor } from "./helpers/http.ts";
+import { startWorker } from "./helpers/worker.ts";
 
 const URL_SIGNED = "https://203.0.113.5:41234";
 
