@@ -28,7 +28,13 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const key of path) {
     if (typeof key === "number") out += `[${key}]`;
-    else out += out === "" ? String(key) : `.${String(key)}`;
+    else {
+      // A key that is not a plain name (spaces, line breaks) is quoted, so
+      // each problem stays on one line.
+      const k = String(key);
+      const name = /^[A-Za-z_$][\w$-]*$/.test(k) ? k : JSON.stringify(k);
+      out += out === "" ? name : `.${name}`;
+    }
   }
   return out === "" ? "(root)" : out;
 }
