@@ -135,7 +135,7 @@ Deno.test("compile with DENORT_BIN builds the host target with the permission se
       "/opt/comfyui-api-wrapper/workflows",
     ]);
     assert.deepEqual(p.allow_write, [".", "/.force_update"]);
-    assert.deepEqual(p.allow_run, ["df"]);
+    assert.deepEqual(p.allow_run, ["df", "cat"]);
     assert.equal(p.allow_sys, null);
     assert.equal(p.allow_ffi, null);
     assert.equal(p.prompt, false);
