@@ -118,9 +118,21 @@ async function call(
   try {
     res = await send(ctx, envelopeText(ctx, payloadOf(ctx, chaos, extra)));
   } catch (e) {
-    return { record: "any", seen: "fetch failed", problems: [errorText(e)] };
+    return fetchFailed(e);
   }
   return await judge(res);
+}
+
+/** The verdict of a fetch that threw: nothing is known of its record. */
+function fetchFailed(e: unknown): Verdict {
+  return { record: "any", seen: "fetch failed", problems: [errorText(e)] };
+}
+
+/** A client that left on purpose (abort) was cancelled; else the fetch failed. */
+function leftOrFailed(e: unknown): Verdict {
+  return isAbort(e)
+    ? { record: ["Cancelled"], seen: "left", problems: [] }
+    : fetchFailed(e);
 }
 
 /** Leaves after `ms` while the model stalls (fetch, pooled connection). */
@@ -150,7 +162,7 @@ async function leaveWhileStalled(
     if (isAbort(e)) {
       return { record: ["Cancelled", "absent"], seen: "left", problems: [] };
     }
-    return { record: "any", seen: "fetch failed", problems: [errorText(e)] };
+    return fetchFailed(e);
   } finally {
     clearTimeout(timer);
   }
@@ -364,14 +376,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
         await readEventsThenLeave(res, k, abort);
         return { record: ["Cancelled"], seen: `left after ${k}`, problems: [] };
       } catch (e) {
-        if (isAbort(e)) {
-          return { record: ["Cancelled"], seen: "left", problems: [] };
-        }
-        return {
-          record: "any",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return leftOrFailed(e);
       }
     },
   },
@@ -396,14 +401,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
           problems: got === k ? [] : [`${got} of ${k} events before the stall`],
         };
       } catch (e) {
-        if (isAbort(e)) {
-          return { record: ["Cancelled"], seen: "left", problems: [] };
-        }
-        return {
-          record: "any",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return leftOrFailed(e);
       }
     },
   },
@@ -491,11 +489,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
             problems: [],
           };
         }
-        return {
-          record: "any",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return fetchFailed(e);
       } finally {
         clearTimeout(timer);
       }
@@ -705,11 +699,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
       try {
         return await expectRelayed(await send(ctx, text), 200, ["Success"]);
       } catch (e) {
-        return {
-          record: "any",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return fetchFailed(e);
       }
     },
   },
@@ -729,11 +719,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
       try {
         return await expectRelayed(await send(ctx, text), 200, ["Success"]);
       } catch (e) {
-        return {
-          record: "any",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return fetchFailed(e);
       }
     },
   },
@@ -762,11 +748,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
         const v = await expectWorkerError(res, [401]);
         return v.record === "none" ? { ...v, record: ["Rejected"] } : v;
       } catch (e) {
-        return {
-          record: "any",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return fetchFailed(e);
       }
     },
   },
@@ -790,11 +772,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
         const v = await expectWorkerError(res, [401]);
         return v.record === "none" ? { ...v, record: ["Rejected"] } : v;
       } catch (e) {
-        return {
-          record: "any",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return fetchFailed(e);
       }
     },
   },
@@ -813,11 +791,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
         const v = await expectWorkerError(res, [429]);
         return v.record === "none" ? { ...v, record: ["Rejected"] } : v;
       } catch (e) {
-        return {
-          record: "any",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return fetchFailed(e);
       }
     },
   },
