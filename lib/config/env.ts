@@ -53,6 +53,19 @@ export const DEFAULT_VERSION = "1.1.0";
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().nonnegative();
 
+/**
+ * V8's longest string, 2^29 - 24 units: a body read into one string cannot
+ * have more bytes (a longer one fails with "string too long").
+ */
+export const MAX_STRING_BYTES = 536_870_888;
+
+/**
+ * The body limit when `EDGEWORKER_MAX_BODY_BYTES` is unset: 256 MiB holds
+ * 192 MiB of media as base64 (Vast sends media inline) and stays at half of
+ * {@linkcode MAX_STRING_BYTES}.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
+
 /** Every environment variable the worker reads. */
 export const EnvSchema = z.object({
   WORKER_PORT: port.default(3000),
@@ -72,7 +85,17 @@ export const EnvSchema = z.object({
   EDGEWORKER_SIGNATURE_FORMAT: z.enum(SIGNATURE_FORMATS).default("url"),
   EDGEWORKER_CHECK_URL: bool(false),
   EDGEWORKER_PUBKEY_FILE: z.string().optional(),
-  EDGEWORKER_MAX_BODY_BYTES: z.coerce.number().int().positive().optional(),
+  /** Unset: DEFAULT_MAX_BODY_BYTES (256 MiB). */
+  EDGEWORKER_MAX_BODY_BYTES: z.coerce.number().int().positive().max(
+    MAX_STRING_BYTES,
+    `at most ${MAX_STRING_BYTES} (a body is read into one string: V8's longest)`,
+  ).optional(),
+  /** A new connection's time for its first request's headers. */
+  EDGEWORKER_HEADERS_SECONDS: seconds.default(30),
+  /** An idle keep-alive connection's life (aiohttp's keepalive_timeout). */
+  EDGEWORKER_KEEPALIVE_SECONDS: seconds.default(75),
+  /** A request body's time to arrive whole. */
+  EDGEWORKER_BODY_SECONDS: seconds.default(300),
   EDGEWORKER_LOG_FROM: z.enum(["start", "end"]).default("start"),
   EDGEWORKER_BENCHMARK: z.enum(BENCHMARK_MODES).default("auto"),
   EDGEWORKER_BENCHMARK_FILE: z.string().default(".has_benchmark"),

@@ -1,51 +1,126 @@
 /**
- * Reading a request's JSON body within limits, for every route.
+ * Reading a request's JSON body within limits, for every route: memory
+ * follows the bytes received, never the announced length.
  *
  * @module
  */
-import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { DEFAULT_MAX_BODY_BYTES, MAX_STRING_BYTES } from "../config/env.ts";
+import { connectionOf } from "./conn_context.ts";
+import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
 import { jsonError } from "./errors.ts";
 
-/** The body as text; undefined when it is over `limit` bytes. */
-async function readText(
-  req: Request,
-  limit: number | undefined,
-): Promise<string | undefined> {
-  if (limit === undefined || !req.body) return await req.text();
-  if (Number(req.headers.get("content-length") ?? NaN) > limit) return;
+/**
+ * Bodies announced up to this size are read with `req.text()`, Deno's fast
+ * path; larger or unannounced ones chunk by chunk, because `req.text()`
+ * sizes its buffer from the announced length, not from what arrived.
+ */
+const SMALL_BODY_BYTES = 64 * 1024;
+
+const TOO_LARGE = Symbol("too large");
+const TIMED_OUT = Symbol("timed out");
+type Read = string | typeof TOO_LARGE | typeof TIMED_OUT;
+
+/**
+ * The body as text, or why not. Memory follows the bytes received: a body
+ * announced over `limit` is refused before anything is read, and one that
+ * grows past it while read is dropped. A body that is not whole within its
+ * connection's body timeout is given up. Either way the connection is
+ * closed after the answer: what is left of the body is never read.
+ */
+async function readText(req: Request, limit: number): Promise<Read> {
+  if (!req.body) return "";
+  const conn = connectionOf(req);
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > limit) {
+    conn?.closeAfterResponse();
+    return TOO_LARGE;
+  }
+  const timeoutMs = conn?.bodyTimeoutMs ?? 0;
+  if (declared <= SMALL_BODY_BYTES) {
+    const text = req.text();
+    if (timeoutMs <= 0) return await text;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
+    });
+    try {
+      const read = await Promise.race([text, late]);
+      if (read === TIMED_OUT) {
+        text.catch(() => {}); // fails when the connection closes
+        conn?.closeAfterResponse();
+      }
+      return read;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  const reader = req.body.getReader();
+  let timedOut = false;
+  const timer = timeoutMs > 0
+    ? setTimeout(() => {
+      timedOut = true;
+      reader.cancel().catch(() => {}); // the pending read ends
+    }, timeoutMs)
+    : undefined;
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.byteLength;
-    if (size > limit) return;
-    chunks.push(chunk);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (timedOut) {
+        conn?.closeAfterResponse();
+        return TIMED_OUT;
+      }
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        conn?.closeAfterResponse();
+        reader.cancel().catch(() => {});
+        return TOO_LARGE;
+      }
+      chunks.push(value);
+    }
+  } finally {
+    clearTimeout(timer);
   }
+  if (chunks.length === 1) return new TextDecoder().decode(chunks[0]);
   const all = new Uint8Array(size);
   let at = 0;
   for (const c of chunks) {
     all.set(c, at);
     at += c.byteLength;
   }
+  chunks.length = 0;
   return new TextDecoder().decode(all);
 }
 
 /**
- * Reads a JSON body: 413 over `limit` bytes, 422 for nesting deeper than
- * {@linkcode MAX_JSON_DEPTH} or text that is not JSON. The text is kept:
- * legacy signatures need the numbers as written.
+ * Reads a JSON body: 413 over `limit` bytes (default
+ * {@linkcode DEFAULT_MAX_BODY_BYTES}, never over {@linkcode MAX_STRING_BYTES}),
+ * 408 when it does not arrive within its connection's body timeout, 422 for
+ * nesting deeper than {@linkcode MAX_JSON_DEPTH} or text that is not JSON.
+ * The text is kept: legacy signatures need the numbers as written.
  */
 export async function readJsonBody(
   req: Request,
   limit: number | undefined,
 ): Promise<{ body: unknown; text: string } | Response> {
-  const text = await readText(req, limit);
-  if (text === undefined) {
+  const max = Math.min(limit ?? DEFAULT_MAX_BODY_BYTES, MAX_STRING_BYTES);
+  const text = await readText(req, max);
+  if (text === TOO_LARGE) {
     return jsonError(413, {
-      error: `request body larger than ${limit} bytes`,
-      limit,
-    });
+      error: `request body larger than ${max} bytes`,
+      limit: max,
+    }, { connection: "close" });
+  }
+  if (text === TIMED_OUT) {
+    const seconds = (connectionOf(req)?.bodyTimeoutMs ?? 0) / 1000;
+    return jsonError(408, {
+      error: `request body not received within ${seconds} s`,
+      timeout_seconds: seconds,
+    }, { connection: "close" });
   }
   if (jsonDepth(text) > MAX_JSON_DEPTH) {
     return jsonError(422, {

@@ -1,0 +1,32 @@
+/**
+ * What a request knows of the connection it came on: the time its body may
+ * take, and a way to close the connection once the answer is sent. The
+ * connection layer ({@linkcode ./connections.ts}) binds each request; the
+ * body reader ({@linkcode ./json.ts}) reads it. A request that came another
+ * way (a test calling `app.fetch`) has none.
+ *
+ * @module
+ */
+
+/** The connection side of one request. */
+export interface RequestConnection {
+  /** Milliseconds the whole body may take to arrive; 0: no limit. */
+  readonly bodyTimeoutMs: number;
+  /**
+   * Closes the connection after the answer is sent: Deno keeps a connection
+   * open (draining the body) even when the answer says `connection: close`.
+   */
+  closeAfterResponse(): void;
+}
+
+const byRequest = new WeakMap<Request, RequestConnection>();
+
+/** Ties `req` to its connection. */
+export function bindConnection(req: Request, conn: RequestConnection): void {
+  byRequest.set(req, conn);
+}
+
+/** The connection `req` came on, if it was served by the connection layer. */
+export function connectionOf(req: Request): RequestConnection | undefined {
+  return byRequest.get(req);
+}
