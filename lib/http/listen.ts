@@ -1,25 +1,47 @@
 /**
- * Opening the worker's ports: TLS files read and checked, and errors that
- * name the setting and files involved.
+ * Opening the worker's ports: TLS files read and checked, connection
+ * timeouts from the environment, and errors that name the setting and files
+ * involved.
  *
  * @module
  */
 import type { WorkerEnv } from "../config/env.ts";
+import {
+  type ConnectionTimeouts,
+  serveConnections,
+  type ServeOptions,
+  type Server,
+} from "./connections.ts";
 
-/** Deno.serve with a message that names the setting when the port is taken. */
+export type { Server } from "./connections.ts";
+
+/**
+ * Serves `handler` with the connection limits of
+ * {@linkcode serveConnections}; the error names the setting when the port
+ * is taken.
+ */
 export function listen(
-  options: { port: number; hostname: string; cert?: string; key?: string },
+  options: ServeOptions,
   handler: Deno.ServeHandler<Deno.NetAddr>,
   setting: string,
-): Deno.HttpServer<Deno.NetAddr> {
+): Server {
   try {
-    return Deno.serve({ ...options, onListen: () => {} }, handler);
+    return serveConnections(options, handler);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     throw new Error(
       `Cannot listen on ${options.hostname}:${options.port} (${setting}): ${why}`,
     );
   }
+}
+
+/** The connection timeouts of the `EDGEWORKER_*_SECONDS` settings. */
+export function connectionTimeouts(env: WorkerEnv): ConnectionTimeouts {
+  return {
+    headersTimeoutMs: env.EDGEWORKER_HEADERS_SECONDS * 1000,
+    keepAliveTimeoutMs: env.EDGEWORKER_KEEPALIVE_SECONDS * 1000,
+    bodyTimeoutMs: env.EDGEWORKER_BODY_SECONDS * 1000,
+  };
 }
 
 /** Reads and checks the TLS files of `USE_SSL=true`. */

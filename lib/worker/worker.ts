@@ -13,11 +13,17 @@ import { readEnv, type WorkerEnv } from "../config/env.ts";
 import { parseWorkerConfig } from "../config/file.ts";
 import type { ResolvedWorkerConfig, WorkerConfig } from "../config/schemas.ts";
 import { createApp } from "../http/app.ts";
-import { listen, readTls } from "../http/listen.ts";
+import {
+  connectionTimeouts,
+  listen,
+  readTls,
+  type Server,
+} from "../http/listen.ts";
 import { sessionEndApp } from "../http/session_routes.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import { Readiness } from "../model/readiness.ts";
 import type { Ledger } from "../traffic/ledger.ts";
+import { raiseFdLimit } from "./fd_limit.ts";
 import { announceLaunchFailure } from "./launch_failure.ts";
 import { buildParts, type WorkerParts, type WorkerTimings } from "./parts.ts";
 import { gracefulShutdown } from "./shutdown.ts";
@@ -134,11 +140,14 @@ export class Worker {
     // handler set right after, before any await.
     let serve: Deno.ServeHandler<Deno.NetAddr> = () =>
       new Response(null, { status: 503 });
+    logFdLimit();
+    const limits = connectionTimeouts(env);
     const server = listen(
       {
         port: options.port ?? env.WORKER_PORT,
         hostname: env.EDGEWORKER_HOST,
         ...tls,
+        ...limits,
       },
       (req, info) => serve(req, info),
       tls
@@ -163,14 +172,14 @@ export class Worker {
       status: () => statusOf(parts),
     }).fetch;
 
-    let httpServer: Deno.HttpServer<Deno.NetAddr> | undefined;
+    let httpServer: Server | undefined;
     const httpPort = options.httpPort === false
       ? undefined
       : options.httpPort ?? env.WORKER_HTTP_PORT ?? env.WORKER_PORT + 1;
     if (httpPort !== undefined) {
       try {
         httpServer = listen(
-          { port: httpPort, hostname: env.EDGEWORKER_HOST },
+          { port: httpPort, hostname: env.EDGEWORKER_HOST, ...limits },
           sessionEndApp({
             sessions,
             maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES,
@@ -268,6 +277,23 @@ function statusOf(p: WorkerParts): unknown {
     last_report: p.reporter?.lastStatus ?? null,
     engine: p.engine?.snapshot() ?? null,
   });
+}
+
+/** Raises the open-file limit where it may; says when it stays low. */
+function logFdLimit(): void {
+  const limit = raiseFdLimit();
+  if (limit?.raisedFrom !== undefined) {
+    log.info("Open-file limit raised from {from} to {to}", {
+      from: limit.raisedFrom,
+      to: limit.soft,
+    });
+  }
+  if (limit && limit.soft < 4096) {
+    log.warn(
+      "Open-file limit is {soft}: the worker can hold about that many connections; raise it (ulimit -n $(ulimit -Hn)) before starting",
+      { soft: limit.soft },
+    );
+  }
 }
 
 /** SIGTERM/SIGINT start the drain; the listeners go once the worker stopped. */
