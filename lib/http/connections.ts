@@ -11,7 +11,7 @@
  * HTTP/2 and the request `signal`. Around each connection it keeps:
  *
  * - a headers timeout: a new connection has to deliver its first request
- *   (TLS handshake included) in time;
+ *   in time;
  * - a keep-alive timeout: a connection with nothing in flight is closed
  *   after it (aiohttp's 75 s);
  * - the body timeout, handed to the body reader through
@@ -33,8 +33,9 @@ const log = getLogger(["edgeworker", "connections"]);
 /** Connection timeouts, in milliseconds; 0 turns one off. */
 export interface ConnectionTimeouts {
   /**
-   * Time a new connection has to deliver its first request's headers
-   * (TLS handshake included).
+   * Time a new connection has to deliver its first request's headers. (A
+   * TLS handshake that never ends keeps its socket anyway: Deno 2.9 runs it
+   * in a task of its own that only the client can end.)
    * @default {30000}
    */
   headersTimeoutMs?: number;
