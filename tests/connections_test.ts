@@ -14,6 +14,7 @@ import {
   rawConnect,
   readResponse,
   readUntilClosed,
+  writeAll,
 } from "./helpers/raw_http.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 import { envelope, post, withUpstreamWorker } from "./helpers/worker.ts";
@@ -27,6 +28,10 @@ const HANDLERS: WorkerConfig["handlers"] = [
 /** Generous: how long a test waits for a close that should come. */
 const WAIT_MS = 5000;
 
+/** A body no route reads (404), announced and never finished. */
+const UNREAD_BODY =
+  "POST /nowhere HTTP/1.1\r\nHost: x\r\ncontent-length: 100000\r\n\r\nabc";
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("an idle keep-alive connection is closed after EDGEWORKER_KEEPALIVE_SECONDS; requests in flight are not cut", async () => {
@@ -38,9 +43,7 @@ Deno.test("an idle keep-alive connection is closed after EDGEWORKER_KEEPALIVE_SE
     );
     assert.equal((await readResponse(conn))?.status, 200);
     await sleep(100);
-    await conn.write(
-      new TextEncoder().encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"),
-    );
+    await writeAll(conn, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert.equal((await readResponse(conn))?.status, 200, "reused");
     assert.deepEqual(await readUntilClosed(conn, WAIT_MS), {
       text: "",
@@ -65,6 +68,21 @@ Deno.test("an idle keep-alive connection is closed after EDGEWORKER_KEEPALIVE_SE
     );
     assert.equal(slow.status, 200);
     assert.deepEqual(await slow.json(), { seq: 1 });
+
+    // An 8 MB answer that the client starts reading only after three
+    // timeouts is still written whole (Deno counts it done before).
+    const pad = "p".repeat(8 * 1024 * 1024);
+    const body = envelope({ pad });
+    const big = await rawConnect(
+      w.port,
+      "POST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n" +
+        `content-length: ${body.length}\r\n\r\n${body}`,
+    );
+    await sleep(1000);
+    const answer = await readResponse(big);
+    big.close();
+    assert.equal(answer?.status, 200);
+    assert.equal(JSON.parse(answer!.body).received.pad.length, pad.length);
   }, { EDGEWORKER_KEEPALIVE_SECONDS: "0.3" });
 });
 
@@ -115,6 +133,14 @@ Deno.test("a body that does not arrive within EDGEWORKER_BODY_SECONDS gets 408 a
       });
     }
     assert.equal(up.bodies.length, 0);
+    // A route that reads no body answers, and the connection is closed
+    // rather than left draining a body that never ends.
+    const unread = await readUntilClosed(
+      await rawConnect(w.port, UNREAD_BODY),
+      WAIT_MS,
+    );
+    assert.equal(unread.closed, true, "unread body: closed");
+    assert.equal(parseAnswer(unread.text).status, 404);
     // A body that comes in time still passes.
     const ok = await post(w.url, "/echo", envelope({ n: 1 }));
     assert.equal(ok.status, 200);
@@ -122,7 +148,7 @@ Deno.test("a body that does not arrive within EDGEWORKER_BODY_SECONDS gets 408 a
   }, { EDGEWORKER_BODY_SECONDS: "0.4" });
 });
 
-Deno.test("shutdown lets a request in flight finish and does not wait for idle connections", async () => {
+Deno.test("shutdown lets a request in flight finish and does not wait for idle or draining connections", async () => {
   await withUpstreamWorker(HANDLERS, async (w) => {
     const idle = await rawConnect(
       w.port,
@@ -130,6 +156,9 @@ Deno.test("shutdown lets a request in flight finish and does not wait for idle c
     );
     assert.equal((await readResponse(idle))?.status, 200);
     const silent = await rawConnect(w.port);
+    // Answered, with a body that never ends left unread.
+    const draining = await rawConnect(w.port, UNREAD_BODY);
+    assert.equal((await readResponse(draining))?.status, 404);
     const slow = post(w.url, "/slow", envelope({ delay_ms: 400, seq: 7 }));
     await sleep(100);
     const down = w.shutdown();
@@ -137,12 +166,12 @@ Deno.test("shutdown lets a request in flight finish and does not wait for idle c
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { seq: 7 });
     await down;
-    const [a, b] = await Promise.all([
-      readUntilClosed(idle, WAIT_MS),
-      readUntilClosed(silent, WAIT_MS),
-    ]);
-    assert.equal(a.closed, true);
-    assert.equal(b.closed, true);
+    const closed = await Promise.all(
+      [idle, silent, draining].map(async (c) =>
+        (await readUntilClosed(c, WAIT_MS)).closed
+      ),
+    );
+    assert.deepEqual(closed, [true, true, true]);
   });
 });
 

@@ -1,9 +1,9 @@
 /**
  * What a request knows of the connection it came on: the time its body may
- * take, and a way to close the connection once the answer is sent. The
- * connection layer ({@linkcode ./connections.ts}) binds each request; the
- * body reader ({@linkcode ./json.ts}) reads it. A request that came another
- * way (a test calling `app.fetch`) has none.
+ * take, and a way to close the connection once the answer is sent; and
+ * whether its body was read. The connection layer ({@linkcode ./connections.ts})
+ * binds each request; the body reader ({@linkcode ./json.ts}) uses it. A
+ * request that came another way (a test calling `app.fetch`) has none.
  *
  * @module
  */
@@ -20,6 +20,7 @@ export interface RequestConnection {
 }
 
 const byRequest = new WeakMap<Request, RequestConnection>();
+const bodiesRead = new WeakSet<Request>();
 
 /** Ties `req` to its connection. */
 export function bindConnection(req: Request, conn: RequestConnection): void {
@@ -29,4 +30,17 @@ export function bindConnection(req: Request, conn: RequestConnection): void {
 /** The connection `req` came on, if it was served by the connection layer. */
 export function connectionOf(req: Request): RequestConnection | undefined {
   return byRequest.get(req);
+}
+
+/**
+ * Notes that the body reader took charge of `req`'s body (read it, or
+ * refused it and closes the connection).
+ */
+export function noteBodyRead(req: Request): void {
+  bodiesRead.add(req);
+}
+
+/** Whether {@linkcode noteBodyRead} was called for `req`. */
+export function bodyWasRead(req: Request): boolean {
+  return bodiesRead.has(req);
 }

@@ -25,7 +25,11 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { bindConnection, type RequestConnection } from "./conn_context.ts";
+import {
+  bindConnection,
+  bodyWasRead,
+  type RequestConnection,
+} from "./conn_context.ts";
 import { jsonError } from "./errors.ts";
 
 const log = getLogger(["edgeworker", "connections"]);
@@ -135,14 +139,31 @@ globalThis.addEventListener("error", (e) => {
   }
 });
 
-/** One accepted connection and its timer. */
+/**
+ * One accepted connection and its timer.
+ *
+ * Two ways to close it, each safe only in some states (Deno 2.9):
+ * - graceful (`server.shutdown()`): lets an answer finish writing (for a
+ *   plain body `completed` settles before it is written), but waits forever
+ *   while Deno drains a request body the client never finishes;
+ * - forced (the serve signal): cuts whatever is being written.
+ * So connections whose last answer left a body unread (the body reader
+ * gave up on it, or no route read it) are forced after {@linkcode LINGER_MS}
+ * (those answers are small errors); connections that never had a request
+ * are forced; the others close gracefully.
+ */
 class Connection implements RequestConnection {
   inFlight = 0;
-  /** When the current wait (headers or keep-alive) started. */
+  /** Requests started on this connection. */
+  served = 0;
+  /** When the current wait (headers, keep-alive, linger) started. */
   since: number;
   /** How long that wait may last; 0: forever. */
   limitMs: number;
+  /** Its last answer left a request body unread. */
   closeWhenIdle = false;
+  /** The server is shutting down: close once idle. */
+  draining = false;
   closing = false;
   readonly #abort = new AbortController();
   /** Deno's server for this one connection. */
@@ -168,11 +189,47 @@ class Connection implements RequestConnection {
     this.closeWhenIdle = true;
   }
 
-  /**
-   * Closes at once, whatever is in flight or being written: the timers call
-   * it only for connections with nothing in flight.
-   */
-  close(): void {
+  started(): void {
+    this.inFlight++;
+    this.served++;
+  }
+
+  /** A request's answer is sent (or given up); `unread`: its body was not. */
+  done(unread: boolean): void {
+    if (unread) this.closeWhenIdle = true;
+    if (--this.inFlight > 0) return;
+    this.since = performance.now();
+    if (this.closeWhenIdle) this.limitMs = LINGER_MS;
+    else if (this.draining) this.#closeGracefully();
+    else this.limitMs = this.keepAliveTimeoutMs;
+  }
+
+  expired(now: number): boolean {
+    return this.inFlight === 0 && this.limitMs > 0 && !this.closing &&
+      now - this.since >= this.limitMs;
+  }
+
+  /** Closes a connection with nothing in flight, the safe way for it. */
+  closeIdle(): void {
+    if (this.closeWhenIdle || this.served === 0) this.#force();
+    else this.#closeGracefully();
+  }
+
+  /** Closes once idle: what is in flight finishes first. */
+  drain(now: number): void {
+    this.draining = true;
+    if (this.inFlight > 0) return;
+    if (!this.closeWhenIdle || now - this.since >= LINGER_MS) this.closeIdle();
+    else this.limitMs = LINGER_MS;
+  }
+
+  #closeGracefully(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.server?.shutdown().catch(noop);
+  }
+
+  #force(): void {
     if (this.closing) return;
     this.closing = true;
     aborting = true;
@@ -181,24 +238,6 @@ class Connection implements RequestConnection {
     } finally {
       aborting = false;
     }
-  }
-
-  readonly started = (): void => {
-    this.inFlight++;
-  };
-
-  readonly done = (): void => {
-    if (--this.inFlight > 0) return;
-    this.since = performance.now();
-    // An answer that closes the connection is given time to reach the
-    // client first: `completed` settles before the last write is out, and
-    // a graceful close would wait for a body nobody reads.
-    this.limitMs = this.closeWhenIdle ? LINGER_MS : this.keepAliveTimeoutMs;
-  };
-
-  expired(now: number): boolean {
-    return this.inFlight === 0 && this.limitMs > 0 && !this.closing &&
-      now - this.since >= this.limitMs;
   }
 }
 
@@ -278,6 +317,9 @@ class ConnectionServer implements Server {
     if (!this.#closing) {
       this.#closing = true;
       this.#listener.close();
+      // Requests in flight finish; idle connections close now.
+      const now = performance.now();
+      for (const c of this.#conns) c.drain(now);
     }
     await this.finished;
   }
@@ -301,12 +343,6 @@ class ConnectionServer implements Server {
       }
       this.#serve(tcp);
     }
-    // Requests in flight finish; idle connections close now.
-    await Promise.all([...this.#conns].map(async (c) => {
-      try {
-        await c.server?.shutdown();
-      } catch { /* already closed */ }
-    }));
   }
 
   #serve(tcp: Deno.Conn): void {
@@ -319,7 +355,13 @@ class ConnectionServer implements Server {
     const onRequest = (req: Request, info: Deno.ServeHandlerInfo) => {
       conn.started();
       bindConnection(req, conn);
-      info.completed.then(conn.done, conn.done);
+      // Read now: a request throws on any access once it is answered.
+      const headers = req.headers;
+      const length = headers.get("content-length");
+      const hasBody = (length !== null && length !== "0") ||
+        headers.has("transfer-encoding");
+      const done = () => conn.done(hasBody && !bodyWasRead(req));
+      info.completed.then(done, done);
       return handler(req, info as Deno.ServeHandlerInfo<Deno.NetAddr>);
     };
     try {
@@ -351,7 +393,7 @@ class ConnectionServer implements Server {
 
   #closeExpired(): void {
     const now = performance.now();
-    for (const c of this.#conns) if (c.expired(now)) c.close();
+    for (const c of this.#conns) if (c.expired(now)) c.closeIdle();
   }
 
   /** Closes up to `n` connections with nothing in flight, oldest first. */
@@ -360,7 +402,7 @@ class ConnectionServer implements Server {
     for (const c of this.#conns) {
       if (closed >= n) break;
       if (c.inFlight === 0 && !c.closing) {
-        c.close();
+        c.closeIdle();
         closed++;
       }
     }

@@ -7,7 +7,7 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DEFAULT_MAX_BODY_BYTES, MAX_STRING_BYTES } from "../config/env.ts";
-import { connectionOf } from "./conn_context.ts";
+import { connectionOf, noteBodyRead } from "./conn_context.ts";
 import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
 import { jsonError } from "./errors.ts";
 
@@ -30,9 +30,10 @@ type Read = string | typeof TOO_LARGE | typeof TIMED_OUT;
  * closed after the answer: what is left of the body is never read.
  */
 async function readText(req: Request, limit: number): Promise<Read> {
-  if (!req.body) return "";
   const conn = connectionOf(req);
-  const declared = Number(req.headers.get("content-length") ?? NaN);
+  noteBodyRead(req);
+  const length = req.headers.get("content-length");
+  const declared = length === null ? NaN : Number(length);
   if (declared > limit) {
     conn?.closeAfterResponse();
     return TOO_LARGE;
@@ -56,6 +57,9 @@ async function readText(req: Request, limit: number): Promise<Read> {
       clearTimeout(timer);
     }
   }
+  // Touched only here: `req.body` makes a JS stream, which `req.text()`
+  // does without.
+  if (!req.body) return "";
   const reader = req.body.getReader();
   let timedOut = false;
   const timer = timeoutMs > 0

@@ -11,8 +11,16 @@ export async function rawConnect(
   text = "",
 ): Promise<Deno.Conn> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  if (text) await conn.write(enc.encode(text));
+  await writeAll(conn, text);
   return conn;
+}
+
+/** Writes all of `text` (`write` may take only part of it). */
+export async function writeAll(conn: Deno.Conn, text: string): Promise<void> {
+  const bytes = enc.encode(text);
+  for (let at = 0; at < bytes.length;) {
+    at += await conn.write(bytes.subarray(at));
+  }
 }
 
 /** What came back on a raw connection. */
