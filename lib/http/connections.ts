@@ -101,6 +101,8 @@ const serveOnConnection = runtimeServeOnConnection();
 
 /** How long a connection is kept after an answer that closes it, ms. */
 const LINGER_MS = 1000;
+/** How long a connection must have been idle to be closed for room, ms. */
+const EVICT_MIN_IDLE_MS = 1000;
 /** How many idle connections one accept error closes, at most. */
 const EVICT_BATCH = 32;
 /** Longest pause between accept retries, ms. */
@@ -396,12 +398,19 @@ class ConnectionServer implements Server {
     for (const c of this.#conns) if (c.expired(now)) c.closeIdle();
   }
 
-  /** Closes up to `n` connections with nothing in flight, oldest first. */
+  /**
+   * Closes up to `n` connections idle for {@linkcode EVICT_MIN_IDLE_MS} or
+   * more, oldest first: a connection just opened gets the time to send its
+   * request.
+   */
   #closeIdle(n: number): number {
+    const now = performance.now();
     let closed = 0;
     for (const c of this.#conns) {
       if (closed >= n) break;
-      if (c.inFlight === 0 && !c.closing) {
+      if (
+        c.inFlight === 0 && !c.closing && now - c.since >= EVICT_MIN_IDLE_MS
+      ) {
         c.closeIdle();
         closed++;
       }
