@@ -30,6 +30,7 @@ import {
   bodyWasRead,
   type RequestConnection,
 } from "./conn_context.ts";
+import { delay } from "../std/async.ts";
 import { jsonError } from "./errors.ts";
 
 const log = getLogger(["edgeworker", "connections"]);
@@ -109,8 +110,6 @@ const EVICT_BATCH = 32;
 const MAX_BACKOFF_MS = 1000;
 /** At most one accept-error warning per this many ms. */
 const WARN_EVERY_MS = 10_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function onError(error: unknown): Response {
   log.error("Unhandled error in a request handler: {error}", {
@@ -340,7 +339,7 @@ class ConnectionServer implements Server {
           ? 5
           : Math.min(MAX_BACKOFF_MS, Math.max(10, backoff * 2));
         this.#warn(e, freed);
-        await sleep(backoff);
+        await delay(backoff);
         continue;
       }
       this.#serve(tcp);

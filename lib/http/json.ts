@@ -7,6 +7,7 @@
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DEFAULT_MAX_BODY_BYTES, MAX_STRING_BYTES } from "../config/env.ts";
+import { deadline } from "../std/async.ts";
 import { connectionOf, noteBodyRead } from "./conn_context.ts";
 import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
 import { jsonError } from "./errors.ts";
@@ -40,55 +41,22 @@ async function readText(req: Request, limit: number): Promise<Read> {
   }
   const timeoutMs = conn?.bodyTimeoutMs ?? 0;
   if (declared <= SMALL_BODY_BYTES) {
-    const text = req.text();
-    if (timeoutMs <= 0) return await text;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
-    });
-    try {
-      const read = await Promise.race([text, late]);
-      if (read === TIMED_OUT) {
-        text.catch(() => {}); // fails when the connection closes
-        conn?.closeAfterResponse();
-      }
-      return read;
-    } finally {
-      clearTimeout(timer);
-    }
+    const text = await within(req.text(), timeoutMs, () => {});
+    if (text === TIMED_OUT) conn?.closeAfterResponse();
+    return text;
   }
   // Touched only here: `req.body` makes a JS stream, which `req.text()`
   // does without.
   if (!req.body) return "";
   const reader = req.body.getReader();
-  let timedOut = false;
-  const timer = timeoutMs > 0
-    ? setTimeout(() => {
-      timedOut = true;
-      reader.cancel().catch(() => {}); // the pending read ends
-    }, timeoutMs)
-    : undefined;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (timedOut) {
-        conn?.closeAfterResponse();
-        return TIMED_OUT;
-      }
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        conn?.closeAfterResponse();
-        reader.cancel().catch(() => {});
-        return TOO_LARGE;
-      }
-      chunks.push(value);
-    }
-  } finally {
-    clearTimeout(timer);
+  const chunks = await within(readChunks(reader, limit), timeoutMs, () => {
+    reader.cancel().catch(() => {}); // ends the pending read
+  });
+  if (chunks === TOO_LARGE || chunks === TIMED_OUT) {
+    conn?.closeAfterResponse();
+    return chunks;
   }
+  const size = chunks.reduce((n, c) => n + c.byteLength, 0);
   if (chunks.length === 1) return new TextDecoder().decode(chunks[0]);
   const all = new Uint8Array(size);
   let at = 0;
@@ -98,6 +66,45 @@ async function readText(req: Request, limit: number): Promise<Read> {
   }
   chunks.length = 0;
   return new TextDecoder().decode(all);
+}
+
+/**
+ * `read`'s value, or {@linkcode TIMED_OUT} once `ms` pass first (0: no
+ * limit); `giveUp` then stops the read, which may still fail later.
+ */
+async function within<T>(
+  read: Promise<T>,
+  ms: number,
+  giveUp: () => void,
+): Promise<T | typeof TIMED_OUT> {
+  if (ms <= 0) return await read;
+  try {
+    return await deadline(read, ms);
+  } catch (e) {
+    if (!(e instanceof DOMException && e.name === "TimeoutError")) throw e;
+    read.catch(() => {}); // a text() left pending fails when the connection closes
+    giveUp();
+    return TIMED_OUT;
+  }
+}
+
+/** The chunks of a body, or {@linkcode TOO_LARGE} once past `limit` bytes. */
+async function readChunks(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  limit: number,
+): Promise<Uint8Array[] | typeof TOO_LARGE> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return chunks;
+    size += value.byteLength;
+    if (size > limit) {
+      reader.cancel().catch(() => {});
+      return TOO_LARGE;
+    }
+    chunks.push(value);
+  }
 }
 
 /**
