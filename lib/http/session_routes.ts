@@ -48,7 +48,7 @@ export interface SessionDeps {
   verifier: Verifier;
   ledger: Ledger;
   lifecycle: Lifecycle;
-  /** Body limit in bytes; none when undefined (base64 media). */
+  /** Body limit in bytes; undefined: 256 MiB (see `readJsonBody`). */
   maxBodyBytes?: number;
   /** Seconds a client should wait before retrying during shutdown. */
   drainRetryAfterSeconds: number;
