@@ -17,7 +17,8 @@ import {
   writeAll,
 } from "./helpers/raw_http.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { envelope, post, withUpstreamWorker } from "./helpers/worker.ts";
+import { post } from "./helpers/http.ts";
+import { envelope, withUpstreamWorker } from "./helpers/worker.ts";
 
 const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true },
