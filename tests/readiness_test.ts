@@ -325,7 +325,7 @@ Deno.test("log readiness: the timeout names what it waited for; a late load line
   );
 });
 
-Deno.test("log modes have no overall readiness timeout unless one is set; healthcheck mode waits 1800 s", async () => {
+Deno.test("log modes have no overall readiness timeout unless one is set; healthcheck mode waits 1800 s", () => {
   const base = {
     modelServerUrl: "http://127.0.0.1:9",
     handlers: [{ route: "/x" }],
