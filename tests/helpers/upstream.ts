@@ -270,10 +270,21 @@ export function startUpstream(options: UpstreamOptions = {}): UpstreamHandle {
     const stall = path === "/stall";
     let timer: ReturnType<typeof setTimeout> | undefined;
     let i = 0;
+    let cancelled = false;
     enter();
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
         const next = () => {
+          // The worker may go away between two chunks.
+          if (cancelled) return;
+          try {
+            step();
+          } catch {
+            cancelled = true;
+            handle.active--;
+          }
+        };
+        const step = () => {
           if (reset && i === 2) {
             handle.active--;
             controller.error(new Error("model crashed"));
@@ -294,8 +305,10 @@ export function startUpstream(options: UpstreamOptions = {}): UpstreamHandle {
         next();
       },
       cancel() {
-        handle.active--;
         clearTimeout(timer);
+        if (cancelled) return;
+        cancelled = true;
+        handle.active--;
       },
     });
     return new Response(stream, {
