@@ -88,7 +88,8 @@ function valueEnd(text: string, i: number): number {
 }
 
 function containerEnd(text: string, open: number): number {
-  const re = new RegExp(STRUCTURE);
+  // One shared sticky-free regex: nothing else runs it between the steps.
+  const re = STRUCTURE;
   re.lastIndex = open;
   let depth = 0;
   for (let m = re.exec(text); m !== null; m = re.exec(text)) {
