@@ -173,26 +173,14 @@ export class Worker {
     }).fetch;
 
     let httpServer: Server | undefined;
-    const httpPort = options.httpPort === false
-      ? undefined
-      : options.httpPort ?? env.WORKER_HTTP_PORT ?? env.WORKER_PORT + 1;
-    if (httpPort !== undefined) {
-      try {
-        httpServer = listen(
-          { port: httpPort, hostname: env.EDGEWORKER_HOST, ...limits },
-          sessionEndApp({
-            sessions,
-            maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES,
-          }).fetch,
-          "WORKER_HTTP_PORT (serves /session/end)",
-        );
-      } catch (e) {
-        await server.shutdown();
-        await sessions.shutdown();
-        await parts.admission.close();
-        parts.metrics.close();
-        throw e;
-      }
+    try {
+      httpServer = openSessionEndPort(env, options, parts, limits);
+    } catch (e) {
+      await server.shutdown();
+      await sessions.shutdown();
+      await parts.admission.close();
+      parts.metrics.close();
+      throw e;
     }
 
     // The loops, in order: reports first, so "loading" is seen at once.
@@ -259,6 +247,27 @@ export class Worker {
       finished,
     };
   }
+}
+
+/** The plain-HTTP port that serves only `/session/end` (Vast's second port). */
+function openSessionEndPort(
+  env: WorkerEnv,
+  options: WorkerStartOptions,
+  parts: WorkerParts,
+  limits: ReturnType<typeof connectionTimeouts>,
+): Server | undefined {
+  const port = options.httpPort === false
+    ? undefined
+    : options.httpPort ?? env.WORKER_HTTP_PORT ?? env.WORKER_PORT + 1;
+  if (port === undefined) return undefined;
+  return listen(
+    { port, hostname: env.EDGEWORKER_HOST, ...limits },
+    sessionEndApp({
+      sessions: parts.sessions,
+      maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES,
+    }).fetch,
+    "WORKER_HTTP_PORT (serves /session/end)",
+  );
 }
 
 /** `GET /status`: shown without authentication, so every secret is dropped. */
