@@ -2,6 +2,8 @@
  * Autoscaler signature verification (vast-protocol.md section 5) and token
  * helpers.
  *
+ * Longer than most modules: the url, legacy and any formats share the cache, the hot pair and the replay window.
+ *
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";

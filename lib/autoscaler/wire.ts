@@ -6,6 +6,8 @@
  * launch-failure beacon. {@linkcode Reporter} in
  * `reporter.ts` drives them.
  *
+ * Longer than most modules: both report bodies in Python's exact spelling and the one delivery function they share.
+ *
  * @module
  */
 

@@ -5,6 +5,8 @@
  * in `types.ts` (Zod stays out of the public API); the checks at the end
  * fail to compile when a schema and its type drift apart.
  *
+ * Longer than most modules: every Zod schema of the config, and the compile-time table that keeps them equal to `types.ts`.
+ *
  * @module
  */
 import { z } from "zod";

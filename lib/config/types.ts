@@ -7,6 +7,8 @@
  * Plain TypeScript types, independent of the validator: `schemas.ts`
  * checks at compile time that its schemas accept and produce exactly these.
  *
+ * Longer than most modules: the whole public config vocabulary, each field documented, in one place.
+ *
  * @module
  */
 

@@ -8,6 +8,8 @@
  * histograms, no allocation once a route is known); everything else is read
  * from `sources` at scrape time.
  *
+ * Longer than most modules: one metric set, and its names and help texts are half of it.
+ *
  * @module
  */
 

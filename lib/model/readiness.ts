@@ -4,6 +4,8 @@
  * (cached in `.has_benchmark`), ready; error on fatal log lines, failed
  * benchmarks and failing health probes, with recovery from the latter.
  *
+ * Longer than most modules: one orchestration per readiness mode, with the benchmark and health hand-over they share.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";

@@ -15,6 +15,8 @@
  * worker's listening socket (another OS, another network namespace) it gives
  * no verdict at all, and the request timeouts remain the bound.
  *
+ * Longer than most modules: the `/proc/net/tcp{,6}` parser and the watch that uses it belong together.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";

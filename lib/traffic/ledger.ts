@@ -3,6 +3,8 @@
  * autoscaler needs. It is the single source of every figure the worker
  * reports (`/worker_status/`, `/delete_requests/`, `/metrics`, `/status`).
  *
+ * Longer than most modules: one class holding every record and running sum, so the figures have one owner.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";

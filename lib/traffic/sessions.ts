@@ -3,6 +3,8 @@
  * Python SDK's `endpoint.session()` does. The session's record in the
  * ledger carries its cost as workload while it lives.
  *
+ * Longer than most modules: the store, its reaper and the `on_close_route` rules that keep its callback on the model server.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";

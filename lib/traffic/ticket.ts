@@ -4,6 +4,8 @@
  * wiring, so that however the request ends (answer, client gone, model
  * error, timeout, shutdown) it ends exactly once and frees what it held.
  *
+ * Longer than most modules: the ticket and the office that issues it share private wiring (tracking, the deadline sweep, the client watch).
+ *
  * @module
  */
 import type { SlotQueue } from "./admission.ts";

@@ -3,6 +3,8 @@
  * serves the app, starts the loops (reports, key, readiness, engine
  * metrics), and shuts down cleanly.
  *
+ * Longer than most modules: the Worker class and the few start-up helpers only it calls.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
