@@ -583,11 +583,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
           422,
         ]);
       } catch (e) {
-        return {
-          record: "none",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return { ...fetchFailed(e), record: "none" };
       }
     },
   },
@@ -624,11 +620,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
         v.seen = `${v.seen} (${field})`;
         return v;
       } catch (e) {
-        return {
-          record: "none",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return { ...fetchFailed(e), record: "none" };
       }
     },
   },
@@ -672,11 +664,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
         if (res.ok) return await expectRelayed(res, 200, ["Success"]);
         return await expectWorkerError(res, [414, 431]);
       } catch (e) {
-        return {
-          record: "none",
-          seen: "fetch failed",
-          problems: [errorText(e)],
-        };
+        return { ...fetchFailed(e), record: "none" };
       }
     },
   },
