@@ -644,18 +644,20 @@ Deno.test("addresses are tried in order, each `attempts` times", async () => {
   } finally {
     await reporter.close();
   }
-  // Counted up to the first accepted report: a next round may have begun
-  // before close() under load.
+  // Counted up to the first accepted report from the servers' own records:
+  // the next round's first try may begin before the poll sees the success,
+  // so the attempt counter of the snapshot can hold one more.
   const accepted = cp.statusReports[0].at;
   assert.equal(down.statusReports.filter((r) => r.at <= accepted).length, 3);
   assert.equal(cp.statusReports.length, 1);
+  const { attempts, ...stats } = first;
+  assert.ok(attempts === 4 || attempts === 5, `attempts ${attempts}`);
   assert.deepEqual(
-    { ...first, lastSuccessAt: 0 },
+    { ...stats, lastSuccessAt: 0 },
     {
       successes: 1,
       failures: 0,
       unconfirmed: 0,
-      attempts: 4,
       lastSuccessAt: 0,
       lastError: "HTTP 500",
     },
