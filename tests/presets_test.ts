@@ -217,6 +217,12 @@ Deno.test("OpenAI family workload: the requested tokens, as Python and the clien
   const set = configOf("vllm", { EDGEWORKER_DEFAULT_MAX_TOKENS: "300" });
   assert.equal(workload(set, "/v1/chat/completions")({ messages }), 300);
   assert.equal(workload(set, "/v1/completions")({ prompt: "x" }), 300);
+  for (const name of ["vllm", "tgi"]) {
+    assert.throws(
+      () => configOf(name, { EDGEWORKER_DEFAULT_MAX_TOKENS: "many" }),
+      /EDGEWORKER_DEFAULT_MAX_TOKENS: expected a positive whole number, got "many"/,
+    );
+  }
   // The benchmark payload is measured by the same calculator: max_perf in
   // the client's units.
   const { route, payload } = benchmarkPayload(vllm);

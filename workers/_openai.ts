@@ -13,9 +13,9 @@ import type { Payload, WorkerConfig } from "../lib/config/schemas.ts";
 import { estimateTokens } from "../lib/traffic/workload.ts";
 import {
   BENCHMARK_SIZE_ENV_VARS,
+  defaultMaxTokensFrom,
   type EnvVars,
   modelServerFrom,
-  numberFrom,
   parallelHandlers,
   presetEnvVars,
   type WorkloadRule,
@@ -119,10 +119,17 @@ export function openAiConfig(
   // model it serves (a wrong name would fail the whole benchmark with 404).
   const model = modelNameFrom(env, engine.modelEnv);
   const rule = workloadRuleFrom(engine.name ?? "openai", env);
-  const fallback = numberFrom(env.EDGEWORKER_DEFAULT_MAX_TOKENS, 0);
-  const completionsDefault = fallback ||
-    (engine.defaultOutputTokens ?? DEFAULT_OUTPUT_TOKENS);
-  const chatDefault = fallback || CHAT_DEFAULT_OUTPUT_TOKENS;
+  const name = engine.name ?? "openai";
+  const completionsDefault = defaultMaxTokensFrom(
+    name,
+    env,
+    engine.defaultOutputTokens ?? DEFAULT_OUTPUT_TOKENS,
+  );
+  const chatDefault = defaultMaxTokensFrom(
+    name,
+    env,
+    CHAT_DEFAULT_OUTPUT_TOKENS,
+  );
   return {
     ...modelServerFrom(engine.name ?? "openai", env, {
       url: engine.modelServerUrl,

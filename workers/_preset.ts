@@ -245,6 +245,25 @@ export function workloadRuleFrom(preset: string, env: EnvVars): WorkloadRule {
   );
 }
 
+/**
+ * `EDGEWORKER_DEFAULT_MAX_TOKENS`: a positive whole number, else `fallback`
+ * when unset. A setting of our own, so a bad value is an error naming it.
+ */
+export function defaultMaxTokensFrom(
+  preset: string,
+  env: EnvVars,
+  fallback: number,
+): number {
+  const v = env.EDGEWORKER_DEFAULT_MAX_TOKENS?.trim();
+  if (!v) return fallback;
+  const n = Number(v);
+  if (Number.isInteger(n) && n > 0) return n;
+  throw presetError(
+    preset,
+    `EDGEWORKER_DEFAULT_MAX_TOKENS: expected a positive whole number, got "${env.EDGEWORKER_DEFAULT_MAX_TOKENS}"`,
+  );
+}
+
 /** A positive number of the environment, else undefined (Python's `_env_float` rule). */
 export function positiveFrom(value: string | undefined): number | undefined {
   const n = numberFrom(value, NaN);

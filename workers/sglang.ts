@@ -18,7 +18,8 @@
  * - Health probes may take 30 s: SGLang's `/health` runs a 1-token
  *   generation and waits up to `SGLANG_HEALTH_CHECK_TIMEOUT` (20 s).
  * - Workload is the request's `max_tokens` (Python's rule); absent, 16 for
- *   completions (SGLang's OpenAI `CompletionRequest` default; 128 is the
+ *   completions (SGLang's OpenAI `CompletionRequest.max_tokens = 16`,
+ *   sgl-project/sglang `entrypoints/openai/protocol.py`; 128 is the
  *   native `/generate` default, not these routes') and a configurable
  *   figure for chat (see `_openai.ts`).
  *

@@ -27,10 +27,10 @@ import type { Payload } from "../lib/config/schemas.ts";
 import { estimateTokens } from "../lib/traffic/workload.ts";
 import {
   BENCHMARK_SIZE_ENV_VARS,
+  defaultMaxTokensFrom,
   finiteNumber,
   isRecord,
   modelServerFrom,
-  numberFrom,
   parallelHandlers,
   type Preset,
   presetEnvVars,
@@ -100,10 +100,7 @@ export const tgi: Preset = {
         unwrapInput: true,
         workload: tgiWorkloadWith(
           workloadRuleFrom("tgi", env),
-          numberFrom(
-            env.EDGEWORKER_DEFAULT_MAX_TOKENS,
-            TGI_DEFAULT_MAX_NEW_TOKENS,
-          ),
+          defaultMaxTokensFrom("tgi", env, TGI_DEFAULT_MAX_NEW_TOKENS),
         ),
       },
       benchmark: () => ({
