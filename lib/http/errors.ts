@@ -37,9 +37,12 @@ export function fail(
   body: unknown,
   headers?: Record<string, string>,
 ): never {
-  throw new HTTPException(status as ContentfulStatusCode, {
-    res: jsonError(status, body, headers),
-  });
+  failWith(jsonError(status, body, headers));
+}
+
+/** Stops the request with a ready answer (a refusal built elsewhere). */
+export function failWith(res: Response): never {
+  throw new HTTPException(res.status as ContentfulStatusCode, { res });
 }
 
 /** The answer to an error a route threw: its own, or 500 naming it. */

@@ -4,13 +4,11 @@
  *
  * @module
  */
-import { HTTPException } from "hono/http-exception";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DEFAULT_MAX_BODY_BYTES, MAX_STRING_BYTES } from "../config/env.ts";
 import { deadline } from "../std/async.ts";
 import { connectionOf, noteBodyRead } from "./conn_context.ts";
 import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
-import { jsonError } from "./errors.ts";
+import { failWith, jsonError } from "./errors.ts";
 
 /**
  * Bodies announced up to this size are read with `req.text()`, Deno's fast
@@ -152,7 +150,7 @@ export async function readJson(
 ): Promise<{ body: unknown; text: string }> {
   const read = await readJsonBody(req, limit);
   if (read instanceof Response) {
-    throw new HTTPException(read.status as ContentfulStatusCode, { res: read });
+    failWith(read);
   }
   return read;
 }

@@ -160,13 +160,7 @@ export class RequestTicket implements Watched {
    * slot and the session place are freed even if a ledger listener throws.
    */
   end(outcome: RequestOutcome, status: number, detail?: string): boolean {
-    if (this.ended) return false;
-    this.#phase = "ended";
-    try {
-      return this.#office.ledger.finish(this.record, outcome, status, detail);
-    } finally {
-      this.#free();
-    }
+    return this.#settle(outcome, status, detail);
   }
 
   /**
@@ -211,14 +205,7 @@ export class RequestTicket implements Watched {
   #endAborted(detail: string): number {
     const timeout = this.timeout;
     if (timeout?.kind === "queue") {
-      if (!this.ended) {
-        this.#phase = "ended";
-        try {
-          this.#office.ledger.expire(this.record, 429, timeout.message);
-        } finally {
-          this.#free();
-        }
-      }
+      this.#settle("expired", 429, timeout.message);
       return 429;
     }
     if (timeout) {
@@ -230,6 +217,25 @@ export class RequestTicket implements Watched {
       : "request cancelled";
     this.end("cancelled", CLIENT_CLOSED_REQUEST, `${why} ${detail}`);
     return CLIENT_CLOSED_REQUEST;
+  }
+
+  // The one way out: records the outcome once; frees the slot and the
+  // session place even if a ledger listener throws.
+  #settle(
+    outcome: RequestOutcome | "expired",
+    status: number,
+    detail: string | undefined,
+  ): boolean {
+    if (this.ended) return false;
+    this.#phase = "ended";
+    const ledger = this.#office.ledger;
+    try {
+      return outcome === "expired"
+        ? ledger.expire(this.record, status, detail ?? "")
+        : ledger.finish(this.record, outcome, status, detail);
+    } finally {
+      this.#free();
+    }
   }
 
   #free(): void {
