@@ -58,6 +58,8 @@ export class RequestTicket implements Watched {
   #enteredAt: number;
   #sentAt = 0;
   #lastByteAt = 0;
+  // Chunks counted at the last sweep: the sweep, not each chunk, reads the clock.
+  #sweptChunks = 0;
   #release: () => void = () => {};
   #clientSignal: AbortSignal;
   #onClientGone = () => this.cancel("client disconnected");
@@ -145,9 +147,6 @@ export class RequestTicket implements Watched {
   /** A chunk of the answer reached the client. */
   chunk(): void {
     if (this.record.chunks++ === 0) this.record.firstByteAt = Date.now();
-    if (this.#place.limits.idle !== null) {
-      this.#lastByteAt = this.#office.deadlines.now();
-    }
   }
 
   /** Stops the request; its outcome is decided by whoever ends it. */
@@ -175,6 +174,10 @@ export class RequestTicket implements Watched {
   check(now: number): boolean {
     if (this.ended) return false;
     const limits = this.#place.limits;
+    if (this.record.chunks !== this.#sweptChunks) {
+      this.#sweptChunks = this.record.chunks;
+      this.#lastByteAt = now;
+    }
     const over = (since: number, seconds: number | null) =>
       seconds !== null && now - since >= seconds * 1000;
     let expired: RequestTimeout | undefined;
