@@ -96,6 +96,13 @@ export const EnvSchema = z.object({
   EDGEWORKER_KEEPALIVE_SECONDS: seconds.default(75),
   /** A request body's time to arrive whole. */
   EDGEWORKER_BODY_SECONDS: seconds.default(300),
+  /**
+   * An idle pooled connection to the model server is dropped after this:
+   * below the servers' own idle close (uvicorn's `timeout_keep_alive` 5 s in
+   * vLLM, SGLang and the ComfyUI wrapper; cpp-httplib's 5 s in llama.cpp;
+   * gunicorn's 2 s), so no request lands on a connection being closed.
+   */
+  EDGEWORKER_MODEL_IDLE_SECONDS: z.coerce.number().positive().default(1.5),
   EDGEWORKER_LOG_FROM: z.enum(["start", "end"]).default("start"),
   EDGEWORKER_BENCHMARK: z.enum(BENCHMARK_MODES).default("auto"),
   EDGEWORKER_BENCHMARK_FILE: z.string().default(".has_benchmark"),

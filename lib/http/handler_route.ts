@@ -27,6 +27,8 @@ export interface HandlerRouteDeps extends SessionDeps {
   admission: Admission;
   /** Throughput for the queue budget (live estimate or benchmark). */
   throughput: () => number | undefined;
+  /** Pool of connections to the model server (fetch's own when absent). */
+  modelClient?: Deno.HttpClient;
 }
 
 /** A request that passed every check and may be forwarded. */
@@ -67,6 +69,7 @@ export function handlerRoute(
       body: admitted.body,
       accept,
       signal: ticket.signal,
+      client: deps.modelClient,
     });
     if (!call.ok) {
       if (call.aborted) {

@@ -21,6 +21,7 @@ import {
   readTls,
   type Server,
 } from "../http/listen.ts";
+import { modelHttpClient } from "../http/proxy.ts";
 import { sessionEndApp } from "../http/session_routes.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import { Readiness } from "../model/readiness.ts";
@@ -159,6 +160,7 @@ export class Worker {
     const port = server.addr.port;
     const parts = buildParts(config, env, port, options.timings ?? {});
     const { ledger, lifecycle, sessions, reporter, engine } = parts;
+    const modelClient = modelHttpClient(env.EDGEWORKER_MODEL_IDLE_SECONDS);
     const stop = new AbortController();
     stop.signal.addEventListener(
       "abort",
@@ -167,6 +169,7 @@ export class Worker {
     serve = createApp({
       ...parts,
       throughput: () => parts.capacity.forQueueBudget(),
+      modelClient,
       maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES,
       update: { token: env.MASTER_TOKEN, file: env.EDGEWORKER_UPDATE_FILE },
       drainRetryAfterSeconds: DRAIN_RETRY_AFTER_SECONDS,
@@ -182,6 +185,7 @@ export class Worker {
       await sessions.shutdown();
       await parts.admission.close();
       parts.metrics.close();
+      modelClient.close();
       throw e;
     }
 
@@ -232,6 +236,7 @@ export class Worker {
         async () => await httpServer?.shutdown(),
         async () => await engine?.close(),
         () => parts.admission.close(),
+        () => Promise.resolve(modelClient.close()),
       ],
       reporter,
       metrics: parts.metrics,
