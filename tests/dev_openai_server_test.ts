@@ -212,11 +212,15 @@ Deno.test("sglang stand-in: /health is 503 while starting, then takes a generati
   await early.body?.cancel();
   assert.equal(early.status, 503);
   assert.ok(performance.now() - t0 < 1000, "503 at once while starting");
-  await waitFor(async () => {
-    const r = await fetch(`${llm.url}/v1/models`);
-    await r.body?.cancel();
-    return r.status === 200;
-  }, 3000, "up");
+  await waitFor(
+    async () => {
+      const r = await fetch(`${llm.url}/v1/models`);
+      await r.body?.cancel();
+      return r.status === 200;
+    },
+    3000,
+    "up",
+  );
   const t1 = performance.now();
   const ok = await fetch(`${llm.url}/health`);
   await ok.body?.cancel();
