@@ -266,46 +266,42 @@ export const WorkerConfigSchema = z.strictObject({
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends
   (<T>() => T extends B ? 1 : 2) ? true : false;
 
-// Each schema accepts exactly the type a user writes and gives exactly the
-// resolved type: a field added to one side only fails `deno check` here.
-const _sameTypes: [
-  Same<z.input<typeof LogActionConfigSchema>, LogActionConfig>,
-  Same<z.output<typeof LogActionConfigSchema>, ResolvedLogActionConfig>,
-  Same<z.input<typeof DeclarativeWorkloadSchema>, DeclarativeWorkload>,
-  Same<
-    z.output<typeof DeclarativeWorkloadSchema>,
-    ResolvedDeclarativeWorkload
-  >,
-  Same<z.input<typeof BenchmarkConfigSchema>, BenchmarkConfig>,
-  Same<z.output<typeof BenchmarkConfigSchema>, ResolvedBenchmarkConfig>,
-  Same<z.input<typeof TimeoutsConfigSchema>, TimeoutsConfig>,
-  Same<z.output<typeof TimeoutsConfigSchema>, TimeoutsConfig>,
-  Same<z.input<typeof HandlerConfigSchema>, HandlerConfig>,
-  Same<z.output<typeof HandlerConfigSchema>, ResolvedHandlerConfig>,
-  Same<z.input<typeof HealthcheckConfigSchema>, HealthcheckConfig>,
-  Same<z.output<typeof HealthcheckConfigSchema>, ResolvedHealthcheckConfig>,
-  Same<z.input<typeof EngineMetricsConfigSchema>, EngineMetricsConfig>,
-  Same<
-    z.output<typeof EngineMetricsConfigSchema>,
-    ResolvedEngineMetricsConfig
-  >,
-  Same<z.input<typeof WorkerConfigSchema>, WorkerConfig>,
-  Same<z.output<typeof WorkerConfigSchema>, ResolvedWorkerConfig>,
-] = [
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
+/** True when schema `S` takes exactly `In` and gives exactly `Out`. */
+type Typed<S extends z.ZodType, In, Out> =
+  [Same<z.input<S>, In>, Same<z.output<S>, Out>] extends [true, true] ? true
+    : false;
+
+/** Each schema, the type a user writes and the resolved type it gives. */
+type Contracts = [
+  [typeof LogActionConfigSchema, LogActionConfig, ResolvedLogActionConfig],
+  [
+    typeof DeclarativeWorkloadSchema,
+    DeclarativeWorkload,
+    ResolvedDeclarativeWorkload,
+  ],
+  [typeof BenchmarkConfigSchema, BenchmarkConfig, ResolvedBenchmarkConfig],
+  [typeof TimeoutsConfigSchema, TimeoutsConfig, TimeoutsConfig],
+  [typeof HandlerConfigSchema, HandlerConfig, ResolvedHandlerConfig],
+  [
+    typeof HealthcheckConfigSchema,
+    HealthcheckConfig,
+    ResolvedHealthcheckConfig,
+  ],
+  [
+    typeof EngineMetricsConfigSchema,
+    EngineMetricsConfig,
+    ResolvedEngineMetricsConfig,
+  ],
+  [typeof WorkerConfigSchema, WorkerConfig, ResolvedWorkerConfig],
 ];
+
+type Checked<T> = {
+  [K in keyof T]: T[K] extends [infer S extends z.ZodType, infer In, infer Out]
+    ? Typed<S, In, Out>
+    : false;
+};
+
+// A field added to a schema or a type alone makes one entry false, this
+// type `never`, and the line below a `deno check` error.
+const _sameTypes: false extends Checked<Contracts>[number] ? never : true =
+  true;

@@ -183,6 +183,7 @@ export function checkWorkerAnswer(
 export async function expectWorkerError(
   res: Response,
   statuses: readonly number[],
+  record: Verdict["record"] = "none",
 ): Promise<Verdict> {
   const { text } = await readBody(res);
   if (relayed(res)) {
@@ -197,7 +198,7 @@ export async function expectWorkerError(
     };
   }
   return {
-    record: "none",
+    record,
     seen: String(res.status),
     problems: checkWorkerAnswer(
       res.status,
