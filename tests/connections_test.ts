@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { EnvError, readEnv } from "../lib/config/env.ts";
 import { raiseFdLimit } from "../lib/worker/fd_limit.ts";
-import { freePort, waitReady } from "./e2e/_scenario.ts";
+import { freePort, waitReady, workerEnv } from "./e2e/_scenario.ts";
 import {
   parseAnswer,
   rawConnect,
@@ -216,14 +216,7 @@ async function spawnLimitedWorker(dir: string, modelUrl: string, fds: number) {
       main,
     ],
     cwd: dir,
-    env: {
-      NO_COLOR: "1",
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      UNSECURED: "true",
-      EDGEWORKER_HOST: "127.0.0.1",
-      EDGEWORKER_BENCHMARK: "skip",
-    },
+    env: workerEnv(port, { UNSECURED: "true", EDGEWORKER_BENCHMARK: "skip" }),
     stdout: "null",
     stderr: "piped",
   }).spawn();

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { freePort, waitReady } from "../e2e/_scenario.ts";
+import { freePort, waitReady, workerEnv } from "../e2e/_scenario.ts";
 
 const MAIN = Deno.env.get("FLOOD_MAIN") ??
   new URL("../../main.ts", import.meta.url).pathname;
@@ -76,14 +76,11 @@ async function startWorker(ulimit?: number) {
   const child = new Deno.Command("bash", {
     args: ["-c", ulimit ? `ulimit -n ${ulimit}; ${deno}` : deno],
     cwd: dir,
-    env: {
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      EDGEWORKER_HOST: "127.0.0.1",
+    env: workerEnv(port, {
       UNSECURED: "true",
       EDGEWORKER_LOG_LEVEL: "warning",
       ...EXTRA_ENV,
-    },
+    }),
     stdout: "null",
     stderr: "piped",
   }).spawn();

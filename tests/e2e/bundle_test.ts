@@ -11,7 +11,12 @@ import { startControlPlane } from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
 import { waitFor } from "../helpers/http.ts";
 import { startHelloWorldServer } from "../../dev/hello_world_server.ts";
-import { freePort, serveYamlScenario, waitReady } from "./_scenario.ts";
+import {
+  freePort,
+  serveYamlScenario,
+  waitReady,
+  workerEnv,
+} from "./_scenario.ts";
 import {
   WORKER_PERMISSION_FLAGS,
   WORKER_RUNTIME_FLAGS,
@@ -109,12 +114,8 @@ Deno.test("with only its permission set the artifact verifies signatures, tails 
     args: [...pre, "run", "--preset", "hello_world"],
     cwd: dir,
     clearEnv: true,
-    env: {
+    env: workerEnv(port, {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      NO_COLOR: "1",
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      EDGEWORKER_HOST: "127.0.0.1",
       REPORT_ADDR: cp.url,
       CONTAINER_ID: "11",
       MODEL_SERVER_URL: model.url,
@@ -123,7 +124,7 @@ Deno.test("with only its permission set the artifact verifies signatures, tails 
       BENCHMARK_RUNS: "1",
       BENCHMARK_CONCURRENCY: "2",
       EDGEWORKER_DRAIN_SECONDS: "2",
-    },
+    }),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -210,15 +211,11 @@ async function runWith(
     const out = await new Deno.Command(cmd, {
       args: [...pre, ...args],
       cwd: dir,
-      env: {
-        NO_COLOR: "1",
-        WORKER_PORT: String(freePort()),
-        WORKER_HTTP_PORT: String(freePort()),
+      env: workerEnv(freePort(), {
         UNSECURED: "true",
-        EDGEWORKER_HOST: "127.0.0.1",
         EDGEWORKER_BENCHMARK: "skip",
         ...env,
-      },
+      }),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
