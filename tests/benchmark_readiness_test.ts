@@ -60,8 +60,7 @@ async function withStandIn(
     await fn(s, join(dir, ".has_benchmark"), workers);
   } finally {
     for (const w of workers) {
-      await w.shutdown();
-      await Deno.remove(w.dir, { recursive: true });
+      await w.stop();
     }
     await s.close();
     await Deno.remove(dir, { recursive: true });
