@@ -114,6 +114,40 @@ async function sendText(
   }
 }
 
+/** Sends `chaos` (a stream), reads `k` events and leaves. */
+async function leaveAfterEvents(
+  ctx: RequestCtx,
+  chaos: string,
+  k: number,
+): Promise<Verdict> {
+  const abort = new AbortController();
+  try {
+    const res = await send(
+      ctx,
+      envelopeText(ctx, payloadOf(ctx, chaos)),
+      { signal: abort.signal },
+    );
+    if (!relayed(res)) {
+      const { text } = await readBody(res);
+      return {
+        record: "any",
+        seen: `${res.status} from worker`,
+        problems: [
+          `expected a stream, got ${res.status}: ${text.slice(0, 80)}`,
+        ],
+      };
+    }
+    const got = await readEventsThenLeave(res, k, abort);
+    return {
+      record: ["Cancelled"],
+      seen: `left after ${got}`,
+      problems: got === k ? [] : [`${got} of ${k} events before leaving`],
+    };
+  } catch (e) {
+    return leftOrFailed(e);
+  }
+}
+
 /** The model's 200 relayed and recorded as a success. */
 function relayedOk(res: Response): Promise<Verdict> {
   return expectRelayed(res, 200, ["Success"]);
@@ -363,55 +397,16 @@ export const INGREDIENTS: readonly Ingredient[] = [
     group: "client",
     weight: 3,
     about: "client leaves a slow stream after 0-5 events",
-    run: async (ctx) => {
-      const abort = new AbortController();
-      const k = ctx.rng.int(0, 5);
-      try {
-        const res = await send(
-          ctx,
-          envelopeText(ctx, payloadOf(ctx, "stream:30:40")),
-          { signal: abort.signal },
-        );
-        if (!relayed(res)) {
-          const { text } = await readBody(res);
-          return {
-            record: "any",
-            seen: `${res.status} from worker`,
-            problems: [
-              `expected a stream, got ${res.status}: ${text.slice(0, 80)}`,
-            ],
-          };
-        }
-        await readEventsThenLeave(res, k, abort);
-        return { record: ["Cancelled"], seen: `left after ${k}`, problems: [] };
-      } catch (e) {
-        return leftOrFailed(e);
-      }
-    },
+    run: (ctx) => leaveAfterEvents(ctx, "stream:30:40", ctx.rng.int(0, 5)),
   },
   {
     name: "stall_stream_leave",
     group: "client",
     weight: 2,
     about: "stream stalls after 1-3 events, client leaves",
-    run: async (ctx) => {
-      const abort = new AbortController();
+    run: (ctx) => {
       const k = ctx.rng.int(1, 3);
-      try {
-        const res = await send(
-          ctx,
-          envelopeText(ctx, payloadOf(ctx, `stall-stream:${k}`)),
-          { signal: abort.signal },
-        );
-        const got = await readEventsThenLeave(res, k, abort);
-        return {
-          record: ["Cancelled"],
-          seen: `left after ${got}`,
-          problems: got === k ? [] : [`${got} of ${k} events before the stall`],
-        };
-      } catch (e) {
-        return leftOrFailed(e);
-      }
+      return leaveAfterEvents(ctx, `stall-stream:${k}`, k);
     },
   },
   {
