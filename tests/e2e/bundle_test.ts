@@ -11,6 +11,7 @@ import { startControlPlane } from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
 import { waitFor } from "../helpers/http.ts";
 import { startHelloWorldServer } from "../../dev/hello_world_server.ts";
+import { runCommand } from "../../tools/command.ts";
 import {
   freePort,
   serveYamlScenario,
@@ -208,23 +209,15 @@ async function runWith(
       `${dir}/worker.yaml`,
       "modelServerUrl: http://127.0.0.1:1\nreadiness: none\nhandlers:\n  - route: /x\n",
     );
-    const out = await new Deno.Command(cmd, {
-      args: [...pre, ...args],
+    const out = await runCommand(cmd, [...pre, ...args], {
       cwd: dir,
       env: workerEnv(freePort(), {
         UNSECURED: "true",
         EDGEWORKER_BENCHMARK: "skip",
         ...env,
       }),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return {
-      code: out.code,
-      text: dec.decode(out.stdout) + dec.decode(out.stderr),
-    };
+    });
+    return { code: out.code, text: out.stdout + out.stderr };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
