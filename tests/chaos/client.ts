@@ -218,8 +218,3 @@ export function errorText(e: unknown): string {
 export function isAbort(e: unknown): boolean {
   return e instanceof DOMException && e.name === "AbortError";
 }
-
-/** Sleeps `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

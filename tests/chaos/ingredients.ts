@@ -20,7 +20,6 @@ import {
   relayed,
   type RequestCtx,
   send,
-  sleep,
   type Verdict,
 } from "./client.ts";
 import { holdIdleConnections, rawRequest } from "./raw_client.ts";
@@ -785,5 +784,3 @@ export function selectIngredients(
     (only.length === 0 || hit(i, only)) && !hit(i, without)
   );
 }
-
-export { sleep };
