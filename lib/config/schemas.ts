@@ -152,7 +152,7 @@ export const DEFAULT_TIMEOUTS = Object.freeze({
   total: null,
 });
 
-/** A 2xx JSON answer that reports a failure (see `FailureBody`). */
+/** A JSON answer that reports a failure (see `FailureBody`). */
 export const FailureBodySchema = z.strictObject({
   path: z.string().min(1),
   values: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()]))
@@ -182,7 +182,7 @@ export const HandlerConfigSchema = z.strictObject({
   unwrapInput: z.boolean().default(false),
   requestParser: fn<RequestParser>("a request parser").optional(),
   responseGenerator: fn<ResponseGenerator>("a response generator").optional(),
-  /** A 2xx JSON answer that counts as a failure. */
+  /** A JSON answer that counts as a failure, whatever its status. */
   failureBody: FailureBodySchema.optional(),
   benchmark: BenchmarkConfigSchema.optional(),
   /** This route's limits; each unset one is the worker's. */

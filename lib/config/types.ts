@@ -41,10 +41,11 @@ export type ResponseGenerator = (
 ) => Response | Promise<Response>;
 
 /**
- * A JSON answer that reports a failure under HTTP 2xx: the value at the
- * dotted `path` is one of `values` (e.g. ComfyUI wrappers before 2026-05-07
- * answer a failed job `200 {"status": "failed"}`). Such an answer is
- * relayed unchanged but counts as an error in the ledger and the benchmark.
+ * A JSON answer that reports a failure, whatever its HTTP status: the
+ * value at the dotted `path` is one of `values` (ComfyUI wrappers before
+ * 2026-05-07 answer a failed job `200 {"status": "failed"}`, later ones
+ * 500/502/503 with the same body). Such an answer is relayed unchanged but
+ * counts as an error in the ledger and fails its benchmark request.
  */
 export interface FailureBody {
   /** Dotted path into the answer, e.g. `status` or `result.state`. */
@@ -224,8 +225,9 @@ export interface HandlerConfig {
   /** Builds the client's answer from the model's response. */
   responseGenerator?: ResponseGenerator;
   /**
-   * A 2xx JSON answer that is a failure all the same (read whole, relayed
-   * unchanged, counted as an error and as a failed benchmark request).
+   * A JSON answer that is a failure whatever its status (read whole,
+   * relayed unchanged, counted as an error and as a failed benchmark
+   * request).
    */
   failureBody?: FailureBody;
   /** The startup benchmark; at most one handler has one. */

@@ -154,8 +154,10 @@ export function abortedAnswer(ticket: RequestTicket, status: number): Response {
  * is far cheaper than a JS stream and lets a model server that breaks off
  * be answered with a clear 502. A status HTTP cannot carry (outside
  * 200–599) is the model server's fault: 502. With `failureOf` (the
- * handler's `failureBody`) the answer is read whole and a 2xx body it
- * names a failure is relayed unchanged but ends the ticket as an error.
+ * handler's `failureBody`) the answer is read whole, and one it names a
+ * failure is relayed unchanged but ends the ticket as an error (a relayed
+ * status alone, 5xx included, does not: the Python worker counts those as
+ * served too).
  */
 export async function relay(
   response: Response,
@@ -179,9 +181,7 @@ export async function relay(
     try {
       const bytes = await response.arrayBuffer();
       ticket.chunk();
-      const failure = failureOf && status < 300
-        ? failureOf(new TextDecoder().decode(bytes))
-        : undefined;
+      const failure = failureOf?.(new TextDecoder().decode(bytes));
       if (failure) ticket.end("error", status, failure);
       else ticket.end("success", status);
       return new Response(bytes, { status, headers });

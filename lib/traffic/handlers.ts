@@ -30,7 +30,7 @@ export interface CompiledHandler {
   readonly forwardsAsSent: boolean;
   readonly responseGenerator?: ResponseGenerator;
   /**
-   * Why a 2xx answer body (its text) is a failure all the same, or
+   * Why an answer body (its text) reports a failure, or
    * `undefined` when it is not; absent when the handler has no
    * `failureBody`.
    */
