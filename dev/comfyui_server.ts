@@ -104,6 +104,8 @@ export interface ComfyUiServer extends StandInServer {
   readonly comfyUrl: string;
   /** Changes the generation time per image (for jobs that start later). */
   setSecondsPerImage(seconds: number): void;
+  /** ComfyUI finishes loading now, before `startupDelayMs` is over. */
+  load(): void;
 }
 
 /** How long a current wrapper's first job waits for ComfyUI. */
@@ -143,6 +145,10 @@ class ComfyStandIn extends StandIn<ComfyUiServerOptions>
 
   setSecondsPerImage(seconds: number): void {
     this.#secondsPerImage = seconds;
+  }
+
+  load(): void {
+    this.endStartupNow();
   }
 
   override crash(): Promise<void> {
