@@ -14,8 +14,10 @@ import type {
   BenchmarkConfig,
   DeclarativeWorkload,
   EngineMetricsConfig,
+  FailureBody,
   HandlerConfig,
   HealthcheckConfig,
+  LoadProbeConfig,
   LogActionConfig,
   LogPattern,
   Payload,
@@ -25,6 +27,7 @@ import type {
   ResolvedEngineMetricsConfig,
   ResolvedHandlerConfig,
   ResolvedHealthcheckConfig,
+  ResolvedLoadProbeConfig,
   ResolvedLogActionConfig,
   ResolvedWorkerConfig,
   ResponseGenerator,
@@ -149,6 +152,13 @@ export const DEFAULT_TIMEOUTS = Object.freeze({
   total: null,
 });
 
+/** A JSON answer that reports a failure (see `FailureBody`). */
+export const FailureBodySchema = z.strictObject({
+  path: z.string().min(1),
+  values: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()]))
+    .min(1),
+});
+
 /** One route of the worker, forwarded to the same path on the model server. */
 export const HandlerConfigSchema = z.strictObject({
   route: z.string().startsWith("/", {
@@ -172,6 +182,8 @@ export const HandlerConfigSchema = z.strictObject({
   unwrapInput: z.boolean().default(false),
   requestParser: fn<RequestParser>("a request parser").optional(),
   responseGenerator: fn<ResponseGenerator>("a response generator").optional(),
+  /** A JSON answer that counts as a failure, whatever its status. */
+  failureBody: FailureBodySchema.optional(),
   benchmark: BenchmarkConfigSchema.optional(),
   /** This route's limits; each unset one is the worker's. */
   timeouts: TimeoutsConfigSchema.optional(),
@@ -189,6 +201,13 @@ export const EngineMetricsConfigSchema = z.strictObject({
   kind: z.enum(["vllm", "sglang", "tgi"]),
   path: z.string().startsWith("/").default("/metrics"),
   intervalSeconds: z.number().positive().default(5),
+});
+
+/** URLs that, all answering 2xx, mark the model loaded (see `LoadProbeConfig`). */
+export const LoadProbeConfigSchema = z.strictObject({
+  urls: z.array(z.string().min(1)).min(1),
+  intervalSeconds: z.number().positive().default(5),
+  timeoutSeconds: z.number().positive().default(2),
 });
 
 /** The whole worker. */
@@ -224,6 +243,7 @@ export const WorkerConfigSchema = z.strictObject({
   /** Limits of every route's model calls (see {@linkcode DEFAULT_TIMEOUTS}). */
   timeouts: TimeoutsConfigSchema.default({}),
   engineMetrics: EngineMetricsConfigSchema.optional(),
+  loadProbe: LoadProbeConfigSchema.optional(),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.handlers.forEach((h, i) => {
@@ -292,6 +312,8 @@ type Contracts = [
     EngineMetricsConfig,
     ResolvedEngineMetricsConfig,
   ],
+  [typeof FailureBodySchema, FailureBody, FailureBody],
+  [typeof LoadProbeConfigSchema, LoadProbeConfig, ResolvedLoadProbeConfig],
   [typeof WorkerConfigSchema, WorkerConfig, ResolvedWorkerConfig],
 ];
 

@@ -41,6 +41,20 @@ export type ResponseGenerator = (
 ) => Response | Promise<Response>;
 
 /**
+ * A JSON answer that reports a failure, whatever its HTTP status: the
+ * value at the dotted `path` is one of `values` (ComfyUI wrappers before
+ * 2026-05-07 answer a failed job `200 {"status": "failed"}`, later ones
+ * 500/502/503 with the same body). Such an answer is relayed unchanged but
+ * counts as an error in the ledger and fails its benchmark request.
+ */
+export interface FailureBody {
+  /** Dotted path into the answer, e.g. `status` or `result.state`. */
+  path: string;
+  /** Values at `path` that mean the request failed. */
+  values: (string | number | boolean | null)[];
+}
+
+/**
  * A log line pattern: a substring, a `RegExp` (TypeScript only) or
  * `{ regex: "..." }` (the YAML form of a regex).
  */
@@ -210,6 +224,12 @@ export interface HandlerConfig {
   requestParser?: RequestParser;
   /** Builds the client's answer from the model's response. */
   responseGenerator?: ResponseGenerator;
+  /**
+   * A JSON answer that is a failure whatever its status (read whole,
+   * relayed unchanged, counted as an error and as a failed benchmark
+   * request).
+   */
+  failureBody?: FailureBody;
   /** The startup benchmark; at most one handler has one. */
   benchmark?: BenchmarkConfig;
   /** This route's limits; each unset one is the worker's. */
@@ -307,7 +327,27 @@ export interface WorkerConfig {
   timeouts?: TimeoutsConfig;
   /** Engine metrics to scrape into `/metrics`. */
   engineMetrics?: EngineMetricsConfig;
+  /** Another sign of "loaded" besides the `onLoad` line (log modes only). */
+  loadProbe?: LoadProbeConfig;
 }
+
+/**
+ * URLs that, all answering 2xx in one round of probes, mark the model
+ * loaded as an `onLoad` line would: for servers whose older versions print
+ * no load line (the Python ComfyUI worker's readiness shim probes ComfyUI's
+ * `/system_stats` and the wrapper's `/health` the same way).
+ */
+export interface LoadProbeConfig {
+  /** Paths on the model server (`/health`) or full URLs; at least one. */
+  urls: string[];
+  /** Seconds between rounds. @default {5} */
+  intervalSeconds?: number;
+  /** Seconds one probe may take. @default {2} */
+  timeoutSeconds?: number;
+}
+
+/** {@linkcode LoadProbeConfig} after validation. */
+export type ResolvedLoadProbeConfig = Required<LoadProbeConfig>;
 
 /**
  * {@linkcode WorkerConfig} after validation (what
@@ -328,4 +368,6 @@ export interface ResolvedWorkerConfig extends WorkerConfig {
   timeouts: TimeoutsConfig;
   /** Engine metrics, resolved. */
   engineMetrics?: ResolvedEngineMetricsConfig;
+  /** The load probe, resolved. */
+  loadProbe?: ResolvedLoadProbeConfig;
 }

@@ -89,7 +89,7 @@ export function handlerRoute(
         fail(500, { error: why });
       }
     }
-    return await relay(response, ticket);
+    return await relay(response, ticket, handler.failureOf);
   };
 }
 

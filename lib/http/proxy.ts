@@ -153,11 +153,16 @@ export function abortedAnswer(ticket: RequestTicket, status: number): Response {
  * answer of known length that is not a stream is read whole first, which
  * is far cheaper than a JS stream and lets a model server that breaks off
  * be answered with a clear 502. A status HTTP cannot carry (outside
- * 200–599) is the model server's fault: 502.
+ * 200–599) is the model server's fault: 502. With `failureOf` (the
+ * handler's `failureBody`) the answer is read whole, and one it names a
+ * failure is relayed unchanged but ends the ticket as an error (a relayed
+ * status alone, 5xx included, does not: the Python worker counts those as
+ * served too).
  */
 export async function relay(
   response: Response,
   ticket: RequestTicket,
+  failureOf?: (body: string) => string | undefined,
 ): Promise<Response> {
   const status = response.status;
   if (status < 200 || status > 599) {
@@ -172,11 +177,13 @@ export async function relay(
     ticket.end("success", status);
     return new Response(null, { status, headers });
   }
-  if (!isStreaming(response.headers)) {
+  if (!isStreaming(response.headers) || failureOf) {
     try {
       const bytes = await response.arrayBuffer();
       ticket.chunk();
-      ticket.end("success", status);
+      const failure = failureOf?.(new TextDecoder().decode(bytes));
+      if (failure) ticket.end("error", status, failure);
+      else ticket.end("success", status);
       return new Response(bytes, { status, headers });
     } catch (e) {
       if (ticket.signal.aborted) {

@@ -1,6 +1,6 @@
 /**
  * Learns the truth about the model server and drives the lifecycle:
- * loading (log line and/or health URL, with a timeout), benchmarking
+ * loading (log line, or the load probe, and/or health URL, with a timeout), benchmarking
  * (cached in `.has_benchmark`), ready; error on fatal log lines, failed
  * benchmarks and failing health probes, with recovery from the latter.
  *
@@ -54,10 +54,17 @@ export interface ReadinessOptions {
 /** Resolves a health setting (path or URL) against the model server. */
 export function healthUrlOf(config: ResolvedWorkerConfig): string | undefined {
   const h = config.modelHealthUrl;
-  if (!h) return undefined;
-  if (/^https?:\/\//.test(h)) return h;
+  return h ? modelUrlOf(config, h) : undefined;
+}
+
+/** A path on the model server, or a full URL as it is. */
+export function modelUrlOf(
+  config: ResolvedWorkerConfig,
+  pathOrUrl: string,
+): string {
+  if (/^https?:\/\//.test(pathOrUrl)) return pathOrUrl;
   return config.modelServerUrl.replace(/\/+$/, "") +
-    (h.startsWith("/") ? h : `/${h}`);
+    (pathOrUrl.startsWith("/") ? pathOrUrl : `/${pathOrUrl}`);
 }
 
 /** How often the log says the model is still loading. */
@@ -95,6 +102,9 @@ export class Readiness {
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
   #sequence: Promise<void> | undefined;
   #healthFailed = false;
+  /** Ends the load probe once loaded (or at close). */
+  #loadProbeStop = new AbortController();
+  #loadProbing: Promise<void> | undefined;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
@@ -129,6 +139,9 @@ export class Readiness {
       await this.#monitor.start();
     }
     lifecycle.to("loading", this.#describeWait(mode));
+    if (config.loadProbe && readinessWaitsFor(mode).log) {
+      this.#loadProbing = this.#probeUntilLoaded(config.loadProbe.urls);
+    }
     this.#sequence = this.#run(mode).catch((e) => {
       if (!this.#abort.signal.aborted) {
         lifecycle.fail(e instanceof Error ? e.message : String(e));
@@ -139,6 +152,8 @@ export class Readiness {
   /** Stops every probe, watcher and benchmark in flight. */
   async close(): Promise<void> {
     this.#abort.abort();
+    this.#loadProbeStop.abort();
+    await this.#loadProbing;
     await this.#monitor?.close();
     await this.#health?.close();
     await this.#sequence;
@@ -147,6 +162,7 @@ export class Readiness {
   #onLoadLine(line: string): void {
     const { lifecycle } = this.#o;
     log.info("Model load line: {line}", { line });
+    this.#loadProbeStop.abort();
     this.#loaded.resolve();
     // A load line after a (non-fatal) error means the model server restarted.
     if (lifecycle.state === "error" && !lifecycle.fatal && this.#sequence) {
@@ -172,7 +188,12 @@ export class Readiness {
 
   #describeWait(mode: ReadinessMode): string {
     const { config } = this.#o;
-    const load = config.logActions.onLoad.map(String).join(" | ");
+    const probe = config.loadProbe
+      ? ` (or 200 from ${
+        config.loadProbe.urls.map((u) => modelUrlOf(config, u)).join(" and ")
+      })`
+      : "";
+    const load = config.logActions.onLoad.map(String).join(" | ") + probe;
     switch (mode) {
       case "logs":
         return `waiting for "${load}" in ${config.modelLogFile}`;
@@ -291,6 +312,39 @@ export class Readiness {
         : `Benchmark failed: ${e instanceof Error ? e.message : String(e)}`;
       lifecycle.fail(why);
       return undefined;
+    }
+  }
+
+  /**
+   * Probes every URL of the load probe each interval; once all answer 2xx
+   * in one round the model counts as loaded, as by a load line.
+   */
+  async #probeUntilLoaded(urls: readonly string[]): Promise<void> {
+    const { config } = this.#o;
+    const { intervalSeconds, timeoutSeconds } = config.loadProbe!;
+    const targets = urls.map((u) => modelUrlOf(config, u));
+    const signal = this.#loadProbeStop.signal;
+    let last = "";
+    while (!signal.aborted) {
+      const results = await Promise.all(
+        targets.map((u) => probe(u, timeoutSeconds * 1000, signal)),
+      );
+      if (signal.aborted) return;
+      const failing = results.findIndex((r) => !r.ok);
+      if (failing < 0) {
+        log.info("Model loaded: {urls} answered (no load line)", {
+          urls: targets.join(" and "),
+        });
+        this.#loaded.resolve();
+        return;
+      }
+      const r = results[failing];
+      const reason = `${targets[failing]}: ${r.ok ? "" : r.reason}`;
+      if (reason !== last) {
+        log.info("Load probe waiting for {reason}", { reason });
+        last = reason;
+      }
+      await delay(intervalSeconds * 1000, { signal }).catch(() => {});
     }
   }
 

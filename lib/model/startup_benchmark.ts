@@ -91,10 +91,17 @@ async function sendBenchmark(
     signal,
   });
   // Read the whole answer: throughput means work done, not headers sent.
-  await res.arrayBuffer();
+  const body = await res.text();
   // A failure throws, so an all-failing benchmark names its cause.
   if (!res.ok) {
     throw new Error(`HTTP ${res.status} from ${handler.upstreamUrl}`);
+  }
+  // A fast "200, status: failed" must not score as fast work done.
+  const failure = handler.failureOf?.(body);
+  if (failure) {
+    throw new Error(
+      `${failure} (HTTP ${res.status} from ${handler.upstreamUrl})`,
+    );
   }
   return true;
 }
