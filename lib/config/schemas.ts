@@ -16,9 +16,11 @@ import type {
   EngineMetricsConfig,
   HandlerConfig,
   HealthcheckConfig,
+  LifecycleHook,
   LogActionConfig,
   LogPattern,
   Payload,
+  RemoteFunction,
   RequestParser,
   ResolvedBenchmarkConfig,
   ResolvedDeclarativeWorkload,
@@ -160,8 +162,8 @@ export const HandlerConfigSchema = z.strictObject({
   }).optional(),
   /** `false`: strict FIFO, one at a time across all such handlers. */
   allowParallelRequests: z.boolean().default(false),
-  /** Seconds of estimated queue wait above which requests get 429; null: none. */
-  maxQueueTime: z.number().positive().nullable().default(30),
+  /** Seconds of estimated queue wait above which requests get 429 (0: any wait); null: none. */
+  maxQueueTime: z.number().nonnegative().nullable().default(30),
   /** Parallel handlers: at most this many at once, FIFO beyond. */
   maxConcurrency: z.int().positive().optional(),
   workload: z.union([
@@ -172,6 +174,8 @@ export const HandlerConfigSchema = z.strictObject({
   unwrapInput: z.boolean().default(false),
   requestParser: fn<RequestParser>("a request parser").optional(),
   responseGenerator: fn<ResponseGenerator>("a response generator").optional(),
+  /** TypeScript only: served by the worker itself. */
+  remoteFunction: fn<RemoteFunction>("a remote").optional(),
   benchmark: BenchmarkConfigSchema.optional(),
   /** This route's limits; each unset one is the worker's. */
   timeouts: TimeoutsConfigSchema.optional(),
@@ -224,6 +228,8 @@ export const WorkerConfigSchema = z.strictObject({
   /** Limits of every route's model calls (see {@linkcode DEFAULT_TIMEOUTS}). */
   timeouts: TimeoutsConfigSchema.default({}),
   engineMetrics: EngineMetricsConfigSchema.optional(),
+  /** TypeScript only: an async startup step instead of a model log. */
+  lifecycle: fn<LifecycleHook>("a lifecycle").optional(),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.handlers.forEach((h, i) => {

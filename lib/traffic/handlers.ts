@@ -7,6 +7,7 @@
 import {
   DEFAULT_TIMEOUTS,
   type Payload,
+  type RemoteFunction,
   type ResolvedHandlerConfig,
   type ResponseGenerator,
   type TimeoutsConfig,
@@ -27,6 +28,8 @@ export interface CompiledHandler {
    */
   readonly forwardsAsSent: boolean;
   readonly responseGenerator?: ResponseGenerator;
+  /** Set when the worker answers itself instead of the model server. */
+  readonly remoteFunction?: RemoteFunction;
   readonly maxQueueTime: number | null;
   /** Queue time and timeouts of one request, resolved. */
   readonly limits: RequestLimits;
@@ -77,6 +80,7 @@ export function compileHandler(
     workload: workloadOf(config.workload, config.route),
     parse,
     responseGenerator: config.responseGenerator,
+    remoteFunction: config.remoteFunction,
     maxQueueTime: config.maxQueueTime,
     limits: resolveLimits(config, workerTimeouts),
     config,
