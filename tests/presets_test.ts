@@ -103,12 +103,18 @@ Deno.test("every preset builds a valid config with one benchmark handler", () =>
     "wan",
     "ace",
     "hello_world",
+    "null",
     "generic",
   ]);
   for (const p of PRESETS) {
-    if (p.name === "generic") continue;
-    const c = configOf(p.name);
+    const c = p.name === "generic" ? undefined : configOf(p.name);
+    if (!c) continue;
     assert.equal(c.handlers.filter((h) => h.benchmark).length, 1, p.name);
+    // The null worker has no model: a lifecycle hook instead of a log.
+    if (p.name === "null") {
+      assert.ok(c.lifecycle && c.handlers[0].remoteFunction, p.name);
+      continue;
+    }
     assert.ok(c.modelLogFile, `${p.name} log`);
     assert.ok(c.logActions.onLoad.length > 0, `${p.name} load pattern`);
     assert.ok(c.logActions.onError.length > 0, `${p.name} error pattern`);
