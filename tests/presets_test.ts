@@ -209,8 +209,12 @@ Deno.test("OpenAI family workload: the requested tokens, as Python and the clien
     1024,
     "chat: remaining context, counted 1024",
   );
-  assert.equal(workload(vllm, "/v1/embeddings")({ input: ["ab", "cdef"] }), 2);
-  assert.equal(workload(vllm, "/v1/embeddings")({ input: "" }), 1);
+  // Embeddings as Python counts them: 500 per 600 characters (one
+  // benchmark request), clamped to 50-4000.
+  const embeddings = workload(vllm, "/v1/embeddings");
+  assert.equal(embeddings({ input: ["ab", "cdef"] }), 50);
+  assert.equal(embeddings({ input: "e".repeat(1200) }), 1000);
+  assert.equal(embeddings({ input: [[1, 2, 3], 7, "é".repeat(584)] }), 500);
   assert.equal(
     workload(configOf("sglang"), "/v1/completions")({ prompt: "abcd" }),
     16,
