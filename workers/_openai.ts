@@ -303,7 +303,9 @@ function openAiHandlers(
     route: r.route,
     allowParallelRequests: true,
     maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, 600),
-    unwrapInput: true,
+    ...(r.requestParser
+      ? { requestParser: r.requestParser }
+      : { unwrapInput: true }),
     workload: r.workload,
     ...(r.route === bench
       ? {

@@ -16,6 +16,7 @@
  * @module
  */
 import type { Payload } from "../lib/config/schemas.ts";
+import { unwrapInput } from "../lib/traffic/handlers.ts";
 import { randomWords } from "./_words.ts";
 
 /** One benchmark request's weight: the completions benchmark's `max_tokens`. */
@@ -60,6 +61,8 @@ export interface OpenAiRoute {
   route: string;
   workload: (payload: Payload) => number;
   benchmark: RouteBenchmark;
+  /** Checks and unwraps the payload; unset: `unwrapInput`. */
+  requestParser?: (payload: Payload) => Payload;
 }
 
 /** What the route table needs from the environment. */
@@ -127,6 +130,53 @@ function speechReferences(p: Payload): unknown[] {
       : r
   );
   return [...flatten([p.ref_audio]), p.ref_audio_2, ...paths];
+}
+
+/** The schemes a reference the engine fetches may have: never a path on the instance. */
+const REFERENCE_SCHEMES = ["http:", "https:", "data:"];
+
+function checkReferences(values: unknown[], field: string): void {
+  for (const v of values) {
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string") throw new Error(`${field}: must be a string`);
+    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(v)?.[0].toLowerCase();
+    if (!scheme || !REFERENCE_SCHEMES.includes(scheme)) {
+      throw new Error(`${field}: must be an http(s) URL or a data: URI`);
+    }
+  }
+}
+
+/**
+ * Speech payloads, as Python's `speech_request_parser`: `input` unwrapped
+ * only when it is an object (it is the text otherwise), empty references
+ * dropped, and every voice-clone reference an http(s) URL or a `data:`
+ * URI (the engine fetches it; a file path would read the instance's disk).
+ *
+ * @throws {Error} naming the field; the client gets 422
+ */
+export function speechRequest(payload: Payload): Payload {
+  const p = { ...unwrapInput(payload) };
+  for (const k of ["ref_audio", "ref_audio_2"]) if (p[k] === "") delete p[k];
+  checkReferences(speechReferences(p), "ref_audio");
+  return p;
+}
+
+/** Speech batches, as Python's `speech_batch_request_parser`. */
+export function speechBatchRequest(payload: Payload): Payload {
+  const p = { ...unwrapInput(payload) };
+  const items = p.items;
+  if (
+    !Array.isArray(items) ||
+    !items.every((i) =>
+      typeof i === "object" && i !== null && !Array.isArray(i)
+    )
+  ) {
+    throw new Error("items: must be a list of objects");
+  }
+  const all = [p, ...(items as Payload[])];
+  for (const item of all) if (item.ref_audio === "") delete item.ref_audio;
+  checkReferences(all.map((i) => i.ref_audio), "ref_audio");
+  return p;
 }
 
 /** Text, plus one reference request per voice-clone reference. */
@@ -256,6 +306,7 @@ export function extraRoutes(s: RouteSettings): OpenAiRoute[] {
     {
       route: "/v1/audio/speech",
       workload: speechWorkload,
+      requestParser: speechRequest,
       benchmark: {
         concurrency: 4,
         runs: 2,
@@ -265,6 +316,7 @@ export function extraRoutes(s: RouteSettings): OpenAiRoute[] {
     {
       route: "/v1/audio/speech/batch",
       workload: speechBatchWorkload,
+      requestParser: speechBatchRequest,
       benchmark: {
         concurrency: 4,
         runs: 2,
