@@ -507,8 +507,8 @@ Deno.test("lifecycle: loading until the hook resolves, then the remote function 
     await waitFor(() => w.lifecycle.ready, 5000, "ready");
     assert.equal(benchmarked, 1);
     const status = await (await fetch(`${w.url}/status`)).json();
-    // 100 units in about 0.2 s.
-    assert.ok(status.max_perf > 200 && status.max_perf < 600, status.max_perf);
+    // 100 units in at least 0.2 s: the function's time was measured.
+    assert.ok(status.max_perf > 0 && status.max_perf <= 520, status.max_perf);
     assert.ok(Number(await Deno.readTextFile(`${w.dir}/.has_benchmark`)) > 0);
     assert.equal(stopped, false);
   } finally {
