@@ -17,10 +17,12 @@ import type {
   FailureBody,
   HandlerConfig,
   HealthcheckConfig,
+  LifecycleHook,
   LoadProbeConfig,
   LogActionConfig,
   LogPattern,
   Payload,
+  RemoteFunction,
   RequestParser,
   ResolvedBenchmarkConfig,
   ResolvedDeclarativeWorkload,
@@ -170,8 +172,8 @@ export const HandlerConfigSchema = z.strictObject({
   }).optional(),
   /** `false`: strict FIFO, one at a time across all such handlers. */
   allowParallelRequests: z.boolean().default(false),
-  /** Seconds of estimated queue wait above which requests get 429; null: none. */
-  maxQueueTime: z.number().positive().nullable().default(30),
+  /** Seconds of estimated queue wait above which requests get 429 (0: any wait); null: none. */
+  maxQueueTime: z.number().nonnegative().nullable().default(30),
   /** Parallel handlers: at most this many at once, FIFO beyond. */
   maxConcurrency: z.int().positive().optional(),
   workload: z.union([
@@ -184,6 +186,8 @@ export const HandlerConfigSchema = z.strictObject({
   responseGenerator: fn<ResponseGenerator>("a response generator").optional(),
   /** A JSON answer that counts as a failure, whatever its status. */
   failureBody: FailureBodySchema.optional(),
+  /** TypeScript only: served by the worker itself. */
+  remoteFunction: fn<RemoteFunction>("a remote").optional(),
   benchmark: BenchmarkConfigSchema.optional(),
   /** This route's limits; each unset one is the worker's. */
   timeouts: TimeoutsConfigSchema.optional(),
@@ -244,6 +248,8 @@ export const WorkerConfigSchema = z.strictObject({
   timeouts: TimeoutsConfigSchema.default({}),
   engineMetrics: EngineMetricsConfigSchema.optional(),
   loadProbe: LoadProbeConfigSchema.optional(),
+  /** TypeScript only: an async startup step instead of a model log. */
+  lifecycle: fn<LifecycleHook>("a lifecycle").optional(),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.handlers.forEach((h, i) => {

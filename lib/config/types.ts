@@ -31,14 +31,94 @@ export type WorkloadCalculator = (payload: Payload) => number;
 /** Turns the client's payload into what the model server receives. */
 export type RequestParser = (payload: Payload) => Payload;
 
+/** What a {@linkcode ResponseGenerator} is told besides the response. */
+export interface ResponseContext {
+  /** The payload as forwarded (after the request parser). */
+  payload: Payload;
+  /** The handler's route. */
+  route: string;
+  /**
+   * The client's request (Python's `client_request`): its URL and headers.
+   * Its body has been read already.
+   */
+  request: Request;
+}
+
 /**
  * Builds the client's answer from the model server's response (the
- * default forwards status, allowed headers and body, streaming).
+ * default forwards status, allowed headers and body, streaming); Python's
+ * `response_generator(client_request, model_response)`.
  */
 export type ResponseGenerator = (
   response: Response,
-  context: { payload: Payload; route: string },
+  context: ResponseContext,
 ) => Response | Promise<Response>;
+
+/** What a {@linkcode RemoteFunction} is given besides the payload. */
+export interface RemoteFunctionContext {
+  /**
+   * Aborted when the request must stop: the client went away, a timeout
+   * expired, or the worker is shutting down. The answer is then dropped.
+   */
+  signal: AbortSignal;
+  /** The handler's route. */
+  route: string;
+  /** The client's request (URL and headers; its body has been read). */
+  request?: Request;
+}
+
+/**
+ * A handler served by the worker itself instead of the model server
+ * (Python's `remote_function`: "remote" as the client sees it). It gets
+ * the payload (after the request parser) and answers with:
+ *
+ * - a `Response`: sent as it is (headers filtered as a model's are; a body
+ *   without a length is streamed);
+ * - an async iterable (not a string): streamed as JSON lines
+ *   (`application/x-ndjson`), one item per line;
+ * - anything else: `200 {"result": <value>}`, Python's answer (`undefined`
+ *   is `null`).
+ *
+ * A throw is a 500 recorded as an error. The request is queued, timed,
+ * signed, refused with 429 and accounted exactly as a forwarded one.
+ *
+ * @example
+ * ```ts
+ * import type { RemoteFunction } from "./types.ts";
+ * const add: RemoteFunction = (p) => Number(p.a) + Number(p.b);
+ * ```
+ */
+export type RemoteFunction = (
+  payload: Payload,
+  context: RemoteFunctionContext,
+) => unknown;
+
+/**
+ * Called by a worker's shutdown: what a {@linkcode LifecycleHook}'s
+ * promise may resolve to (Python's `__aexit__`).
+ */
+export type LifecycleStop = () => unknown;
+
+/**
+ * An async startup step for a worker with no model log to watch (Python's
+ * `lifecycle`, an async context manager): the worker is loading until it
+ * resolves, then benchmarks and is ready (after the health URL answers,
+ * if one is set); when it throws, the worker reports
+ * `Lifecycle startup failed: <message>` and never becomes ready. It may
+ * resolve to a function the shutdown calls. `signal` aborts at shutdown.
+ *
+ * @example
+ * ```ts
+ * import type { LifecycleHook } from "./types.ts";
+ * const hook: LifecycleHook = async () => {
+ *   const server = Deno.serve({ port: 0, onListen() {} }, () => new Response("ok"));
+ *   return () => server.shutdown();
+ * };
+ * ```
+ */
+export type LifecycleHook = (
+  context: { signal: AbortSignal },
+) => Promise<LifecycleStop | void>;
 
 /**
  * A JSON answer that reports a failure, whatever its HTTP status: the
@@ -212,7 +292,10 @@ export interface HandlerConfig {
    * @default {false}
    */
   allowParallelRequests?: boolean;
-  /** Seconds of estimated queue wait above which requests get 429; `null`: none. @default {30} */
+  /**
+   * Seconds of estimated queue wait above which requests get 429 (`0`:
+   * any wait); `null`: none. @default {30}
+   */
   maxQueueTime?: number | null;
   /** Parallel handlers: at most this many at once, FIFO beyond. @default {unlimited} */
   maxConcurrency?: number;
@@ -222,7 +305,7 @@ export interface HandlerConfig {
   unwrapInput?: boolean;
   /** Rewrites the payload before it is forwarded. */
   requestParser?: RequestParser;
-  /** Builds the client's answer from the model's response. */
+  /** Builds the client's answer from the model's (or the function's) response. */
   responseGenerator?: ResponseGenerator;
   /**
    * A JSON answer that is a failure whatever its status (read whole,
@@ -230,6 +313,10 @@ export interface HandlerConfig {
    * request).
    */
   failureBody?: FailureBody;
+   * TypeScript only: answer requests with this function, in the worker,
+   * instead of forwarding them to the model server.
+   */
+  remoteFunction?: RemoteFunction;
   /** The startup benchmark; at most one handler has one. */
   benchmark?: BenchmarkConfig;
   /** This route's limits; each unset one is the worker's. */
@@ -329,6 +416,11 @@ export interface WorkerConfig {
   engineMetrics?: EngineMetricsConfig;
   /** Another sign of "loaded" besides the `onLoad` line (log modes only). */
   loadProbe?: LoadProbeConfig;
+  /**
+   * TypeScript only: an async startup step, for a worker with no model
+   * log (readiness: when it resolves; error: when it throws).
+   */
+  lifecycle?: LifecycleHook;
 }
 
 /**

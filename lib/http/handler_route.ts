@@ -1,7 +1,8 @@
 /**
  * One handler route, the worker's request path: admit (the checks, in the
  * Python worker's order) → enter (a ticket: ledger record, queue slot,
- * session place, timeouts) → call the model → relay the answer.
+ * session place, timeouts) → call the model (or the handler's
+ * `remoteFunction`, in the worker) → relay the answer.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import { memberSpans } from "../auth/json_members.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
+import { callLocal } from "./local_call.ts";
 import { abortedAnswer, callModel, relay } from "./proxy.ts";
 
 /** What a handler route needs, beyond the session routes' needs. */
@@ -63,11 +65,17 @@ export function handlerRoute(
       return abortedAnswer(ticket, ticket.record.httpStatus);
     }
     ticket.sent();
-    const call = await callModel(handler.upstreamUrl, {
-      body: admitted.body,
-      accept,
-      signal: ticket.signal,
-    });
+    const call = handler.remoteFunction
+      ? await callLocal(handler.remoteFunction, admitted.payload, {
+        route: handler.route,
+        request: req,
+        signal: ticket.signal,
+      })
+      : await callModel(handler.upstreamUrl, {
+        body: admitted.body,
+        accept,
+        signal: ticket.signal,
+      });
     if (!call.ok) {
       if (call.aborted) {
         return abortedAnswer(ticket, ticket.endAborted("before the answer"));
@@ -81,6 +89,7 @@ export function handlerRoute(
         response = await handler.responseGenerator(response, {
           payload: admitted.payload,
           route: handler.route,
+          request: req,
         });
       } catch (e) {
         const why = `response generator failed: ${errorText(e)}`;
@@ -190,6 +199,8 @@ function modelBody(
   payload: Payload,
   text: string,
 ): string {
+  // A remote function takes the payload itself.
+  if (handler.remoteFunction) return "";
   if (handler.forwardsAsSent) {
     const span = memberSpans(text, ["payload"]).get("payload");
     if (span) return text.slice(span.start, span.end);

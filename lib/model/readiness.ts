@@ -1,6 +1,7 @@
 /**
  * Learns the truth about the model server and drives the lifecycle:
- * loading (log line, or the load probe, and/or health URL, with a timeout), benchmarking
+ * loading (the config's lifecycle hook, then log line or the load probe,
+ * and/or health URL, with a timeout), benchmarking
  * (cached in `.has_benchmark`), ready; error on fatal log lines, failed
  * benchmarks and failing health probes, with recovery from the latter.
  *
@@ -12,6 +13,8 @@ import { getLogger } from "@logtape/logtape";
 import { BenchmarkError } from "./benchmark.ts";
 import type { BenchmarkMode } from "../config/env.ts";
 import {
+  type LifecycleHook,
+  type LifecycleStop,
   type ReadinessMode,
   readinessWaitsFor,
   type ResolvedWorkerConfig,
@@ -105,6 +108,9 @@ export class Readiness {
   /** Ends the load probe once loaded (or at close). */
   #loadProbeStop = new AbortController();
   #loadProbing: Promise<void> | undefined;
+  /** The lifecycle hook's stop function, once the hook has resolved. */
+  #hookStop: Promise<LifecycleStop | undefined> | undefined;
+  #hookSettled = false;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
@@ -149,7 +155,10 @@ export class Readiness {
     });
   }
 
-  /** Stops every probe, watcher and benchmark in flight. */
+  /**
+   * Stops every probe, watcher and benchmark in flight, then runs the
+   * lifecycle hook's stop function (one still starting runs it when done).
+   */
   async close(): Promise<void> {
     this.#abort.abort();
     this.#loadProbeStop.abort();
@@ -157,6 +166,8 @@ export class Readiness {
     await this.#monitor?.close();
     await this.#health?.close();
     await this.#sequence;
+    const stopping = this.#hookStop?.then(runStop);
+    if (this.#hookSettled) await stopping;
   }
 
   #onLoadLine(line: string): void {
@@ -188,6 +199,14 @@ export class Readiness {
 
   #describeWait(mode: ReadinessMode): string {
     const { config } = this.#o;
+    if (config.lifecycle) {
+      return `running the lifecycle hook, then ${this.#describeMode(mode)}`;
+    }
+    return this.#describeMode(mode);
+  }
+
+  #describeMode(mode: ReadinessMode): string {
+    const { config } = this.#o;
     const probe = config.loadProbe
       ? ` (or 200 from ${
         config.loadProbe.urls.map((u) => modelUrlOf(config, u)).join(" and ")
@@ -209,12 +228,14 @@ export class Readiness {
   }
 
   async #run(mode: ReadinessMode): Promise<void> {
+    const hook = this.#o.config.lifecycle;
+    if (hook && !(await this.#runHook(hook))) return;
     const waits = readinessWaitsFor(mode);
     try {
       await this.#await(
         waits.log ? [this.#loaded.promise] : [],
         waits.health,
-        this.#describeWait(mode),
+        this.#describeMode(mode),
       );
     } catch (e) {
       if (this.#abort.signal.aborted || mode !== "healthcheck") throw e;
@@ -271,6 +292,47 @@ export class Readiness {
       stopProbing.abort();
       await probing;
     }
+  }
+
+  /**
+   * The lifecycle hook (Python's `lifecycle.__aenter__`), bounded by the
+   * readiness timeout. A throw or a timeout is a fatal error, as in Python
+   * (`Lifecycle startup failed: ...`). False when readiness must stop.
+   */
+  async #runHook(hook: LifecycleHook): Promise<boolean> {
+    const { config, lifecycle } = this.#o;
+    const started = Promise.resolve().then(() =>
+      hook({ signal: this.#abort.signal })
+    );
+    this.#hookStop = started.then(
+      (stop) => {
+        this.#hookSettled = true;
+        return typeof stop === "function" ? stop : undefined;
+      },
+      () => {
+        this.#hookSettled = true;
+        return undefined;
+      },
+    );
+    const limit = readinessTimeoutOf(config);
+    try {
+      await this.#withTimeout(
+        started,
+        limit,
+        `not done after ${limit} s`,
+      );
+    } catch (e) {
+      if (this.#abort.signal.aborted) return false;
+      lifecycle.fail(
+        `Lifecycle startup failed: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+        { fatal: true },
+      );
+      return false;
+    }
+    log.info("Lifecycle hook done");
+    return !this.#stopped();
   }
 
   /** Benchmark, key, ready, then health monitoring. */
@@ -406,5 +468,17 @@ export class Readiness {
       const late = e instanceof DOMException && e.name === "TimeoutError";
       throw late ? new Error(message) : e;
     }
+  }
+}
+
+/** Runs a lifecycle hook's stop function; its failure is logged, not thrown. */
+async function runStop(stop: LifecycleStop | undefined): Promise<void> {
+  if (!stop) return;
+  try {
+    await stop();
+  } catch (e) {
+    log.warn("Lifecycle stop failed: {error}", {
+      error: e instanceof Error ? e.message : String(e),
+    });
   }
 }

@@ -11,6 +11,7 @@ import {
   runBenchmark,
   writeBenchmarkCache,
 } from "./benchmark.ts";
+import { runRemoteFunction } from "./remote_function.ts";
 import type { BenchmarkMode } from "../config/env.ts";
 import type { Payload } from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
@@ -84,17 +85,26 @@ async function sendBenchmark(
   payload: Payload,
   signal: AbortSignal,
 ): Promise<boolean> {
-  const res = await fetch(handler.upstreamUrl, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(payload),
-    signal,
-  });
+  // A remote function is benchmarked where it runs, as Python does.
+  const res = handler.remoteFunction
+    ? await runRemoteFunction(handler.remoteFunction, payload, {
+      signal,
+      route: handler.route,
+    })
+    : await fetch(handler.upstreamUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(payload),
+      signal,
+    });
   // Read the whole answer: throughput means work done, not headers sent.
   const body = await res.text();
   // A failure throws, so an all-failing benchmark names its cause.
   if (!res.ok) {
-    throw new Error(`HTTP ${res.status} from ${handler.upstreamUrl}`);
+    const from = handler.remoteFunction
+      ? `the remote function of ${handler.route}`
+      : handler.upstreamUrl;
+    throw new Error(`HTTP ${res.status} from ${from}`);
   }
   // A fast "200, status: failed" must not score as fast work done.
   const failure = handler.failureOf?.(body);

@@ -9,6 +9,7 @@ import {
   DEFAULT_TIMEOUTS,
   type FailureBody,
   type Payload,
+  type RemoteFunction,
   type ResolvedHandlerConfig,
   type ResponseGenerator,
   type TimeoutsConfig,
@@ -35,6 +36,8 @@ export interface CompiledHandler {
    * `failureBody`.
    */
   readonly failureOf?: (body: string) => string | undefined;
+  /** Set when the worker answers itself instead of the model server. */
+  readonly remoteFunction?: RemoteFunction;
   readonly maxQueueTime: number | null;
   /** Queue time and timeouts of one request, resolved. */
   readonly limits: RequestLimits;
@@ -113,6 +116,7 @@ export function compileHandler(
     ...(config.failureBody
       ? { failureOf: failureCheck(config.failureBody) }
       : {}),
+    remoteFunction: config.remoteFunction,
     maxQueueTime: config.maxQueueTime,
     limits: resolveLimits(config, workerTimeouts),
     config,
