@@ -313,6 +313,7 @@ export interface HandlerConfig {
    * request).
    */
   failureBody?: FailureBody;
+  /**
    * TypeScript only: answer requests with this function, in the worker,
    * instead of forwarding them to the model server.
    */
