@@ -26,8 +26,10 @@ import type {
   ResolvedHandlerConfig,
   ResolvedHealthcheckConfig,
   ResolvedLogActionConfig,
+  ResolvedResumeBufferConfig,
   ResolvedWorkerConfig,
   ResponseGenerator,
+  ResumeBufferConfig,
   TimeoutsConfig,
   WorkerConfig,
   WorkloadCalculator,
@@ -175,6 +177,26 @@ export const HandlerConfigSchema = z.strictObject({
   benchmark: BenchmarkConfigSchema.optional(),
   /** This route's limits; each unset one is the worker's. */
   timeouts: TimeoutsConfigSchema.optional(),
+  /** Seconds a streamed answer waits for its client to resume; unset or null: off. */
+  resumeSeconds: z.number().positive().nullable().optional(),
+});
+
+/**
+ * Defaults of {@linkcode ResumeBufferConfigSchema}: 2 MiB per stream (a
+ * long chat answer with per-token SSE events), 64 MiB in all.
+ */
+export const DEFAULT_RESUME_BUFFER = Object.freeze({
+  streamBytes: 2 * 1024 * 1024,
+  totalBytes: 64 * 1024 * 1024,
+});
+
+/** Byte limits of the replay buffers of resumable streams. */
+export const ResumeBufferConfigSchema = z.strictObject({
+  streamBytes: z.int().positive().default(DEFAULT_RESUME_BUFFER.streamBytes),
+  totalBytes: z.int().positive().default(DEFAULT_RESUME_BUFFER.totalBytes),
+}).refine((b) => b.streamBytes <= b.totalBytes, {
+  error: "expected streamBytes <= totalBytes",
+  path: ["streamBytes"],
 });
 
 /** Healthcheck probing of the model server. */
@@ -224,6 +246,8 @@ export const WorkerConfigSchema = z.strictObject({
   /** Limits of every route's model calls (see {@linkcode DEFAULT_TIMEOUTS}). */
   timeouts: TimeoutsConfigSchema.default({}),
   engineMetrics: EngineMetricsConfigSchema.optional(),
+  /** Replay buffers of the handlers with `resumeSeconds`. */
+  resumeBuffer: ResumeBufferConfigSchema.default({ ...DEFAULT_RESUME_BUFFER }),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.handlers.forEach((h, i) => {
@@ -289,9 +313,16 @@ const _sameTypes: [
     z.output<typeof EngineMetricsConfigSchema>,
     ResolvedEngineMetricsConfig
   >,
+  Same<z.input<typeof ResumeBufferConfigSchema>, ResumeBufferConfig>,
+  Same<
+    z.output<typeof ResumeBufferConfigSchema>,
+    ResolvedResumeBufferConfig
+  >,
   Same<z.input<typeof WorkerConfigSchema>, WorkerConfig>,
   Same<z.output<typeof WorkerConfigSchema>, ResolvedWorkerConfig>,
 ] = [
+  true,
+  true,
   true,
   true,
   true,

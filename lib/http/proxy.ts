@@ -146,6 +146,16 @@ export function abortedAnswer(ticket: RequestTicket, status: number): Response {
 }
 
 /**
+ * Takes over a streamed answer (body, status, relayed headers) in place of
+ * the plain relay: a resumable stream (`resume_route.ts`).
+ */
+export type ResumeHook = (
+  body: ReadableStream<Uint8Array>,
+  status: number,
+  headers: Headers,
+) => Response;
+
+/**
  * Passes the model's answer on and ends the ticket with its outcome: the
  * body ended (success), the model server broke off (error), a timeout
  * expired (error, 504), or the client went away (cancelled). Streams are
@@ -153,11 +163,13 @@ export function abortedAnswer(ticket: RequestTicket, status: number): Response {
  * answer of known length that is not a stream is read whole first, which
  * is far cheaper than a JS stream and lets a model server that breaks off
  * be answered with a clear 502. A status HTTP cannot carry (outside
- * 200–599) is the model server's fault: 502.
+ * 200–599) is the model server's fault: 502. With `resume`, a stream is
+ * handed to it instead (it ends the ticket).
  */
 export async function relay(
   response: Response,
   ticket: RequestTicket,
+  resume?: ResumeHook,
 ): Promise<Response> {
   const status = response.status;
   if (status < 200 || status > 599) {
@@ -187,6 +199,7 @@ export async function relay(
       return jsonError(502, { error: detail });
     }
   }
+  if (resume) return resume(response.body, status, headers);
   const reader = response.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
