@@ -44,6 +44,7 @@ const gen: Script = ({ path, body, signal }) => {
     gap_ms?: number;
     seed?: number;
     pad?: number;
+    max_chunk?: number;
   };
   const pad = "x".repeat(b.pad ?? 8);
   let text = "";
@@ -54,7 +55,7 @@ const gen: Script = ({ path, body, signal }) => {
   const rnd = random(b.seed ?? 1);
   const chunks: string[] = [];
   for (let at = 0; at < text.length;) {
-    const len = 1 + Math.floor(rnd() * 60);
+    const len = 1 + Math.floor(rnd() * (b.max_chunk ?? 60));
     chunks.push(text.slice(at, at + len));
     at += len;
   }
@@ -170,7 +171,7 @@ function resume(
 
 Deno.test("100 clients that drop at a random chunk and resume each get the stream byte for byte as an uninterrupted client", async () => {
   await withResumeWorker({}, async (w, up) => {
-    const payload = { n: 40, gap_ms: 1 };
+    const payload = { n: 40, gap_ms: 1, max_chunk: 40 };
     const whole = await post(w.url, "/gen", {
       auth_data: auth(1),
       payload: { ...payload, seed: 7 },
@@ -375,8 +376,8 @@ Deno.test("a handler without resumeSeconds keeps cancel-on-disconnect and sends 
 });
 
 Deno.test("under 100 dropped streams the buffers stay within their limits: each overflow ends with an error event", async () => {
-  const streamBytes = 4096;
-  const totalBytes = 64 * 1024;
+  const streamBytes = 16 * 1024;
+  const totalBytes = 256 * 1024;
   await withResumeWorker({
     handlers: RESUMABLE(3),
     env: {
@@ -384,15 +385,26 @@ Deno.test("under 100 dropped streams the buffers stay within their limits: each 
       EDGEWORKER_RESUME_TOTAL_BYTES: String(totalBytes),
     },
   }, async (w, up) => {
-    // ~12 KB per stream, produced while nobody reads.
-    const payload = { n: 150, gap_ms: 1, pad: 40 };
+    // ~37 KB per stream, produced while nobody reads.
+    const payload = { n: 150, gap_ms: 1, pad: 200, max_chunk: 500 };
+    // A client that stays gets it all: only an absent one is bounded.
+    const reference = dec.decode(
+      await bytesOf(
+        await post(w.url, "/gen", { auth_data: auth(1000), payload }),
+      ),
+    );
+    assert.ok(reference.length > 2 * streamBytes);
     const dropped = await Promise.all(
       Array.from(
         { length: 100 },
         (_, i) => startAndDrop(w, auth(i + 1), { ...payload, seed: i + 1 }, 1),
       ),
     );
-    await waitFor(() => up.aborted === 100, 8000, "every model call stopped");
+    await waitFor(
+      () => w.ledger.inFlightCount === 0,
+      8000,
+      "every model call stopped",
+    );
     const figures = await status(w);
     assert.equal(figures.overflows, 100);
     assert.ok(figures.peakBytes <= totalBytes, `peak ${figures.peakBytes}`);
@@ -419,6 +431,10 @@ Deno.test("under 100 dropped streams the buffers stay within their limits: each 
       }
       assert.equal(res.status, 200);
       const rest = dec.decode(await bytesOf(res));
+      // What came is the stream in order up to the overflow, then the error.
+      const all = dec.decode(got) + rest;
+      const before = all.slice(0, all.lastIndexOf("event: error"));
+      assert.ok(reference.startsWith(before.replace(/\n+$/, "")));
       assert.ok(rest.length <= streamBytes + 300, `${rest.length} bytes`);
       const tail = rest.slice(rest.lastIndexOf("event: error"));
       assert.match(
@@ -429,8 +445,8 @@ Deno.test("under 100 dropped streams the buffers stay within their limits: each 
     }));
     assert.equal(errorEvents + gone + reclaimed, 100);
     assert.ok(errorEvents > 0);
-    await waitFor(() => w.ledger.pendingFinished().length === 100);
-    for (const r of w.ledger.pendingFinished()) {
+    await waitFor(() => w.ledger.pendingFinished().length === 101);
+    for (const r of w.ledger.pendingFinished().slice(1)) {
       assert.equal(r.status, "cancelled");
       assert.match(r.detail ?? "", /resume buffer full/);
     }

@@ -7,11 +7,14 @@
  * rest, exactly once and in order. Nobody back in time: the model call is
  * cancelled and recorded as cancelled, as without resume.
  *
- * Bounds: each stream keeps at most the last `streamBytes` bytes, all
- * streams together at most `totalBytes`. While a client reads, old bytes
- * make room for new ones; while none does, a byte produced since the drop
- * is never dropped: when it would have to be, the stream ends with an
- * error event (the overflow) and the model call is cancelled.
+ * Bounds: each stream keeps at most `streamBytes` bytes, all streams
+ * together at most `totalBytes`. While a client reads, a stream keeps its
+ * last `streamBytes / 2` bytes (what a connection that dies may have lost
+ * in flight), older ones making room for new ones; while no client reads,
+ * nothing is dropped, and the other half takes what the model sends
+ * meanwhile. When a chunk does not fit, the stream ends with an error event
+ * (the overflow) and the model call is cancelled. Ended streams that no
+ * client reads give their bytes up first when the total is reached.
  *
  * While a client is attached the model is read only as fast as the client
  * takes the chunks (as the plain relay does); each model chunk goes out as
@@ -119,8 +122,6 @@ export class ResumableStream {
   #passing: Uint8Array | undefined;
   // After the buffer: the overflow's error event (a fixed, small size).
   #tail: Uint8Array | undefined;
-  // #end when the last client left; undefined while one reads.
-  #droppedAt: number | undefined;
   #state: State = "live";
   #failure = "";
   #reading = false;
@@ -199,7 +200,6 @@ export class ResumableStream {
       unlisten: () => signal?.removeEventListener("abort", onGone),
     };
     this.#consumer = c;
-    this.#droppedAt = undefined;
     signal?.addEventListener("abort", onGone, { once: true });
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
@@ -394,13 +394,10 @@ export class ResumableStream {
   #store(chunk: Uint8Array): boolean {
     const n = chunk.length;
     const limits = this.#registry.limits;
-    let fits = true;
-    while (this.#retained + n > limits.streamBytes) {
-      if (!this.#evictOne()) {
-        fits = false;
-        break;
-      }
-    }
+    // A reading client needs only the last half; the rest is for a drop.
+    const keep = this.#consumer ? limits.streamBytes >> 1 : limits.streamBytes;
+    while (this.#retained + n > keep && this.#evictOne());
+    let fits = this.#retained + n <= limits.streamBytes;
     while (fits && !this.#registry.reserve(n, this)) {
       if (!this.#evictOne()) fits = false;
     }
@@ -422,11 +419,11 @@ export class ResumableStream {
     return true;
   }
 
-  // Drops the oldest chunk if no client may still need it: one reading has
-  // passed it; with none, only bytes from before the drop go.
+  // Drops the oldest chunk if the client reading has passed it; with no
+  // client, nothing goes (it may need any of it).
   #evictOne(): boolean {
     if (this.#head >= this.#chunks.length) return false;
-    const floor = this.#consumer?.offset ?? this.#droppedAt ?? this.#end;
+    const floor = this.#consumer?.offset ?? this.#start;
     const chunk = this.#chunks[this.#head];
     const chunkEnd = this.#offsets[this.#head] + chunk.length;
     if (chunkEnd > floor) return false;
@@ -485,7 +482,6 @@ export class ResumableStream {
     c.wake?.();
     if (this.#consumer !== c) return;
     this.#consumer = undefined;
-    this.#droppedAt = this.#end;
     this.#idle();
     this.#read();
   }
@@ -496,7 +492,6 @@ export class ResumableStream {
     c.unlisten();
     if (this.#consumer !== c) return;
     this.#consumer = undefined;
-    this.#droppedAt = this.#end;
     this.#idle();
   }
 
@@ -535,6 +530,8 @@ export class ResumableStream {
 
   /** @internal Drops every byte (the stream leaves the registry). */
   dropAll(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#registry.release(this.#retained);
     this.#retained = 0;
     this.#chunks = [];
