@@ -3,6 +3,7 @@
  * clients that drop their connection and come back on `POST /resume/<id>`.
  */
 import assert from "node:assert/strict";
+import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { sleep } from "../dev/_async.ts";
 import { post, waitFor } from "./helpers/http.ts";
@@ -450,5 +451,96 @@ Deno.test("under 100 dropped streams the buffers stay within their limits: each 
       assert.equal(r.status, "cancelled");
       assert.match(r.detail ?? "", /resume buffer full/);
     }
+  });
+});
+
+/**
+ * A fetch whose first `drops.length` answers from `route` break off after
+ * `drops[i]` chunks: the real body is cancelled, so the worker sees its
+ * client's connection close, and the reader gets a network error.
+ */
+function droppingFetch(route: string, drops: number[]): typeof fetch {
+  let n = 0;
+  return async (input, init) => {
+    const res = await fetch(input, init);
+    const url = String(input instanceof Request ? input.url : input);
+    const path = new URL(url).pathname;
+    if (!(path === route || path.startsWith("/resume/"))) return res;
+    const after = drops[n++];
+    if (after === undefined || !res.body) return res;
+    const reader = res.body.getReader();
+    let seen = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (seen++ === after) {
+          await reader.cancel();
+          controller.error(
+            new TypeError("error reading a body from connection"),
+          );
+          return;
+        }
+        const r = await reader.read();
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+}
+
+Deno.test("EdgeworkerClient resumes a dropped stream by itself: the caller reads it whole", async () => {
+  await withResumeWorker({}, async (w) => {
+    const payload = { n: 40, gap_ms: 2, seed: 11 };
+    const plain = new EdgeworkerClient({
+      endpoint: "t",
+      apiKey: "",
+      workerUrl: w.url,
+    });
+    const expected = [];
+    for await (const e of plain.stream("/gen", payload)) expected.push(e);
+    assert.equal(expected.length, 40);
+
+    // Dropped twice: on the first connection and again on the resumed one.
+    const client = new EdgeworkerClient({
+      endpoint: "t",
+      apiKey: "",
+      workerUrl: w.url,
+      backoff: { initialMs: 5, maxMs: 20 },
+      fetch: droppingFetch("/gen", [7, 9]),
+    });
+    const events = [];
+    for await (const e of client.stream("/gen", payload)) events.push(e);
+    assert.deepEqual(events, expected);
+
+    const bytesClient = new EdgeworkerClient({
+      endpoint: "t",
+      apiKey: "",
+      workerUrl: w.url,
+      backoff: { initialMs: 5, maxMs: 20 },
+      fetch: droppingFetch("/gen", [3]),
+    });
+    const reference = await bytesOf(await plain.request("/gen", payload));
+    const resumed = await bytesOf(await bytesClient.request("/gen", payload));
+    assert.equal(dec.decode(resumed), dec.decode(reference));
+    assert.equal((await status(w)).resumes, 3);
+  });
+});
+
+Deno.test("EdgeworkerClient reports a stream it could not resume in time as an error naming the stream", async () => {
+  await withResumeWorker({ handlers: RESUMABLE(0.1) }, async (w) => {
+    const client = new EdgeworkerClient({
+      endpoint: "t",
+      apiKey: "",
+      workerUrl: w.url,
+      backoff: { initialMs: 600, maxMs: 600 },
+      fetch: droppingFetch("/gen", [2]),
+    });
+    const res = await client.request("/gen", { n: 300, gap_ms: 5 });
+    const err = await res.arrayBuffer().then(() => undefined, (e) => e);
+    assert.ok(err instanceof EdgeworkerError, String(err));
+    assert.equal(err.code, "http");
+    assert.equal(err.status, 404);
+    assert.match(err.message, /Resuming stream [0-9a-f-]+ at byte \d+/);
   });
 });
