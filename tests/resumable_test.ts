@@ -385,7 +385,7 @@ Deno.test("under 100 dropped streams the buffers stay within their limits: each 
       EDGEWORKER_RESUME_STREAM_BYTES: String(streamBytes),
       EDGEWORKER_RESUME_TOTAL_BYTES: String(totalBytes),
     },
-  }, async (w, up) => {
+  }, async (w) => {
     // ~37 KB per stream, produced while nobody reads.
     const payload = { n: 150, gap_ms: 1, pad: 200, max_chunk: 500 };
     // A client that stays gets it all: only an absent one is bounded.
