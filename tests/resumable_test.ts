@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
+import { ConfigError, parseWorkerConfigYaml } from "../lib/config/file.ts";
+import { EnvError, readEnv } from "../lib/config/env.ts";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { sleep } from "../dev/_async.ts";
 import { post, waitFor } from "./helpers/http.ts";
@@ -46,13 +48,15 @@ const gen: Script = ({ path, body, signal }) => {
     seed?: number;
     pad?: number;
     max_chunk?: number;
+    ndjson?: boolean;
   };
   const pad = "x".repeat(b.pad ?? 8);
   let text = "";
   for (let i = 0; i < (b.n ?? 30); i++) {
-    text += `data: {"i":${i},"text":"tok${i}${pad}"}\n\n`;
+    const event = `{"i":${i},"text":"tok${i}${pad}"}`;
+    text += b.ndjson ? `${event}\n` : `data: ${event}\n\n`;
   }
-  text += "data: [DONE]\n\n";
+  if (!b.ndjson) text += "data: [DONE]\n\n";
   const rnd = random(b.seed ?? 1);
   const chunks: string[] = [];
   for (let at = 0; at < text.length;) {
@@ -61,7 +65,9 @@ const gen: Script = ({ path, body, signal }) => {
     at += len;
   }
   return new Response(spacedStream(chunks, b.gap_ms ?? 1, signal), {
-    headers: { "content-type": "text/event-stream" },
+    headers: {
+      "content-type": b.ndjson ? "application/x-ndjson" : "text/event-stream",
+    },
   });
 };
 
@@ -542,5 +548,115 @@ Deno.test("EdgeworkerClient reports a stream it could not resume in time as an e
     assert.equal(err.code, "http");
     assert.equal(err.status, 404);
     assert.match(err.message, /Resuming stream [0-9a-f-]+ at byte \d+/);
+  });
+});
+
+Deno.test("a JSON Lines stream resumes at a byte offset and gets no id lines", async () => {
+  await withResumeWorker({}, async (w) => {
+    const payload = { n: 50, gap_ms: 1, ndjson: true, seed: 5 };
+    const reference = dec.decode(
+      await bytesOf(
+        await post(w.url, "/gen", { auth_data: auth(1), payload }),
+      ),
+    );
+    assert.doesNotMatch(reference, /id: /);
+    assert.equal(reference.split("\n").length, 51);
+    const a = auth(2);
+    const { id, got } = await startAndDrop(w, a, payload, 9, 3);
+    const res = await resume(w, id, { auth_data: a, offset: got.length });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/x-ndjson");
+    assert.equal(dec.decode(concat([got, await bytesOf(res)])), reference);
+    const bad = await resume(w, id, { auth_data: a }, { "last-event-id": "5" });
+    assert.equal(bad.status, 422);
+    assert.match((await bad.json()).error, /not SSE/);
+  });
+});
+
+Deno.test("resumeSeconds and resumeBuffer are checked, and their problems named", () => {
+  const base = "modelServerUrl: http://127.0.0.1:1\n";
+  const bad = (yaml: string): string[] => {
+    try {
+      parseWorkerConfigYaml(base + yaml);
+    } catch (e) {
+      if (e instanceof ConfigError) return [...e.problems];
+      throw e;
+    }
+    return [];
+  };
+  assert.match(
+    bad("handlers: [{ route: /a, resumeSeconds: -1 }]").join(),
+    /handlers\[0\]\.resumeSeconds/,
+  );
+  assert.match(
+    bad(
+      "handlers: [{ route: /a }]\nresumeBuffer: { streamBytes: 10, totalBytes: 5 }",
+    ).join(),
+    /resumeBuffer\.streamBytes: expected streamBytes <= totalBytes/,
+  );
+  assert.match(
+    bad("handlers: [{ route: /a }]\nresumeBuffer: { streamBytes: 1.5 }").join(),
+    /resumeBuffer\.streamBytes/,
+  );
+  const ok = parseWorkerConfigYaml(base + "handlers: [{ route: /a }]");
+  assert.deepEqual(ok.resumeBuffer, {
+    streamBytes: 2 * 1024 * 1024,
+    totalBytes: 64 * 1024 * 1024,
+  });
+  assert.equal(ok.handlers[0].resumeSeconds, undefined);
+  assert.throws(
+    () => readEnv({ EDGEWORKER_RESUME_TOTAL_BYTES: "lots" }),
+    (e) =>
+      e instanceof EnvError && /EDGEWORKER_RESUME_TOTAL_BYTES/.test(e.message),
+  );
+});
+
+Deno.test("a newer resume cuts an older connection off; an ended stream stays resumable for its last bytes", async () => {
+  await withResumeWorker({}, async (w) => {
+    const a = auth(1);
+    const { id, got } = await startAndDrop(w, a, { n: 300, gap_ms: 3 }, 2);
+    const first = await resume(w, id, { auth_data: a, offset: got.length });
+    assert.equal(first.status, 200);
+    const reader = first.body!.getReader();
+    const more = (await reader.read()).value!;
+    const second = await resume(w, id, {
+      auth_data: a,
+      offset: got.length + more.length,
+    });
+    assert.equal(second.status, 200);
+    // The older connection breaks off (possibly after what was under way).
+    let broke: unknown;
+    try {
+      while (!(await reader.read()).done);
+    } catch (e) {
+      broke = e;
+    }
+    assert.ok(broke, "the older connection went on");
+    const rest = await bytesOf(second);
+    const all = dec.decode(concat([got, more, rest]));
+    assert.match(
+      all,
+      /data: \{"i":299,.*\}\nid: \d+\n\ndata: \[DONE\]\nid: \d+\n\n$/,
+    );
+    assert.equal(all.match(/^data: \{"i":\d+/gm)?.length, 300);
+
+    // Read to its end, the stream can still give its last bytes again.
+    const done = await post(w.url, "/gen", {
+      auth_data: auth(2),
+      payload: { n: 5 },
+    });
+    const whole = await bytesOf(done);
+    const id2 = done.headers.get("x-edgeworker-stream-id")!;
+    const tail = await resume(w, id2, {
+      auth_data: auth(2),
+      offset: whole.length - 10,
+    });
+    assert.equal(tail.status, 200);
+    assert.deepEqual(await bytesOf(tail), whole.subarray(whole.length - 10));
+    const end = await resume(w, id2, {
+      auth_data: auth(2),
+      offset: whole.length,
+    });
+    assert.equal((await bytesOf(end)).length, 0);
   });
 });
