@@ -7,6 +7,7 @@ import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import { ConfigError, parseWorkerConfigYaml } from "../lib/config/file.ts";
 import { EnvError, readEnv } from "../lib/config/env.ts";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
+import parsePrometheus from "parse-prometheus-text-format";
 import { sleep } from "../dev/_async.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import {
@@ -126,6 +127,20 @@ async function status(w: Running): Promise<Record<string, number>> {
   return (await res.json()).resumable;
 }
 
+/** The `edgeworker_*resum*` figures of `/metrics`, read by a real parser. */
+async function resumeMetrics(w: Running): Promise<Record<string, number>> {
+  const text = await (await fetch(`${w.url}/metrics`)).text();
+  const families = parsePrometheus(text) as {
+    name: string;
+    metrics: { value: string }[];
+  }[];
+  return Object.fromEntries(
+    families.filter((f) => /resum/.test(f.name)).map((
+      f,
+    ) => [f.name, Number(f.metrics[0].value)]),
+  );
+}
+
 /** What a client read before its connection dropped. */
 interface Dropped {
   id: string;
@@ -233,6 +248,9 @@ Deno.test("100 clients that drop at a random chunk and resume each get the strea
     assert.equal(figures.resumes, 100);
     assert.equal(figures.overflows, 0);
     assert.equal(figures.expired, 0);
+    const metrics = await resumeMetrics(w);
+    assert.equal(metrics.edgeworker_stream_resumes_total, 100);
+    assert.equal(metrics.edgeworker_resumable_streams, figures.streams);
     // Every model call ran to its end: nobody was cut off.
     assert.equal(up.aborted, 0);
     await waitFor(() => w.ledger.pendingFinished().length === 101);
@@ -362,6 +380,7 @@ Deno.test("without a reconnect the model call goes on for resumeSeconds, then is
     assert.equal(res.status, 404);
     await res.body?.cancel();
     assert.equal((await status(w)).expired, 1);
+    assert.equal((await resumeMetrics(w)).edgeworker_resume_expired_total, 1);
   });
 });
 
@@ -415,6 +434,9 @@ Deno.test("under 100 dropped streams the buffers stay within their limits: each 
     const figures = await status(w);
     assert.equal(figures.overflows, 100);
     assert.ok(figures.peakBytes <= totalBytes, `peak ${figures.peakBytes}`);
+    const metrics = await resumeMetrics(w);
+    assert.equal(metrics.edgeworker_resume_overflows_total, 100);
+    assert.ok(metrics.edgeworker_resume_buffer_bytes <= totalBytes);
     assert.ok(figures.bufferedBytes <= totalBytes);
     let errorEvents = 0;
     let gone = 0;

@@ -150,6 +150,7 @@ export function buildParts(
     liveThroughput: () => capacity.live ?? 0,
     reports: () => reporter?.stats ?? {},
     engine: engine ? () => engine.snapshot() : undefined,
+    resume: () => resumable.stats,
   });
   return {
     ledger,
