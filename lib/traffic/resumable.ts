@@ -392,6 +392,12 @@ export class ResumableStream {
 
   // Keeps `chunk` in the window; false when it cannot (the overflow).
   #store(chunk: Uint8Array): boolean {
+    // A chunk handed on without room whose client left before taking it
+    // is lost: a resume from before its end gets 410.
+    if (this.#passing) {
+      this.#passing = undefined;
+      this.#start = this.#end;
+    }
     const n = chunk.length;
     const limits = this.#registry.limits;
     // A reading client needs only the last half; the rest is for a drop.
@@ -404,7 +410,7 @@ export class ResumableStream {
     if (!fits) {
       // A client that has everything gets the chunk without it being kept.
       const c = this.#consumer;
-      if (!c || c.offset !== this.#end || this.#passing) return false;
+      if (!c || c.offset !== this.#end) return false;
       while (this.#evictOne());
       this.#passing = chunk;
       this.#start = this.#end;
