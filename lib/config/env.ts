@@ -104,6 +104,10 @@ export const EnvSchema = z.object({
   EDGEWORKER_TIMEOUT_FIRST_BYTE: seconds.optional(),
   EDGEWORKER_TIMEOUT_IDLE: seconds.optional(),
   EDGEWORKER_TIMEOUT_TOTAL: seconds.optional(),
+  /** Override the config's `resumeBuffer` limits. */
+  EDGEWORKER_RESUME_STREAM_BYTES: z.coerce.number().int().positive()
+    .optional(),
+  EDGEWORKER_RESUME_TOTAL_BYTES: z.coerce.number().int().positive().optional(),
   EDGEWORKER_LOG_LEVEL: z.enum(["debug", "info", "warning", "error"]).default(
     "info",
   ),
@@ -162,6 +166,20 @@ export function envTimeouts(
   set("firstByte", env.EDGEWORKER_TIMEOUT_FIRST_BYTE);
   set("idle", env.EDGEWORKER_TIMEOUT_IDLE);
   set("total", env.EDGEWORKER_TIMEOUT_TOTAL);
+  return out;
+}
+
+/** The `EDGEWORKER_RESUME_*_BYTES` overrides that are set. */
+export function envResumeBuffer(
+  env: WorkerEnv,
+): { streamBytes?: number; totalBytes?: number } {
+  const out: { streamBytes?: number; totalBytes?: number } = {};
+  if (env.EDGEWORKER_RESUME_STREAM_BYTES !== undefined) {
+    out.streamBytes = env.EDGEWORKER_RESUME_STREAM_BYTES;
+  }
+  if (env.EDGEWORKER_RESUME_TOTAL_BYTES !== undefined) {
+    out.totalBytes = env.EDGEWORKER_RESUME_TOTAL_BYTES;
+  }
   return out;
 }
 

@@ -31,8 +31,10 @@ import type {
   ResolvedHealthcheckConfig,
   ResolvedLoadProbeConfig,
   ResolvedLogActionConfig,
+  ResolvedResumeBufferConfig,
   ResolvedWorkerConfig,
   ResponseGenerator,
+  ResumeBufferConfig,
   TimeoutsConfig,
   WorkerConfig,
   WorkloadCalculator,
@@ -191,6 +193,26 @@ export const HandlerConfigSchema = z.strictObject({
   benchmark: BenchmarkConfigSchema.optional(),
   /** This route's limits; each unset one is the worker's. */
   timeouts: TimeoutsConfigSchema.optional(),
+  /** Seconds a streamed answer waits for its client to resume; unset or null: off. */
+  resumeSeconds: z.number().positive().nullable().optional(),
+});
+
+/**
+ * Defaults of {@linkcode ResumeBufferConfigSchema}: 2 MiB per stream (a
+ * long chat answer with per-token SSE events), 64 MiB in all.
+ */
+export const DEFAULT_RESUME_BUFFER = Object.freeze({
+  streamBytes: 2 * 1024 * 1024,
+  totalBytes: 64 * 1024 * 1024,
+});
+
+/** Byte limits of the replay buffers of resumable streams. */
+export const ResumeBufferConfigSchema = z.strictObject({
+  streamBytes: z.int().positive().default(DEFAULT_RESUME_BUFFER.streamBytes),
+  totalBytes: z.int().positive().default(DEFAULT_RESUME_BUFFER.totalBytes),
+}).refine((b) => b.streamBytes <= b.totalBytes, {
+  error: "expected streamBytes <= totalBytes",
+  path: ["streamBytes"],
 });
 
 /** Healthcheck probing of the model server. */
@@ -250,6 +272,8 @@ export const WorkerConfigSchema = z.strictObject({
   loadProbe: LoadProbeConfigSchema.optional(),
   /** TypeScript only: an async startup step instead of a model log. */
   lifecycle: fn<LifecycleHook>("a lifecycle").optional(),
+  /** Replay buffers of the handlers with `resumeSeconds`. */
+  resumeBuffer: ResumeBufferConfigSchema.default({ ...DEFAULT_RESUME_BUFFER }),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.handlers.forEach((h, i) => {
@@ -320,6 +344,11 @@ type Contracts = [
   ],
   [typeof FailureBodySchema, FailureBody, FailureBody],
   [typeof LoadProbeConfigSchema, LoadProbeConfig, ResolvedLoadProbeConfig],
+  [
+    typeof ResumeBufferConfigSchema,
+    ResumeBufferConfig,
+    ResolvedResumeBufferConfig,
+  ],
   [typeof WorkerConfigSchema, WorkerConfig, ResolvedWorkerConfig],
 ];
 

@@ -322,6 +322,14 @@ export interface HandlerConfig {
   benchmark?: BenchmarkConfig;
   /** This route's limits; each unset one is the worker's. */
   timeouts?: TimeoutsConfig;
+  /**
+   * Makes streamed answers resumable: after the client's connection drops,
+   * the model call goes on for this many seconds into a replay buffer, and
+   * `POST /resume/<id>` gets the rest. Unset or `null`: off (a client that
+   * leaves cancels the model call at once).
+   * @default {null}
+   */
+  resumeSeconds?: number | null;
 }
 
 /** {@linkcode HandlerConfig} after validation: defaults filled in. */
@@ -337,6 +345,17 @@ export interface ResolvedHandlerConfig extends HandlerConfig {
   /** The startup benchmark, resolved. */
   benchmark?: ResolvedBenchmarkConfig;
 }
+
+/** Byte limits of the replay buffers of resumable streams. */
+export interface ResumeBufferConfig {
+  /** Bytes one stream keeps (its last ones). @default {2097152} */
+  streamBytes?: number;
+  /** Bytes all streams keep together. @default {67108864} */
+  totalBytes?: number;
+}
+
+/** {@linkcode ResumeBufferConfig} after validation. */
+export type ResolvedResumeBufferConfig = Required<ResumeBufferConfig>;
 
 /** Probing of the model server's health URL (`modelHealthUrl`). */
 export interface HealthcheckConfig {
@@ -422,6 +441,8 @@ export interface WorkerConfig {
    * log (readiness: when it resolves; error: when it throws).
    */
   lifecycle?: LifecycleHook;
+  /** Replay buffers of the handlers with `resumeSeconds`. */
+  resumeBuffer?: ResumeBufferConfig;
 }
 
 /**
@@ -463,4 +484,6 @@ export interface ResolvedWorkerConfig extends WorkerConfig {
   engineMetrics?: ResolvedEngineMetricsConfig;
   /** The load probe, resolved. */
   loadProbe?: ResolvedLoadProbeConfig;
+  /** Replay buffer limits, resolved. */
+  resumeBuffer: ResolvedResumeBufferConfig;
 }

@@ -10,6 +10,7 @@ import { Hono } from "hono";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import { answerWrongMethods, errorAnswer } from "./errors.ts";
 import { handlerRoute, type HandlerRouteDeps } from "./handler_route.ts";
+import { resumeRoute } from "./resume_route.ts";
 import { sessionRoutes } from "./session_routes.ts";
 import { updateRoute } from "./update_route.ts";
 
@@ -50,6 +51,7 @@ export function createApp(deps: AppDeps): Hono {
   for (const handler of deps.handlers) {
     app.post(handler.route, handlerRoute(handler, deps));
   }
+  app.post("/resume/:id", resumeRoute(deps));
   app.route("/", sessionRoutes(deps));
   app.route("/", updateRoute(deps.update));
   answerWrongMethods(app);

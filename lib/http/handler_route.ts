@@ -21,9 +21,10 @@ import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
 import { callLocal } from "./local_call.ts";
 import { abortedAnswer, callModel, relay } from "./proxy.ts";
+import { type ResumeDeps, resumeHook } from "./resume_route.ts";
 
 /** What a handler route needs, beyond the session routes' needs. */
-export interface HandlerRouteDeps extends SessionDeps {
+export interface HandlerRouteDeps extends SessionDeps, ResumeDeps {
   queues: QueuePlan;
   /** Issues the ticket of every admitted request. */
   admission: Admission;
@@ -38,6 +39,8 @@ interface Admitted {
   /** The JSON text the model server gets. */
   body: string;
   session: OpenSession | undefined;
+  /** `auth_data` as sent (a resumed stream must present it again). */
+  auth: unknown;
 }
 
 /** The Hono handler of `handler`'s route. */
@@ -98,7 +101,12 @@ export function handlerRoute(
         fail(500, { error: why });
       }
     }
-    return await relay(response, ticket, handler.failureOf);
+    const seconds = handler.config.resumeSeconds;
+    const resume = resumeHook(deps.resumable, seconds, ticket, admitted.auth);
+    return await relay(response, ticket, {
+      failureOf: handler.failureOf,
+      resume,
+    });
   };
 }
 
@@ -167,6 +175,7 @@ async function admit(
       payload,
       body: modelBody(handler, payload, read.text),
       session,
+      auth: authAsSent(read.body),
     };
   }
   const budget = checkBudget(deps.ledger.queueWorkload, {
@@ -186,7 +195,13 @@ async function admit(
     payload,
     body: modelBody(handler, payload, read.text),
     session,
+    auth: authAsSent(read.body),
   };
+}
+
+/** The body's `auth_data` as sent (the envelope check passed). */
+function authAsSent(body: unknown): unknown {
+  return (body as { auth_data: unknown }).auth_data;
 }
 
 /**

@@ -146,6 +146,24 @@ export function abortedAnswer(ticket: RequestTicket, status: number): Response {
 }
 
 /**
+ * Takes over a streamed answer (body, status, relayed headers) in place of
+ * the plain relay: a resumable stream (`resume_route.ts`).
+ */
+export type ResumeHook = (
+  body: ReadableStream<Uint8Array>,
+  status: number,
+  headers: Headers,
+) => Response;
+
+/** What a handler adds to {@linkcode relay}. */
+export interface RelayOptions {
+  /** Why an answer body reports a failure under any status, if it does. */
+  failureOf?: (body: string) => string | undefined;
+  /** Takes a streamed answer over (resumable streams). */
+  resume?: ResumeHook;
+}
+
+/**
  * Passes the model's answer on and ends the ticket with its outcome: the
  * body ended (success), the model server broke off (error), a timeout
  * expired (error, 504), or the client went away (cancelled). Streams are
@@ -157,13 +175,15 @@ export function abortedAnswer(ticket: RequestTicket, status: number): Response {
  * handler's `failureBody`) the answer is read whole, and one it names a
  * failure is relayed unchanged but ends the ticket as an error (a relayed
  * status alone, 5xx included, does not: the Python worker counts those as
- * served too).
+ * served too). With `resume`, a stream is handed to it instead (it ends
+ * the ticket).
  */
 export async function relay(
   response: Response,
   ticket: RequestTicket,
-  failureOf?: (body: string) => string | undefined,
+  options: RelayOptions = {},
 ): Promise<Response> {
+  const { failureOf, resume } = options;
   const status = response.status;
   if (status < 200 || status > 599) {
     await response.body?.cancel().catch(() => {});
@@ -194,6 +214,7 @@ export async function relay(
       return jsonError(502, { error: detail });
     }
   }
+  if (resume) return resume(response.body, status, headers);
   const reader = response.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -149,6 +149,18 @@ export class RequestTicket implements Watched {
     if (this.record.chunks++ === 0) this.record.firstByteAt = Date.now();
   }
 
+  /**
+   * Stops watching the client for the caller (a resumable stream outlives
+   * its connection): leaving no longer cancels the request. Returns the
+   * client's signal, which still says when it left.
+   */
+  releaseClient(): AbortSignal {
+    this.#clientSignal.removeEventListener("abort", this.#onClientGone);
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    return this.#clientSignal;
+  }
+
   /** Stops the request; its outcome is decided by whoever ends it. */
   cancel(why: string): void {
     if (!this.#abort.signal.aborted) this.#abort.abort(new Error(why));

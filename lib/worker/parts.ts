@@ -11,6 +11,7 @@ import { SignatureVerifier } from "../auth/signatures.ts";
 import { diskUsedGb } from "../autoscaler/disk_usage.ts";
 import { Reporter } from "../autoscaler/reporter.ts";
 import {
+  envResumeBuffer,
   envTimeouts,
   publicUrl,
   reportAddresses,
@@ -26,6 +27,7 @@ import { Capacity } from "../traffic/capacity.ts";
 import { ClientWatch } from "../traffic/client_gone.ts";
 import { type CompiledHandler, compileHandler } from "../traffic/handlers.ts";
 import { Ledger } from "../traffic/ledger.ts";
+import { ResumeRegistry } from "../traffic/resumable.ts";
 import { SessionStore } from "../traffic/sessions.ts";
 import { Admission } from "../traffic/ticket.ts";
 
@@ -57,6 +59,8 @@ export interface WorkerParts {
   admission: Admission;
   verifier: SignatureVerifier;
   sessions: SessionStore;
+  /** Resumable streams (handlers with `resumeSeconds`). */
+  resumable: ResumeRegistry;
   engine: EngineMetricsScraper | undefined;
   metrics: WorkerMetrics;
   /** Only when `REPORT_ADDR` is set. */
@@ -111,6 +115,10 @@ export function buildParts(
     modelServerUrl: config.modelServerUrl,
     reapIntervalMs: timings.sessionReapMs,
   });
+  const resumable = new ResumeRegistry({
+    ...config.resumeBuffer,
+    ...envResumeBuffer(env),
+  });
   const engine = config.engineMetrics
     ? new EngineMetricsScraper({
       url: config.modelServerUrl.replace(/\/+$/, "") +
@@ -142,6 +150,7 @@ export function buildParts(
     liveThroughput: () => capacity.live ?? 0,
     reports: () => reporter?.stats ?? {},
     engine: engine ? () => engine.snapshot() : undefined,
+    resume: () => resumable.stats,
   });
   return {
     ledger,
@@ -152,6 +161,7 @@ export function buildParts(
     admission,
     verifier,
     sessions,
+    resumable,
     engine,
     metrics,
     reporter,

@@ -228,6 +228,7 @@ export class Worker {
       drainMs: env.EDGEWORKER_DRAIN_SECONDS * 1000,
       watchers: () => readiness.close(),
       closers: [
+        () => Promise.resolve(parts.resumable.close()),
         () => server.shutdown(),
         async () => await httpServer?.shutdown(),
         async () => await engine?.close(),
@@ -285,6 +286,7 @@ function statusOf(p: WorkerParts): unknown {
     queued: p.queues.waiting,
     queue_workload: p.ledger.queueWorkload,
     sessions: p.sessions.size,
+    resumable: p.resumable.stats,
     last_report: p.reporter?.lastStatus ?? null,
     engine: p.engine?.snapshot() ?? null,
   });
