@@ -27,6 +27,7 @@ export type { RunningWorker, WorkerStartOptions } from "./lib/worker/worker.ts";
 export type { WorkerTimings } from "./lib/worker/parts.ts";
 export type {
   BenchmarkConfig,
+  CanaryConfig,
   ConstantWorkload,
   DeclarativeWorkload,
   EngineMetricsConfig,
@@ -39,6 +40,7 @@ export type {
   ReadinessMode,
   RequestParser,
   ResolvedBenchmarkConfig,
+  ResolvedCanaryConfig,
   ResolvedDeclarativeWorkload,
   ResolvedEngineMetricsConfig,
   ResolvedFieldWorkload,

@@ -12,6 +12,7 @@
 import { z } from "zod";
 import type {
   BenchmarkConfig,
+  CanaryConfig,
   DeclarativeWorkload,
   EngineMetricsConfig,
   HandlerConfig,
@@ -21,6 +22,7 @@ import type {
   Payload,
   RequestParser,
   ResolvedBenchmarkConfig,
+  ResolvedCanaryConfig,
   ResolvedDeclarativeWorkload,
   ResolvedEngineMetricsConfig,
   ResolvedHandlerConfig,
@@ -191,6 +193,18 @@ export const EngineMetricsConfigSchema = z.strictObject({
   intervalSeconds: z.number().positive().default(5),
 });
 
+/** The generation canary (see {@linkcode CanaryConfig}). */
+export const CanaryConfigSchema = z.strictObject({
+  route: z.string().startsWith("/", {
+    error: 'expected string starting with "/"',
+  }),
+  payload: z.record(z.string(), z.unknown()),
+  expectField: z.string().min(1).optional(),
+  idleSeconds: z.number().positive().nullable().default(null),
+  deadlineSeconds: z.number().positive().default(30),
+  failureThreshold: z.int().positive().default(2),
+});
+
 /** The whole worker. */
 export const WorkerConfigSchema = z.strictObject({
   /** Base URL of the model server, e.g. `http://127.0.0.1:18000`. */
@@ -224,6 +238,7 @@ export const WorkerConfigSchema = z.strictObject({
   /** Limits of every route's model calls (see {@linkcode DEFAULT_TIMEOUTS}). */
   timeouts: TimeoutsConfigSchema.default({}),
   engineMetrics: EngineMetricsConfigSchema.optional(),
+  canary: CanaryConfigSchema.optional(),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.handlers.forEach((h, i) => {
@@ -242,6 +257,13 @@ export const WorkerConfigSchema = z.strictObject({
       code: "custom",
       path: ["handlers"],
       message: "expected at most one handler with a benchmark",
+    });
+  }
+  if (cfg.canary && !seen.has(cfg.canary.route)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["canary", "route"],
+      message: `no handler has route "${cfg.canary.route}"`,
     });
   }
   const readiness = cfg.readiness;
@@ -289,9 +311,13 @@ const _sameTypes: [
     z.output<typeof EngineMetricsConfigSchema>,
     ResolvedEngineMetricsConfig
   >,
+  Same<z.input<typeof CanaryConfigSchema>, CanaryConfig>,
+  Same<z.output<typeof CanaryConfigSchema>, ResolvedCanaryConfig>,
   Same<z.input<typeof WorkerConfigSchema>, WorkerConfig>,
   Same<z.output<typeof WorkerConfigSchema>, ResolvedWorkerConfig>,
 ] = [
+  true,
+  true,
   true,
   true,
   true,

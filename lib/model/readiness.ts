@@ -94,7 +94,6 @@ export class Readiness {
   #health: HealthMonitor | undefined;
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
   #sequence: Promise<void> | undefined;
-  #healthFailed = false;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
@@ -323,17 +322,8 @@ export class Readiness {
       intervalMs: h.intervalSeconds * 1000,
       timeoutMs: h.timeoutSeconds * 1000,
       failureThreshold: h.failureThreshold,
-      onUnhealthy: (reason) => {
-        this.#healthFailed = lifecycle.fail(reason);
-      },
-      onRecovered: () => {
-        if (
-          this.#healthFailed && lifecycle.state === "error" && !lifecycle.fatal
-        ) {
-          lifecycle.to("ready", "model server healthy again");
-        }
-        this.#healthFailed = false;
-      },
+      onUnhealthy: (reason) => lifecycle.degrade("health check", reason),
+      onRecovered: () => lifecycle.restore("health check"),
     });
     this.#health.start();
   }
