@@ -15,6 +15,7 @@ import {
   BENCHMARK_SIZE_ENV_VARS,
   defaultMaxTokensFrom,
   type EnvVars,
+  LLM_CANARY,
   modelServerFrom,
   parallelHandlers,
   presetEnvVars,
@@ -166,5 +167,17 @@ export function openAiConfig(
     ...(engine.engineMetrics
       ? { engineMetrics: { kind: engine.engineMetrics } }
       : {}),
+    canary: {
+      route: "/v1/completions",
+      payload: {
+        ...(model ? { model } : {}),
+        prompt: "Hello",
+        max_tokens: 1,
+        temperature: 0,
+        stream: false,
+      },
+      expectField: "choices.0",
+      ...LLM_CANARY,
+    },
   };
 }
