@@ -288,7 +288,7 @@ export class Readiness {
     timeline?.end("public_key");
     if (this.#stopped()) return;
     lifecycle.to("ready", `max_perf ${perf.toFixed(2)}`);
-    timeline?.ready();
+    timeline?.ready(lifecycle.loadtime);
     this.#startHealthMonitor();
   }
 

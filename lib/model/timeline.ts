@@ -125,10 +125,13 @@ export class StartupTimeline {
     this.#rounds.push(r);
   }
 
-  /** The worker became ready (the first time counts); logs the summary. */
-  ready(): void {
+  /**
+   * The worker became ready (the first time counts), `at` seconds after the
+   * process started (the lifecycle's `loadtime`); logs the summary.
+   */
+  ready(at: number = this.#at()): void {
     if (this.#ready !== null) return;
-    this.#ready = this.#at();
+    this.#ready = at;
     const parts = this.view().phases.map((p) =>
       `${p.phase} ${p.seconds === null ? "running" : `${p.seconds} s`}`
     );
