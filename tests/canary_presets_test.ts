@@ -9,10 +9,14 @@ import { startHelloWorldServer } from "../dev/hello_world_server.ts";
 import { startOpenAiServer } from "../dev/openai_server.ts";
 import { startTgiServer } from "../dev/tgi_server.ts";
 import { parseWorkerConfig } from "../lib/config/file.ts";
+import type { ResolvedCanaryConfig } from "../lib/config/schemas.ts";
 import { sendCanary } from "../lib/model/canary.ts";
 import { findPreset } from "../workers/mod.ts";
 
-async function canaryOf(preset: string, url: string) {
+function canaryOf(
+  preset: string,
+  url: string,
+): { canary: ResolvedCanaryConfig; url: string } {
   const config = parseWorkerConfig(
     findPreset(preset)!.config({ MODEL_SERVER_URL: url }),
   );
@@ -25,7 +29,7 @@ async function canaryOf(preset: string, url: string) {
 for (const flavor of ["vllm", "sglang", "llama_cpp"] as const) {
   Deno.test(`canary presets: ${flavor}'s canary passes against the stand-in, and fails at its deadline when generation hangs`, async () => {
     await using llm = await startOpenAiServer({ flavor });
-    const { canary, url } = await canaryOf(flavor, llm.url);
+    const { canary, url } = canaryOf(flavor, llm.url);
     const never = new AbortController().signal;
     assert.deepEqual(await sendCanary(url, canary, 5000, never), { ok: true });
     assert.equal((llm.lastBody as { max_tokens: number }).max_tokens, 1);
@@ -41,12 +45,12 @@ for (const flavor of ["vllm", "sglang", "llama_cpp"] as const) {
 Deno.test("canary presets: tgi's and hello_world's canaries pass against their stand-ins", async () => {
   const never = new AbortController().signal;
   await using tgi = await startTgiServer();
-  const t = await canaryOf("tgi", tgi.url);
+  const t = canaryOf("tgi", tgi.url);
   assert.deepEqual(await sendCanary(t.url, t.canary, 5000, never), {
     ok: true,
   });
   await using hello = await startHelloWorldServer();
-  const h = await canaryOf("hello_world", hello.url);
+  const h = canaryOf("hello_world", hello.url);
   assert.deepEqual(await sendCanary(h.url, h.canary, 5000, never), {
     ok: true,
   });
@@ -54,7 +58,7 @@ Deno.test("canary presets: tgi's and hello_world's canaries pass against their s
 
 Deno.test("canary presets: an answer without the expected field fails, naming it", async () => {
   await using llm = await startOpenAiServer();
-  const { canary, url } = await canaryOf("vllm", llm.url);
+  const { canary, url } = canaryOf("vllm", llm.url);
   const never = new AbortController().signal;
   const result = await sendCanary(
     url,
