@@ -144,6 +144,7 @@ export class GenerationCanary {
   #running: AbortController | undefined;
   #done: Promise<void> = Promise.resolve();
   // performance.now() of the last activity: a request ending, a canary, ready.
+  // (A request is in flight in between: the ledger's count says so.)
   #quietSince = performance.now();
   #failuresInARow = 0;
   #unsubscribe: (() => void)[] = [];
@@ -200,7 +201,8 @@ export class GenerationCanary {
       this.#running?.abort();
       return;
     }
-    if (e.type !== "finish" && e.type !== "reject") return;
+    // Refusals (401, 429, queue timeouts) never reached the engine.
+    if (e.type !== "finish") return;
     this.#quietSince = performance.now();
     const r = e.record;
     if (
