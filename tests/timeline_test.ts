@@ -10,7 +10,11 @@ import { join } from "node:path";
 import { startControlPlane } from "../dev/control_plane.ts";
 import { startOpenAiServer } from "../dev/openai_server.ts";
 import type { WorkerStatus } from "../lib/autoscaler/wire.ts";
-import type { PhaseView, TimelineView } from "../lib/model/timeline.ts";
+import {
+  type PhaseView,
+  StartupTimeline,
+  type TimelineView,
+} from "../lib/model/timeline.ts";
 import { findPreset } from "../workers/mod.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import { captureLogs } from "./helpers/logs.ts";
@@ -155,4 +159,70 @@ Deno.test("timeline: /status, /metrics and the log show each startup phase with 
     await llm?.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("timeline: phases keep their first start and end, may overlap, and are listed in the phase order", () => {
+  const clock = { now: 1_000_000 };
+  const t = new StartupTimeline({
+    startedAt: 1_000_000,
+    now: () => clock.now,
+  });
+  t.begin("health", "http://m/health");
+  clock.now += 500;
+  t.begin("log_file", "/var/log/m.log");
+  clock.now += 250;
+  t.end("log_file");
+  t.begin("model_loading");
+  clock.now += 1000;
+  t.end("model_loading", "load line seen");
+  t.end("health", "first 200");
+  clock.now += 5000;
+  t.end("health", "later 200"); // only the first end counts
+  t.begin("health"); // and the first start
+  t.round({
+    index: 1,
+    seconds: 1.23456,
+    ok: 2,
+    failed: 0,
+    throughput: 9.87654,
+  });
+  t.ready(7);
+  t.ready(99); // only the first ready counts
+  t.begin("first_request", "/v1/completions");
+  const v = t.view();
+  assert.equal(v.process_started_at, 1000);
+  assert.equal(v.ready_s, 7);
+  assert.deepEqual(v.phases, [
+    {
+      phase: "log_file",
+      started_s: 0.5,
+      ended_s: 0.75,
+      seconds: 0.25,
+      detail: "/var/log/m.log",
+    },
+    {
+      phase: "model_loading",
+      started_s: 0.75,
+      ended_s: 1.75,
+      seconds: 1,
+      detail: "load line seen",
+    },
+    {
+      phase: "health",
+      started_s: 0,
+      ended_s: 1.75,
+      seconds: 1.75,
+      detail: "first 200",
+    },
+    {
+      phase: "first_request",
+      started_s: 6.75,
+      ended_s: null,
+      seconds: null,
+      detail: "/v1/completions",
+    },
+  ]);
+  assert.deepEqual(v.benchmark_rounds, [
+    { index: 1, seconds: 1.235, ok: 2, failed: 0, throughput: 9.877 },
+  ]);
 });
