@@ -27,6 +27,7 @@ export type { RunningWorker, WorkerStartOptions } from "./lib/worker/worker.ts";
 export type { WorkerTimings } from "./lib/worker/parts.ts";
 export type {
   BenchmarkConfig,
+  CanaryConfig,
   ConstantWorkload,
   DeclarativeWorkload,
   EngineMetricsConfig,
@@ -45,6 +46,7 @@ export type {
   RemoteFunctionContext,
   RequestParser,
   ResolvedBenchmarkConfig,
+  ResolvedCanaryConfig,
   ResolvedDeclarativeWorkload,
   ResolvedEngineMetricsConfig,
   ResolvedFieldWorkload,

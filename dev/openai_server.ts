@@ -60,6 +60,8 @@ export interface OpenAiServerOptions extends StandInOptions {
 export interface OpenAiServer extends StandInServer {
   /** Changes the decoding speed (running requests follow at once). */
   setTokensPerSecond(tokensPerSecond: number): void;
+  /** Generation hangs (`true`: no token comes, `/health` stays 200) or resumes. */
+  setGenerationHangs(hangs: boolean): void;
 }
 
 /**
@@ -99,6 +101,10 @@ class OpenAiStandIn extends StandIn<OpenAiServerOptions>
 
   setTokensPerSecond(tokensPerSecond: number): void {
     this.#engine.setTokensPerSecond(tokensPerSecond);
+  }
+
+  setGenerationHangs(hangs: boolean): void {
+    this.#engine.setHung(hangs);
   }
 
   override crash(): Promise<void> {

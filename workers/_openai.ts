@@ -22,6 +22,7 @@ import {
   BENCHMARK_SIZE_ENV_VARS,
   defaultMaxTokensFrom,
   type EnvVars,
+  LLM_CANARY,
   modelServerFrom,
   numberFrom,
   presetEnvVars,
@@ -252,6 +253,18 @@ export function openAiConfig(
     ...(engine.engineMetrics
       ? { engineMetrics: { kind: engine.engineMetrics } }
       : {}),
+    canary: {
+      route: "/v1/completions",
+      payload: {
+        ...(model ? { model } : {}),
+        prompt: "Hello",
+        max_tokens: 1,
+        temperature: 0,
+        stream: false,
+      },
+      expectField: "choices.0",
+      ...LLM_CANARY,
+    },
   };
 }
 

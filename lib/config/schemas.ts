@@ -12,6 +12,7 @@
 import { z } from "zod";
 import type {
   BenchmarkConfig,
+  CanaryConfig,
   DeclarativeWorkload,
   EngineMetricsConfig,
   FailureBody,
@@ -25,6 +26,7 @@ import type {
   RemoteFunction,
   RequestParser,
   ResolvedBenchmarkConfig,
+  ResolvedCanaryConfig,
   ResolvedDeclarativeWorkload,
   ResolvedEngineMetricsConfig,
   ResolvedHandlerConfig,
@@ -236,6 +238,18 @@ export const LoadProbeConfigSchema = z.strictObject({
   timeoutSeconds: z.number().positive().default(2),
 });
 
+/** The generation canary (see {@linkcode CanaryConfig}). */
+export const CanaryConfigSchema = z.strictObject({
+  route: z.string().startsWith("/", {
+    error: 'expected string starting with "/"',
+  }),
+  payload: z.record(z.string(), z.unknown()),
+  expectField: z.string().min(1).optional(),
+  idleSeconds: z.number().positive().nullable().default(null),
+  deadlineSeconds: z.number().positive().default(30),
+  failureThreshold: z.int().positive().default(2),
+});
+
 /** The whole worker. */
 export const WorkerConfigSchema = z.strictObject({
   /** Base URL of the model server, e.g. `http://127.0.0.1:18000`. */
@@ -274,6 +288,7 @@ export const WorkerConfigSchema = z.strictObject({
   lifecycle: fn<LifecycleHook>("a lifecycle").optional(),
   /** Replay buffers of the handlers with `resumeSeconds`. */
   resumeBuffer: ResumeBufferConfigSchema.default({ ...DEFAULT_RESUME_BUFFER }),
+  canary: CanaryConfigSchema.optional(),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.handlers.forEach((h, i) => {
@@ -292,6 +307,13 @@ export const WorkerConfigSchema = z.strictObject({
       code: "custom",
       path: ["handlers"],
       message: "expected at most one handler with a benchmark",
+    });
+  }
+  if (cfg.canary && !seen.has(cfg.canary.route)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["canary", "route"],
+      message: `no handler has route "${cfg.canary.route}"`,
     });
   }
   const readiness = cfg.readiness;
@@ -349,6 +371,7 @@ type Contracts = [
     ResumeBufferConfig,
     ResolvedResumeBufferConfig,
   ],
+  [typeof CanaryConfigSchema, CanaryConfig, ResolvedCanaryConfig],
   [typeof WorkerConfigSchema, WorkerConfig, ResolvedWorkerConfig],
 ];
 

@@ -370,6 +370,41 @@ export interface HealthcheckConfig {
 /** {@linkcode HealthcheckConfig} after validation. */
 export type ResolvedHealthcheckConfig = Required<HealthcheckConfig>;
 
+/**
+ * The generation canary: after `idleSeconds` without a request in flight,
+ * the worker sends `payload` (the smallest real request: one token) to
+ * `route`'s model URL and expects a well-formed answer within
+ * `deadlineSeconds`; `failureThreshold` failures in a row make the worker
+ * not ready until one passes.
+ */
+export interface CanaryConfig {
+  /** A handler's route; the canary goes to that handler's model URL. */
+  route: string;
+  /** The request sent (not counted as client traffic). */
+  payload: Payload;
+  /**
+   * Dotted path (`choices.0`) that must be present in the JSON answer; unset:
+   * any 2xx JSON answer passes.
+   */
+  expectField?: string;
+  /** Seconds without a request in flight before a canary; `null`: off. @default {null} */
+  idleSeconds?: number | null;
+  /** Seconds the answer may take. @default {30} */
+  deadlineSeconds?: number;
+  /** Failed canaries in a row that make the worker not ready. @default {2} */
+  failureThreshold?: number;
+}
+
+/** {@linkcode CanaryConfig} after validation. */
+export interface ResolvedCanaryConfig extends CanaryConfig {
+  /** Seconds without a request in flight before a canary; `null`: off. */
+  idleSeconds: number | null;
+  /** Seconds the answer may take. */
+  deadlineSeconds: number;
+  /** Failed canaries in a row that make the worker not ready. */
+  failureThreshold: number;
+}
+
 /** Engine metrics scraped from the model server's Prometheus endpoint. */
 export interface EngineMetricsConfig {
   /** Which engine's metric names to read. */
@@ -443,6 +478,8 @@ export interface WorkerConfig {
   lifecycle?: LifecycleHook;
   /** Replay buffers of the handlers with `resumeSeconds`. */
   resumeBuffer?: ResumeBufferConfig;
+  /** The generation canary (off unless `idleSeconds` is set). */
+  canary?: CanaryConfig;
 }
 
 /**
@@ -486,4 +523,6 @@ export interface ResolvedWorkerConfig extends WorkerConfig {
   loadProbe?: ResolvedLoadProbeConfig;
   /** Replay buffer limits, resolved. */
   resumeBuffer: ResolvedResumeBufferConfig;
+  /** The generation canary, resolved. */
+  canary?: ResolvedCanaryConfig;
 }

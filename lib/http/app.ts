@@ -23,6 +23,8 @@ export interface AppDeps extends HandlerRouteDeps {
   drainRetryAfterSeconds: number;
   metricsText: () => string;
   status: () => unknown;
+  /** The health levels (alive, engine, generation) `/ready` shows. */
+  health?: () => unknown;
 }
 
 /** Builds the Hono app of a worker. */
@@ -38,6 +40,7 @@ export function createApp(deps: AppDeps): Hono {
       state: deps.lifecycle.state,
       error_msg: deps.lifecycle.errorMsg,
       loading_seconds: deps.lifecycle.loadingSeconds,
+      ...(deps.health ? { health: deps.health() } : {}),
     };
     return c.json(body, deps.lifecycle.ready ? 200 : 503);
   });

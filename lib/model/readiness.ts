@@ -21,6 +21,7 @@ import {
 } from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
+import type { HealthLevels } from "./health_levels.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import {
   LogMonitor,
@@ -28,6 +29,7 @@ import {
   type Pattern,
 } from "./log_monitor.ts";
 import { measureMaxPerf } from "./startup_benchmark.ts";
+import type { StartupTimeline } from "./timeline.ts";
 import { deadline, delay } from "../std/async.ts";
 
 const log = getLogger(["edgeworker", "readiness"]);
@@ -52,6 +54,10 @@ export interface ReadinessOptions {
   logPollMs?: number;
   /** How often a long load is logged. @default {LOADING_WARN_MS} */
   loadingWarnMs?: number;
+  /** Records how long each startup phase took. */
+  timeline?: StartupTimeline;
+  /** Receives every health-URL probe's result. */
+  levels?: HealthLevels;
 }
 
 /** Resolves a health setting (path or URL) against the model server. */
@@ -104,7 +110,6 @@ export class Readiness {
   #health: HealthMonitor | undefined;
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
   #sequence: Promise<void> | undefined;
-  #healthFailed = false;
   /** Ends the load probe once loaded (or at close). */
   #loadProbeStop = new AbortController();
   #loadProbing: Promise<void> | undefined;
@@ -123,10 +128,20 @@ export class Readiness {
     const mode = readinessModeOf(config);
     // The log is tailed whenever there is one: even when readiness comes
     // from the health URL, its fatal lines must still count.
+    const timeline = this.#o.timeline;
+    const waitsForLog = readinessWaitsFor(mode).log;
     if (config.modelLogFile) {
       const actions = config.logActions;
+      const path = config.modelLogFile;
+      timeline?.begin("log_file", path);
       this.#monitor = new LogMonitor({
-        path: config.modelLogFile,
+        path,
+        onOpen: () => {
+          timeline?.end("log_file");
+          if (waitsForLog) {
+            timeline?.begin("model_loading", "waiting for the load line");
+          }
+        },
         from: this.#o.logFrom,
         ...(this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {}),
         actions: {
@@ -174,6 +189,7 @@ export class Readiness {
     const { lifecycle } = this.#o;
     log.info("Model load line: {line}", { line });
     this.#loadProbeStop.abort();
+    this.#o.timeline?.end("model_loading", "load line seen");
     this.#loaded.resolve();
     // A load line after a (non-fatal) error means the model server restarted.
     if (lifecycle.state === "error" && !lifecycle.fatal && this.#sequence) {
@@ -265,6 +281,7 @@ export class Readiness {
     const stopProbing = new AbortController();
     let probing: Promise<void> | undefined;
     if (health) {
+      this.#o.timeline?.begin("health", healthUrlOf(config));
       probing = this.#firstHealthy(
         healthUrlOf(config)!,
         AbortSignal.any([this.#abort.signal, stopProbing.signal]),
@@ -339,17 +356,22 @@ export class Readiness {
   async #prepare(): Promise<void> {
     const { lifecycle } = this.#o;
     if (this.#stopped()) return;
+    const timeline = this.#o.timeline;
     lifecycle.to("benchmarking", "model loaded");
+    timeline?.begin("benchmark");
     const perf = await this.#benchmark();
     if (this.#stopped() || perf === undefined) return;
     this.#o.onMaxPerf(perf);
+    timeline?.begin("public_key");
     await this.#withTimeout(
       this.#o.keyReady(),
       60,
       "Public key not loaded after 60 s",
     );
+    timeline?.end("public_key");
     if (this.#stopped()) return;
     lifecycle.to("ready", `max_perf ${perf.toFixed(2)}`);
+    timeline?.ready(lifecycle.loadtime);
     this.#startHealthMonitor();
   }
 
@@ -366,6 +388,8 @@ export class Readiness {
         mode: benchmarkMode,
         cacheFile: benchmarkFile,
         signal: this.#abort.signal,
+        onSource: (source) => this.#o.timeline?.end("benchmark", source),
+        onRound: (r) => this.#o.timeline?.round(r),
       });
     } catch (e) {
       if (this.#abort.signal.aborted) return undefined;
@@ -420,7 +444,12 @@ export class Readiness {
         config.healthcheck.timeoutSeconds * 1000,
         signal,
       );
-      if (r.ok || signal.aborted) return;
+      if (signal.aborted) return;
+      this.#o.levels?.engine(r);
+      if (r.ok) {
+        this.#o.timeline?.end("health", "first 200");
+        return;
+      }
       if (r.reason !== last) {
         log.info("Waiting for {url}: {reason}", { url, reason: r.reason });
         last = r.reason;
@@ -439,17 +468,9 @@ export class Readiness {
       intervalMs: h.intervalSeconds * 1000,
       timeoutMs: h.timeoutSeconds * 1000,
       failureThreshold: h.failureThreshold,
-      onUnhealthy: (reason) => {
-        this.#healthFailed = lifecycle.fail(reason);
-      },
-      onRecovered: () => {
-        if (
-          this.#healthFailed && lifecycle.state === "error" && !lifecycle.fatal
-        ) {
-          lifecycle.to("ready", "model server healthy again");
-        }
-        this.#healthFailed = false;
-      },
+      onProbe: (r) => this.#o.levels?.engine(r),
+      onUnhealthy: (reason) => lifecycle.degrade("health check", reason),
+      onRecovered: () => lifecycle.restore("health check"),
     });
     this.#health.start();
   }

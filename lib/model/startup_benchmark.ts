@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import {
   readBenchmarkCache,
+  type RoundResult,
   runBenchmark,
   writeBenchmarkCache,
 } from "./benchmark.ts";
@@ -24,6 +25,10 @@ export interface MeasureOptions {
   /** Path of the `.has_benchmark` cache. */
   cacheFile: string;
   signal: AbortSignal;
+  /** Told where `max_perf` came from. */
+  onSource?: (source: "cached" | "measured" | "none") => void;
+  /** Told of each benchmark round. */
+  onRound?: (round: RoundResult) => void;
 }
 
 /**
@@ -43,6 +48,7 @@ export async function measureMaxPerf(
       file: cacheFile,
       value: cached,
     });
+    options.onSource?.("cached");
     return cached;
   }
   const handler = handlers.find((h) => h.config.benchmark);
@@ -50,6 +56,7 @@ export async function measureMaxPerf(
     log.info("No benchmark run ({why}); max_perf stays 0", {
       why: mode === "skip" ? "EDGEWORKER_BENCHMARK=skip" : "no handler has one",
     });
+    options.onSource?.("none");
     return 0;
   }
   const bench = handler.config.benchmark!;
@@ -66,17 +73,20 @@ export async function measureMaxPerf(
     concurrency: handler.config.allowParallelRequests ? bench.concurrency : 1,
     warmup: bench.warmup,
     signal: options.signal,
-    onRound: (r) =>
+    onRound: (r) => {
       log.info(
         "Benchmark round {index}/{total}: {ok} ok, {failed} failed, {throughput} units/s",
         { ...r, throughput: r.throughput.toFixed(2) },
-      ),
+      );
+      options.onRound?.(r);
+    },
   });
   log.info("Benchmark done: best {best}, median {median} units/s", {
     best: result.best.toFixed(2),
     median: result.median.toFixed(2),
   });
   await writeBenchmarkCache(cacheFile, result.best);
+  options.onSource?.("measured");
   return result.best;
 }
 

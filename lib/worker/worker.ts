@@ -22,6 +22,8 @@ import {
   type Server,
 } from "../http/listen.ts";
 import { sessionEndApp } from "../http/session_routes.ts";
+import { renderHealthMetrics } from "../metrics/health_metrics.ts";
+import { resolveCanary } from "../model/canary.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import { Readiness } from "../model/readiness.ts";
 import type { Ledger } from "../traffic/ledger.ts";
@@ -136,7 +138,8 @@ export class Worker {
     env: WorkerEnv,
     options: WorkerStartOptions,
   ): Promise<RunningWorker> {
-    const config = this.config;
+    // The environment's canary settings are checked before anything listens.
+    const config = { ...this.config, canary: resolveCanary(this.config, env) };
     const tls = env.USE_SSL ? await readTls(env) : undefined;
     // The parts need the listening port, so the server starts with a
     // handler set right after, before any await.
@@ -170,8 +173,9 @@ export class Worker {
       maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES,
       update: { token: env.MASTER_TOKEN, file: env.EDGEWORKER_UPDATE_FILE },
       drainRetryAfterSeconds: DRAIN_RETRY_AFTER_SECONDS,
-      metricsText: () => parts.metrics.render(),
+      metricsText: () => parts.metrics.render() + healthMetricsOf(parts),
       status: () => statusOf(parts),
+      health: () => parts.levels.view(),
     }).fetch;
 
     let httpServer: Server | undefined;
@@ -207,9 +211,12 @@ export class Worker {
       },
       logPollMs: timings.logPollMs,
       probeIntervalMs: timings.probeIntervalMs,
+      timeline: parts.timeline,
+      levels: parts.levels,
     });
     await readiness.start();
     engine?.start();
+    parts.canary?.start();
     const host = env.EDGEWORKER_HOST === "0.0.0.0"
       ? "127.0.0.1"
       : env.EDGEWORKER_HOST;
@@ -232,6 +239,7 @@ export class Worker {
         () => server.shutdown(),
         async () => await httpServer?.shutdown(),
         async () => await engine?.close(),
+        async () => await parts.canary?.close(),
         () => parts.admission.close(),
       ],
       reporter,
@@ -289,6 +297,22 @@ function statusOf(p: WorkerParts): unknown {
     resumable: p.resumable.stats,
     last_report: p.reporter?.lastStatus ?? null,
     engine: p.engine?.snapshot() ?? null,
+    health: p.levels.view(),
+    canary: p.canary?.stats ?? null,
+    stalls: p.admission.stall
+      ? { ...p.admission.stall, ...p.admission.stalls }
+      : null,
+    startup: p.timeline.view(),
+  });
+}
+
+/** The health families of `/metrics` (levels, canary, stalls, startup). */
+function healthMetricsOf(p: WorkerParts): string {
+  return renderHealthMetrics({
+    levels: () => p.levels.statuses(),
+    canary: () => p.canary?.stats,
+    stalls: () => p.admission.stall ? p.admission.stalls : undefined,
+    timeline: () => p.timeline.view(),
   });
 }
 
