@@ -8,6 +8,7 @@
  */
 import { Hono } from "hono";
 import type { CompiledHandler } from "../traffic/handlers.ts";
+import { type DashboardDeps, dashboardRoute } from "./dashboard_route.ts";
 import { answerWrongMethods, errorAnswer } from "./errors.ts";
 import { handlerRoute, type HandlerRouteDeps } from "./handler_route.ts";
 import { sessionRoutes } from "./session_routes.ts";
@@ -22,6 +23,8 @@ export interface AppDeps extends HandlerRouteDeps {
   drainRetryAfterSeconds: number;
   metricsText: () => string;
   status: () => unknown;
+  /** `GET /dashboard`, only with `EDGEWORKER_DASHBOARD=true`. */
+  dashboard?: DashboardDeps;
 }
 
 /** Builds the Hono app of a worker. */
@@ -52,6 +55,7 @@ export function createApp(deps: AppDeps): Hono {
   }
   app.route("/", sessionRoutes(deps));
   app.route("/", updateRoute(deps.update));
+  if (deps.dashboard) app.route("/", dashboardRoute(deps.dashboard));
   answerWrongMethods(app);
   app.notFound((c) => c.json({ error: `no route ${c.req.path}` }, 404));
   app.onError(errorAnswer);

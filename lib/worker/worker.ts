@@ -25,6 +25,7 @@ import { sessionEndApp } from "../http/session_routes.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import { Readiness } from "../model/readiness.ts";
 import type { Ledger } from "../traffic/ledger.ts";
+import { DashboardFeed } from "../metrics/dashboard_feed.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
 import { announceLaunchFailure } from "./launch_failure.ts";
 import { buildParts, type WorkerParts, type WorkerTimings } from "./parts.ts";
@@ -172,6 +173,7 @@ export class Worker {
       drainRetryAfterSeconds: DRAIN_RETRY_AFTER_SECONDS,
       metricsText: () => parts.metrics.render(),
       status: () => statusOf(parts),
+      dashboard: env.EDGEWORKER_DASHBOARD ? dashboardOf(parts, env) : undefined,
     }).fetch;
 
     let httpServer: Server | undefined;
@@ -288,6 +290,20 @@ function statusOf(p: WorkerParts): unknown {
     last_report: p.reporter?.lastStatus ?? null,
     engine: p.engine?.snapshot() ?? null,
   });
+}
+
+/** `GET /dashboard`'s parts: the feed follows the ledger from now on. */
+function dashboardOf(p: WorkerParts, env: WorkerEnv) {
+  const feed = new DashboardFeed(p.ledger, {
+    id: env.CONTAINER_ID,
+    url: p.publicUrl,
+    state: () => p.lifecycle.state,
+    errorMsg: () => p.lifecycle.errorMsg,
+    maxPerf: () => p.capacity.benchmark,
+    queued: () => p.queues.waiting,
+  });
+  const title = `edgeworker worker ${env.CONTAINER_ID} (${p.publicUrl})`;
+  return { token: env.MASTER_TOKEN, title, view: () => feed.view(title) };
 }
 
 /** Raises the open-file limit where it may; says when it stays low. */
