@@ -24,7 +24,7 @@ export interface DemoOptions {
   controlPlanePort?: number;
   /** Tokens per second of each demo model. @default {250} */
   tokensPerSecond?: number;
-  /** Directory for the model logs and benchmark caches; a temp dir by default. */
+  /** Directory for the model logs and benchmark caches; by default a temp dir removed on `close()`. */
   dir?: string;
 }
 
@@ -63,15 +63,22 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   }
   const dir = options.dir ??
     await Deno.makeTempDir({ prefix: "edgeworker-demo-" });
+  const closers: (() => Promise<void>)[] = [];
+  // A directory the demo made itself goes when it stops.
+  if (options.dir === undefined) {
+    closers.push(() => Deno.remove(dir, { recursive: true }));
+  }
   const controlPlane = await startControlPlane({
     port: options.controlPlanePort ?? 0,
     strict: true,
     title: `edgeworker demo: ${count} worker${count === 1 ? "" : "s"}`,
   });
-  const closers: (() => Promise<void>)[] = [() => controlPlane.close()];
-  const close = async () => {
-    for (const c of closers.reverse()) await c();
-  };
+  closers.push(() => controlPlane.close());
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      for (const c of [...closers].reverse()) await c();
+    })();
   try {
     const workers: DemoWorker[] = [];
     const readies: Promise<string>[] = [];

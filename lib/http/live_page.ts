@@ -129,7 +129,7 @@ function renderRequests(view) {
     tr.dataset.requestIdx = r.requestIdx;
     cell(tr, r.requestIdx);
     cell(tr, String(r.worker));
-    cell(tr, r.route);
+    cell(tr, r.route || "–");
     cell(tr, num(r.workload));
     cell(tr, r.outcome, "o-" + r.outcome);
     cell(tr, clock(r.at));
