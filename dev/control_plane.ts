@@ -85,6 +85,11 @@ export interface ControlPlaneOptions {
   title?: string;
   /** Most records kept per kind (oldest dropped). @default Infinity */
   historyLimit?: number;
+  /** Called with each report whose body had problems, as it arrives. */
+  onInvalid?: (
+    kind: "status" | "delete",
+    record: Recorded & { problems: Problem[] },
+  ) => void;
   /** Which message the route signature covers. @default "url" */
   signatureFormat?: "url" | "legacy";
   /** If set, `/route/` answers 401 unless `api_key` equals it. */
@@ -351,8 +356,10 @@ class ControlPlaneStandIn implements ControlPlane {
     }
     const problems = kind === "route" ? [] : this.#take(kind, rec.body);
     if (problems.length > 0) {
-      this.invalidReports.push({ ...rec, problems });
+      const invalid = { ...rec, problems };
+      this.invalidReports.push(invalid);
       this.#trim(this.invalidReports);
+      if (kind !== "route") this.#opts.onInvalid?.(kind, invalid);
     }
     this.#records.add(kind, problems.length > 0 ? { ...rec, problems } : rec);
     this.#trim(this.#records[kind]);

@@ -72,6 +72,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     port: options.controlPlanePort ?? 0,
     strict: true,
     title: `edgeworker demo: ${count} worker${count === 1 ? "" : "s"}`,
+    onInvalid: (kind, r) =>
+      console.warn(
+        `control plane refused a ${kind} report: ${
+          r.problems.map((p) => `${p.field}: ${p.error}`).join("; ")
+        }`,
+      ),
   });
   closers.push(() => controlPlane.close());
   let closing: Promise<void> | undefined;
@@ -259,6 +265,13 @@ export async function runControlPlane(
     maxQueueTime: options.maxQueueTime,
     strict: true,
     historyLimit: 10_000,
+    // Say what is wrong with a report as soon as one comes.
+    onInvalid: (kind, r) =>
+      console.log(
+        `invalid ${kind === "status" ? "worker_status" : "delete_requests"}: ${
+          r.problems.map((p) => `${p.field}: ${p.error}`).join("; ")
+        }`,
+      ),
   });
   const host = options.hostname ?? "127.0.0.1";
   console.log(
@@ -269,20 +282,7 @@ export async function runControlPlane(
       "Press Ctrl-C to stop.",
     ].join("\n"),
   );
-  let seen = 0;
-  const timer = setInterval(() => {
-    // Say what is wrong with a report as soon as one comes.
-    for (; seen < cp.invalidReports.length; seen++) {
-      const r = cp.invalidReports[seen];
-      console.log(
-        `invalid report: ${
-          r.problems.map((p) => `${p.field}: ${p.error}`).join("; ")
-        }`,
-      );
-    }
-  }, 1000);
   await untilSignal();
-  clearInterval(timer);
   await cp.close();
   return 0;
 }
