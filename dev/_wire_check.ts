@@ -118,11 +118,12 @@ export function checkWorkerStatus(
   }
   const keys = Object.keys(body);
   if (keys.every((k) => FAILURE_KEYS.includes(k)) && "error_msg" in body) {
-    const fields = Object.fromEntries(
-      FAILURE_KEYS.map((
-        k,
-      ) => [k, k === "error_msg" ? nonEmpty : STATUS_FIELDS[k]]),
-    );
+    // The start script sends `"url": "${URL:-}"`: empty before it knows it.
+    const fields: Record<string, Check> = {
+      ...Object.fromEntries(FAILURE_KEYS.map((k) => [k, STATUS_FIELDS[k]])),
+      error_msg: nonEmpty,
+      url: (v) => v === "" ? undefined : url(v),
+    };
     return { shape: "launch-failure", problems: checkFields(body, fields) };
   }
   const problems = checkFields(body, STATUS_FIELDS);
