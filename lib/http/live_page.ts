@@ -48,7 +48,7 @@ export function livePage(options: LivePageOptions): string {
 </section>
 <section>
 <h2>Load and throughput <small>(last 2 minutes, workload units; throughput per second)</small></h2>
-<svg id="chart" viewBox="0 0 800 220" preserveAspectRatio="none" role="img" aria-label="load and throughput over time"></svg>
+<svg id="chart" viewBox="0 0 800 220" role="img" aria-label="load and throughput over time"></svg>
 <div class="legend"><span class="load">— load (in flight)</span><span class="tput">— throughput (served / s)</span></div>
 </section>
 <section>
@@ -78,7 +78,7 @@ th{font-weight:600;color:#445;background:#f0f2f5}
 .state-stale{background:#e6e6e6;color:#555}.state-loading,.state-starting,.state-benchmarking{background:#fdf0c8;color:#6b5200}
 .state-draining{background:#e0e4ff;color:#283593}
 .o-Success{color:#135c24}.o-Error,.o-Rejected{color:#b00020}.o-Cancelled{color:#6b5200}.o-routed,.o-working{color:#283593}
-svg{width:100%;height:220px;background:#fff;border:1px solid #e3e6ea}
+svg{width:100%;max-width:1100px;height:auto;background:#fff;border:1px solid #e3e6ea}
 .legend span{margin-right:1.2rem;font-size:.85rem}.legend .load{color:#1f6feb}.legend .tput{color:#1a7f37}
 `;
 
