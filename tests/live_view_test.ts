@@ -10,7 +10,7 @@ import { RecentList, SeriesBins } from "../lib/metrics/live_view.ts";
 
 const T0 = 1_800_000_000_000;
 
-Deno.test("series: load carries over quiet seconds, throughput is served per second over 5 s", () => {
+Deno.test("series: a second shows its peak load, quiet seconds carry the last, throughput is served per second over 5 s", () => {
   const bins = new SeriesBins(10);
   bins.record(T0 + 100, 300);
   bins.record(T0 + 900, 200, 100);
@@ -24,7 +24,11 @@ Deno.test("series: load carries over quiet seconds, throughput is served per sec
     4000,
     5000,
   ]);
-  assert.deepEqual(points.map((p) => p.load), [200, 200, 200, 0, 0, 0]);
+  assert.deepEqual(
+    points.map((p) => p.load),
+    [300, 200, 200, 200, 0, 0],
+    "a second shows its peak, a quiet one the load it kept",
+  );
   assert.deepEqual(
     points.map((p) => p.throughput),
     [20, 20, 20, 60, 60, 40],

@@ -55,7 +55,7 @@ export interface LiveRequest {
 export interface LivePoint {
   /** Unix ms (start of the second). */
   t: number;
-  /** In-flight workload at the end of that second. */
+  /** Highest in-flight workload seen in that second (a quiet second: the load it kept). */
   load: number;
   /** Workload served per second, averaged over the last few seconds. */
   throughput: number;
@@ -86,6 +86,7 @@ const SMOOTH_SECONDS = 5;
 export class SeriesBins {
   #seconds: number;
   #load: Float64Array;
+  #peak: Float64Array;
   #served: Float64Array;
   #stamp: Float64Array;
   #startLoad: Float64Array;
@@ -95,6 +96,7 @@ export class SeriesBins {
   constructor(seconds = 120) {
     this.#seconds = seconds;
     this.#load = new Float64Array(seconds);
+    this.#peak = new Float64Array(seconds);
     this.#served = new Float64Array(seconds);
     this.#stamp = new Float64Array(seconds).fill(-1);
     this.#startLoad = new Float64Array(seconds);
@@ -105,6 +107,7 @@ export class SeriesBins {
     const sec = Math.floor(atMs / 1000);
     const i = this.#slot(sec);
     this.#load[i] = load;
+    this.#peak[i] = Math.max(this.#peak[i], load);
     this.#served[i] += served;
     this.#lastLoad = load;
   }
@@ -128,6 +131,8 @@ export class SeriesBins {
     for (let sec = start; sec <= end; sec++) {
       const i = sec % this.#seconds;
       const fresh = this.#stamp[i] === sec;
+      // A short burst shows as its peak; the next quiet second as the end.
+      const shown = fresh ? this.#peak[i] : load;
       if (fresh) load = this.#load[i];
       const served = fresh ? this.#served[i] : 0;
       recent.push(served);
@@ -135,7 +140,7 @@ export class SeriesBins {
       if (recent.length > SMOOTH_SECONDS) recentSum -= recent.shift()!;
       out.push({
         t: sec * 1000,
-        load,
+        load: shown,
         throughput: recentSum / SMOOTH_SECONDS,
       });
     }
@@ -149,6 +154,7 @@ export class SeriesBins {
       this.#served[i] = 0;
       // A new second starts at the load the last one ended with.
       this.#load[i] = this.#lastLoad;
+      this.#peak[i] = this.#lastLoad;
       this.#startLoad[i] = this.#lastLoad;
     }
     return i;

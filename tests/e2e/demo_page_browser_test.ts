@@ -4,8 +4,9 @@
  * playwright-core) opens the control plane's page, waits until both
  * workers show as ready, then requests go the way a client sends them
  * (`/route/`, then the worker it names) and the page must list them with
- * their outcome, spread over both workers, and its chart must move. A
- * screenshot is kept in the test's temp dir. Without chromium this test
+ * their outcome, spread over both workers, and its chart must move; then
+ * the first worker's own `/dashboard` (with the demo's token) shows it
+ * ready with its requests. Screenshots are kept in the test's temp dir. Without chromium this test
  * fails and says how to install it.
  *
  * @module
@@ -223,6 +224,29 @@ Deno.test("the control plane page shows two demo workers, the requests sent and 
     assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
     assert.ok(png.length > 10_000, `a real screenshot (${png.length} bytes)`);
     console.log(`screenshot: ${shot}`);
+
+    // The same page on a worker, for itself, behind MASTER_TOKEN.
+    const worker = rows[0][7];
+    const dash = await browser.newPage();
+    await dash.goto(`${worker}/dashboard?token=demo-master-token`);
+    await dash.waitForFunction(
+      `document.querySelectorAll('#workers tr[data-state="ready"]').length === 1 &&
+        document.querySelectorAll('#requests tr[data-outcome="Success"]').length > 0`,
+      undefined,
+      { timeout: 10_000, polling: 200 },
+    );
+    const mine = await dash.$$eval(
+      "#requests tbody tr",
+      (trs) => trs.map((tr) => tr.querySelectorAll("td")[2]?.textContent),
+    );
+    assert.ok(
+      mine.every((route) => route === "/v1/chat/completions"),
+      `the worker knows each request's route: ${mine}`,
+    );
+    await dash.screenshot({ path: `${dir}/worker-dashboard.png` });
+    const denied = await browser.newPage();
+    const refused = await denied.goto(`${worker}/dashboard`);
+    assert.equal(refused?.status(), 401);
   } finally {
     await browser.close();
     demo.kill("SIGINT");
