@@ -32,6 +32,9 @@ async function logLines(format: "text" | "json"): Promise<string[]> {
       obj: { a: 1, b: [1, 2, { c: "x".repeat(100) }] },
     });
     log.error("Failed: {error}", { error: new TypeError("no\\nway") });
+    log.info("Figures {a} {b} {c} {d} {e}", {
+      a: 0.3312345, b: 2472.5805883, c: 7, d: 0.00000123456, e: 12345678901234567890n,
+    });
     await closeLogging();
   `;
   const out = await new Deno.Command(Deno.execPath(), {
@@ -53,7 +56,15 @@ async function logLines(format: "text" | "json"): Promise<string[]> {
 
 Deno.test("text log lines show states and numbers bare, one line per event", async () => {
   const lines = await logLines("text");
-  assert.equal(lines.length, 4, lines.join("\n"));
+  assert.equal(lines.length, 5, lines.join("\n"));
+  assert.ok(
+    lines.some((l) =>
+      l.endsWith(
+        "[INF] edgeworker·test: Figures 0.331 2472.581 7 0.00000123 12345678901234567890",
+      )
+    ),
+    lines.join("\n"),
+  );
   assert.match(
     lines[0],
     /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d\d(:\d\d)? \[INF\] edgeworker·lifecycle: State starting -> loading after 0\.33s: model server started$/,
@@ -63,16 +74,17 @@ Deno.test("text log lines show states and numbers bare, one line per event", asy
     /State loading -> benchmarking after 2\.33s: ""$/,
     "an empty value stays visible",
   );
+  const line = (part: string) => lines.find((l) => l.includes(part)) ?? "";
   assert.ok(
-    lines[2].endsWith(
+    line("[WRN]").endsWith(
       `[WRN] edgeworker·test: Bad line first\\nsecond\\u001b[31m from vllm (42 bytes, ok=false) { a: 1, b: [ 1, 2, { c: "${
         "x".repeat(100)
       }" } ] }`,
     ),
-    lines[2],
+    line("[WRN]"),
   );
   assert.match(
-    lines[3],
+    line("[ERR]"),
     /\[ERR\] edgeworker·test: Failed: TypeError: no\\nway$/,
   );
   for (const line of lines) assert.ok(!line.includes("\u001b"), line);
@@ -80,11 +92,14 @@ Deno.test("text log lines show states and numbers bare, one line per event", asy
 
 Deno.test("JSON log lines stay one object per line", async () => {
   const lines = await logLines("json");
-  assert.equal(lines.length, 4, lines.join("\n"));
+  assert.equal(lines.length, 5, lines.join("\n"));
   const records = lines.map((l) => JSON.parse(l));
   assert.equal(records[0].level, "INFO");
   assert.equal(records[0].logger, "edgeworker.lifecycle");
   assert.equal(records[0].properties.to, "loading");
-  assert.equal(records[2].properties.n, 42);
-  assert.equal(records[2].properties.line, "first\nsecond\u001b[31m");
+  const warning = records.find((r) => r.level === "WARN");
+  assert.equal(warning.properties.n, 42);
+  assert.equal(warning.properties.line, "first\nsecond\u001b[31m");
+  const figures = records.find((r) => r.message.startsWith("Figures"));
+  assert.equal(figures.properties.a, 0.3312345, "JSON keeps every digit");
 });

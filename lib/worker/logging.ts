@@ -42,8 +42,10 @@ function escapeControls(text: string): string {
 
 /**
  * How one value reads in a text line: a string as is (an empty one as
- * `""`, so a missing cause is still visible), a number or boolean bare, an
- * error as `Name: message`, anything else compact on one line.
+ * `""`, so a missing cause is still visible), a number bare with at most
+ * three decimals (`0.331`; the JSON format keeps every digit), a bigint's
+ * digits without the `n`, a boolean
+ * bare, an error as `Name: message`, anything else compact on one line.
  */
 export function renderLogValue(
   value: unknown,
@@ -53,10 +55,19 @@ export function renderLogValue(
   if (typeof value === "string") {
     return value === "" ? '""' : escapeControls(value);
   }
+  if (typeof value === "number") return readableNumber(value);
+  if (typeof value === "bigint") return value.toString();
   if (value instanceof Error) {
     return escapeControls(`${value.name}: ${value.message}`);
   }
   return escapeControls(inspect(value));
+}
+
+/** A number for people: integers whole, others to three decimals (tiny ones to three digits). */
+function readableNumber(x: number): string {
+  if (!Number.isFinite(x) || Number.isInteger(x)) return String(x);
+  if (Math.abs(x) < 0.001) return String(Number(x.toPrecision(3)));
+  return String(Number(x.toFixed(3)));
 }
 
 /** The text formatter: `2026-12-01 22:51:38.123 +00:00 [INF] edgeworker·worker: ...`. */
