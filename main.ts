@@ -16,7 +16,8 @@ import { closeLogging, setupLogging } from "./lib/worker/logging.ts";
 import { Worker } from "./lib/worker/worker.ts";
 import { findPreset, PRESETS } from "./workers/mod.ts";
 import { describePresets } from "./workers/describe.ts";
-import { runControlPlane, runDemo } from "./dev/demo.ts";
+import { runDemo } from "./dev/demo.ts";
+import { runControlPlane } from "./dev/control_plane_command.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Version printed by `--version` (one place: deno.json). */

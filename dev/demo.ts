@@ -13,6 +13,7 @@ import { type RunningWorker, Worker } from "../lib/worker/worker.ts";
 import { vllm } from "../workers/vllm.ts";
 import { type ControlPlane, startControlPlane } from "./control_plane.ts";
 import { startOpenAiServer } from "./openai_server.ts";
+import { untilSignal } from "./_async.ts";
 
 /** Options of {@linkcode startDemo}. */
 export interface DemoOptions {
@@ -241,48 +242,5 @@ export async function runDemo(options: RunDemoOptions = {}): Promise<number> {
   await untilSignal();
   console.log("Stopping the demo...");
   await demo.close();
-  return 0;
-}
-
-/** Resolves on SIGINT or SIGTERM. */
-export async function untilSignal(): Promise<void> {
-  const { promise: stopped, resolve } = Promise.withResolvers<void>();
-  const stop = () => resolve();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
-  await stopped;
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
-}
-
-/** `edgeworker control-plane`: the control plane alone, until Ctrl-C. */
-export async function runControlPlane(
-  options: { port?: number; hostname?: string; maxQueueTime?: number } = {},
-): Promise<number> {
-  const cp = await startControlPlane({
-    port: options.port ?? 8080,
-    hostname: options.hostname,
-    maxQueueTime: options.maxQueueTime,
-    strict: true,
-    historyLimit: 10_000,
-    // Say what is wrong with a report as soon as one comes.
-    onInvalid: (kind, r) =>
-      console.log(
-        `invalid ${kind === "status" ? "worker_status" : "delete_requests"}: ${
-          r.problems.map((p) => `${p.field}: ${p.error}`).join("; ")
-        }`,
-      ),
-  });
-  const host = options.hostname ?? "127.0.0.1";
-  console.log(
-    [
-      `edgeworker control plane on ${host}:${cp.port}`,
-      `  live page: ${cp.url}/`,
-      `  point a worker at it: REPORT_ADDR=${cp.url} (a remote instance needs --host 0.0.0.0 or a tunnel)`,
-      "Press Ctrl-C to stop.",
-    ].join("\n"),
-  );
-  await untilSignal();
-  await cp.close();
   return 0;
 }
