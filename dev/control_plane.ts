@@ -13,6 +13,10 @@
  * is slow to answer, or an autoscaler still looking for a worker
  * (`waitsPerRequest`); a fixed `workerUrl` routes everything to one URL.
  *
+ * Longer than most modules: one stand-in with every knob tests turn; the
+ * routing rule is `_fleet.ts`, the report checks `_wire_check.ts`, the page
+ * `lib/http/live_page.ts`.
+ *
  * @example
  * ```ts
  * const cp = await startControlPlane({ workerUrl: "http://127.0.0.1:3000" });
