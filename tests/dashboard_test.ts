@@ -66,6 +66,10 @@ Deno.test("with EDGEWORKER_DASHBOARD=true the page needs MASTER_TOKEN (401 witho
     assert.match(page.text, /<svg id="chart"/);
     assert.match(page.text, /"dataUrl":"dashboard\/data"/);
     assert.doesNotMatch(page.text, /<script[^>]+src=|<link[^>]+href=/);
+    const wrongMethod = await fetch(`${w.url}/dashboard`, { method: "POST" });
+    assert.equal(wrongMethod.status, 405);
+    assert.equal(wrongMethod.headers.get("allow"), "GET");
+    await wrongMethod.body?.cancel();
     const byQuery = await get(`${w.url}/dashboard?token=${TOKEN}`);
     assert.equal(byQuery.status, 200);
     assert.equal(byQuery.text, page.text);
