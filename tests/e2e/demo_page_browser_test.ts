@@ -15,7 +15,8 @@ import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CHROMIUM = "/usr/bin/chromium";
+/** Debian's chromium; `CHROMIUM_PATH` names another Chromium-based browser. */
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") || "/usr/bin/chromium";
 const REQUESTS = 12;
 
 /** Fails with the fix when the browser is not installed. */
@@ -25,7 +26,8 @@ async function requireChromium(): Promise<void> {
   } catch {
     throw new Error(
       `${CHROMIUM} is missing: this test drives Debian's chromium. Install it with ` +
-        "`sudo apt-get install -y chromium` (.ci/run does this).",
+        "`sudo apt-get install -y chromium` (.ci/run does this), or set " +
+        "CHROMIUM_PATH to another Chromium-based browser.",
     );
   }
 }
