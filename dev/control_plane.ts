@@ -229,6 +229,8 @@ class ControlPlaneStandIn implements ControlPlane {
   #requestIdx = 0;
   #fleet: Fleet;
   #page: string;
+  /** request_idx answered "waiting", by when: the global queue. */
+  #waitingSince = new Map<number, number>();
   readonly requests: RequestLine[] = [];
   readonly invalidReports: (Recorded & { problems: Problem[] })[] = [];
   readonly lostReports = {
@@ -396,6 +398,15 @@ class ControlPlaneStandIn implements ControlPlane {
     return problems;
   }
 
+  /** Requests told "waiting" in the last 10 s and not routed since. */
+  #waitingNow(): number {
+    const cutoff = Date.now() - 10_000;
+    for (const [idx, at] of this.#waitingSince) {
+      if (at < cutoff) this.#waitingSince.delete(idx);
+    }
+    return this.#waitingSince.size;
+  }
+
   #trim(list: unknown[]): void {
     const limit = this.#opts.historyLimit ?? Infinity;
     if (list.length > limit) list.splice(0, list.length - limit);
@@ -407,6 +418,7 @@ class ControlPlaneStandIn implements ControlPlane {
       "routed": this.#reqnum,
       "status reports": this.#counts.status,
       "delete reports": this.#counts.delete,
+      "waiting to be routed": this.#waitingNow(),
       "invalid reports": this.invalidReports.length,
     });
   }
@@ -453,8 +465,11 @@ class ControlPlaneStandIn implements ControlPlane {
     if (!known) {
       this.#waitsLeft.set(requestIdx, this.#opts.waitsPerRequest ?? 0);
     }
-    const waiting = () =>
-      json({ endpoint, status: "waiting", request_idx: requestIdx });
+    const waiting = () => {
+      this.#waitingSince.set(requestIdx, Date.now());
+      if (this.#waitingSince.size > 10_000) this.#waitingNow();
+      return json({ endpoint, status: "waiting", request_idx: requestIdx });
+    };
     if (!this.#ready) return waiting();
     const cost = typeof body.cost === "number" ? body.cost : 100;
     const chosen = this.#workerUrl !== undefined
@@ -468,6 +483,7 @@ class ControlPlaneStandIn implements ControlPlane {
       return waiting();
     }
     this.#waitsLeft.delete(requestIdx);
+    this.#waitingSince.delete(requestIdx);
     this.#fleet.routed(chosen.id, requestIdx, cost);
     const reqnum = ++this.#reqnum;
     const message = this.#opts.signatureFormat === "legacy"

@@ -415,6 +415,9 @@ Deno.test("/route/ picks among reporting workers the ready one with the least ex
   const waiting = await routeTo(cp);
   assert.equal(waiting.status, "waiting");
   assert.equal(cp.readyWorkers, 0);
+  const queued = await (await fetch(`${cp.url}/api/view`)).json();
+  assert.equal(queued.facts["waiting to be routed"], 1);
+  assert.equal(queued.workers[0].state, "loading");
 
   // Worker 1: 300 in flight at 100/s (3 s of work); worker 2: 100 at 25/s (4 s).
   await report(
