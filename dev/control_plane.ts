@@ -41,6 +41,7 @@ import {
   type Problem,
 } from "./_wire_check.ts";
 import { livePage } from "../lib/http/live_page.ts";
+import type { LiveReport, LiveView } from "../lib/metrics/live_view.ts";
 import {
   legacySignatureMessage,
   publicKeyPem,
@@ -412,7 +413,28 @@ class ControlPlaneStandIn implements ControlPlane {
     if (list.length > limit) list.splice(0, list.length - limit);
   }
 
-  #view() {
+  /** The last 20 reports of both kinds, newest first (tokens hidden). */
+  #lastReports(): LiveReport[] {
+    const pick = (kind: string, list: Recorded[]) =>
+      list.slice(-20).map((r) => ({
+        kind,
+        at: r.at,
+        problems: (r.problems ?? []).map((p) => `${p.field}: ${p.error}`),
+        body: shorten(hideToken(r.text)),
+      }));
+    return [
+      ...pick("worker_status", this.#records.status),
+      ...pick("delete_requests", this.#records.delete),
+    ].sort((a, b) => b.at - a.at).slice(0, 20);
+  }
+
+  #view(): LiveView {
+    const view = this.#viewFigures();
+    view.reports = this.#lastReports();
+    return view;
+  }
+
+  #viewFigures(): LiveView {
     return this.#fleet.view(this.#opts.title ?? "edgeworker control plane", {
       "ready workers": this.#fleet.readyCount,
       "routed": this.#reqnum,
@@ -512,3 +534,11 @@ class ControlPlaneStandIn implements ControlPlane {
     });
   }
 }
+
+/** A report's text without its `mtoken` (the page is served to anyone). */
+function hideToken(text: string): string {
+  return text.replace(/("mtoken"\s*:\s*)"(?:[^"\\]|\\.)*"/g, '$1"(hidden)"');
+}
+
+const shorten = (text: string): string =>
+  text.length > 400 ? `${text.slice(0, 400)}…` : text;

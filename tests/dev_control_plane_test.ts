@@ -577,6 +577,16 @@ Deno.test("strict: a report that is not what a worker sends is a 422 naming the 
   const view = await (await fetch(`${cp.url}/api/view`)).json();
   assert.equal(view.workers[0].state, "error");
   assert.equal(view.facts["invalid reports"], cases.length);
+  // The page lists the last reports, a bad one with its field named.
+  assert.equal(view.reports.length, 12);
+  assert.equal(view.reports[0].kind, "worker_status");
+  assert.deepEqual(view.reports[0].problems, []);
+  assert.match(view.reports[0].body, /PyWorker exited with status 1/);
+  const curLoad = view.reports.find((r: { body: string }) =>
+    r.body.includes('"cur_load":"12"')
+  );
+  assert.deepEqual(curLoad.problems, ["cur_load: expected a finite number"]);
+  assert.match(curLoad.body, /"mtoken":"\(hidden\)"/, "no token on the page");
 
   const badDeletes: [unknown, string, RegExp][] = [
     [

@@ -55,6 +55,10 @@ export function livePage(options: LivePageOptions): string {
 <h2>Last requests</h2>
 <table id="requests"><thead><tr><th>request_idx</th><th>worker</th><th>route</th><th>workload</th><th>outcome</th><th>at</th><th>queue (s)</th><th>work (s)</th></tr></thead><tbody></tbody></table>
 </section>
+<section id="reports-section" hidden>
+<h2>Last reports <small>(newest first; a bad field is named)</small></h2>
+<table id="reports"><thead><tr><th>at</th><th>kind</th><th>problems</th><th>body</th></tr></thead><tbody></tbody></table>
+</section>
 <script>const CONFIG = ${config};
 ${SCRIPT}</script>
 </body>
@@ -72,6 +76,7 @@ small{font-weight:normal;color:#667}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:.25rem .6rem;border-bottom:1px solid #e3e6ea;white-space:nowrap}
 td.err{white-space:normal;color:#b00020}
+td.body{white-space:normal;font:12px ui-monospace,monospace;color:#445;word-break:break-all}
 th{font-weight:600;color:#445;background:#f0f2f5}
 .state{padding:.05rem .45rem;border-radius:.6rem;font-size:.85rem}
 .state-ready{background:#d7f5dd;color:#135c24}.state-error{background:#fbd9dc;color:#8a1020}
@@ -168,6 +173,23 @@ function renderChart(view) {
   svg.dataset.throughputMax = String(Math.max(0, ...pts.map((p) => p.throughput)));
   svg.dataset.throughputLast = String(last.throughput);
 }
+function renderReports(view) {
+  const section = $("reports-section");
+  section.hidden = !view.reports;
+  if (!view.reports) return;
+  const body = $("reports").tBodies[0];
+  body.replaceChildren();
+  for (const r of view.reports) {
+    const tr = document.createElement("tr");
+    tr.dataset.kind = r.kind;
+    tr.dataset.valid = String(r.problems.length === 0);
+    cell(tr, clock(r.at));
+    cell(tr, r.kind);
+    cell(tr, r.problems.join("; ") || "ok", r.problems.length ? "err" : "");
+    cell(tr, r.body, "body");
+    body.appendChild(tr);
+  }
+}
 function renderFacts(view) {
   const p = $("facts");
   p.replaceChildren();
@@ -189,6 +211,7 @@ async function poll() {
     renderWorkers(view);
     renderChart(view);
     renderRequests(view);
+    renderReports(view);
     polls++;
     $("conn").textContent = "live · updated " + clock(view.now);
     $("conn").className = "conn";

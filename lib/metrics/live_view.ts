@@ -61,6 +61,18 @@ export interface LivePoint {
   throughput: number;
 }
 
+/** One report a worker sent (the control plane's view only). */
+export interface LiveReport {
+  /** `worker_status` or `delete_requests`. */
+  kind: string;
+  /** Unix ms it arrived. */
+  at: number;
+  /** What was wrong with it (`field: error`); empty when valid. */
+  problems: string[];
+  /** The body as sent, cut at 400 characters. */
+  body: string;
+}
+
 /** The whole page's data. */
 export interface LiveView {
   /** Page heading. */
@@ -74,6 +86,8 @@ export interface LiveView {
   series: LivePoint[];
   /** Short facts shown under the heading (`reports: 12`). */
   facts: Record<string, string | number>;
+  /** The last reports received, newest first (a control plane shows them). */
+  reports?: LiveReport[];
 }
 
 /** Seconds the throughput of a point is averaged over. */

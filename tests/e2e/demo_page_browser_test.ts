@@ -219,6 +219,20 @@ Deno.test("the control plane page shows two demo workers, the requests sent and 
     assert.match(facts ?? "", /invalid reports: 0/);
     assert.match(facts ?? "", new RegExp(`routed: ${REQUESTS}`));
     assert.match(await page.textContent("#conn") ?? "", /^live/);
+    const reports = await page.$$eval(
+      "#reports tbody tr",
+      (trs) => trs.map((tr) => [tr.dataset.kind, tr.dataset.valid]),
+    );
+    assert.ok(reports.length > 0, "the last reports are listed");
+    assert.ok(
+      reports.every(([, valid]) => valid === "true"),
+      `every report the demo's workers sent is valid: ${reports}`,
+    );
+    assert.ok(reports.some(([kind]) => kind === "delete_requests"));
+    assert.ok(
+      !(await page.content()).includes("demo-master-token"),
+      "the workers' MASTER_TOKEN is not on the page",
+    );
 
     const shot = `${dir}/control-plane.png`;
     await page.screenshot({ path: shot, fullPage: true });
