@@ -361,7 +361,11 @@ class ControlPlaneStandIn implements ControlPlane {
         headers: { "content-type": "text/plain; charset=utf-8" },
       });
     }
-    const problems = kind === "route" ? [] : this.#take(kind, rec.body);
+    // A report answered with a simulated refusal is not taken in.
+    const accepted = !reply || (reply.status ?? 200) < 300;
+    const problems = kind === "route"
+      ? []
+      : this.#take(kind, rec.body, accepted);
     if (problems.length > 0) {
       const invalid = { ...rec, problems };
       this.invalidReports.push(invalid);
@@ -385,15 +389,17 @@ class ControlPlaneStandIn implements ControlPlane {
     return this.#reply(reply);
   }
 
-  /** Checks a report and, when it is valid, updates the fleet with it. */
-  #take(kind: "status" | "delete", body: unknown): Problem[] {
+  /** Checks a report; a valid one updates the fleet when `apply`. */
+  #take(kind: "status" | "delete", body: unknown, apply: boolean): Problem[] {
     if (kind === "status") {
       const { problems } = checkWorkerStatus(body);
-      if (problems.length === 0) this.#fleet.report(body as StatusFigures);
+      if (apply && problems.length === 0) {
+        this.#fleet.report(body as StatusFigures);
+      }
       return problems;
     }
     const { problems, finished } = checkDeleteRequests(body);
-    if (problems.length === 0) {
+    if (apply && problems.length === 0) {
       this.#fleet.finished((body as { worker_id: number }).worker_id, finished);
     }
     return problems;

@@ -691,6 +691,17 @@ Deno.test("strict: a report that is not what a worker sends is a 422 naming the 
   }
 });
 
+Deno.test("a report answered with a simulated refusal registers nobody", async () => {
+  await using cp = await startControlPlane({ keyPair });
+  cp.setStatusReply({ status: 503 });
+  assert.equal(await report(cp, status(1)), 503);
+  assert.equal(cp.readyWorkers, 0);
+  assert.equal((await routeTo(cp)).status, "waiting");
+  cp.setStatusReply(undefined);
+  assert.equal(await report(cp, status(1)), 200);
+  assert.equal((await routeTo(cp)).url, "http://127.0.0.1:9001");
+});
+
 Deno.test("not strict (the default): odd reports are accepted, their problems kept", async () => {
   await using cp = await startControlPlane({ keyPair });
   assert.equal(await report(cp, { id: 1 }), 200);
