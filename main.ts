@@ -38,10 +38,10 @@ Usage:
   edgeworker run --config <file>     serve with a YAML config
   edgeworker presets                 list presets
   edgeworker schema                  print the JSON Schema of the YAML config
-  edgeworker demo [--workers N]      demo: N workers (each with a model stand-in) behind a
-                                     local control plane with a live page
-                   [--port P] [--worker-port P]   control plane port (default: a free one),
-                                     first worker's port (default WORKER_PORT or 3000)
+  edgeworker demo [--workers N] [--port P] [--worker-port P]
+                                     N workers (each with a model stand-in) behind a local
+                                     control plane with a live page (--port: its port, free
+                                     by default; --worker-port: the first worker's, 3000)
   edgeworker control-plane [--port N] [--host H]
                                      the local control plane alone (default 127.0.0.1:8080):
                                      point a worker's REPORT_ADDR at it, watch it at /
