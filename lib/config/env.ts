@@ -126,6 +126,8 @@ export const EnvSchema = z.object({
   EDGEWORKER_TLS_CERT: z.string().default("/etc/instance.crt"),
   EDGEWORKER_TLS_KEY: z.string().default("/etc/instance.key"),
   EDGEWORKER_UPDATE_FILE: z.string().default("/.force_update"),
+  /** `GET /dashboard` (behind `MASTER_TOKEN`); off unless "true". */
+  EDGEWORKER_DASHBOARD: bool(false),
 });
 
 /** The parsed environment. */

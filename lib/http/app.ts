@@ -8,6 +8,7 @@
  */
 import { Hono } from "hono";
 import type { CompiledHandler } from "../traffic/handlers.ts";
+import { type DashboardDeps, dashboardRoute } from "./dashboard_route.ts";
 import { answerWrongMethods, errorAnswer } from "./errors.ts";
 import { handlerRoute, type HandlerRouteDeps } from "./handler_route.ts";
 import { resumeRoute } from "./resume_route.ts";
@@ -25,6 +26,8 @@ export interface AppDeps extends HandlerRouteDeps {
   status: () => unknown;
   /** The health levels (alive, engine, generation) `/ready` shows. */
   health?: () => unknown;
+  /** `GET /dashboard`, only with `EDGEWORKER_DASHBOARD=true`. */
+  dashboard?: DashboardDeps;
 }
 
 /** Builds the Hono app of a worker. */
@@ -57,6 +60,7 @@ export function createApp(deps: AppDeps): Hono {
   app.post("/resume/:id", resumeRoute(deps));
   app.route("/", sessionRoutes(deps));
   app.route("/", updateRoute(deps.update));
+  if (deps.dashboard) app.route("/", dashboardRoute(deps.dashboard));
   answerWrongMethods(app);
   app.notFound((c) => c.json({ error: `no route ${c.req.path}` }, 404));
   app.onError(errorAnswer);

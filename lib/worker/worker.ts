@@ -27,6 +27,7 @@ import { resolveCanary } from "../model/canary.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import { Readiness } from "../model/readiness.ts";
 import type { Ledger } from "../traffic/ledger.ts";
+import { DashboardFeed } from "../metrics/dashboard_feed.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
 import { announceLaunchFailure } from "./launch_failure.ts";
 import { buildParts, type WorkerParts, type WorkerTimings } from "./parts.ts";
@@ -176,6 +177,7 @@ export class Worker {
       metricsText: () => parts.metrics.render() + healthMetricsOf(parts),
       status: () => statusOf(parts),
       health: () => parts.levels.view(),
+      dashboard: env.EDGEWORKER_DASHBOARD ? dashboardOf(parts, env) : undefined,
     }).fetch;
 
     let httpServer: Server | undefined;
@@ -314,6 +316,20 @@ function healthMetricsOf(p: WorkerParts): string {
     stalls: () => p.admission.stall ? p.admission.stalls : undefined,
     timeline: () => p.timeline.view(),
   });
+}
+
+/** `GET /dashboard`'s parts: the feed follows the ledger from now on. */
+function dashboardOf(p: WorkerParts, env: WorkerEnv) {
+  const feed = new DashboardFeed(p.ledger, {
+    id: env.CONTAINER_ID,
+    url: p.publicUrl,
+    state: () => p.lifecycle.state,
+    errorMsg: () => p.lifecycle.errorMsg,
+    maxPerf: () => p.capacity.benchmark,
+    queued: () => p.queues.waiting,
+  });
+  const title = `edgeworker worker ${env.CONTAINER_ID} (${p.publicUrl})`;
+  return { token: env.MASTER_TOKEN, title, view: () => feed.view(title) };
 }
 
 /** Raises the open-file limit where it may; says when it stays low. */
