@@ -1,6 +1,6 @@
 /**
  * `edgeworker` command line: `run`, `presets`, `schema`, `demo`,
- * `--version`. The compiled binary takes the same arguments.
+ * `control-plane`, `--version`. The compiled binary takes the same arguments.
  *
  * @module
  */
@@ -17,6 +17,7 @@ import { Worker } from "./lib/worker/worker.ts";
 import { findPreset, PRESETS } from "./workers/mod.ts";
 import { describePresets } from "./workers/describe.ts";
 import { runDemo } from "./dev/demo.ts";
+import { runControlPlane } from "./dev/control_plane_command.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Version printed by `--version` (one place: deno.json). */
@@ -37,7 +38,13 @@ Usage:
   edgeworker run --config <file>     serve with a YAML config
   edgeworker presets                 list presets
   edgeworker schema                  print the JSON Schema of the YAML config
-  edgeworker demo                    demo: model stand-in, control plane and worker
+  edgeworker demo [--workers N] [--port P] [--worker-port P]
+                                     N workers (each with a model stand-in) behind a local
+                                     control plane with a live page (--port: its port, free
+                                     by default; --worker-port: the first worker's, 3000)
+  edgeworker control-plane [--port N] [--host H]
+                                     the local control plane alone (default 127.0.0.1:8080):
+                                     point a worker's REPORT_ADDR at it, watch it at /
   edgeworker --version
 
 Environment: WORKER_PORT, REPORT_ADDR, USE_SSL, UNSECURED, MASTER_TOKEN, CONTAINER_ID,
@@ -60,6 +67,10 @@ export async function main(
         config: { type: "string", short: "c" },
         version: { type: "boolean", short: "v" },
         help: { type: "boolean", short: "h" },
+        workers: { type: "string" },
+        port: { type: "string" },
+        "worker-port": { type: "string" },
+        host: { type: "string" },
       },
     });
   } catch (e) {
@@ -83,7 +94,20 @@ export async function main(
     case "run":
       return await run(values.preset, values.config);
     case "demo":
-      return await runDemo();
+    case "control-plane": {
+      const numbers = readNumbers(values);
+      if (typeof numbers === "string") {
+        console.error(`${numbers}\n\n${USAGE}`);
+        return 2;
+      }
+      return command === "demo"
+        ? await runDemo({
+          workers: numbers.workers,
+          controlPlanePort: numbers.port,
+          workerPort: numbers["worker-port"],
+        })
+        : await runControlPlane({ port: numbers.port, hostname: values.host });
+    }
     case "help":
       console.log(USAGE);
       return 0;
@@ -136,6 +160,25 @@ async function run(presetName?: string, configPath?: string): Promise<number> {
   }
   await closeLogging();
   return 0;
+}
+
+/** The numeric options (`--workers`, `--port`, `--worker-port`), or what is wrong. */
+function readNumbers(
+  values: Record<string, string | boolean | undefined>,
+): Partial<Record<"workers" | "port" | "worker-port", number>> | string {
+  const out: Partial<Record<"workers" | "port" | "worker-port", number>> = {};
+  for (const name of ["workers", "port", "worker-port"] as const) {
+    const raw = values[name];
+    if (typeof raw !== "string") continue;
+    const n = Number(raw);
+    const min = name === "workers" ? 1 : 0;
+    const max = name === "workers" ? 64 : 65535;
+    if (!/^\d+$/.test(raw) || n < min || n > max) {
+      return `--${name} must be an integer from ${min} to ${max}, got "${raw}"`;
+    }
+    out[name] = n;
+  }
+  return out;
 }
 
 /** A command line that cannot be served (exit 2). */

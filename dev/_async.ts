@@ -1,6 +1,6 @@
 /**
  * Small async building blocks shared by the dev stand-in servers: an
- * abortable sleep and random ids. (Their FIFO slots are
+ * abortable sleep, random ids, and waiting for Ctrl-C. (Their FIFO slots are
  * `lib/traffic/admission.ts`'s `SlotQueue`.)
  *
  * @module
@@ -21,4 +21,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
 export function randomHex(bytes: number): string {
   const buf = crypto.getRandomValues(new Uint8Array(bytes));
   return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+export async function untilSignal(): Promise<void> {
+  const { promise: stopped, resolve } = Promise.withResolvers<void>();
+  const stop = () => resolve();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await stopped;
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
 }

@@ -261,11 +261,14 @@ export function pyDumps(v: unknown): string {
 
 /**
  * Turns a job into its graph and output nodes, or the failure message the
- * wrapper puts in the Result (preprocessing errors, ComfyUI's 400 refusal).
+ * wrapper puts in the Result (preprocessing errors, ComfyUI's 400 refusal:
+ * `Network error posting to ComfyUI: 400, ...` before 3cf8714, 2026-05-06;
+ * since then `ComfyUI node errors: <node_errors as JSON>`).
  */
 export function prepareWorkflow(
   job: ComfyJob,
   comfyUrl: string,
+  since2026 = true,
 ): { workflow: Workflow; outputs: OutputNode[] } | string {
   let workflow: Workflow;
   try {
@@ -275,6 +278,11 @@ export function prepareWorkflow(
   }
   const outputs = checkWorkflow(workflow);
   if (Array.isArray(outputs)) return { workflow, outputs };
+  if (since2026) {
+    return `Generation failed: ComfyUI node errors: ${
+      JSON.stringify(outputs.node_errors ?? {}, null, 2)
+    }`;
+  }
   return "Generation failed: Network error posting to ComfyUI: 400, " +
     `message='ComfyUI API error: ${
       pyDumps(outputs)

@@ -24,14 +24,37 @@ export function boot(port: number): string[] {
   ];
 }
 
-/** Printed once every ComfyUI backend answers. */
+/** Printed once every ComfyUI backend answers (wrappers since 5bbf3e9). */
 export function ready(): string {
-  return "INFO:main:BACKENDS_READY: 1/1 ComfyUI backend(s) ready";
+  return "INFO:main:BACKENDS_READY: 1 backend(s) reachable, ready to serve";
+}
+
+/** ComfyUI's own log (`/var/log/portal/comfyui.log`) as it loads. */
+export function comfyBoot(): string[] {
+  return [
+    "Checkpoint files will always be loaded safely.",
+    "Total VRAM 24210 MB, total RAM 64000 MB",
+    "pytorch version: 2.8.0+cu128",
+    "Set vram state to: NORMAL_VRAM",
+    "Device: cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync",
+    "Using pytorch attention",
+    "ComfyUI version: 0.3.75",
+    "[Prompt Server] web root: /workspace/ComfyUI/web",
+  ];
+}
+
+/** ComfyUI's lines once its HTTP server listens on `port`. */
+export function comfyListening(port: number): string[] {
+  return [
+    "Starting server",
+    "",
+    `To see the GUI go to: http://127.0.0.1:${port}`,
+  ];
 }
 
 /** Printed when ComfyUI does not come up in time. */
 export function readyTimeout(): string {
-  return `ERROR:main:BACKENDS_READY_TIMEOUT: backends not ready after 600s: ${COMFY}`;
+  return "ERROR:main:BACKENDS_READY_TIMEOUT: not all of 1 backend(s) reachable after 600s";
 }
 
 /** Printed when the GPU behind ComfyUI is lost. */
@@ -43,6 +66,11 @@ export function unrecoverable(): string {
 /** A sync request entered the queue. */
 export function queued(id: string): string {
   return `INFO:main:Queued synchronous request ${id}`;
+}
+
+/** A job refused because the queue is full (wrappers since 2026-05-06). */
+export function rejected(id: string, inFlight: number, max: number): string {
+  return `WARNING:main:Rejecting ${id}: preprocess queue full (${inFlight}/${max})`;
 }
 
 /** The generation worker took a job. */

@@ -52,6 +52,8 @@ export interface TokenEngineOptions {
 export class TokenEngine {
   #slots: SlotQueue;
   #intervalMs = 20;
+  // Set while generation hangs: resolved when it resumes.
+  #hung: PromiseWithResolvers<void> | undefined;
   /** Prompt tokens of all admitted requests. */
   promptTokens = 0;
   /** Tokens generated so far. */
@@ -96,6 +98,18 @@ export class TokenEngine {
   }
 
   /**
+   * Makes generation hang (no token comes, the HTTP server and `/health`
+   * keep answering, as a wedged engine loop does) or resume.
+   */
+  setHung(hung: boolean): void {
+    if (hung) this.#hung ??= Promise.withResolvers();
+    else {
+      this.#hung?.resolve();
+      this.#hung = undefined;
+    }
+  }
+
+  /**
    * Waits for a running slot (FIFO); resolves with the function that frees
    * it, or `undefined` if `signal` aborted first.
    */
@@ -115,12 +129,28 @@ export class TokenEngine {
       // minimum delay that would cap the speed near 500 tokens/s.
       const wait = due - performance.now();
       if (wait > 1) await delay(wait, { signal }).catch(() => {});
+      if (this.#hung) {
+        await untilEither(this.#hung.promise, signal);
+        due = performance.now();
+      }
       if (signal.aborted) return;
       this.generationTokens++;
       const v = index % VOCAB.length;
       yield { index, id: 1000 + v, text: VOCAB[v], logprob: -0.25 - v / 64 };
     }
   }
+}
+
+function untilEither(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    void p.then(done);
+  });
 }
 
 /** A rough token count: whitespace-separated words, at least 1. */

@@ -16,6 +16,8 @@ export interface Recorded {
   headers: Headers;
   /** Arrival, `Date.now()` milliseconds. */
   at: number;
+  /** What the control plane found wrong with the body, if anything. */
+  problems?: { field: string; error: string }[];
 }
 
 /** Which record list `waitFor` watches. */

@@ -47,11 +47,12 @@ export class DevServer {
    *
    * @param port port to bind; 0 picks a free one.
    * @param handler answers every request.
+   * @param hostname address to bind (a control plane a remote worker reports to may need more than loopback).
    */
-  constructor(port: number, handler: DevHandler) {
+  constructor(port: number, handler: DevHandler, hostname = "127.0.0.1") {
     const kill = this.#kill.signal;
     this.#server = Deno.serve({
-      hostname: "127.0.0.1",
+      hostname,
       port,
       onListen: () => {},
       onError: () => new Response("Internal Server Error", { status: 500 }),

@@ -156,6 +156,13 @@ export abstract class StandIn<O extends StandInOptions>
     } else this.#finishStartup();
   }
 
+  /** Ends startup now, before `startupDelayMs` is over; no-op once over. */
+  protected endStartupNow(): void {
+    if (this.#startTimer === undefined) return;
+    clearTimeout(this.#startTimer);
+    this.#finishStartup();
+  }
+
   /** The body of `crash()`: logs `fatalLines` unless already stopped, then
    * closes. */
   protected crashWith(fatalLines: readonly string[]): Promise<void> {

@@ -2,10 +2,20 @@
  * A stand-in for Vast's serverless control plane (the autoscaler at
  * `REPORT_ADDR`): `GET /pubkey/`, `POST /route/` with real RSA-2048
  * signatures, and `POST /worker_status/` / `POST /delete_requests/`, whose
- * bodies it records for tests. Replies and delays can be set to simulate an
- * outage, a slow autoscaler, reports lost on the way (never answered), a
- * key server that is slow to answer, or an autoscaler still looking for a
- * worker (`waitsPerRequest`).
+ * bodies it checks field by field and keeps. Workers register by
+ * reporting; `/route/` picks among the ready ones by load and `max_perf`
+ * (see `_fleet.ts`) and answers "waiting" while none can take the request.
+ * `GET /` is a live page of the workers, the last requests and a chart of
+ * load and throughput (`GET /api/view` is its JSON).
+ *
+ * For tests, replies and delays can be set to simulate an outage, a slow
+ * autoscaler, reports lost on the way (never answered), a key server that
+ * is slow to answer, or an autoscaler still looking for a worker
+ * (`waitsPerRequest`); a fixed `workerUrl` routes everything to one URL.
+ *
+ * Longer than most modules: one stand-in with every knob tests turn; the
+ * routing rule is `_fleet.ts`, the report checks `_wire_check.ts`, the page
+ * `lib/http/live_page.ts`.
  *
  * @example
  * ```ts
@@ -24,6 +34,14 @@ import { sleep } from "./_async.ts";
 import { pythonFloatRepr } from "../lib/auth/python_json.ts";
 import { type Recorded, Recorder, type RecordKind } from "./_records.ts";
 import { DevServer, isObject, json, parseJson } from "./_serve.ts";
+import { Fleet, type StatusFigures } from "./_fleet.ts";
+import {
+  checkDeleteRequests,
+  checkWorkerStatus,
+  type Problem,
+} from "./_wire_check.ts";
+import { livePage } from "../lib/http/live_page.ts";
+import type { LiveReport, LiveView } from "../lib/metrics/live_view.ts";
 import {
   legacySignatureMessage,
   publicKeyPem,
@@ -34,6 +52,7 @@ import {
 
 export { legacySignatureMessage, urlSignatureMessage } from "./_signing.ts";
 export type { Recorded, RecordKind } from "./_records.ts";
+export type { Problem } from "./_wire_check.ts";
 
 /** What the control plane serves, by path. */
 type Kind = "status" | "delete" | "pubkey" | "route";
@@ -47,10 +66,35 @@ const ROUTES = new Map<string, Kind>([
 
 /** Options of {@linkcode startControlPlane}. */
 export interface ControlPlaneOptions {
-  /** Port to bind on 127.0.0.1; 0 picks a free one. @default 0 */
+  /** Port to bind; 0 picks a free one. @default 0 */
   port?: number;
-  /** URL `/route/` hands out; without it `/route/` answers "waiting". */
+  /** Address to bind. @default "127.0.0.1" */
+  hostname?: string;
+  /**
+   * One URL `/route/` hands out whatever the reports say; without it
+   * `/route/` picks among the workers that report (and answers "waiting"
+   * while none is ready).
+   */
   workerUrl?: string;
+  /**
+   * Answer 422 (naming the fields) to a report that is not what a Python
+   * worker sends; otherwise such a report is accepted, and its problems
+   * are kept in its record. @default false
+   */
+  strict?: boolean;
+  /** The endpoint's `max_queue_time` for routing, seconds. @default 30 */
+  maxQueueTime?: number;
+  /** A worker silent this long is not routed to. @default 30000 */
+  staleMs?: number;
+  /** Heading of the live page. @default "edgeworker control plane" */
+  title?: string;
+  /** Most records kept per kind (oldest dropped). @default Infinity */
+  historyLimit?: number;
+  /** Called with each report whose body had problems, as it arrives. */
+  onInvalid?: (
+    kind: "status" | "delete",
+    record: Recorded & { problems: Problem[] },
+  ) => void;
   /** Which message the route signature covers. @default "url" */
   signatureFormat?: "url" | "legacy";
   /** If set, `/route/` answers 401 unless `api_key` equals it. */
@@ -121,6 +165,10 @@ export interface ControlPlane extends AsyncDisposable {
   readonly pubkeyFetches: number;
   /** Every request received, in arrival order. */
   readonly requests: readonly RequestLine[];
+  /** Reports whose body had problems (each record's `problems`). */
+  readonly invalidReports: readonly (Recorded & { problems: Problem[] })[];
+  /** Workers that are ready to be routed to now. */
+  readonly readyWorkers: number;
   /** Base64 RSA-PKCS1v15-SHA256 signature of `message` with the served key. */
   sign(message: string): Promise<string>;
   /** Sets (or clears) the worker URL `/route/` hands out. */
@@ -180,7 +228,12 @@ class ControlPlaneStandIn implements ControlPlane {
   #delayMs = 0;
   #reqnum = 0;
   #requestIdx = 0;
+  #fleet: Fleet;
+  #page: string;
+  /** request_idx answered "waiting", by when: the global queue. */
+  #waitingSince = new Map<number, number>();
   readonly requests: RequestLine[] = [];
+  readonly invalidReports: (Recorded & { problems: Problem[] })[] = [];
   readonly lostReports = {
     status: [] as Recorded[],
     delete: [] as Recorded[],
@@ -191,7 +244,19 @@ class ControlPlaneStandIn implements ControlPlane {
     this.#key = keys.privateKey;
     this.publicKeyPem = pem;
     this.#workerUrl = opts.workerUrl;
-    this.#http = new DevServer(opts.port ?? 0, (req) => this.#route(req));
+    this.#fleet = new Fleet({
+      maxQueueTime: opts.maxQueueTime,
+      staleMs: opts.staleMs,
+    });
+    this.#page = livePage({
+      title: opts.title ?? "edgeworker control plane",
+      dataUrl: "api/view",
+    });
+    this.#http = new DevServer(
+      opts.port ?? 0,
+      (req) => this.#route(req),
+      opts.hostname,
+    );
   }
 
   get url(): string {
@@ -211,6 +276,9 @@ class ControlPlaneStandIn implements ControlPlane {
   }
   get pubkeyFetches(): number {
     return this.#counts.pubkey;
+  }
+  get readyWorkers(): number {
+    return this.#fleet.readyCount;
   }
 
   sign(message: string): Promise<string> {
@@ -258,6 +326,14 @@ class ControlPlaneStandIn implements ControlPlane {
   async #route(req: Request): Promise<Response> {
     const path = new URL(req.url).pathname;
     this.requests.push({ method: req.method, path, at: Date.now() });
+    this.#trim(this.requests);
+    if (req.method === "GET" && (path === "/" || path === "/api/view")) {
+      return path === "/"
+        ? new Response(this.#page, {
+          headers: { "content-type": "text/html; charset=utf-8" },
+        })
+        : json(this.#view());
+    }
     const kind = ROUTES.get(path);
     if (kind === undefined) return json({ error: "not found" }, 404);
     if (req.method !== (kind === "pubkey" ? "GET" : "POST")) {
@@ -285,12 +361,94 @@ class ControlPlaneStandIn implements ControlPlane {
         headers: { "content-type": "text/plain; charset=utf-8" },
       });
     }
-    this.#records.add(kind, rec);
+    // A report answered with a simulated refusal is not taken in.
+    const accepted = !reply || (reply.status ?? 200) < 300;
+    const problems = kind === "route"
+      ? []
+      : this.#take(kind, rec.body, accepted);
+    if (problems.length > 0) {
+      const invalid = { ...rec, problems };
+      this.invalidReports.push(invalid);
+      this.#trim(this.invalidReports);
+      if (kind !== "route") this.#opts.onInvalid?.(kind, invalid);
+    }
+    this.#records.add(kind, problems.length > 0 ? { ...rec, problems } : rec);
+    this.#trim(this.#records[kind]);
     if (kind === "route") {
       return reply ? this.#reply(reply) : this.#routeRequest(rec.body);
     }
     if (this.#delayMs > 0) await sleep(this.#delayMs, this.#http.killSignal);
+    if (problems.length > 0 && this.#opts.strict && !reply) {
+      const name = kind === "status" ? "worker_status" : "delete_requests";
+      return json({
+        error: `invalid ${name}: ${problems[0].field}: ${problems[0].error}`,
+        field: problems[0].field,
+        problems,
+      }, 422);
+    }
     return this.#reply(reply);
+  }
+
+  /** Checks a report; a valid one updates the fleet when `apply`. */
+  #take(kind: "status" | "delete", body: unknown, apply: boolean): Problem[] {
+    if (kind === "status") {
+      const { problems } = checkWorkerStatus(body);
+      if (apply && problems.length === 0) {
+        this.#fleet.report(body as StatusFigures);
+      }
+      return problems;
+    }
+    const { problems, finished } = checkDeleteRequests(body);
+    if (apply && problems.length === 0) {
+      this.#fleet.finished((body as { worker_id: number }).worker_id, finished);
+    }
+    return problems;
+  }
+
+  /** Requests told "waiting" in the last 10 s and not routed since. */
+  #waitingNow(): number {
+    const cutoff = Date.now() - 10_000;
+    for (const [idx, at] of this.#waitingSince) {
+      if (at < cutoff) this.#waitingSince.delete(idx);
+    }
+    return this.#waitingSince.size;
+  }
+
+  #trim(list: unknown[]): void {
+    const limit = this.#opts.historyLimit ?? Infinity;
+    if (list.length > limit) list.splice(0, list.length - limit);
+  }
+
+  /** The last 20 reports of both kinds, newest first (tokens hidden). */
+  #lastReports(): LiveReport[] {
+    const pick = (kind: string, list: Recorded[]) =>
+      list.slice(-20).map((r) => ({
+        kind,
+        at: r.at,
+        problems: (r.problems ?? []).map((p) => `${p.field}: ${p.error}`),
+        body: shorten(hideToken(r.text)),
+      }));
+    return [
+      ...pick("worker_status", this.#records.status),
+      ...pick("delete_requests", this.#records.delete),
+    ].sort((a, b) => b.at - a.at).slice(0, 20);
+  }
+
+  #view(): LiveView {
+    const view = this.#viewFigures();
+    view.reports = this.#lastReports();
+    return view;
+  }
+
+  #viewFigures(): LiveView {
+    return this.#fleet.view(this.#opts.title ?? "edgeworker control plane", {
+      "ready workers": this.#fleet.readyCount,
+      "routed": this.#reqnum,
+      "status reports": this.#counts.status,
+      "delete reports": this.#counts.delete,
+      "waiting to be routed": this.#waitingNow(),
+      "invalid reports": this.invalidReports.length,
+    });
   }
 
   /** The reply set for the next request of `kind` (waits for a scripted one). */
@@ -335,17 +493,26 @@ class ControlPlaneStandIn implements ControlPlane {
     if (!known) {
       this.#waitsLeft.set(requestIdx, this.#opts.waitsPerRequest ?? 0);
     }
-    const waiting = () =>
-      json({ endpoint, status: "waiting", request_idx: requestIdx });
-    const url = this.#workerUrl;
-    if (url === undefined || !this.#ready) return waiting();
+    const waiting = () => {
+      this.#waitingSince.set(requestIdx, Date.now());
+      if (this.#waitingSince.size > 10_000) this.#waitingNow();
+      return json({ endpoint, status: "waiting", request_idx: requestIdx });
+    };
+    if (!this.#ready) return waiting();
+    const cost = typeof body.cost === "number" ? body.cost : 100;
+    const chosen = this.#workerUrl !== undefined
+      ? { id: 0, url: this.#workerUrl }
+      : this.#fleet.choose(cost);
+    if (chosen === undefined) return waiting();
+    const url = chosen.url;
     const waits = this.#waitsLeft.get(requestIdx) ?? 0;
     if (waits > 0) {
       this.#waitsLeft.set(requestIdx, waits - 1);
       return waiting();
     }
     this.#waitsLeft.delete(requestIdx);
-    const cost = typeof body.cost === "number" ? body.cost : 100;
+    this.#waitingSince.delete(requestIdx);
+    this.#fleet.routed(chosen.id, requestIdx, cost);
     const reqnum = ++this.#reqnum;
     const message = this.#opts.signatureFormat === "legacy"
       ? legacySignatureMessage({
@@ -373,3 +540,11 @@ class ControlPlaneStandIn implements ControlPlane {
     });
   }
 }
+
+/** A report's text without its `mtoken` (the page is served to anyone). */
+function hideToken(text: string): string {
+  return text.replace(/("mtoken"\s*:\s*)"(?:[^"\\]|\\.)*"/g, '$1"(hidden)"');
+}
+
+const shorten = (text: string): string =>
+  text.length > 400 ? `${text.slice(0, 400)}…` : text;

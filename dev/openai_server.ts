@@ -101,6 +101,8 @@ export interface OpenAiServer extends StandInServer {
   setTokensPerSecond(tokensPerSecond: number): void;
   /** `GET /health` requests answered so far. */
   readonly healthChecks: number;
+  /** Generation hangs (`true`: no token comes, `/health` stays 200) or resumes. */
+  setGenerationHangs(hangs: boolean): void;
 }
 
 /**
@@ -153,6 +155,10 @@ class OpenAiStandIn extends StandIn<OpenAiServerOptions>
 
   get healthChecks(): number {
     return this.#healthChecks;
+  }
+
+  setGenerationHangs(hangs: boolean): void {
+    this.#engine.setHung(hangs);
   }
 
   override crash(): Promise<void> {

@@ -12,6 +12,7 @@ import { QueuePlan } from "../lib/traffic/admission.ts";
 import { compileHandler } from "../lib/traffic/handlers.ts";
 import { Ledger } from "../lib/traffic/ledger.ts";
 import { SessionStore } from "../lib/traffic/sessions.ts";
+import { ResumeRegistry } from "../lib/traffic/resumable.ts";
 import { Admission } from "../lib/traffic/ticket.ts";
 import { HandlerConfigSchema } from "../lib/config/schemas.ts";
 import { envelope } from "./helpers/worker.ts";
@@ -47,6 +48,7 @@ async function withApp(
     lifecycle,
     sessions,
     admission,
+    resumable: new ResumeRegistry(),
     verifier: {
       verify: (): Promise<VerifyResult> => {
         state.verified++;

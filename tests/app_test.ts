@@ -178,8 +178,7 @@ Deno.test("a model server that is down gives 502 with a JSON error", async () =>
     assert.equal(w.ledger.pendingFinished()[0].status, "error");
     assert.equal(w.ledger.inFlightCount, 0);
   } finally {
-    await w.shutdown();
-    await Deno.remove(w.dir, { recursive: true });
+    await w.stop();
   }
 });
 
@@ -298,10 +297,9 @@ Deno.test("over the queue budget a request gets 429 with Retry-After", async () 
     ]]);
     assert.equal(w.ledger.window().rejected, 100);
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
-    await Deno.remove(w.dir, { recursive: true });
   }
 });
 

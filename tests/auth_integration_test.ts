@@ -151,10 +151,9 @@ Deno.test("while the public key is still on its way requests get 401 at once, th
     assert.deepEqual(up.bodies, [{ prompt: "hi" }]);
     assert.equal(autoscaler.pubkeyFetches, 1);
   } finally {
-    await w.shutdown();
+    await w.stop();
     await autoscaler.close();
     await up.close();
-    await Deno.remove(w.dir, { recursive: true });
   }
 });
 
@@ -283,8 +282,7 @@ Deno.test("UNSECURED=true lets every request through, signed or not", async () =
     assert.deepEqual(up.bodies, signatures.map((_, i) => ({ i })));
     assert.equal(rejects(w).length, 0);
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
-    await Deno.remove(w.dir, { recursive: true });
   }
 });

@@ -60,8 +60,7 @@ async function withStandIn(
     await fn(s, join(dir, ".has_benchmark"), workers);
   } finally {
     for (const w of workers) {
-      await w.shutdown();
-      await Deno.remove(w.dir, { recursive: true });
+      await w.stop();
     }
     await s.close();
     await Deno.remove(dir, { recursive: true });
@@ -158,8 +157,10 @@ Deno.test("benchmark: every request failing (HTTP 500) is an error naming the fa
       RUNS * CONCURRENCY
     } requests failed: HTTP 500 from ${s.url}/work`;
     assert.equal(res.status, 503);
-    const { loading_seconds, ...rest } = body;
+    const { loading_seconds, health, ...rest } = body;
     assert.deepEqual(rest, { state: "error", error_msg: expected });
+    assert.equal(health.alive, "ok");
+    assert.equal(health.generation.status, "off", "no canary configured");
     assert.equal(
       typeof loading_seconds,
       "number",

@@ -242,8 +242,7 @@ Deno.test("a client that leaves (FIN or RST) is noticed: the model call is abort
   } finally {
     a?.close();
     b?.destroy();
-    await w.shutdown();
+    await w.stop();
     await model.close();
-    await Deno.remove(w.dir, { recursive: true });
   }
 });

@@ -4,11 +4,12 @@
  * timeouts; requests in flight are never cut; running out of file
  * descriptors does not stop the worker.
  */
+import { delay } from "../lib/std/async.ts";
 import assert from "node:assert/strict";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { EnvError, readEnv } from "../lib/config/env.ts";
 import { raiseFdLimit } from "../lib/worker/fd_limit.ts";
-import { freePort, waitReady } from "./e2e/_scenario.ts";
+import { freePort, waitReady, workerEnv } from "./e2e/_scenario.ts";
 import {
   parseAnswer,
   rawConnect,
@@ -33,8 +34,6 @@ const WAIT_MS = 5000;
 const UNREAD_BODY =
   "POST /nowhere HTTP/1.1\r\nHost: x\r\ncontent-length: 100000\r\n\r\nabc";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 Deno.test("an idle keep-alive connection is closed after EDGEWORKER_KEEPALIVE_SECONDS; requests in flight are not cut", async () => {
   await withUpstreamWorker(HANDLERS, async (w) => {
     // Two requests on one connection, then it is left idle.
@@ -43,7 +42,7 @@ Deno.test("an idle keep-alive connection is closed after EDGEWORKER_KEEPALIVE_SE
       "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
     );
     assert.equal((await readResponse(conn))?.status, 200);
-    await sleep(100);
+    await delay(100);
     await writeAll(conn, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert.equal((await readResponse(conn))?.status, 200, "reused");
     assert.deepEqual(await readUntilClosed(conn, WAIT_MS), {
@@ -79,7 +78,7 @@ Deno.test("an idle keep-alive connection is closed after EDGEWORKER_KEEPALIVE_SE
       "POST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n" +
         `content-length: ${body.length}\r\n\r\n${body}`,
     );
-    await sleep(1000);
+    await delay(1000);
     const answer = await readResponse(big);
     big.close();
     assert.equal(answer?.status, 200);
@@ -161,7 +160,7 @@ Deno.test("shutdown lets a request in flight finish and does not wait for idle o
     const draining = await rawConnect(w.port, UNREAD_BODY);
     assert.equal((await readResponse(draining))?.status, 404);
     const slow = post(w.url, "/slow", envelope({ delay_ms: 400, seq: 7 }));
-    await sleep(100);
+    await delay(100);
     const down = w.shutdown();
     const res = await slow;
     assert.equal(res.status, 200);
@@ -216,14 +215,7 @@ async function spawnLimitedWorker(dir: string, modelUrl: string, fds: number) {
       main,
     ],
     cwd: dir,
-    env: {
-      NO_COLOR: "1",
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      UNSECURED: "true",
-      EDGEWORKER_HOST: "127.0.0.1",
-      EDGEWORKER_BENCHMARK: "skip",
-    },
+    env: workerEnv(port, { UNSECURED: "true", EDGEWORKER_BENCHMARK: "skip" }),
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -254,12 +246,12 @@ Deno.test("a worker out of file descriptors keeps serving and recovers", async (
     await waitReady(w.url);
     // More idle connections than the worker has descriptors.
     for (let i = 0; i < 400; i++) conns.push(await rawConnect(w.port));
-    await sleep(300);
+    await delay(300);
     assert.equal(await health(w.url), 200, "answers while they are held");
     for (const c of conns.splice(0)) c.close();
-    await sleep(300);
+    await delay(300);
     assert.equal(await health(w.url), 200, "answers after they are closed");
-    const exited = await Promise.race([w.child.status, sleep(100)]);
+    const exited = await Promise.race([w.child.status, delay(100)]);
     assert.equal(exited, undefined, "the worker is still running");
   } finally {
     for (const c of conns) c.close();

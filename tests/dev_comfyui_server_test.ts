@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { text2ImageWorkflow } from "../dev/_comfy_api.ts";
-import { startComfyUiServer } from "../dev/comfyui_server.ts";
+import {
+  startComfyUiServer,
+  WRAPPER_VERSIONS,
+  type WrapperVersion,
+} from "../dev/comfyui_server.ts";
+import { statusOfResult, traitsOf } from "../dev/_comfy_versions.ts";
 import { tempLog, waitForLog, waitUntilRefused } from "./helpers/dev.ts";
 import { post, waitFor } from "./helpers/http.ts";
 
@@ -25,6 +30,8 @@ Deno.test("comfyui stand-in answers /generate/sync with the wrapper's Result env
   ]);
   assert.equal(result.id, "req-1");
   assert.equal(result.status, "completed");
+  // Slim by default since 2026-05-06.
+  assert.deepEqual(result.comfyui_response, {});
   assert.equal(result.output.length, 2);
   assert.deepEqual(Object.keys(result.output[0]).sort(), [
     "filename",
@@ -101,7 +108,25 @@ Deno.test("comfyui stand-in rejects invalid payloads like the wrapper", async ()
   const notJson = await post(comfy.url, "/generate/sync", "{nope");
   assert.equal(notJson.status, 422);
   assert.equal((await notJson.json()).detail[0].type, "json_invalid");
-  // ComfyUI itself refuses a graph without outputs: the wrapper answers 200, "failed".
+  // ComfyUI itself refuses a graph without outputs: the current wrapper
+  // answers 500 "failed" with ComfyUI's node errors.
+  const noOut = await post(comfy.url, "/generate/sync", {
+    input: {
+      workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } },
+    },
+  });
+  assert.equal(noOut.status, 500);
+  const failed = await noOut.json();
+  assert.equal(failed.status, "failed");
+  assert.equal(failed.message, "Generation failed: ComfyUI node errors: {}");
+  assert.deepEqual(failed.output, []);
+});
+
+Deno.test("comfyui stand-in, wrapper 2025-12-05: ComfyUI's refusal is HTTP 200, failed, with ComfyUI's error", async () => {
+  await using comfy = await startComfyUiServer({
+    secondsPerImage: 0,
+    wrapper: "2025-12-05",
+  });
   const noOut = await post(comfy.url, "/generate/sync", {
     input: {
       workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } },
@@ -110,11 +135,14 @@ Deno.test("comfyui stand-in rejects invalid payloads like the wrapper", async ()
   assert.equal(noOut.status, 200);
   const failed = await noOut.json();
   assert.equal(failed.status, "failed");
-  assert.match(failed.message, /^Generation failed: .*prompt_no_outputs/);
-  assert.deepEqual(failed.output, []);
+  assert.match(
+    failed.message,
+    /^Generation failed: Network error posting to ComfyUI: 400, .*prompt_no_outputs/,
+  );
   const noClass = await post(comfy.url, "/generate/sync", {
     input: { workflow_json: { "1": { inputs: {} } } },
   });
+  assert.equal(noClass.status, 200);
   assert.match(
     (await noClass.json()).message,
     /missing the class_type property/,
@@ -152,7 +180,7 @@ Deno.test("comfyui stand-in counts clients that leave; failure injection", async
     await using comfy = await startComfyUiServer({
       logFile: logFile.path,
       secondsPerImage: 5,
-      readySignal: false,
+      wrapper: "2026-05-06",
     });
     const ctrl = new AbortController();
     const running = post(comfy.url, "/generate/sync", {
@@ -182,4 +210,161 @@ Deno.test("comfyui stand-in counts clients that leave; failure injection", async
   })).json();
   assert.equal(r.status, "failed");
   await waitUntilRefused(flaky.url);
+});
+
+Deno.test("comfyui stand-in: /health of each wrapper version while ComfyUI loads and after; ComfyUI on its own port", async () => {
+  const expected: Record<WrapperVersion, [number, string[]]> = {
+    "2025-10-06": [200, []],
+    "2025-12-05": [502, ["comfyui_error"]],
+    "2026-05-06": [503, ["comfyui", "gpu"]],
+    "2026-05-08": [503, ["backends_healthy", "gpu", "backends"]],
+  };
+  for (const wrapper of WRAPPER_VERSIONS) {
+    await using logFile = await tempLog();
+    await using comfyLog = await tempLog();
+    await using comfy = await startComfyUiServer({
+      wrapper,
+      logFile: logFile.path,
+      comfyLogFile: comfyLog.path,
+      startupDelayMs: 300,
+    });
+    const [loadingStatus, keys] = expected[wrapper];
+    const early = await fetch(`${comfy.url}/health`);
+    assert.equal(early.status, loadingStatus, wrapper);
+    const earlyBody = await early.json();
+    assert.equal(
+      earlyBody.status,
+      loadingStatus === 200 ? "healthy" : "unhealthy",
+      wrapper,
+    );
+    for (const k of keys) assert.ok(k in earlyBody, `${wrapper}: ${k}`);
+    // ComfyUI is not listening yet.
+    await assert.rejects(fetch(`${comfy.comfyUrl}/system_stats`), TypeError);
+    await waitForLog(comfyLog.path, "To see the GUI go to: ");
+    const stats = await fetch(`${comfy.comfyUrl}/system_stats`);
+    assert.equal(stats.status, 200);
+    assert.equal((await stats.json()).devices[0].type, "cuda");
+    const late = await fetch(`${comfy.url}/health`);
+    assert.equal(late.status, 200, wrapper);
+    assert.equal((await late.json()).status, "healthy");
+    await comfy.close(); // flushes the log
+    const log = await Deno.readTextFile(logFile.path);
+    assert.equal(
+      /BACKENDS_READY/.test(log),
+      wrapper === "2026-05-08",
+      `${wrapper}: BACKENDS_READY only since 5bbf3e9`,
+    );
+  }
+});
+
+Deno.test("comfyui stand-in: a job while ComfyUI loads fails at once with HTTP 200 on old wrappers, waits on newer ones", async () => {
+  {
+    await using comfy = await startComfyUiServer({
+      wrapper: "2025-10-06",
+      secondsPerImage: 0,
+      startupDelayMs: 60_000,
+    });
+    const t0 = performance.now();
+    const r = await post(comfy.url, "/generate/sync", {
+      input: { modifier: "Text2Image" },
+    });
+    assert.equal(r.status, 200);
+    const body = await r.json();
+    assert.equal(body.status, "failed");
+    assert.match(
+      body.message,
+      /^Generation failed: Network error posting to ComfyUI: Cannot connect to host 127\.0\.0\.1:\d+/,
+    );
+    assert.deepEqual(body.timings, {}, "timings are filled since 993d47f");
+    assert.ok(performance.now() - t0 < 1000, "a fast failure");
+  }
+  await using comfy = await startComfyUiServer({
+    secondsPerImage: 0,
+    startupDelayMs: 300,
+  });
+  const t0 = performance.now();
+  const r = await post(comfy.url, "/generate/sync", {
+    input: { modifier: "Text2Image" },
+  });
+  assert.equal(r.status, 200);
+  assert.equal((await r.json()).status, "completed");
+  assert.ok(performance.now() - t0 >= 250, "waited for ComfyUI");
+});
+
+Deno.test("comfyui stand-in: failed-job status mapping of 5352e36, and HTTP 200 before it", () => {
+  const current = traitsOf("2026-05-08");
+  const old = traitsOf("2026-05-06");
+  const connect =
+    "Generation failed: Failed to post workflow after 5 attempts: Cannot connect to host 127.0.0.1:18188";
+  assert.equal(statusOfResult(current, "completed", ""), 200);
+  assert.equal(statusOfResult(current, "failed", connect), 502);
+  assert.equal(
+    statusOfResult(
+      current,
+      "failed",
+      "Generation failed: ComfyUI node errors: {}",
+    ),
+    500,
+  );
+  assert.equal(statusOfResult(current, "cancelled", ""), 499);
+  assert.equal(statusOfResult(old, "failed", connect), 200);
+});
+
+Deno.test("comfyui stand-in: 503 + Retry-After when its queue is full (since 2026-05-06), queued before", async () => {
+  for (const wrapper of ["2026-05-08", "2025-12-05"] as const) {
+    await using comfy = await startComfyUiServer({
+      wrapper,
+      secondsPerImage: 0.3,
+      maxQueueSize: 1,
+    });
+    const first = post(comfy.url, "/generate/sync", {
+      input: { modifier: "Text2Image" },
+    });
+    await waitFor(() => comfy.requests === 1, 1000);
+    const second = await post(comfy.url, "/generate/sync", {
+      input: { request_id: "r2", modifier: "Text2Image" },
+    });
+    const body = await second.json();
+    if (wrapper === "2026-05-08") {
+      assert.equal(second.status, 503);
+      assert.equal(second.headers.get("retry-after"), "5");
+      assert.equal(body.id, "r2");
+      assert.equal(body.status, "failed");
+      assert.match(body.message, /^Worker at capacity \(1 in flight\)/);
+    } else {
+      assert.equal(second.status, 200, "unbounded before 6a9d0be");
+      assert.equal(body.status, "completed");
+    }
+    assert.equal((await (await first).json()).status, "completed");
+  }
+});
+
+Deno.test("comfyui stand-in: comfyui_response stripped by default since 2026-05-06, kept on request; full before", async () => {
+  const job = { input: { modifier: "Text2Image" } };
+  {
+    await using comfy = await startComfyUiServer({ secondsPerImage: 0 });
+    const slim = await (await post(comfy.url, "/generate/sync", job)).json();
+    assert.deepEqual(slim.comfyui_response, {});
+    const asked = await (await post(comfy.url, "/generate/sync", job, {
+      headers: {
+        "content-type": "application/json",
+        "x-include-comfyui-response": "1",
+      },
+    })).json();
+    assert.ok(asked.comfyui_response.execution_details);
+  }
+  {
+    await using comfy = await startComfyUiServer({
+      secondsPerImage: 0,
+      includeComfyuiResponse: true,
+    });
+    const full = await (await post(comfy.url, "/generate/sync", job)).json();
+    assert.ok(full.comfyui_response.execution_details);
+  }
+  await using old = await startComfyUiServer({
+    secondsPerImage: 0,
+    wrapper: "2025-12-05",
+  });
+  const full = await (await post(old.url, "/generate/sync", job)).json();
+  assert.ok(full.comfyui_response.execution_details);
 });

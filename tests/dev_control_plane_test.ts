@@ -358,3 +358,405 @@ Deno.test("control plane: scripted and plain-text replies, a request log, raw te
     fetch(`${cp.url}/pubkey/`, { signal: AbortSignal.timeout(100) }),
   );
 });
+
+/** A full `/worker_status/` body as the worker sends it (17 keys). */
+function status(
+  id: number,
+  over: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    id,
+    mtoken: "t",
+    version: "1.1.0",
+    loadtime: 3.5,
+    cur_load: 0.0,
+    rej_load: 0.0,
+    new_load: 0.0,
+    error_msg: "",
+    max_perf: 100.0,
+    cur_perf: 0.0,
+    cur_capacity: 0,
+    max_capacity: 0,
+    num_requests_working: 0,
+    num_requests_recieved: 0,
+    additional_disk_usage: 0.0,
+    working_request_idxs: [],
+    url: `http://127.0.0.1:${9000 + id}`,
+    ...over,
+  };
+}
+
+async function report(cp: { url: string }, body: unknown): Promise<number> {
+  const res = await post(cp.url, "/worker_status/", body);
+  await res.body?.cancel();
+  return res.status;
+}
+
+async function routeTo(
+  cp: { url: string },
+  cost = 100,
+  request_idx = 0,
+): Promise<Record<string, unknown>> {
+  return await (await post(cp.url, "/route/", {
+    endpoint: "e",
+    api_key: "k",
+    cost,
+    request_idx,
+  })).json();
+}
+
+Deno.test("/route/ picks among reporting workers the ready one with the least expected wait", async () => {
+  await using cp = await startControlPlane({ keyPair, strict: true });
+  // Loading (no loadtime, no max_perf yet): nobody to route to.
+  assert.equal(
+    await report(cp, status(1, { loadtime: 0.0, max_perf: 0.0 })),
+    200,
+  );
+  const waiting = await routeTo(cp);
+  assert.equal(waiting.status, "waiting");
+  assert.equal(cp.readyWorkers, 0);
+  const queued = await (await fetch(`${cp.url}/api/view`)).json();
+  assert.equal(queued.facts["waiting to be routed"], 1);
+  assert.equal(queued.workers[0].state, "loading");
+
+  // Worker 1: 300 in flight at 100/s (3 s of work); worker 2: 100 at 25/s (4 s).
+  await report(
+    cp,
+    status(1, {
+      cur_load: 300.0,
+      num_requests_working: 3,
+      working_request_idxs: [1, 2, 3],
+    }),
+  );
+  await report(
+    cp,
+    status(2, {
+      cur_load: 100.0,
+      max_perf: 25.0,
+      num_requests_working: 1,
+      working_request_idxs: [4],
+    }),
+  );
+  assert.equal(cp.readyWorkers, 2);
+  const first = await routeTo(cp);
+  assert.equal(first.url, "http://127.0.0.1:9001", "3 s < 4 s");
+  // What was routed counts until the worker reports it: 1 now has 4 s too,
+  // then 5 s, so the next goes to 2 (4 s).
+  const second = await routeTo(cp);
+  assert.equal(second.url, "http://127.0.0.1:9001", "4 s each: the first wins");
+  const third = await routeTo(cp);
+  assert.equal(third.url, "http://127.0.0.1:9002", "5 s > 4 s");
+  // Reports replace the guesses with figures: worker 1 finished the two
+  // (delete_requests), worker 2 lists the third in its working set; both
+  // then have nothing ahead, and the tie goes to the first.
+  await report(cp, status(1));
+  const closed = await post(cp.url, "/delete_requests/", {
+    worker_id: 1,
+    mtoken: "t",
+    requests: [first, second].map((r) => ({
+      request_idx: r.request_idx,
+      success: true,
+      status: "Success",
+      entered_queue_at: 1.0,
+      work_started_at: 1.0,
+      work_completed_at: 2.0,
+    })),
+  });
+  assert.equal(closed.status, 200);
+  await closed.body?.cancel();
+  await report(
+    cp,
+    status(2, {
+      cur_load: 0.0,
+      max_perf: 25.0,
+      working_request_idxs: [third.request_idx],
+      num_requests_working: 1,
+    }),
+  );
+  assert.equal((await routeTo(cp)).url, "http://127.0.0.1:9001");
+
+  // An error takes a worker out; so does silence (stale), and a worker
+  // with max_queue_time of work ahead makes a request wait.
+  await report(cp, status(1, { error_msg: "CUDA out of memory" }));
+  await report(
+    cp,
+    status(2, {
+      cur_load: 800.0,
+      max_perf: 25.0,
+      num_requests_working: 8,
+      working_request_idxs: [1, 2, 3, 4, 5, 6, 7, 8],
+    }),
+  );
+  const full = await routeTo(cp, 100);
+  assert.equal(full.status, "waiting", "32 s of work > max_queue_time 30 s");
+  const view = await (await fetch(`${cp.url}/api/view`)).json();
+  assert.deepEqual(
+    view.workers.map((w: { id: number; state: string }) => [w.id, w.state]),
+    [[1, "error"], [2, "ready"]],
+  );
+  assert.equal(view.workers[0].errorMsg, "CUDA out of memory");
+  assert.equal(view.workers[1].waitSeconds, 32);
+});
+
+Deno.test("an idle worker takes a request larger than max_queue_time; a silent one is not routed to", async () => {
+  await using cp = await startControlPlane({
+    keyPair,
+    maxQueueTime: 1,
+    staleMs: 150,
+  });
+  await report(cp, status(1));
+  const big = await routeTo(cp, 10_000);
+  assert.equal(big.url, "http://127.0.0.1:9001", "idle: routed anyway");
+  const next = await routeTo(cp, 10);
+  assert.equal(next.status, "waiting", "100 s ahead of it now");
+  await new Promise((r) => setTimeout(r, 250));
+  const view = await (await fetch(`${cp.url}/api/view`)).json();
+  assert.equal(view.workers[0].state, "stale");
+  assert.equal(cp.readyWorkers, 0);
+});
+
+Deno.test("strict: a report that is not what a worker sends is a 422 naming the field, and kept", async () => {
+  await using cp = await startControlPlane({ keyPair, strict: true });
+  const cases: [unknown, string, RegExp][] = [
+    [status(1, { cur_load: "12" }), "cur_load", /expected a finite number/],
+    [
+      status(1, { num_requests_received: 0 }),
+      "num_requests_received",
+      /unknown field/,
+    ],
+    [(({ max_perf: _, ...rest }) => rest)(status(1)), "max_perf", /missing/],
+    [status(1, { id: -1 }), "id", /integer >= 0/],
+    [status(1, { url: "ftp://x" }), "url", /http\(s\) URL/],
+    [status(1, { cur_capacity: 3 }), "cur_capacity", /always 0/],
+    [
+      status(1, { working_request_idxs: [1.5] }),
+      "working_request_idxs",
+      /integers/,
+    ],
+    [status(1, { num_requests_working: 2 }), "num_requests_working", /lists 0/],
+    [[1, 2], "(body)", /JSON object/],
+    [
+      { id: 1, mtoken: "t", version: "1", error_msg: "", url: "http://x:1" },
+      "error_msg",
+      /non-empty/,
+    ],
+  ];
+  for (const [body, field, error] of cases) {
+    const res = await post(cp.url, "/worker_status/", body);
+    assert.equal(res.status, 422, field);
+    const answer = await res.json();
+    assert.equal(answer.field, field);
+    assert.match(
+      answer.error,
+      new RegExp(`^invalid worker_status: ${field.replace(/[()]/g, "\\$&")}: `),
+    );
+    assert.match(answer.problems[0].error, error, field);
+  }
+  assert.equal(cp.invalidReports.length, cases.length);
+  assert.equal(
+    cp.statusReports.length,
+    cases.length,
+    "kept in the history too",
+  );
+  assert.equal(cp.statusReports[0].problems?.[0].field, "cur_load");
+  assert.equal(cp.readyWorkers, 0, "no invalid report registers a worker");
+
+  // The start script's 5-key body is what the autoscaler accepts.
+  const failure = {
+    id: 4,
+    mtoken: "t",
+    version: "0",
+    error_msg: "PyWorker exited with status 1",
+    url: "",
+  };
+  assert.equal(await report(cp, failure), 200, "url may be empty");
+  assert.equal(
+    await report(cp, { ...failure, url: "http://1.2.3.4:5" }),
+    200,
+  );
+  const view = await (await fetch(`${cp.url}/api/view`)).json();
+  assert.equal(view.workers[0].state, "error");
+  assert.equal(view.facts["invalid reports"], cases.length);
+  // The page lists the last reports, a bad one with its field named.
+  assert.equal(view.reports.length, 12);
+  assert.equal(view.reports[0].kind, "worker_status");
+  assert.deepEqual(view.reports[0].problems, []);
+  assert.match(view.reports[0].body, /PyWorker exited with status 1/);
+  const curLoad = view.reports.find((r: { body: string }) =>
+    r.body.includes('"cur_load":"12"')
+  );
+  assert.deepEqual(curLoad.problems, ["cur_load: expected a finite number"]);
+  assert.match(curLoad.body, /"mtoken":"\(hidden\)"/, "no token on the page");
+
+  const badDeletes: [unknown, string, RegExp][] = [
+    [
+      {
+        worker_id: 1,
+        mtoken: "t",
+        requests: [{
+          request_idx: 3,
+          success: true,
+          status: "Done",
+          entered_queue_at: 1.0,
+          work_started_at: 2.0,
+          work_completed_at: 3.0,
+        }],
+      },
+      "requests[0].status",
+      /one of Success, Error, Cancelled, Rejected/,
+    ],
+    [
+      {
+        worker_id: 1,
+        mtoken: "t",
+        requests: [{
+          request_idx: 3,
+          success: false,
+          status: "Cancelled",
+          entered_queue_at: 1.0,
+          work_started_at: 2.0,
+          work_completed_at: 3.0,
+        }],
+      },
+      "requests[0].success",
+      /must be true for status Cancelled/,
+    ],
+    [
+      {
+        worker_id: 1,
+        mtoken: "t",
+        requests: [{
+          request_idx: 3,
+          success: true,
+          status: "Success",
+          entered_queue_at: 5.0,
+          work_started_at: 2.0,
+          work_completed_at: 3.0,
+        }],
+      },
+      "requests[0].work_started_at",
+      /before entered_queue_at/,
+    ],
+    [
+      {
+        worker_id: 1,
+        mtoken: "t",
+        requests: [{
+          request_idx: 3,
+          success: true,
+          status: "Success",
+          entered_queue_at: 1.0,
+          work_started_at: 2.0,
+        }],
+      },
+      "requests[0].work_completed_at",
+      /missing/,
+    ],
+    [{ worker_id: "1", mtoken: "t", requests: [] }, "worker_id", /integer/],
+    [
+      { worker_id: 1, request_idxs: [1], success: "yes" },
+      "success",
+      /true or false/,
+    ],
+  ];
+  for (const [body, field, error] of badDeletes) {
+    const res = await post(cp.url, "/delete_requests/", body);
+    assert.equal(res.status, 422, field);
+    const answer = await res.json();
+    assert.equal(answer.field, field);
+    assert.match(answer.problems[0].error, error, field);
+  }
+  // All three shapes the autoscaler takes are accepted.
+  for (
+    const ok of [
+      {
+        worker_id: 1,
+        mtoken: "t",
+        requests: [{
+          request_idx: 3,
+          success: true,
+          status: "Cancelled",
+          entered_queue_at: 1.0,
+          work_started_at: 1.0,
+          work_completed_at: 3.0,
+        }],
+      },
+      { worker_id: 1, mtoken: "t", request_idxs: [35, 36], success: false },
+      { worker_id: 1, request_idxs: [37] },
+    ]
+  ) {
+    const res = await post(cp.url, "/delete_requests/", ok);
+    assert.equal(res.status, 200, JSON.stringify(ok));
+    await res.body?.cancel();
+  }
+});
+
+Deno.test("a report answered with a simulated refusal registers nobody", async () => {
+  await using cp = await startControlPlane({ keyPair });
+  cp.setStatusReply({ status: 503 });
+  assert.equal(await report(cp, status(1)), 503);
+  assert.equal(cp.readyWorkers, 0);
+  assert.equal((await routeTo(cp)).status, "waiting");
+  cp.setStatusReply(undefined);
+  assert.equal(await report(cp, status(1)), 200);
+  assert.equal((await routeTo(cp)).url, "http://127.0.0.1:9001");
+});
+
+Deno.test("not strict (the default): odd reports are accepted, their problems kept", async () => {
+  await using cp = await startControlPlane({ keyPair });
+  assert.equal(await report(cp, { id: 1 }), 200);
+  assert.equal(cp.invalidReports.length, 1);
+  assert.deepEqual(
+    cp.invalidReports[0].problems.map((p) => p.field).slice(0, 2),
+    ["mtoken", "version"],
+  );
+});
+
+Deno.test("the live page is one self-contained HTML document; its data lists routed and finished requests", async () => {
+  await using cp = await startControlPlane({ keyPair, title: "my <plane>" });
+  const page = await fetch(`${cp.url}/`);
+  assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
+  const html = await page.text();
+  assert.match(html, /<title>my &#60;plane&#62;<\/title>/);
+  assert.doesNotMatch(
+    html,
+    /<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!www\.w3\.org)/,
+  );
+  assert.match(html, /"dataUrl":"api\/view"/);
+
+  await report(cp, status(3));
+  const a = await routeTo(cp, 50);
+  const b = await routeTo(cp, 70);
+  const done = await post(cp.url, "/delete_requests/", {
+    worker_id: 3,
+    mtoken: "t",
+    requests: [{
+      request_idx: a.request_idx,
+      success: false,
+      status: "Error",
+      entered_queue_at: 10.0,
+      work_started_at: 10.5,
+      work_completed_at: 12.0,
+    }],
+  });
+  await done.body?.cancel();
+  const view = await (await fetch(`${cp.url}/api/view`)).json();
+  assert.deepEqual(
+    view.requests.map((
+      r: Record<string, unknown>,
+    ) => [
+      r.requestIdx,
+      r.worker,
+      r.workload,
+      r.outcome,
+      r.queueSeconds,
+      r.workSeconds,
+    ]),
+    [
+      [String(b.request_idx), 3, 70, "routed", null, null],
+      [String(a.request_idx), 3, 50, "Error", 0.5, 1.5],
+    ],
+  );
+  assert.equal(view.series.length, 120);
+  assert.equal(view.facts.routed, 2);
+});

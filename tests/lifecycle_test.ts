@@ -59,13 +59,43 @@ Deno.test("Lifecycle loadtime is process start to the last time it became ready"
   life.to("ready", "loaded");
   assert.equal(life.loadtime, 5);
   assert.equal(life.ready, true);
-  // A recovery counts again from the process start, as Python recomputes it.
+  // A new load (a restarted model server) counts again from the process
+  // start, as Python recomputes it on a second load line.
   clock.now += 3000;
   life.fail("health check failed");
   assert.equal(life.loadtime, 5, "an error keeps the last loadtime");
   clock.now += 1000;
   life.to("ready", "healthy again");
   assert.equal(life.loadtime, 9);
+});
+
+Deno.test("Lifecycle: a degraded check keeps a ready worker in error until every failing check passes, loadtime kept", () => {
+  const { clock, life } = manual();
+  assert.equal(life.degrade("canary", "hangs"), false, "not ready yet");
+  clock.now += 2000;
+  life.to("ready", "loaded");
+  assert.equal(life.loadtime, 2);
+  clock.now += 1000;
+  assert.equal(life.degrade("canary", "generation hangs"), true);
+  assert.equal(life.degrade("health check", "health 503"), true);
+  assert.equal(life.state, "error");
+  assert.equal(life.fatal, false);
+  assert.deepEqual(life.degradedBy, ["canary", "health check"]);
+  assert.equal(life.restore("health check"), true);
+  assert.equal(life.state, "error", "the canary still fails");
+  assert.equal(life.errorMsg, "generation hangs");
+  clock.now += 5000;
+  assert.equal(life.restore("canary"), true);
+  assert.equal(life.state, "ready");
+  assert.equal(life.errorMsg, "");
+  assert.equal(life.loadtime, 2, "a recovery is not a load");
+  assert.equal(life.restore("canary"), false, "nothing to restore");
+  // An error of its own is not undone by a check passing.
+  life.degrade("canary", "hangs");
+  life.fail("public key gone");
+  assert.equal(life.restore("canary"), false);
+  assert.equal(life.state, "error");
+  assert.equal(life.errorMsg, "public key gone");
 });
 
 Deno.test("Lifecycle: an error is logged at error level with its message", async () => {

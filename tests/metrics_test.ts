@@ -279,11 +279,20 @@ Deno.test("/ready and /health follow the lifecycle: loading, ready, error, drain
       errorMsg = "",
     ) => {
       const seen = await look();
-      const { loading_seconds, ...body } = seen.ready.body;
+      const { loading_seconds, health, ...body } = seen.ready.body;
       assert.deepEqual({ status: seen.ready.status, body }, {
         status: ready,
         body: { state, error_msg: errorMsg },
       });
+      // No health URL and no canary: only "alive" is checked.
+      const levels = health as Record<string, { status: string } | string>;
+      assert.equal(levels.alive, "ok");
+      assert.deepEqual(
+        [levels.engine, levels.generation].map((l) =>
+          (l as { status: string }).status
+        ),
+        ["off", "off"],
+      );
       // Until the first ready, /ready also says how long it has been loading.
       const loading = !worker.lifecycle.loadtime && state !== "draining";
       assert.equal(typeof loading_seconds, loading ? "number" : "object");

@@ -23,6 +23,19 @@ function rawEnvelope(payloadJson: string, idx: number): string {
   return `{"auth_data":{"cost":100,"endpoint":"t","reqnum":${idx},"request_idx":${idx},"signature":"x","url":"http://127.0.0.1"},"payload":${payloadJson}}`;
 }
 
+/** Posts two `/echo` requests of `max_tokens` 1.7e308, expecting `status`. */
+async function postHuge(base: string, status: number): Promise<void> {
+  for (let i = 1; i <= 2; i++) {
+    const res = await post(
+      base,
+      "/echo",
+      rawEnvelope('{"max_tokens":1.7e308}', i),
+    );
+    assert.equal(res.status, status);
+    await res.body?.cancel();
+  }
+}
+
 Deno.test("max_tokens 1.7e308 twice leaves new_load, cur_perf and the load finite and moving", async () => {
   await withReportingWorker({
     handlers: [{
@@ -33,15 +46,7 @@ Deno.test("max_tokens 1.7e308 twice leaves new_load, cur_perf and the load finit
   }, async ({ cp, w }) => {
     const worker = w;
     await waitFor(() => worker.lifecycle.ready, 3000, "ready");
-    for (let i = 1; i <= 2; i++) {
-      const res = await post(
-        w.url,
-        "/echo",
-        rawEnvelope('{"max_tokens":1.7e308}', i),
-      );
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
-    }
+    await postHuge(w.url, 200);
     const res = await post(w.url, "/echo", rawEnvelope('{"max_tokens":10}', 3));
     await res.body?.cancel();
     await waitFor(
@@ -75,15 +80,7 @@ Deno.test("two rejected requests with cost 1.7e308 keep rej_load finite", async 
   }, async ({ cp, w }) => {
     const worker = w;
     // A signature that is not base64: refused 401 and counted in rej_load.
-    for (let i = 1; i <= 2; i++) {
-      const res = await post(
-        w.url,
-        "/echo",
-        rawEnvelope('{"max_tokens":1.7e308}', i),
-      );
-      assert.equal(res.status, 401);
-      await res.body?.cancel();
-    }
+    await postHuge(w.url, 401);
     await waitFor(
       () => worker.ledger.window().rejected === 0,
       3000,

@@ -103,12 +103,18 @@ Deno.test("every preset builds a valid config with one benchmark handler", () =>
     "wan",
     "ace",
     "hello_world",
+    "null",
     "generic",
   ]);
   for (const p of PRESETS) {
-    if (p.name === "generic") continue;
-    const c = configOf(p.name);
+    const c = p.name === "generic" ? undefined : configOf(p.name);
+    if (!c) continue;
     assert.equal(c.handlers.filter((h) => h.benchmark).length, 1, p.name);
+    // The null worker has no model: a lifecycle hook instead of a log.
+    if (p.name === "null") {
+      assert.ok(c.lifecycle && c.handlers[0].remoteFunction, p.name);
+      continue;
+    }
     assert.ok(c.modelLogFile, `${p.name} log`);
     assert.ok(c.logActions.onLoad.length > 0, `${p.name} load pattern`);
     assert.ok(c.logActions.onError.length > 0, `${p.name} error pattern`);
@@ -203,8 +209,12 @@ Deno.test("OpenAI family workload: the requested tokens, as Python and the clien
     1024,
     "chat: remaining context, counted 1024",
   );
-  assert.equal(workload(vllm, "/v1/embeddings")({ input: ["ab", "cdef"] }), 2);
-  assert.equal(workload(vllm, "/v1/embeddings")({ input: "" }), 1);
+  // Embeddings as Python counts them: 500 per 600 characters (one
+  // benchmark request), clamped to 50-4000.
+  const embeddings = workload(vllm, "/v1/embeddings");
+  assert.equal(embeddings({ input: ["ab", "cdef"] }), 50);
+  assert.equal(embeddings({ input: "e".repeat(1200) }), 1000);
+  assert.equal(embeddings({ input: [[1, 2, 3], 7, "é".repeat(584)] }), 500);
   assert.equal(
     workload(configOf("sglang"), "/v1/completions")({ prompt: "abcd" }),
     16,

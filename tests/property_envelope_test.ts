@@ -53,9 +53,8 @@ async function withSignedWorker(
     assert.equal(health.status, 200);
     await health.body?.cancel();
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
-    await Deno.remove(w.dir, { recursive: true });
     await Deno.remove(keyDir, { recursive: true });
   }
 }

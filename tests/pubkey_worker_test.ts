@@ -39,9 +39,8 @@ Deno.test("a garbage public key is the worker's error_msg, sent to the autoscale
       true,
     );
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
-    await Deno.remove(w.dir, { recursive: true });
   }
 });

@@ -347,3 +347,63 @@ Deno.test("log modes have no overall readiness timeout unless one is set; health
   });
   assert.equal(readinessTimeoutOf(set), 3);
 });
+
+/** A server answering `status()` on every path; counts its requests. */
+function statusServer(status: () => number) {
+  let hits = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => {
+      hits++;
+      return new Response(null, { status: status() });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/probe`,
+    hits: () => hits,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+Deno.test("load probe: without a load line, loaded once every probe URL answers 2xx in one round", async () => {
+  let comfy = 503;
+  await using a = statusServer(() => comfy);
+  await using b = statusServer(() => 200);
+  await withLogWorker({
+    config: {
+      loadProbe: { urls: [a.url, b.url], intervalSeconds: 0.05 },
+    },
+  }, async ({ w, records }) => {
+    await waitFor(() => a.hits() >= 3, 3000, "probe rounds");
+    await assertSeen(w, {
+      ready: 503,
+      state: "loading",
+      errorMsg: "",
+    });
+    assert.ok(
+      records.some((r) => /Load probe waiting for .*HTTP 503/.test(message(r))),
+    );
+    comfy = 200;
+    await waitFor(() => w.lifecycle.state === "ready", 3000, "ready");
+    assert.ok(
+      records.some((r) => /^Model loaded: .* answered/.test(message(r))),
+    );
+    const hits = a.hits();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(a.hits(), hits, "no probes once loaded");
+  });
+});
+
+Deno.test("load probe: a load line still makes the worker ready, and ends the probe", async () => {
+  await using a = statusServer(() => 503);
+  await withLogWorker({
+    config: { loadProbe: { urls: [a.url], intervalSeconds: 0.05 } },
+  }, async ({ w, path }) => {
+    await waitFor(() => a.hits() >= 2, 3000, "probe rounds");
+    await append(path, `${LOAD}\n`);
+    await waitFor(() => w.lifecycle.state === "ready", 3000, "ready");
+    const hits = a.hits();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(a.hits(), hits, "no probes once loaded");
+  });
+});

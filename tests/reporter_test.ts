@@ -1,22 +1,21 @@
 import assert from "node:assert/strict";
 import type { ReportIdentity } from "../lib/config/env.ts";
 import { Ledger, type RequestInfo } from "../lib/traffic/ledger.ts";
+import { Reporter, type ReporterOptions } from "../lib/autoscaler/reporter.ts";
+import {
+  type ControlPlane,
+  type Recorded,
+  startControlPlane,
+} from "../dev/control_plane.ts";
 import {
   buildWorkerStatus,
   deleteAddresses,
   encodeDeleteRequests,
   encodeLaunchFailure,
   encodeWorkerStatus,
-  Reporter,
-  type ReporterOptions,
+  post,
   runLaunchFailureBeacon,
-} from "../lib/autoscaler/reporter.ts";
-import {
-  type ControlPlane,
-  type Recorded,
-  startControlPlane,
-} from "../dev/control_plane.ts";
-import { post } from "../lib/autoscaler/wire.ts";
+} from "../lib/autoscaler/wire.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import type { DeleteItem } from "./helpers/reporting.ts";
 import { waitFor } from "./helpers/http.ts";

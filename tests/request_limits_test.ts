@@ -112,9 +112,8 @@ Deno.test("a handler's own timeout beats the worker's; EDGEWORKER_TIMEOUT_* over
     assert.equal(slow.status, 200);
     await slow.body?.cancel();
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
-    await Deno.remove(w.dir, { recursive: true });
   }
 });
 
@@ -201,9 +200,8 @@ for (const shape of ["length", "chunked"] as const) {
       assert.equal(w.ledger.totals().get("/odd\u0000error"), 2);
       assert.equal(w.ledger.totals().get("/odd\u0000success"), undefined);
     } finally {
-      await w.shutdown();
+      await w.stop();
       await odd.close();
-      await Deno.remove(w.dir, { recursive: true });
     }
   });
 }

@@ -70,10 +70,9 @@ Deno.test("secrets stay out of the logs", async () => {
       }
     }
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
-    await Deno.remove(w.dir, { recursive: true });
   }
 });
 
@@ -219,9 +218,8 @@ Deno.test("no secret is served: status, metrics, probes, error bodies, session a
       }
     }
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
     await Deno.remove(dir, { recursive: true });
-    await Deno.remove(w.dir, { recursive: true });
   }
 });

@@ -74,10 +74,9 @@ async function withWorker(
     await waitFor(() => w.lifecycle.ready, 3000, "ready");
     await fn({ url: w.url, model, other, shutdown: () => w.shutdown() });
   } finally {
-    await w.shutdown();
+    await w.stop();
     await model.close();
     await other.close();
-    await Deno.remove(w.dir, { recursive: true });
   }
 }
 

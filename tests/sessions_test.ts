@@ -127,6 +127,25 @@ function inSession(
   });
 }
 
+/** The envelope of a request in session `id`, as JSON text. */
+function sessionBody(
+  ctx: Ctx,
+  id: string,
+  payload: Record<string, unknown>,
+): string {
+  return JSON.stringify({ auth_data: ctx.auth, payload, session_id: id });
+}
+
+/** POSTs to a session management route (`/session/end`, `get`, `health`). */
+function manage(
+  base: string,
+  route: string,
+  id: string,
+  auth: unknown,
+) {
+  return call(base, route, { session_id: id, session_auth: auth });
+}
+
 function sessionRecords(ctx: Ctx) {
   return [...ctx.ledger.inFlight, ...ctx.ledger.pendingFinished()].filter(
     (r) => r.kind === "session",
@@ -180,11 +199,7 @@ Deno.test("requests inside a session are forwarded and covered by the session's 
     const res = await post(
       ctx.url,
       "/stream",
-      JSON.stringify({
-        auth_data: ctx.auth,
-        payload: { chunks: 3, gap_ms: 100 },
-        session_id: id,
-      }),
+      sessionBody(ctx, id, { chunks: 3, gap_ms: 100 }),
     );
     const reader = res.body!.getReader();
     await reader.read();
@@ -203,10 +218,7 @@ Deno.test("requests inside a session are forwarded and covered by the session's 
     assert.equal(other.status, 401);
     assert.equal(ctx.up.bodies.length, 3);
 
-    const end = await call(ctx.url, "/session/end", {
-      session_id: id,
-      session_auth: ctx.auth,
-    });
+    const end = await manage(ctx.url, "/session/end", id, ctx.auth);
     assert.equal(end.status, 200);
     await waitFor(() => ctx.ledger.inFlightCount === 0, 2000, "drained");
     assert.equal(ctx.ledger.currentLoad, 0);
@@ -220,8 +232,7 @@ Deno.test("requests inside a session are forwarded and covered by the session's 
 Deno.test("each request extends the session by its lifetime", async () => {
   await withWorker(async (ctx) => {
     const { id, expiration } = await open(ctx, { lifetime: 30 });
-    const get = () =>
-      call(ctx.url, "/session/get", { session_id: id, session_auth: ctx.auth });
+    const get = () => manage(ctx.url, "/session/get", id, ctx.auth);
     assert.equal((await get()).json.expiration, expiration);
     for (const n of [1, 2, 3]) {
       const res = await inSession(ctx, id, { n });
@@ -244,15 +255,9 @@ Deno.test("an expired session is reaped, its load released, and its use gets 410
     assert.equal(use.status, 410);
     assert.deepEqual(use.json, { error: "invalid session" });
     assert.equal(ctx.up.bodies.length, 0);
-    const end = await call(ctx.url, "/session/end", {
-      session_id: id,
-      session_auth: ctx.auth,
-    });
+    const end = await manage(ctx.url, "/session/end", id, ctx.auth);
     assert.equal(end.status, 410);
-    const health = await call(ctx.url, "/session/health", {
-      session_id: id,
-      session_auth: ctx.auth,
-    });
+    const health = await manage(ctx.url, "/session/health", id, ctx.auth);
     assert.deepEqual(health.json, { ok: false });
   });
 });
@@ -266,27 +271,18 @@ Deno.test("/session/end works on the main port and on the plain-HTTP port; twice
     const b = await open(ctx);
     assert.equal(ctx.ledger.currentLoad, 2 * COST);
 
-    const endA = await call(ctx.url, "/session/end", {
-      session_id: a.id,
-      session_auth: ctx.auth,
-    });
+    const endA = await manage(ctx.url, "/session/end", a.id, ctx.auth);
     assert.equal(endA.status, 200);
     assert.deepEqual(endA.json, { ended: true, removed_session: a.id });
     assert.equal(ctx.ledger.currentLoad, COST);
 
-    const endB = await call(plain, "/session/end", {
-      session_id: b.id,
-      session_auth: ctx.auth,
-    });
+    const endB = await manage(plain, "/session/end", b.id, ctx.auth);
     assert.equal(endB.status, 200);
     assert.deepEqual(endB.json, { ended: true, removed_session: b.id });
     assert.equal(ctx.ledger.currentLoad, 0);
 
     for (const [base, id] of [[plain, a.id], [ctx.url, b.id]]) {
-      const again = await call(base, "/session/end", {
-        session_id: id,
-        session_auth: ctx.auth,
-      });
+      const again = await manage(base, "/session/end", id, ctx.auth);
       assert.equal(again.status, 410);
       assert.match(String(again.json.error), /already closed/);
     }
@@ -314,10 +310,7 @@ Deno.test("a wrong session_auth gets 401 on get, health and end, and the session
     ];
     for (const route of ["/session/get", "/session/health", "/session/end"]) {
       for (const wrong of wrongs) {
-        const res = await call(ctx.url, route, {
-          session_id: id,
-          session_auth: wrong,
-        });
+        const res = await manage(ctx.url, route, id, wrong);
         assert.equal(res.status, 401, `${route} ${JSON.stringify(wrong)}`);
         assert.deepEqual(res.json, { error: "session_auth is not valid" });
       }
@@ -325,10 +318,7 @@ Deno.test("a wrong session_auth gets 401 on get, health and end, and the session
     assert.equal(ctx.ledger.currentLoad, COST);
     // Key order does not matter: equality is by value.
     const reordered = Object.fromEntries(Object.entries(ctx.auth).reverse());
-    const health = await call(ctx.url, "/session/health", {
-      session_id: id,
-      session_auth: reordered,
-    });
+    const health = await manage(ctx.url, "/session/health", id, reordered);
     assert.deepEqual(health.json, { ok: true });
   });
 });
@@ -340,10 +330,7 @@ Deno.test("/session/get and /session/health answer with the documented shapes", 
       on_close_route: "/echo",
       on_close_payload: { job: 7 },
     });
-    const got = await call(ctx.url, "/session/get", {
-      session_id: id,
-      session_auth: ctx.auth,
-    });
+    const got = await manage(ctx.url, "/session/get", id, ctx.auth);
     assert.equal(got.status, 200);
     const createdAt = Number(got.json.created_at);
     assert.deepEqual(got.json, {
@@ -357,10 +344,7 @@ Deno.test("/session/get and /session/health answer with the documented shapes", 
     });
     assert.ok(Math.abs(expiration - createdAt - 45) < 1e-6);
 
-    const health = await call(ctx.url, "/session/health", {
-      session_id: id,
-      session_auth: ctx.auth,
-    });
+    const health = await manage(ctx.url, "/session/health", id, ctx.auth);
     assert.equal(health.status, 200);
     assert.deepEqual(health.json, { ok: true });
 
@@ -405,10 +389,7 @@ Deno.test("beyond maxSessions a create gets 429 and is counted as rejected", asy
     assert.equal(ctx.ledger.window().rejected, COST);
     assert.equal(ctx.ledger.currentLoad, 2 * COST);
     // Ending one makes room again.
-    const end = await call(ctx.url, "/session/end", {
-      session_id: a.id,
-      session_auth: ctx.auth,
-    });
+    const end = await manage(ctx.url, "/session/end", a.id, ctx.auth);
     assert.equal(end.status, 200);
     await open(ctx);
   }, { maxSessions: 2 });
@@ -434,15 +415,9 @@ Deno.test("on_close_route is called exactly once with the session_id, whether en
       on_close_route: "/echo",
       on_close_payload: "left open",
     });
-    const end = await call(ctx.url, "/session/end", {
-      session_id: ended.id,
-      session_auth: ctx.auth,
-    });
+    const end = await manage(ctx.url, "/session/end", ended.id, ctx.auth);
     assert.equal(end.status, 200);
-    const again = await call(ctx.url, "/session/end", {
-      session_id: ended.id,
-      session_auth: ctx.auth,
-    });
+    const again = await manage(ctx.url, "/session/end", ended.id, ctx.auth);
     assert.equal(again.status, 410);
     await waitFor(() => closes().length === 2, 2000, "both callbacks");
     await waitFor(() => ctx.ledger.currentLoad === COST, 2000, "reaped");
@@ -472,19 +447,12 @@ Deno.test("ending a session aborts its requests in flight", async () => {
     const res = await post(
       ctx.url,
       "/stream",
-      JSON.stringify({
-        auth_data: ctx.auth,
-        payload: { chunks: 100, gap_ms: 30 },
-        session_id: id,
-      }),
+      sessionBody(ctx, id, { chunks: 100, gap_ms: 30 }),
     );
     assert.equal(res.status, 200);
     const reader = res.body!.getReader();
     await reader.read();
-    const end = await call(ctx.url, "/session/end", {
-      session_id: id,
-      session_auth: ctx.auth,
-    });
+    const end = await manage(ctx.url, "/session/end", id, ctx.auth);
     assert.equal(end.status, 200);
     const endedAt = Date.now();
     let text = "";
@@ -521,10 +489,7 @@ Deno.test({
         session_id: id,
       });
       assert.equal(refused.status, 401);
-      const got = await call(ctx.url, "/session/get", {
-        session_id: id,
-        session_auth: ctx.auth,
-      });
+      const got = await manage(ctx.url, "/session/get", id, ctx.auth);
       assert.equal(got.json.expiration, expiration);
     });
   },

@@ -16,6 +16,11 @@
  */
 import { parseArgs } from "node:util";
 import {
+  type CommandText,
+  runCommand,
+  type RunCommandOptions,
+} from "./command.ts";
+import {
   WORKER_PERMISSION_FLAGS,
   WORKER_RUNTIME_FLAGS,
 } from "./permissions.ts";
@@ -33,24 +38,13 @@ const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 /** A build step that cannot go on; its message is the one line printed. */
 export class BuildError extends Error {}
 
-async function run(
+/** Runs `cmd` in the project root unless told otherwise. */
+function run(
   cmd: string,
   args: string[],
-  options: { cwd?: string; inherit?: boolean } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: options.cwd ?? ROOT,
-    stdin: "null",
-    stdout: options.inherit ? "inherit" : "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: options.inherit ? "" : dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+  options: RunCommandOptions = {},
+): Promise<CommandText> {
+  return runCommand(cmd, args, { cwd: ROOT, ...options });
 }
 
 /**

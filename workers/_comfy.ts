@@ -7,6 +7,7 @@
  */
 import type {
   DeclarativeWorkload,
+  FailureBody,
   Payload,
   WorkerConfig,
   WorkloadCalculator,
@@ -36,11 +37,32 @@ export const REFERENCE_UNITS = 100;
 export const WELL_KNOWN_BENCHMARK =
   "/opt/comfyui-api-wrapper/workflows/pyworker_benchmark.json";
 
+/**
+ * ComfyUI itself, behind the wrapper: the base image runs it on 18188 and
+ * its templates tell the wrapper so in `COMFYUI_API_BASE`; the Python
+ * worker's readiness shim probes this address.
+ */
+export const COMFYUI_BASE = "http://127.0.0.1:18188";
+
+/**
+ * ComfyUI's own line once its HTTP server listens (`main.py`), in
+ * `/var/log/portal/comfyui.log`: what the Python `wan` / `ace` workers
+ * wait for, tailing that log instead of the wrapper's.
+ */
+export const COMFYUI_READY_LINE = "To see the GUI go to: ";
+
+/**
+ * A job the wrapper ran and lost: before 5352e36 (2026-05-07) it answers
+ * such a job HTTP 200 with `"status": "failed"`; since then 500/502 (and
+ * 503 + `Retry-After` when its queue is full, also `"failed"`).
+ */
+export const FAILED_JOB: FailureBody = { path: "status", values: ["failed"] };
+
 /** Env vars the ComfyUI presets read. */
 export const COMFY_ENV_VARS: readonly string[] = presetEnvVars([
   "BENCHMARK_RUNS",
   "BENCHMARK_JSON_PATH",
-]);
+], ["COMFYUI_API_BASE"]);
 
 /**
  * Workload units of `pixels` (width × height × frames × batch) rendered in
@@ -206,9 +228,21 @@ export interface ComfyFlavor {
   runs: number;
   /** Consult {@linkcode WELL_KNOWN_BENCHMARK}. */
   wellKnownBenchmark: boolean;
+  /** Also ready on {@linkcode COMFYUI_READY_LINE} (templates that tail
+   * ComfyUI's log, as the Python `wan` / `ace` workers do). */
+  comfyReadyLine?: boolean;
 }
 
-/** Builds the config of a ComfyUI preset. */
+/**
+ * Builds the config of a ComfyUI preset.
+ *
+ * Readiness: the wrapper's `BACKENDS_READY` line (since 5bbf3e9,
+ * 2026-05-08), or, for the older wrappers Vast's image may have cloned
+ * (unpinned), ComfyUI's `/system_stats` and the wrapper's health URL both
+ * answering 2xx (the Python worker's readiness shim), then the wrapper's
+ * health URL as before. The probe of ComfyUI is needed: before d199153
+ * (2025-12-05) the wrapper's `/health` says healthy whatever ComfyUI does.
+ */
 export function comfyConfig(
   flavor: ComfyFlavor,
   env: EnvVars,
@@ -221,27 +255,39 @@ export function comfyConfig(
   const generator = fromFile
     ? () => withRequestId(fromFile)
     : () => withRequestId(flavor.benchmark());
+  const server = modelServerFrom(flavor.name, env, {
+    url: "http://127.0.0.1:18288",
+    logFile: "/var/log/portal/api-wrapper.log",
+    health: "/health",
+    // A regex, not the substring: "BACKENDS_READY" is also the start of
+    // the fatal "BACKENDS_READY_TIMEOUT", and load patterns match first.
+    onLoad: [
+      /\bBACKENDS_READY\b/,
+      ...(flavor.comfyReadyLine ? [COMFYUI_READY_LINE] : []),
+    ],
+    onError: [
+      "BACKENDS_READY_TIMEOUT",
+      "BACKEND_UNRECOVERABLE",
+      "Application startup failed",
+    ],
+    onInfo: [],
+  });
+  const comfy = (env.COMFYUI_API_BASE?.trim() || COMFYUI_BASE).replace(
+    /\/+$/,
+    "",
+  );
   return {
-    ...modelServerFrom(flavor.name, env, {
-      url: "http://127.0.0.1:18288",
-      logFile: "/var/log/portal/api-wrapper.log",
-      health: "/health",
-      // A regex, not the substring: "BACKENDS_READY" is also the start of
-      // the fatal "BACKENDS_READY_TIMEOUT", and load patterns match first.
-      onLoad: [/\bBACKENDS_READY\b/],
-      onError: [
-        "BACKENDS_READY_TIMEOUT",
-        "BACKEND_UNRECOVERABLE",
-        "Application startup failed",
-      ],
-      onInfo: [],
-    }),
+    ...server,
+    loadProbe: {
+      urls: [`${comfy}/system_stats`, server.modelHealthUrl ?? "/health"],
+    },
     handlers: [{
       route: "/generate/sync",
       allowParallelRequests: false,
       maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, 10),
       workload: flavor.workload,
       requestParser: wrapComfyInput,
+      failureBody: FAILED_JOB,
       benchmark: {
         generator,
         runs: numberFrom(env.BENCHMARK_RUNS, flavor.runs),
@@ -277,6 +323,7 @@ export function workflowPreset(spec: WorkflowPresetSpec): Preset {
         workload: { kind: "constant", value: spec.workload },
         runs: 1,
         wellKnownBenchmark: false,
+        comfyReadyLine: true,
         benchmark: () => ({ input: { workflow_json: spec.workflow() } }),
       }, env),
   };

@@ -3,24 +3,39 @@
  * and benchmark shared by their presets.
  *
  * Every engine serves `/v1/completions` (the benchmark route) and
- * `/v1/chat/completions`, plus `/v1/embeddings` where the engine has it.
- * Bodies are forwarded bare, or unwrapped from the old `{"input": {...}}`
- * shape. Streaming (`"stream": true`) is relayed as the engine sends it.
+ * `/v1/chat/completions`, plus `/v1/embeddings` where the engine has it;
+ * `OPENAI_ROUTES` picks others of the 2026 Python worker (rerank, score,
+ * speech, images, chat batches, ...: `_openai_routes.ts`) and
+ * `BENCHMARK_ROUTE` the one benchmarked. Bodies are forwarded bare, or
+ * unwrapped from the old `{"input": {...}}` shape. Streaming
+ * (`"stream": true`) is relayed as the engine sends it.
  *
  * @module
  */
-import type { Payload, WorkerConfig } from "../lib/config/schemas.ts";
+import type {
+  HandlerConfig,
+  Payload,
+  WorkerConfig,
+} from "../lib/config/schemas.ts";
 import { estimateTokens } from "../lib/traffic/workload.ts";
 import {
   BENCHMARK_SIZE_ENV_VARS,
   defaultMaxTokensFrom,
   type EnvVars,
+  LLM_CANARY,
   modelServerFrom,
-  parallelHandlers,
+  numberFrom,
   presetEnvVars,
+  presetError,
   type WorkloadRule,
   workloadRuleFrom,
 } from "./_preset.ts";
+import {
+  DEFAULT_EMBED_CHARS,
+  extraRoutes,
+  type OpenAiRoute,
+  UPLOAD_ROUTES,
+} from "./_openai_routes.ts";
 import { randomWords } from "./_words.ts";
 
 /** What differs between OpenAI-compatible engines. */
@@ -58,7 +73,57 @@ export const OPENAI_ENV_VARS: readonly string[] = [
   ...presetEnvVars(BENCHMARK_SIZE_ENV_VARS, ["MODEL_NAME"]),
   "EDGEWORKER_WORKLOAD",
   "EDGEWORKER_DEFAULT_MAX_TOKENS",
+  "OPENAI_ROUTES",
+  "BENCHMARK_ROUTE",
+  "BENCHMARK_EMBED_CHARS",
+  "BENCHMARK_SPEECH_VOICE",
 ];
+
+/** The route benchmarked unless `BENCHMARK_ROUTE` names another (Python's default). */
+export const DEFAULT_BENCHMARK_ROUTE = "/v1/completions";
+
+/** The 2026 Python OpenAI worker's knobs, read once. */
+export interface OpenAiSettings {
+  /** `OPENAI_ROUTES`: the routes served; unset: the defaults and the benchmark route. */
+  routes?: string[];
+  /** `BENCHMARK_ROUTE`. */
+  benchmarkRoute: string;
+  /** `BENCHMARK_EMBED_CHARS`: characters of the embeddings benchmark. */
+  embedChars: number;
+  /** `BENCHMARK_SPEECH_VOICE`: the `voice` of the speech benchmark. */
+  speechVoice?: string;
+}
+
+/**
+ * `OPENAI_ROUTES` (comma-separated), `BENCHMARK_ROUTE`,
+ * `BENCHMARK_EMBED_CHARS` and `BENCHMARK_SPEECH_VOICE`; unset or empty
+ * takes the default, as in Python.
+ *
+ * @throws {ConfigError} for a `BENCHMARK_EMBED_CHARS` that is not a
+ * positive whole number (Python warns and uses 600)
+ */
+export function openAiSettingsFrom(
+  preset: string,
+  env: EnvVars,
+): OpenAiSettings {
+  const routes = (env.OPENAI_ROUTES ?? "").split(",").map((r) => r.trim())
+    .filter((r) => r !== "");
+  const chars = env.BENCHMARK_EMBED_CHARS?.trim();
+  const embedChars = chars ? Number(chars) : DEFAULT_EMBED_CHARS;
+  if (!Number.isInteger(embedChars) || embedChars <= 0) {
+    throw presetError(
+      preset,
+      `BENCHMARK_EMBED_CHARS: expected a positive whole number, got "${env.BENCHMARK_EMBED_CHARS}"`,
+    );
+  }
+  const voice = env.BENCHMARK_SPEECH_VOICE?.trim();
+  return {
+    ...(routes.length > 0 ? { routes: [...new Set(routes)] } : {}),
+    benchmarkRoute: env.BENCHMARK_ROUTE?.trim() || DEFAULT_BENCHMARK_ROUTE,
+    embedChars,
+    ...(voice ? { speechVoice: voice } : {}),
+  };
+}
 
 /**
  * The output tokens a request asks for: `max_tokens` (what the Python
@@ -120,6 +185,7 @@ export function openAiConfig(
   const model = modelNameFrom(env, engine.modelEnv);
   const rule = workloadRuleFrom(engine.name ?? "openai", env);
   const name = engine.name ?? "openai";
+  const settings = openAiSettingsFrom(name, env);
   const completionsDefault = defaultMaxTokensFrom(
     name,
     env,
@@ -140,31 +206,131 @@ export function openAiConfig(
       onError: engine.onError,
       onInfo: engine.onInfo,
     }),
-    handlers: parallelHandlers(env, {
+    handlers: openAiHandlers(name, env, {
+      served: engine.embeddings
+        ? ["/v1/completions", "/v1/chat/completions", "/v1/embeddings"]
+        : ["/v1/completions", "/v1/chat/completions"],
       routes: [
         {
           route: "/v1/completions",
           workload: openAiWorkloadWith(completionsDefault, rule),
+          benchmark: {
+            concurrency: 10,
+            runs: 3,
+            generator: () => ({
+              ...(model ? { model } : {}),
+              prompt: randomWords(250),
+              temperature: 0.7,
+              max_tokens: 500,
+            }),
+          },
         },
         {
           route: "/v1/chat/completions",
           workload: openAiWorkloadWith(chatDefault, rule),
+          benchmark: {
+            concurrency: 10,
+            runs: 3,
+            generator: () => ({
+              ...(model ? { model } : {}),
+              messages: [{ role: "user", content: randomWords(250) }],
+              temperature: 0.7,
+              max_tokens: 500,
+            }),
+          },
         },
-        ...(engine.embeddings
-          ? [{ route: "/v1/embeddings", workload: embeddingWorkload }]
-          : []),
+        ...extraRoutes({ ...settings, ...(model ? { model } : {}) }).map((
+          r,
+        ) =>
+          // The richer estimate of embeddings: their input's tokens.
+          r.route === "/v1/embeddings" && rule === "estimate"
+            ? { ...r, workload: embeddingWorkload }
+            : r
+        ),
       ],
-      maxQueueTime: 600,
-      shared: { unwrapInput: true },
-      benchmark: () => ({
-        ...(model ? { model } : {}),
-        prompt: randomWords(250),
-        temperature: 0.7,
-        max_tokens: 500,
-      }),
+      settings,
     }),
     ...(engine.engineMetrics
       ? { engineMetrics: { kind: engine.engineMetrics } }
       : {}),
+    canary: {
+      route: "/v1/completions",
+      payload: {
+        ...(model ? { model } : {}),
+        prompt: "Hello",
+        max_tokens: 1,
+        temperature: 0,
+        stream: false,
+      },
+      expectField: "choices.0",
+      ...LLM_CANARY,
+    },
   };
+}
+
+/** The route table of {@linkcode openAiHandlers}. */
+interface RouteTable {
+  /** Served when `OPENAI_ROUTES` is unset (with the benchmark route). */
+  served: string[];
+  /** Every route there is, in serving order. */
+  routes: OpenAiRoute[];
+  settings: OpenAiSettings;
+}
+
+/**
+ * The handlers `OPENAI_ROUTES` and `BENCHMARK_ROUTE` pick, as Python's
+ * `_served_routes`: every route parallel with a 600 s queue budget
+ * (`MAX_QUEUE_TIME`), the benchmark route benchmarked with Python's size
+ * for it (`BENCHMARK_CONCURRENCY`, `BENCHMARK_RUNS` override).
+ *
+ * @throws {ConfigError} naming the variable: an unknown route (Python only
+ * warns), an upload route, or a benchmark route that is not served
+ */
+function openAiHandlers(
+  preset: string,
+  env: EnvVars,
+  table: RouteTable,
+): HandlerConfig[] {
+  const { settings } = table;
+  const known = table.routes.map((r) => r.route);
+  const bench = settings.benchmarkRoute;
+  const notServed = (route: string) =>
+    UPLOAD_ROUTES.includes(route)
+      ? `${route} is an upload route (multipart form data), which edgeworker does not send yet`
+      : `unknown route "${route}"; expected one of ${known.join(", ")}`;
+  const problems: string[] = [];
+  if (!known.includes(bench)) {
+    problems.push(`BENCHMARK_ROUTE: ${notServed(bench)}`);
+  }
+  for (const r of settings.routes ?? []) {
+    if (!known.includes(r)) problems.push(`OPENAI_ROUTES: ${notServed(r)}`);
+  }
+  const served = settings.routes ?? [...new Set([...table.served, bench])];
+  if (problems.length === 0 && !served.includes(bench)) {
+    problems.push(
+      `OPENAI_ROUTES: leaves out the benchmark route ${bench}; add it, or set BENCHMARK_ROUTE to a route served`,
+    );
+  }
+  if (problems.length > 0) throw presetError(preset, ...problems);
+  return table.routes.filter((r) => served.includes(r.route)).map((r) => ({
+    route: r.route,
+    allowParallelRequests: true,
+    maxQueueTime: numberFrom(env.MAX_QUEUE_TIME, 600),
+    ...(r.requestParser
+      ? { requestParser: r.requestParser }
+      : { unwrapInput: true }),
+    workload: r.workload,
+    ...(r.route === bench
+      ? {
+        benchmark: {
+          generator: r.benchmark.generator,
+          concurrency: numberFrom(
+            env.BENCHMARK_CONCURRENCY,
+            r.benchmark.concurrency,
+          ),
+          runs: numberFrom(env.BENCHMARK_RUNS, r.benchmark.runs),
+        },
+      }
+      : {}),
+  }));
 }

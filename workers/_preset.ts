@@ -14,6 +14,18 @@ import {
 import { strtobool } from "../lib/config/env.ts";
 import { ConfigError } from "../lib/config/file.ts";
 
+/**
+ * The canary timing of the local LLM presets: a one-token request costs
+ * milliseconds of an idle GPU, so it runs after 2 idle minutes. Presets
+ * whose smallest request is a whole image or video job (ComfyUI, Wan,
+ * ACE) and `generic` (which may front a paid API) have none.
+ */
+export const LLM_CANARY = {
+  idleSeconds: 120,
+  deadlineSeconds: 30,
+  failureThreshold: 2,
+} as const;
+
 /** Environment variables as a plain record. */
 export type EnvVars = Record<string, string | undefined>;
 

@@ -20,8 +20,16 @@
  *   failed`). Per-request errors (`Value not in list:`, workflow validation,
  *   `CUDA out of memory` of one greedy request) are not fatal: one bad
  *   client payload must not kill the worker.
- * - Wrappers older than the `BACKENDS_READY` line never print it: set
- *   `READINESS=healthcheck` (or `MODEL_LOAD_LOG_MSG`) for those.
+ * - Wrappers older than the `BACKENDS_READY` line (5bbf3e9, 2026-05-08;
+ *   the image clones the wrapper unpinned) never print it: then ComfyUI's
+ *   own `/system_stats` (`COMFYUI_API_BASE`, 127.0.0.1:18188) and the
+ *   wrapper's `/health` both answering 2xx mark it loaded, as the Python
+ *   worker's readiness shim does. `/health` alone would not do: before
+ *   d199153 (2025-12-05) it always says healthy.
+ * - A job the wrapper answers HTTP 200 with `"status": "failed"` (every
+ *   wrapper before 5352e36, 2026-05-07) is relayed as it is but counted as
+ *   an error, and fails its benchmark request: a benchmark of fast failures
+ *   must not report a fast worker.
  * - Workload is pixels × steps where the payload says so (512×512×20 =
  *   100 units), so a 1024² 30-step job counts 6× a default one; the
  *   benchmark uses the same calculator, so `max_perf` is in the same units.

@@ -43,6 +43,17 @@ function benchmarkOf(c: ResolvedWorkerConfig): string {
   } × ${concurrency} at once${b.warmup ? " after a warm-up request" : ""}`;
 }
 
+function canaryOf(c: ResolvedWorkerConfig): string {
+  const k = c.canary;
+  if (!k) return "none";
+  const when = k.idleSeconds === null
+    ? "off unless EDGEWORKER_CANARY_IDLE_SECONDS is set"
+    : `after ${k.idleSeconds} s idle`;
+  return `${k.route} ${
+    JSON.stringify(k.payload)
+  }, ${when}, ${k.deadlineSeconds} s deadline, not ready after ${k.failureThreshold} failures`;
+}
+
 /** The listing of one preset, in `env` (its config or why it has none). */
 export function describePreset(p: Preset, env: EnvVars): string {
   const head = [`${p.name}: ${p.description}`];
@@ -80,6 +91,7 @@ export function describePreset(p: Preset, env: EnvVars): string {
     `  on info:      ${patterns(c.logActions.onInfo)}`,
     `  workload:     ${p.workloadRule}`,
     `  benchmark:    ${benchmarkOf(c)}`,
+    `  canary:       ${canaryOf(c)}`,
     ...tail,
   ].join("\n");
 }

@@ -23,6 +23,7 @@ import { unwrapInput } from "../lib/traffic/handlers.ts";
 import { estimateTokens } from "../lib/traffic/workload.ts";
 import {
   BENCHMARK_SIZE_ENV_VARS,
+  LLM_CANARY,
   modelServerFrom,
   parallelHandlers,
   type Preset,
@@ -72,5 +73,11 @@ export const helloWorld: Preset = {
       },
       benchmark: () => ({ prompt: randomWords(250), max_response_tokens: 300 }),
     }),
+    canary: {
+      route: "/generate",
+      payload: { prompt: "Hello", max_response_tokens: 1 },
+      expectField: "response",
+      ...LLM_CANARY,
+    },
   }),
 };

@@ -30,7 +30,7 @@ export const llamaCpp: Preset = {
   description:
     "llama.cpp llama-server, OpenAI-compatible (completions, chat, embeddings)",
   workloadRule:
-    "max_tokens|max_completion_tokens (completions 256, chat 1024 when absent); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4)",
+    "max_tokens|max_completion_tokens (completions 256, chat 1024 when absent); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4); embeddings and the OPENAI_ROUTES extras: 500 per reference request, as Python",
   envVars: [...OPENAI_ENV_VARS, "LLAMA_MODEL"],
   config: (env) =>
     openAiConfig({

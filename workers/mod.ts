@@ -9,6 +9,7 @@ import { comfyui } from "./comfyui.ts";
 import { generic } from "./generic.ts";
 import { helloWorld } from "./hello_world.ts";
 import { llamaCpp } from "./llama_cpp.ts";
+import { nullPreset } from "./null.ts";
 import { sglang } from "./sglang.ts";
 import { tgi } from "./tgi.ts";
 import { vllm } from "./vllm.ts";
@@ -26,6 +27,7 @@ export const PRESETS: readonly Preset[] = [
   wan,
   ace,
   helloWorld,
+  nullPreset,
   generic,
 ];
 

@@ -34,7 +34,7 @@ export const sglang: Preset = {
   description:
     "SGLang OpenAI-compatible server (completions, chat, embeddings)",
   workloadRule:
-    "max_tokens|max_completion_tokens (completions 16, chat 1024 when absent); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4)",
+    "max_tokens|max_completion_tokens (completions 16, chat 1024 when absent); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4); embeddings and the OPENAI_ROUTES extras: 500 per reference request, as Python",
   envVars: [...OPENAI_ENV_VARS, "SGLANG_MODEL"],
   config: (env) =>
     openAiConfig({

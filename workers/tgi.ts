@@ -30,6 +30,7 @@ import {
   defaultMaxTokensFrom,
   finiteNumber,
   isRecord,
+  LLM_CANARY,
   modelServerFrom,
   parallelHandlers,
   type Preset,
@@ -113,5 +114,11 @@ export const tgi: Preset = {
       }),
     }),
     engineMetrics: { kind: "tgi" },
+    canary: {
+      route: "/generate",
+      payload: { inputs: "Hello", parameters: { max_new_tokens: 1 } },
+      expectField: "generated_text",
+      ...LLM_CANARY,
+    },
   }),
 };

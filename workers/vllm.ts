@@ -19,7 +19,7 @@ export const vllm: Preset = {
   aliases: ["openai"],
   description: "vLLM OpenAI-compatible server (completions, chat, embeddings)",
   workloadRule:
-    "max_tokens|max_completion_tokens (completions 16, chat 1024 when absent); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4)",
+    "max_tokens|max_completion_tokens (completions 16, chat 1024 when absent); EDGEWORKER_WORKLOAD=estimate adds prompt tokens (chars/4); embeddings and the OPENAI_ROUTES extras: 500 per reference request, as Python",
   envVars: [...OPENAI_ENV_VARS, "VLLM_MODEL"],
   config: (env) =>
     openAiConfig({

@@ -9,64 +9,27 @@
  * what happens meanwhile waits in the ledger (a fixed-size window of sums
  * and the finished records, capped by the ledger's `maxFinished`).
  *
- * Delivery is exact except when it cannot be known. Each try ends one of
- * three ways:
- * - accepted (2xx): its figures are settled (window deltas subtracted,
- *   request_idx acknowledged).
- * - provably not processed (a non-2xx answer, or no connection at all):
- *   nothing is settled; the next try carries the same figures (rebuilt, so
- *   with what arrived since as well).
- * - unknown (no answer within `timeoutMs`, connection lost after sending, a
- *   504/524 gateway timeout): the autoscaler may have processed it. Sending
- *   the figures again could count them twice (the Python worker does:
- *   10 s timeout, then the same body again), so they are settled as if
- *   delivered and never resent: at most once. The try is counted in
- *   `stats.*.unconfirmed` and logged; the next address, if any, gets a fresh
- *   report with only the figures that came later.
- *
- * The trade-off: a report that was lost without an answer under-counts by
- * exactly its own figures (one window of `new_load`, `cur_perf`, `rej_load`,
- * `additional_disk_usage`, or one batch of request_idx); nothing is ever
- * counted twice. `timeoutMs` defaults to a generous 60 s so that a slow but
- * working autoscaler answers and nothing is unknown; while it is slow, new
- * changes wait for its answer (one in flight) instead of within a tick.
+ * Delivery is at most once (see `delivery.ts`): a try that may have
+ * arrived is never resent. `timeoutMs` defaults to a generous 60 s so that a
+ * slow but working autoscaler answers and nothing is unknown; while it is
+ * slow, new changes wait for its answer (one in flight) instead of within a
+ * tick.
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { ReportIdentity } from "../config/env.ts";
 import type { Ledger } from "../traffic/ledger.ts";
-import { delay } from "../std/async.ts";
 import { diskUsedGb } from "./disk_usage.ts";
+import { Courier, type Report, type ReportKindStats } from "./delivery.ts";
 import {
   buildWorkerStatus,
   cleanAddrs,
   deleteAddresses,
   encodeDeleteRequests,
   encodeWorkerStatus,
-  post,
-  type PostResult,
   type WorkerStatus,
 } from "./wire.ts";
-
-export {
-  buildWorkerStatus,
-  deleteAddresses,
-  encodeDeleteRequests,
-  encodeLaunchFailure,
-  encodeWorkerStatus,
-  type LaunchFailureBeaconOptions,
-  NO_DELETE_ADDR,
-  type PostResult,
-  reportLaunchFailure,
-  runLaunchFailureBeacon,
-  type StatusLedger,
-  type WorkerStatus,
-  type WorkerStatusInput,
-} from "./wire.ts";
-
-const logger = getLogger(["edgeworker", "reporter"]);
 
 /** Worker state read at every report. */
 export interface ReporterState {
@@ -108,25 +71,6 @@ export interface ReporterOptions {
   deleteBatchSize?: number;
 }
 
-/** Delivery figures of one report kind. */
-export interface ReportKindStats {
-  /** Reports some address accepted (2xx). */
-  successes: number;
-  /** Reports no address accepted after every try. */
-  failures: number;
-  /**
-   * Tries that may have reached the autoscaler but got no answer (timeout,
-   * connection lost, 504/524): their figures count as delivered, unresent.
-   */
-  unconfirmed: number;
-  /** HTTP tries, successful or not. */
-  attempts: number;
-  /** Unix ms of the last accepted report. */
-  lastSuccessAt?: number;
-  /** Last failure cause (`HTTP 503`, a network error, a timeout). */
-  lastError?: string;
-}
-
 /** Delivery figures by kind. */
 export interface ReporterStats {
   /** `/worker_status/`. */
@@ -134,21 +78,6 @@ export interface ReporterStats {
   /** `/delete_requests/`. */
   delete: ReportKindStats;
 }
-
-type Kind = keyof ReporterStats;
-
-/** One try's body and what to settle once it is (or may be) delivered. */
-interface Report {
-  /** JSON body. */
-  body: string;
-  /** The figures it carries, for logs (`new_load 12.0`, `3 request_idx`). */
-  what: string;
-  /** Marks its figures as delivered (subtract the window, acknowledge). */
-  settle(): void;
-}
-
-/** How a round of tries ended; `unconfirmed` counts as delivered. */
-type Delivery = "delivered" | "unconfirmed" | "failed" | "aborted";
 
 /**
  * Sends `/worker_status/` and `/delete_requests/` in the background.
@@ -179,12 +108,8 @@ export class Reporter {
   #lastOkAt = -Infinity;
   #statusBusy: Promise<void> | undefined;
   #deleteBusy: Promise<void> | undefined;
-  #failing: Record<Kind, boolean> = { status: false, delete: false };
-  #unsure: Record<Kind, boolean> = { status: false, delete: false };
-  #stats: ReporterStats = {
-    status: { successes: 0, failures: 0, unconfirmed: 0, attempts: 0 },
-    delete: { successes: 0, failures: 0, unconfirmed: 0, attempts: 0 },
-  };
+  #status: Courier;
+  #delete: Courier;
   #lastStatus: WorkerStatus | undefined;
 
   /** Creates a stopped reporter. */
@@ -202,6 +127,17 @@ export class Reporter {
       deleteBatchSize: Math.max(1, options.deleteBatchSize ?? 1000),
     };
     this.#disk = options.diskUsageGb ?? (() => diskUsedGb("/"));
+    const courier = (kind: string, path: string) =>
+      new Courier({
+        kind,
+        path,
+        attempts: this.#o.attempts,
+        retryDelayMs: this.#o.retryDelayMs,
+        timeoutMs: this.#o.timeoutMs,
+        signal: this.#abort.signal,
+      });
+    this.#status = courier("status", "/worker_status/");
+    this.#delete = courier("delete", "/delete_requests/");
   }
 
   /** Starts the loops and sends a first status at once. */
@@ -241,10 +177,7 @@ export class Reporter {
 
   /** Delivery figures (copies). */
   get stats(): ReporterStats {
-    return {
-      status: { ...this.#stats.status },
-      delete: { ...this.#stats.delete },
-    };
+    return { status: this.#status.stats, delete: this.#delete.stats };
   }
 
   /** The last status posted (accepted or not), for a `/status` page. */
@@ -277,9 +210,7 @@ export class Reporter {
   async #sendStatus(): Promise<void> {
     const wasDirty = this.#dirty;
     this.#dirty = false;
-    const result = await this.#deliver(
-      "status",
-      "/worker_status/",
+    const result = await this.#status.deliver(
       this.#o.reportAddrs,
       () => this.#nextStatus(),
     );
@@ -340,111 +271,21 @@ export class Reporter {
         return;
       }
       let full = false;
-      const result = await this.#deliver(
-        "delete",
-        "/delete_requests/",
-        addrs,
-        () => {
-          // Only what no earlier try settled: a request_idx is in two
-          // bodies only if the first was provably not processed.
-          const batch = ledger.pendingFinished().slice(0, deleteBatchSize);
-          if (batch.length === 0) return undefined;
-          full = batch.length === deleteBatchSize;
-          return {
-            body: encodeDeleteRequests(identity, batch),
-            what: `${batch.length} request_idx`,
-            settle: () => ledger.acknowledge(batch),
-          };
-        },
-      );
+      const result = await this.#delete.deliver(addrs, () => {
+        // Only what no earlier try settled: a request_idx is in two
+        // bodies only if the first was provably not processed.
+        const batch = ledger.pendingFinished().slice(0, deleteBatchSize);
+        if (batch.length === 0) return undefined;
+        full = batch.length === deleteBatchSize;
+        return {
+          body: encodeDeleteRequests(identity, batch),
+          what: `${batch.length} request_idx`,
+          settle: () => ledger.acknowledge(batch),
+        };
+      });
       // An unanswered batch ends the round: a slow autoscaler gets no burst.
       if (result !== "delivered" || (!all && !full)) return;
     }
-  }
-
-  /**
-   * Tries each address in order, `attempts` times each, building the body
-   * anew for every try (`next`; `undefined` when nothing is left). Retries
-   * only what was provably not processed; after an unknown outcome it
-   * settles that body and moves to the next address.
-   */
-  async #deliver(
-    kind: Kind,
-    path: string,
-    addrs: string[],
-    next: () => Promise<Report | undefined> | Report | undefined,
-  ): Promise<Delivery> {
-    const stats = this.#stats[kind];
-    const signal = this.#abort.signal;
-    let last: Delivery | undefined;
-    for (const addr of addrs) {
-      for (let attempt = 1; attempt <= this.#o.attempts; attempt++) {
-        if (signal.aborted) return "aborted";
-        const report = await next();
-        if (report === undefined) return last ?? "delivered";
-        stats.attempts++;
-        const result: PostResult = await post(
-          `${addr}${path}`,
-          report.body,
-          signal,
-          this.#o.timeoutMs,
-        );
-        if (result.outcome === "accepted") {
-          report.settle();
-          this.#delivered(kind);
-          return "delivered";
-        }
-        if (result.outcome === "aborted") return "aborted";
-        stats.lastError = result.error;
-        if (result.outcome === "unknown") {
-          report.settle();
-          stats.unconfirmed++;
-          this.#unconfirmed(kind, addr, report, result.error);
-          last = "unconfirmed";
-          break; // never the same figures twice: next address, fresh body
-        }
-        last = "failed";
-        logger.debug(
-          "{kind} report to {addr} failed (try {attempt}): {error}",
-          { kind, addr, attempt, error: result.error },
-        );
-        if (attempt < this.#o.attempts) {
-          await delay(this.#o.retryDelayMs, { signal }).catch(() => {});
-        }
-      }
-    }
-    if (signal.aborted) return "aborted";
-    if (last === "unconfirmed") return last;
-    stats.failures++;
-    if (!this.#failing[kind]) {
-      this.#failing[kind] = true;
-      logger.warn("No autoscaler address accepted the {kind} report: {error}", {
-        kind,
-        error: stats.lastError,
-      });
-    }
-    return "failed";
-  }
-
-  #delivered(kind: Kind): void {
-    const stats = this.#stats[kind];
-    stats.successes++;
-    stats.lastSuccessAt = Date.now();
-    if (this.#failing[kind] || this.#unsure[kind]) {
-      logger.info("{kind} reports delivered again", { kind });
-    }
-    this.#failing[kind] = false;
-    this.#unsure[kind] = false;
-  }
-
-  /** Warns once per streak; each one is counted in the stats. */
-  #unconfirmed(kind: Kind, addr: string, report: Report, error: string): void {
-    const args = { kind, addr, what: report.what, error };
-    const text = "{kind} report to {addr} got no answer ({error}); it may " +
-      "have arrived, so it is not resent and counts as delivered: {what}";
-    if (this.#unsure[kind]) logger.debug(text, args);
-    else logger.warn(text, args);
-    this.#unsure[kind] = true;
   }
 
   async #measureDisk(): Promise<number> {

@@ -24,6 +24,7 @@ import {
   type Delivered,
   readJson,
 } from "./transport.ts";
+import { resumable } from "./resume.ts";
 import { parseEventStream } from "./sse.ts";
 
 /** Options of {@linkcode EdgeworkerClient.request} and friends. */
@@ -118,7 +119,9 @@ export class EdgeworkerClient {
    * @param payload The model payload (JSON-serializable).
    * @param options Cost, abort signal, timeout override, session id.
    * @returns The worker's response, body unread (streams stay streams).
-   *   After exhausted retries this is the last 408/429/5xx answer.
+   *   After exhausted retries this is the last 408/429/5xx answer. A
+   *   resumable stream (`X-Edgeworker-Stream-Id`) whose connection breaks
+   *   off is resumed from the worker: the body reads on unbroken.
    * @throws {EdgeworkerError} `timeout`, `network` or `route` when no worker
    *   answer could be obtained; the caller's abort reason if aborted.
    */
@@ -128,7 +131,13 @@ export class EdgeworkerClient {
     options: RequestOptions = {},
   ): Promise<Response> {
     return await runCall(this.#cfg, options, async (call) => {
-      return (await this.#send(call, route, payload, options)).response;
+      const { response, auth } = await this.#send(
+        call,
+        route,
+        payload,
+        options,
+      );
+      return resumable(this.#cfg, response, auth, options.signal);
     });
   }
 

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { resumable } from "./resume.ts";
 import { type CallOptions, type ResolvedConfig, runCall } from "./call.ts";
 import { EdgeworkerError, snippet } from "./errors.ts";
 import {
@@ -123,7 +124,7 @@ export class Session {
         ),
     );
     if (response.status === 410) this.#closed = true;
-    return response;
+    return resumable(this.#cfg, response, auth, options.signal);
   }
 
   /**

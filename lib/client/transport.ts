@@ -40,7 +40,8 @@ type RouteResult =
   | { kind: "waiting"; requestIdx: number | undefined; status: string }
   | { kind: "retry"; error: EdgeworkerError; retryAfterMs?: number };
 
-function jsonHeaders(apiKey: string): Headers {
+/** JSON request headers, with the API key as Bearer when there is one. */
+export function jsonHeaders(apiKey: string): Headers {
   const headers = new Headers({ "content-type": "application/json" });
   if (apiKey) headers.set("authorization", `Bearer ${apiKey}`);
   return headers;

@@ -111,6 +111,20 @@ export const EnvSchema = z.object({
   EDGEWORKER_TIMEOUT_FIRST_BYTE: seconds.optional(),
   EDGEWORKER_TIMEOUT_IDLE: seconds.optional(),
   EDGEWORKER_TIMEOUT_TOTAL: seconds.optional(),
+  /** Override the config's `resumeBuffer` limits. */
+  EDGEWORKER_RESUME_STREAM_BYTES: z.coerce.number().int().positive()
+    .optional(),
+  EDGEWORKER_RESUME_TOTAL_BYTES: z.coerce.number().int().positive().optional(),
+  /** Generation canary: idle seconds before one (0: off), over the config's. */
+  EDGEWORKER_CANARY_IDLE_SECONDS: seconds.optional(),
+  /** Seconds a canary's answer may take, over the config's. */
+  EDGEWORKER_CANARY_DEADLINE_SECONDS: z.coerce.number().positive().optional(),
+  /** Failed canaries in a row that make the worker not ready. */
+  EDGEWORKER_CANARY_FAILURES: z.coerce.number().int().positive().optional(),
+  /** An answer that relays no byte this long is stalled (0: no detector). */
+  EDGEWORKER_STALL_SECONDS: seconds.default(60),
+  /** A stalled answer is aborted with a recorded error. */
+  EDGEWORKER_STALL_ABORT: bool(false),
   EDGEWORKER_LOG_LEVEL: z.enum(["debug", "info", "warning", "error"]).default(
     "info",
   ),
@@ -119,6 +133,8 @@ export const EnvSchema = z.object({
   EDGEWORKER_TLS_CERT: z.string().default("/etc/instance.crt"),
   EDGEWORKER_TLS_KEY: z.string().default("/etc/instance.key"),
   EDGEWORKER_UPDATE_FILE: z.string().default("/.force_update"),
+  /** `GET /dashboard` (behind `MASTER_TOKEN`); off unless "true". */
+  EDGEWORKER_DASHBOARD: bool(false),
 });
 
 /** The parsed environment. */
@@ -169,6 +185,50 @@ export function envTimeouts(
   set("firstByte", env.EDGEWORKER_TIMEOUT_FIRST_BYTE);
   set("idle", env.EDGEWORKER_TIMEOUT_IDLE);
   set("total", env.EDGEWORKER_TIMEOUT_TOTAL);
+  return out;
+}
+
+/** The `EDGEWORKER_RESUME_*_BYTES` overrides that are set. */
+export function envResumeBuffer(
+  env: WorkerEnv,
+): { streamBytes?: number; totalBytes?: number } {
+  const out: { streamBytes?: number; totalBytes?: number } = {};
+  if (env.EDGEWORKER_RESUME_STREAM_BYTES !== undefined) {
+    out.streamBytes = env.EDGEWORKER_RESUME_STREAM_BYTES;
+  }
+  if (env.EDGEWORKER_RESUME_TOTAL_BYTES !== undefined) {
+    out.totalBytes = env.EDGEWORKER_RESUME_TOTAL_BYTES;
+  }
+  return out;
+}
+
+/** The stall detector the environment asks for; none with `EDGEWORKER_STALL_SECONDS=0`. */
+export function envStallRule(
+  env: WorkerEnv,
+): { seconds: number; abort: boolean } | undefined {
+  const seconds = env.EDGEWORKER_STALL_SECONDS;
+  return seconds > 0
+    ? { seconds, abort: env.EDGEWORKER_STALL_ABORT }
+    : undefined;
+}
+
+/** The `EDGEWORKER_CANARY_*` overrides that are set (idle 0 means off). */
+export function envCanary(env: WorkerEnv): {
+  idleSeconds?: number | null;
+  deadlineSeconds?: number;
+  failureThreshold?: number;
+} {
+  const out: {
+    idleSeconds?: number | null;
+    deadlineSeconds?: number;
+    failureThreshold?: number;
+  } = {};
+  const idle = env.EDGEWORKER_CANARY_IDLE_SECONDS;
+  if (idle !== undefined) out.idleSeconds = idle === 0 ? null : idle;
+  const deadline = env.EDGEWORKER_CANARY_DEADLINE_SECONDS;
+  if (deadline !== undefined) out.deadlineSeconds = deadline;
+  const failures = env.EDGEWORKER_CANARY_FAILURES;
+  if (failures !== undefined) out.failureThreshold = failures;
   return out;
 }
 

@@ -12,22 +12,31 @@
 import { z } from "zod";
 import type {
   BenchmarkConfig,
+  CanaryConfig,
   DeclarativeWorkload,
   EngineMetricsConfig,
+  FailureBody,
   HandlerConfig,
   HealthcheckConfig,
+  LifecycleHook,
+  LoadProbeConfig,
   LogActionConfig,
   LogPattern,
   Payload,
+  RemoteFunction,
   RequestParser,
   ResolvedBenchmarkConfig,
+  ResolvedCanaryConfig,
   ResolvedDeclarativeWorkload,
   ResolvedEngineMetricsConfig,
   ResolvedHandlerConfig,
   ResolvedHealthcheckConfig,
+  ResolvedLoadProbeConfig,
   ResolvedLogActionConfig,
+  ResolvedResumeBufferConfig,
   ResolvedWorkerConfig,
   ResponseGenerator,
+  ResumeBufferConfig,
   TimeoutsConfig,
   WorkerConfig,
   WorkloadCalculator,
@@ -149,6 +158,13 @@ export const DEFAULT_TIMEOUTS = Object.freeze({
   total: null,
 });
 
+/** A JSON answer that reports a failure (see `FailureBody`). */
+export const FailureBodySchema = z.strictObject({
+  path: z.string().min(1),
+  values: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()]))
+    .min(1),
+});
+
 /** One route of the worker, forwarded to the same path on the model server. */
 export const HandlerConfigSchema = z.strictObject({
   route: z.string().startsWith("/", {
@@ -160,8 +176,8 @@ export const HandlerConfigSchema = z.strictObject({
   }).optional(),
   /** `false`: strict FIFO, one at a time across all such handlers. */
   allowParallelRequests: z.boolean().default(false),
-  /** Seconds of estimated queue wait above which requests get 429; null: none. */
-  maxQueueTime: z.number().positive().nullable().default(30),
+  /** Seconds of estimated queue wait above which requests get 429 (0: any wait); null: none. */
+  maxQueueTime: z.number().nonnegative().nullable().default(30),
   /** Parallel handlers: at most this many at once, FIFO beyond. */
   maxConcurrency: z.int().positive().optional(),
   workload: z.union([
@@ -172,9 +188,33 @@ export const HandlerConfigSchema = z.strictObject({
   unwrapInput: z.boolean().default(false),
   requestParser: fn<RequestParser>("a request parser").optional(),
   responseGenerator: fn<ResponseGenerator>("a response generator").optional(),
+  /** A JSON answer that counts as a failure, whatever its status. */
+  failureBody: FailureBodySchema.optional(),
+  /** TypeScript only: served by the worker itself. */
+  remoteFunction: fn<RemoteFunction>("a remote").optional(),
   benchmark: BenchmarkConfigSchema.optional(),
   /** This route's limits; each unset one is the worker's. */
   timeouts: TimeoutsConfigSchema.optional(),
+  /** Seconds a streamed answer waits for its client to resume; unset or null: off. */
+  resumeSeconds: z.number().positive().nullable().optional(),
+});
+
+/**
+ * Defaults of {@linkcode ResumeBufferConfigSchema}: 2 MiB per stream (a
+ * long chat answer with per-token SSE events), 64 MiB in all.
+ */
+export const DEFAULT_RESUME_BUFFER = Object.freeze({
+  streamBytes: 2 * 1024 * 1024,
+  totalBytes: 64 * 1024 * 1024,
+});
+
+/** Byte limits of the replay buffers of resumable streams. */
+export const ResumeBufferConfigSchema = z.strictObject({
+  streamBytes: z.int().positive().default(DEFAULT_RESUME_BUFFER.streamBytes),
+  totalBytes: z.int().positive().default(DEFAULT_RESUME_BUFFER.totalBytes),
+}).refine((b) => b.streamBytes <= b.totalBytes, {
+  error: "expected streamBytes <= totalBytes",
+  path: ["streamBytes"],
 });
 
 /** Healthcheck probing of the model server. */
@@ -189,6 +229,25 @@ export const EngineMetricsConfigSchema = z.strictObject({
   kind: z.enum(["vllm", "sglang", "tgi"]),
   path: z.string().startsWith("/").default("/metrics"),
   intervalSeconds: z.number().positive().default(5),
+});
+
+/** URLs that, all answering 2xx, mark the model loaded (see `LoadProbeConfig`). */
+export const LoadProbeConfigSchema = z.strictObject({
+  urls: z.array(z.string().min(1)).min(1),
+  intervalSeconds: z.number().positive().default(5),
+  timeoutSeconds: z.number().positive().default(2),
+});
+
+/** The generation canary (see {@linkcode CanaryConfig}). */
+export const CanaryConfigSchema = z.strictObject({
+  route: z.string().startsWith("/", {
+    error: 'expected string starting with "/"',
+  }),
+  payload: z.record(z.string(), z.unknown()),
+  expectField: z.string().min(1).optional(),
+  idleSeconds: z.number().positive().nullable().default(null),
+  deadlineSeconds: z.number().positive().default(30),
+  failureThreshold: z.int().positive().default(2),
 });
 
 /** The whole worker. */
@@ -224,6 +283,12 @@ export const WorkerConfigSchema = z.strictObject({
   /** Limits of every route's model calls (see {@linkcode DEFAULT_TIMEOUTS}). */
   timeouts: TimeoutsConfigSchema.default({}),
   engineMetrics: EngineMetricsConfigSchema.optional(),
+  loadProbe: LoadProbeConfigSchema.optional(),
+  /** TypeScript only: an async startup step instead of a model log. */
+  lifecycle: fn<LifecycleHook>("a lifecycle").optional(),
+  /** Replay buffers of the handlers with `resumeSeconds`. */
+  resumeBuffer: ResumeBufferConfigSchema.default({ ...DEFAULT_RESUME_BUFFER }),
+  canary: CanaryConfigSchema.optional(),
 }).superRefine((cfg, ctx) => {
   const seen = new Set<string>();
   cfg.handlers.forEach((h, i) => {
@@ -242,6 +307,13 @@ export const WorkerConfigSchema = z.strictObject({
       code: "custom",
       path: ["handlers"],
       message: "expected at most one handler with a benchmark",
+    });
+  }
+  if (cfg.canary && !seen.has(cfg.canary.route)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["canary", "route"],
+      message: `no handler has route "${cfg.canary.route}"`,
     });
   }
   const readiness = cfg.readiness;
@@ -266,46 +338,50 @@ export const WorkerConfigSchema = z.strictObject({
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends
   (<T>() => T extends B ? 1 : 2) ? true : false;
 
-// Each schema accepts exactly the type a user writes and gives exactly the
-// resolved type: a field added to one side only fails `deno check` here.
-const _sameTypes: [
-  Same<z.input<typeof LogActionConfigSchema>, LogActionConfig>,
-  Same<z.output<typeof LogActionConfigSchema>, ResolvedLogActionConfig>,
-  Same<z.input<typeof DeclarativeWorkloadSchema>, DeclarativeWorkload>,
-  Same<
-    z.output<typeof DeclarativeWorkloadSchema>,
-    ResolvedDeclarativeWorkload
-  >,
-  Same<z.input<typeof BenchmarkConfigSchema>, BenchmarkConfig>,
-  Same<z.output<typeof BenchmarkConfigSchema>, ResolvedBenchmarkConfig>,
-  Same<z.input<typeof TimeoutsConfigSchema>, TimeoutsConfig>,
-  Same<z.output<typeof TimeoutsConfigSchema>, TimeoutsConfig>,
-  Same<z.input<typeof HandlerConfigSchema>, HandlerConfig>,
-  Same<z.output<typeof HandlerConfigSchema>, ResolvedHandlerConfig>,
-  Same<z.input<typeof HealthcheckConfigSchema>, HealthcheckConfig>,
-  Same<z.output<typeof HealthcheckConfigSchema>, ResolvedHealthcheckConfig>,
-  Same<z.input<typeof EngineMetricsConfigSchema>, EngineMetricsConfig>,
-  Same<
-    z.output<typeof EngineMetricsConfigSchema>,
-    ResolvedEngineMetricsConfig
-  >,
-  Same<z.input<typeof WorkerConfigSchema>, WorkerConfig>,
-  Same<z.output<typeof WorkerConfigSchema>, ResolvedWorkerConfig>,
-] = [
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
-  true,
+/** True when schema `S` takes exactly `In` and gives exactly `Out`. */
+type Typed<S extends z.ZodType, In, Out> =
+  [Same<z.input<S>, In>, Same<z.output<S>, Out>] extends [true, true] ? true
+    : false;
+
+/** Each schema, the type a user writes and the resolved type it gives. */
+type Contracts = [
+  [typeof LogActionConfigSchema, LogActionConfig, ResolvedLogActionConfig],
+  [
+    typeof DeclarativeWorkloadSchema,
+    DeclarativeWorkload,
+    ResolvedDeclarativeWorkload,
+  ],
+  [typeof BenchmarkConfigSchema, BenchmarkConfig, ResolvedBenchmarkConfig],
+  [typeof TimeoutsConfigSchema, TimeoutsConfig, TimeoutsConfig],
+  [typeof HandlerConfigSchema, HandlerConfig, ResolvedHandlerConfig],
+  [
+    typeof HealthcheckConfigSchema,
+    HealthcheckConfig,
+    ResolvedHealthcheckConfig,
+  ],
+  [
+    typeof EngineMetricsConfigSchema,
+    EngineMetricsConfig,
+    ResolvedEngineMetricsConfig,
+  ],
+  [typeof FailureBodySchema, FailureBody, FailureBody],
+  [typeof LoadProbeConfigSchema, LoadProbeConfig, ResolvedLoadProbeConfig],
+  [
+    typeof ResumeBufferConfigSchema,
+    ResumeBufferConfig,
+    ResolvedResumeBufferConfig,
+  ],
+  [typeof CanaryConfigSchema, CanaryConfig, ResolvedCanaryConfig],
+  [typeof WorkerConfigSchema, WorkerConfig, ResolvedWorkerConfig],
 ];
+
+type Checked<T> = {
+  [K in keyof T]: T[K] extends [infer S extends z.ZodType, infer In, infer Out]
+    ? Typed<S, In, Out>
+    : false;
+};
+
+// A field added to a schema or a type alone makes one entry false, this
+// type `never`, and the line below a `deno check` error.
+const _sameTypes: false extends Checked<Contracts>[number] ? never : true =
+  true;

@@ -31,14 +31,108 @@ export type WorkloadCalculator = (payload: Payload) => number;
 /** Turns the client's payload into what the model server receives. */
 export type RequestParser = (payload: Payload) => Payload;
 
+/** What a {@linkcode ResponseGenerator} is told besides the response. */
+export interface ResponseContext {
+  /** The payload as forwarded (after the request parser). */
+  payload: Payload;
+  /** The handler's route. */
+  route: string;
+  /**
+   * The client's request (Python's `client_request`): its URL and headers.
+   * Its body has been read already.
+   */
+  request: Request;
+}
+
 /**
  * Builds the client's answer from the model server's response (the
- * default forwards status, allowed headers and body, streaming).
+ * default forwards status, allowed headers and body, streaming); Python's
+ * `response_generator(client_request, model_response)`.
  */
 export type ResponseGenerator = (
   response: Response,
-  context: { payload: Payload; route: string },
+  context: ResponseContext,
 ) => Response | Promise<Response>;
+
+/** What a {@linkcode RemoteFunction} is given besides the payload. */
+export interface RemoteFunctionContext {
+  /**
+   * Aborted when the request must stop: the client went away, a timeout
+   * expired, or the worker is shutting down. The answer is then dropped.
+   */
+  signal: AbortSignal;
+  /** The handler's route. */
+  route: string;
+  /** The client's request (URL and headers; its body has been read). */
+  request?: Request;
+}
+
+/**
+ * A handler served by the worker itself instead of the model server
+ * (Python's `remote_function`: "remote" as the client sees it). It gets
+ * the payload (after the request parser) and answers with:
+ *
+ * - a `Response`: sent as it is (headers filtered as a model's are; a body
+ *   without a length is streamed);
+ * - an async iterable (not a string): streamed as JSON lines
+ *   (`application/x-ndjson`), one item per line;
+ * - anything else: `200 {"result": <value>}`, Python's answer (`undefined`
+ *   is `null`).
+ *
+ * A throw is a 500 recorded as an error. The request is queued, timed,
+ * signed, refused with 429 and accounted exactly as a forwarded one.
+ *
+ * @example
+ * ```ts
+ * import type { RemoteFunction } from "./types.ts";
+ * const add: RemoteFunction = (p) => Number(p.a) + Number(p.b);
+ * ```
+ */
+export type RemoteFunction = (
+  payload: Payload,
+  context: RemoteFunctionContext,
+) => unknown;
+
+/**
+ * Called by a worker's shutdown: what a {@linkcode LifecycleHook}'s
+ * promise may resolve to (Python's `__aexit__`).
+ */
+export type LifecycleStop = () => unknown;
+
+/**
+ * An async startup step for a worker with no model log to watch (Python's
+ * `lifecycle`, an async context manager): the worker is loading until it
+ * resolves, then benchmarks and is ready (after the health URL answers,
+ * if one is set); when it throws, the worker reports
+ * `Lifecycle startup failed: <message>` and never becomes ready. It may
+ * resolve to a function the shutdown calls. `signal` aborts at shutdown.
+ *
+ * @example
+ * ```ts
+ * import type { LifecycleHook } from "./types.ts";
+ * const hook: LifecycleHook = async () => {
+ *   const server = Deno.serve({ port: 0, onListen() {} }, () => new Response("ok"));
+ *   return () => server.shutdown();
+ * };
+ * ```
+ */
+export type LifecycleHook = (
+  context: { signal: AbortSignal },
+) => Promise<LifecycleStop | void>;
+
+/**
+ * A JSON answer that reports a failure, whatever its HTTP status: the
+ * value at the dotted `path` is one of `values` (ComfyUI wrappers before
+ * 2026-05-07 answer a failed job `200 {"status": "failed"}`, later ones
+ * 500/502/503 with the same body). Such an answer is relayed unchanged but
+ * counts as an error in the ledger and fails its benchmark request.
+ */
+export interface FailureBody {
+  /** Dotted path into the answer, e.g. `status` or `result.state`. */
+  path: string;
+  /** Values at `path` that mean the request failed. */
+  values: (string | number | boolean | null)[];
+}
 
 /**
  * A log line pattern: a substring, a `RegExp` (TypeScript only) or
@@ -198,7 +292,10 @@ export interface HandlerConfig {
    * @default {false}
    */
   allowParallelRequests?: boolean;
-  /** Seconds of estimated queue wait above which requests get 429; `null`: none. @default {30} */
+  /**
+   * Seconds of estimated queue wait above which requests get 429 (`0`:
+   * any wait); `null`: none. @default {30}
+   */
   maxQueueTime?: number | null;
   /** Parallel handlers: at most this many at once, FIFO beyond. @default {unlimited} */
   maxConcurrency?: number;
@@ -208,12 +305,31 @@ export interface HandlerConfig {
   unwrapInput?: boolean;
   /** Rewrites the payload before it is forwarded. */
   requestParser?: RequestParser;
-  /** Builds the client's answer from the model's response. */
+  /** Builds the client's answer from the model's (or the function's) response. */
   responseGenerator?: ResponseGenerator;
+  /**
+   * A JSON answer that is a failure whatever its status (read whole,
+   * relayed unchanged, counted as an error and as a failed benchmark
+   * request).
+   */
+  failureBody?: FailureBody;
+  /**
+   * TypeScript only: answer requests with this function, in the worker,
+   * instead of forwarding them to the model server.
+   */
+  remoteFunction?: RemoteFunction;
   /** The startup benchmark; at most one handler has one. */
   benchmark?: BenchmarkConfig;
   /** This route's limits; each unset one is the worker's. */
   timeouts?: TimeoutsConfig;
+  /**
+   * Makes streamed answers resumable: after the client's connection drops,
+   * the model call goes on for this many seconds into a replay buffer, and
+   * `POST /resume/<id>` gets the rest. Unset or `null`: off (a client that
+   * leaves cancels the model call at once).
+   * @default {null}
+   */
+  resumeSeconds?: number | null;
 }
 
 /** {@linkcode HandlerConfig} after validation: defaults filled in. */
@@ -230,6 +346,17 @@ export interface ResolvedHandlerConfig extends HandlerConfig {
   benchmark?: ResolvedBenchmarkConfig;
 }
 
+/** Byte limits of the replay buffers of resumable streams. */
+export interface ResumeBufferConfig {
+  /** Bytes one stream keeps (its last ones). @default {2097152} */
+  streamBytes?: number;
+  /** Bytes all streams keep together. @default {67108864} */
+  totalBytes?: number;
+}
+
+/** {@linkcode ResumeBufferConfig} after validation. */
+export type ResolvedResumeBufferConfig = Required<ResumeBufferConfig>;
+
 /** Probing of the model server's health URL (`modelHealthUrl`). */
 export interface HealthcheckConfig {
   /** Seconds between probes. @default {10} */
@@ -242,6 +369,41 @@ export interface HealthcheckConfig {
 
 /** {@linkcode HealthcheckConfig} after validation. */
 export type ResolvedHealthcheckConfig = Required<HealthcheckConfig>;
+
+/**
+ * The generation canary: after `idleSeconds` without a request in flight,
+ * the worker sends `payload` (the smallest real request: one token) to
+ * `route`'s model URL and expects a well-formed answer within
+ * `deadlineSeconds`; `failureThreshold` failures in a row make the worker
+ * not ready until one passes.
+ */
+export interface CanaryConfig {
+  /** A handler's route; the canary goes to that handler's model URL. */
+  route: string;
+  /** The request sent (not counted as client traffic). */
+  payload: Payload;
+  /**
+   * Dotted path (`choices.0`) that must be present in the JSON answer; unset:
+   * any 2xx JSON answer passes.
+   */
+  expectField?: string;
+  /** Seconds without a request in flight before a canary; `null`: off. @default {null} */
+  idleSeconds?: number | null;
+  /** Seconds the answer may take. @default {30} */
+  deadlineSeconds?: number;
+  /** Failed canaries in a row that make the worker not ready. @default {2} */
+  failureThreshold?: number;
+}
+
+/** {@linkcode CanaryConfig} after validation. */
+export interface ResolvedCanaryConfig extends CanaryConfig {
+  /** Seconds without a request in flight before a canary; `null`: off. */
+  idleSeconds: number | null;
+  /** Seconds the answer may take. */
+  deadlineSeconds: number;
+  /** Failed canaries in a row that make the worker not ready. */
+  failureThreshold: number;
+}
 
 /** Engine metrics scraped from the model server's Prometheus endpoint. */
 export interface EngineMetricsConfig {
@@ -307,7 +469,36 @@ export interface WorkerConfig {
   timeouts?: TimeoutsConfig;
   /** Engine metrics to scrape into `/metrics`. */
   engineMetrics?: EngineMetricsConfig;
+  /** Another sign of "loaded" besides the `onLoad` line (log modes only). */
+  loadProbe?: LoadProbeConfig;
+  /**
+   * TypeScript only: an async startup step, for a worker with no model
+   * log (readiness: when it resolves; error: when it throws).
+   */
+  lifecycle?: LifecycleHook;
+  /** Replay buffers of the handlers with `resumeSeconds`. */
+  resumeBuffer?: ResumeBufferConfig;
+  /** The generation canary (off unless `idleSeconds` is set). */
+  canary?: CanaryConfig;
 }
+
+/**
+ * URLs that, all answering 2xx in one round of probes, mark the model
+ * loaded as an `onLoad` line would: for servers whose older versions print
+ * no load line (the Python ComfyUI worker's readiness shim probes ComfyUI's
+ * `/system_stats` and the wrapper's `/health` the same way).
+ */
+export interface LoadProbeConfig {
+  /** Paths on the model server (`/health`) or full URLs; at least one. */
+  urls: string[];
+  /** Seconds between rounds. @default {5} */
+  intervalSeconds?: number;
+  /** Seconds one probe may take. @default {2} */
+  timeoutSeconds?: number;
+}
+
+/** {@linkcode LoadProbeConfig} after validation. */
+export type ResolvedLoadProbeConfig = Required<LoadProbeConfig>;
 
 /**
  * {@linkcode WorkerConfig} after validation (what
@@ -328,4 +519,10 @@ export interface ResolvedWorkerConfig extends WorkerConfig {
   timeouts: TimeoutsConfig;
   /** Engine metrics, resolved. */
   engineMetrics?: ResolvedEngineMetricsConfig;
+  /** The load probe, resolved. */
+  loadProbe?: ResolvedLoadProbeConfig;
+  /** Replay buffer limits, resolved. */
+  resumeBuffer: ResolvedResumeBufferConfig;
+  /** The generation canary, resolved. */
+  canary?: ResolvedCanaryConfig;
 }

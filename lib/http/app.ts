@@ -8,8 +8,10 @@
  */
 import { Hono } from "hono";
 import type { CompiledHandler } from "../traffic/handlers.ts";
+import { type DashboardDeps, dashboardRoute } from "./dashboard_route.ts";
 import { answerWrongMethods, errorAnswer } from "./errors.ts";
 import { handlerRoute, type HandlerRouteDeps } from "./handler_route.ts";
+import { resumeRoute } from "./resume_route.ts";
 import { sessionRoutes } from "./session_routes.ts";
 import { updateRoute } from "./update_route.ts";
 
@@ -22,6 +24,10 @@ export interface AppDeps extends HandlerRouteDeps {
   drainRetryAfterSeconds: number;
   metricsText: () => string;
   status: () => unknown;
+  /** The health levels (alive, engine, generation) `/ready` shows. */
+  health?: () => unknown;
+  /** `GET /dashboard`, only with `EDGEWORKER_DASHBOARD=true`. */
+  dashboard?: DashboardDeps;
 }
 
 /** Builds the Hono app of a worker. */
@@ -37,6 +43,7 @@ export function createApp(deps: AppDeps): Hono {
       state: deps.lifecycle.state,
       error_msg: deps.lifecycle.errorMsg,
       loading_seconds: deps.lifecycle.loadingSeconds,
+      ...(deps.health ? { health: deps.health() } : {}),
     };
     return c.json(body, deps.lifecycle.ready ? 200 : 503);
   });
@@ -50,8 +57,10 @@ export function createApp(deps: AppDeps): Hono {
   for (const handler of deps.handlers) {
     app.post(handler.route, handlerRoute(handler, deps));
   }
+  app.post("/resume/:id", resumeRoute(deps));
   app.route("/", sessionRoutes(deps));
   app.route("/", updateRoute(deps.update));
+  if (deps.dashboard) app.route("/", dashboardRoute(deps.dashboard));
   answerWrongMethods(app);
   app.notFound((c) => c.json({ error: `no route ${c.req.path}` }, 404));
   app.onError(errorAnswer);

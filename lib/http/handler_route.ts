@@ -1,7 +1,8 @@
 /**
  * One handler route, the worker's request path: admit (the checks, in the
  * Python worker's order) → enter (a ticket: ledger record, queue slot,
- * session place, timeouts) → call the model → relay the answer.
+ * session place, timeouts) → call the model (or the handler's
+ * `remoteFunction`, in the worker) → relay the answer.
  *
  * @module
  */
@@ -18,10 +19,12 @@ import { memberSpans } from "../auth/json_members.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
+import { callLocal } from "./local_call.ts";
 import { abortedAnswer, callModel, relay } from "./proxy.ts";
+import { type ResumeDeps, resumeHook } from "./resume_route.ts";
 
 /** What a handler route needs, beyond the session routes' needs. */
-export interface HandlerRouteDeps extends SessionDeps {
+export interface HandlerRouteDeps extends SessionDeps, ResumeDeps {
   queues: QueuePlan;
   /** Issues the ticket of every admitted request. */
   admission: Admission;
@@ -38,6 +41,8 @@ interface Admitted {
   /** The JSON text the model server gets. */
   body: string;
   session: OpenSession | undefined;
+  /** `auth_data` as sent (a resumed stream must present it again). */
+  auth: unknown;
 }
 
 /** The Hono handler of `handler`'s route. */
@@ -65,12 +70,18 @@ export function handlerRoute(
       return abortedAnswer(ticket, ticket.record.httpStatus);
     }
     ticket.sent();
-    const call = await callModel(handler.upstreamUrl, {
-      body: admitted.body,
-      accept,
-      signal: ticket.signal,
-      client: deps.modelClient,
-    });
+    const call = handler.remoteFunction
+      ? await callLocal(handler.remoteFunction, admitted.payload, {
+        route: handler.route,
+        request: req,
+        signal: ticket.signal,
+      })
+      : await callModel(handler.upstreamUrl, {
+        body: admitted.body,
+        accept,
+        signal: ticket.signal,
+        client: deps.modelClient,
+      });
     if (!call.ok) {
       if (call.aborted) {
         return abortedAnswer(ticket, ticket.endAborted("before the answer"));
@@ -84,6 +95,7 @@ export function handlerRoute(
         response = await handler.responseGenerator(response, {
           payload: admitted.payload,
           route: handler.route,
+          request: req,
         });
       } catch (e) {
         const why = `response generator failed: ${errorText(e)}`;
@@ -92,7 +104,12 @@ export function handlerRoute(
         fail(500, { error: why });
       }
     }
-    return await relay(response, ticket);
+    const seconds = handler.config.resumeSeconds;
+    const resume = resumeHook(deps.resumable, seconds, ticket, admitted.auth);
+    return await relay(response, ticket, {
+      failureOf: handler.failureOf,
+      resume,
+    });
   };
 }
 
@@ -161,6 +178,7 @@ async function admit(
       payload,
       body: modelBody(handler, payload, read.text),
       session,
+      auth: authAsSent(read.body),
     };
   }
   const budget = checkBudget(deps.ledger.queueWorkload, {
@@ -180,7 +198,13 @@ async function admit(
     payload,
     body: modelBody(handler, payload, read.text),
     session,
+    auth: authAsSent(read.body),
   };
+}
+
+/** The body's `auth_data` as sent (the envelope check passed). */
+function authAsSent(body: unknown): unknown {
+  return (body as { auth_data: unknown }).auth_data;
 }
 
 /**
@@ -193,6 +217,8 @@ function modelBody(
   payload: Payload,
   text: string,
 ): string {
+  // A remote function takes the payload itself.
+  if (handler.remoteFunction) return "";
   if (handler.forwardsAsSent) {
     const span = memberSpans(text, ["payload"]).get("payload");
     if (span) return text.slice(span.start, span.end);

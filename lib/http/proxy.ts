@@ -169,6 +169,24 @@ export function abortedAnswer(ticket: RequestTicket, status: number): Response {
 }
 
 /**
+ * Takes over a streamed answer (body, status, relayed headers) in place of
+ * the plain relay: a resumable stream (`resume_route.ts`).
+ */
+export type ResumeHook = (
+  body: ReadableStream<Uint8Array>,
+  status: number,
+  headers: Headers,
+) => Response;
+
+/** What a handler adds to {@linkcode relay}. */
+export interface RelayOptions {
+  /** Why an answer body reports a failure under any status, if it does. */
+  failureOf?: (body: string) => string | undefined;
+  /** Takes a streamed answer over (resumable streams). */
+  resume?: ResumeHook;
+}
+
+/**
  * Passes the model's answer on and ends the ticket with its outcome: the
  * body ended (success), the model server broke off (error), a timeout
  * expired (error, 504), or the client went away (cancelled). Streams are
@@ -176,12 +194,19 @@ export function abortedAnswer(ticket: RequestTicket, status: number): Response {
  * answer of known length that is not a stream is read whole first, which
  * is far cheaper than a JS stream and lets a model server that breaks off
  * be answered with a clear 502. A status HTTP cannot carry (outside
- * 200–599) is the model server's fault: 502.
+ * 200–599) is the model server's fault: 502. With `failureOf` (the
+ * handler's `failureBody`) the answer is read whole, and one it names a
+ * failure is relayed unchanged but ends the ticket as an error (a relayed
+ * status alone, 5xx included, does not: the Python worker counts those as
+ * served too). With `resume`, a stream is handed to it instead (it ends
+ * the ticket).
  */
 export async function relay(
   response: Response,
   ticket: RequestTicket,
+  options: RelayOptions = {},
 ): Promise<Response> {
+  const { failureOf, resume } = options;
   const status = response.status;
   if (status < 200 || status > 599) {
     await response.body?.cancel().catch(() => {});
@@ -195,11 +220,13 @@ export async function relay(
     ticket.end("success", status);
     return new Response(null, { status, headers });
   }
-  if (!isStreaming(response.headers)) {
+  if (!isStreaming(response.headers) || failureOf) {
     try {
       const bytes = await response.arrayBuffer();
       ticket.chunk();
-      ticket.end("success", status);
+      const failure = failureOf?.(new TextDecoder().decode(bytes));
+      if (failure) ticket.end("error", status, failure);
+      else ticket.end("success", status);
       return new Response(bytes, { status, headers });
     } catch (e) {
       if (ticket.signal.aborted) {
@@ -210,6 +237,7 @@ export async function relay(
       return jsonError(502, { error: detail });
     }
   }
+  if (resume) return resume(response.body, status, headers);
   const reader = response.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -76,6 +76,17 @@ export interface MetricsSources {
   reports?: () => ReportCounts;
   /** The model server's latest figures. */
   engine?: () => EngineSnapshot | undefined;
+  /** Figures of the resumable streams' replay buffers. */
+  resume?: () => ResumeFigures;
+}
+
+/** What {@linkcode MetricsSources.resume} gives (the registry's stats). */
+export interface ResumeFigures {
+  streams: number;
+  bufferedBytes: number;
+  resumes: number;
+  overflows: number;
+  expired: number;
 }
 
 /** Options of {@linkcode WorkerMetrics}. */
@@ -106,6 +117,13 @@ const HELP = {
   edgeworker_engine_time_to_first_token_seconds: "Mean model server TTFT.",
   edgeworker_engine_queue_size: "Model server queue size (TGI).",
   edgeworker_engine_batch_size: "Model server current batch size (TGI).",
+  edgeworker_resumable_streams: "Streams that may be resumed now.",
+  edgeworker_resume_buffer_bytes: "Bytes held by resumable streams' buffers.",
+  edgeworker_stream_resumes_total: "Resumes of dropped streams.",
+  edgeworker_resume_overflows_total:
+    "Streams ended by the replay buffer limit while their client was away.",
+  edgeworker_resume_expired_total:
+    "Model calls cancelled because no client resumed in time.",
 } as const;
 
 type Outcome = RequestOutcome | "rejected";
@@ -241,6 +259,14 @@ export class WorkerMetrics {
         const v = snap[field];
         if (typeof v === "number") one(name, v);
       }
+    }
+    const resume = s.resume?.();
+    if (resume) {
+      one("edgeworker_resumable_streams", resume.streams);
+      one("edgeworker_resume_buffer_bytes", resume.bufferedBytes);
+      one("edgeworker_stream_resumes_total", resume.resumes);
+      one("edgeworker_resume_overflows_total", resume.overflows);
+      one("edgeworker_resume_expired_total", resume.expired);
     }
     return w.text();
   }

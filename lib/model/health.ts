@@ -43,6 +43,8 @@ export interface HealthMonitorOptions {
   failureThreshold: number;
   onUnhealthy: (reason: string) => void;
   onRecovered: () => void;
+  /** Told of every probe's result. */
+  onProbe?: (result: ProbeResult) => void;
 }
 
 /** Probes on an interval and reports transitions between healthy and not. */
@@ -76,6 +78,7 @@ export class HealthMonitor {
       this.#abort.signal,
     );
     if (this.#abort.signal.aborted) return;
+    this.#opts.onProbe?.(result);
     if (result.ok) {
       this.#failures = 0;
       if (this.#unhealthy) {

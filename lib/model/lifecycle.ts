@@ -1,6 +1,10 @@
 /**
  * The worker's state machine: starting → loading → benchmarking → ready,
  * error from anywhere, draining at shutdown. Nothing else flips "ready".
+ * A ready worker may be degraded by named checks (health URL, generation
+ * canary): it is in error while any of them fails and ready again once all
+ * pass, and such a recovery keeps `loadtime` (Python's loadtime is the time
+ * to the model's load, never to a recovery).
  *
  * @module
  */
@@ -48,6 +52,8 @@ export class Lifecycle {
   #startedAt: number;
   #now: () => number;
   #listeners = new Set<(t: Transition) => void>();
+  // Failing checks of a ready worker, by name, with their messages.
+  #degraded = new Map<string, string>();
   #changeListeners = new Set<() => void>();
 
   /** Starts in `starting`; `startedAt` is the process start (unix ms). */
@@ -106,20 +112,57 @@ export class Lifecycle {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Names of the checks that keep a ready worker in error now. */
+  get degradedBy(): string[] {
+    return [...this.#degraded.keys()];
+  }
+
+  /**
+   * Check `source` fails: a ready (or already degraded) worker goes to
+   * error with `message` until every failing check is restored. Ignored in
+   * any other state (loading, a fatal error, draining). Returns whether it
+   * took effect.
+   */
+  degrade(source: string, message: string): boolean {
+    const degraded = this.#state === "error" && this.#degraded.size > 0;
+    if (this.#state !== "ready" && !degraded) return false;
+    this.#degraded.set(source, message);
+    return this.#failWith(message, false);
+  }
+
+  /**
+   * Check `source` passes again. Once no check fails, the worker is ready
+   * again (its `loadtime` kept); while others fail, their message stays.
+   */
+  restore(source: string): boolean {
+    if (!this.#degraded.delete(source)) return false;
+    if (this.#state !== "error") return false;
+    const left = [...this.#degraded.values()];
+    if (left.length > 0) return this.#failWith(left[0], false);
+    return this.#move("ready", `${source} passes again`, false);
+  }
+
   /**
    * Moves to `to` for `cause`. A fatal error and draining are final: later
-   * moves are ignored. Returns whether the state changed.
+   * moves are ignored. Returns whether the state changed. Becoming ready
+   * sets `loadtime` (the model loaded, or loaded again after a restart).
    */
   to(to: LifecycleState, cause: string): boolean {
+    return this.#move(to, cause, true);
+  }
+
+  #move(to: LifecycleState, cause: string, loaded: boolean): boolean {
     if (this.#state === to || this.#state === "draining") return false;
     if (this.#state === "error" && this.#fatal && to !== "draining") {
       return false;
     }
+    // Any other way out of a degraded error forgets the failing checks.
+    if (loaded) this.#degraded.clear();
     const from = this.#state;
     this.#state = to;
     const at = (this.#now() - this.#startedAt) / 1000;
     if (to === "ready") {
-      this.#loadtime = at;
+      if (loaded) this.#loadtime = at;
       this.#errorMsg = "";
     }
     if (to !== "error" && to !== "draining") this.#errorMsg = "";
@@ -137,9 +180,15 @@ export class Lifecycle {
 
   /** Enters `error` with `message`; fatal errors never recover. */
   fail(message: string, options: { fatal?: boolean } = {}): boolean {
+    // An error of its own is no longer a degradation a check can undo.
+    this.#degraded.clear();
+    return this.#failWith(message, options.fatal ?? false);
+  }
+
+  #failWith(message: string, fatal: boolean): boolean {
     if (this.#state === "error" && this.#fatal) return false;
     if (this.#state === "draining") return false;
-    this.#fatal = options.fatal ?? false;
+    this.#fatal = fatal;
     const changed = this.#state !== "error" || this.#errorMsg !== message;
     if (this.#state === "error") {
       this.#errorMsg = message;

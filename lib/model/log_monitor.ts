@@ -73,6 +73,8 @@ export interface LogMonitorOptions {
   actions: LogActions;
   /** Called once per matching line (first match wins), in file order. */
   onEvent: (event: LogEvent) => void;
+  /** Called each time the file is opened (it appeared, or was rotated). */
+  onOpen?: () => void;
 }
 
 type Rule = [LogEventKind, Pattern];
@@ -242,6 +244,7 @@ export class LogMonitor {
       this.#dev = opened.dev;
       this.#offset = skip ? opened.size : 0;
       this.#lastProblem = "";
+      this.#opts.onOpen?.();
     }
     const { size } = await this.#file.stat();
     if (size < this.#offset) {

@@ -1,6 +1,7 @@
 /**
  * Learns the truth about the model server and drives the lifecycle:
- * loading (log line and/or health URL, with a timeout), benchmarking
+ * loading (the config's lifecycle hook, then log line or the load probe,
+ * and/or health URL, with a timeout), benchmarking
  * (cached in `.has_benchmark`), ready; error on fatal log lines, failed
  * benchmarks and failing health probes, with recovery from the latter.
  *
@@ -12,12 +13,15 @@ import { getLogger } from "@logtape/logtape";
 import { BenchmarkError } from "./benchmark.ts";
 import type { BenchmarkMode } from "../config/env.ts";
 import {
+  type LifecycleHook,
+  type LifecycleStop,
   type ReadinessMode,
   readinessWaitsFor,
   type ResolvedWorkerConfig,
 } from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
+import type { HealthLevels } from "./health_levels.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import {
   LogMonitor,
@@ -25,6 +29,7 @@ import {
   type Pattern,
 } from "./log_monitor.ts";
 import { measureMaxPerf } from "./startup_benchmark.ts";
+import type { StartupTimeline } from "./timeline.ts";
 import { deadline, delay } from "../std/async.ts";
 
 const log = getLogger(["edgeworker", "readiness"]);
@@ -49,15 +54,26 @@ export interface ReadinessOptions {
   logPollMs?: number;
   /** How often a long load is logged. @default {LOADING_WARN_MS} */
   loadingWarnMs?: number;
+  /** Records how long each startup phase took. */
+  timeline?: StartupTimeline;
+  /** Receives every health-URL probe's result. */
+  levels?: HealthLevels;
 }
 
 /** Resolves a health setting (path or URL) against the model server. */
 export function healthUrlOf(config: ResolvedWorkerConfig): string | undefined {
   const h = config.modelHealthUrl;
-  if (!h) return undefined;
-  if (/^https?:\/\//.test(h)) return h;
+  return h ? modelUrlOf(config, h) : undefined;
+}
+
+/** A path on the model server, or a full URL as it is. */
+export function modelUrlOf(
+  config: ResolvedWorkerConfig,
+  pathOrUrl: string,
+): string {
+  if (/^https?:\/\//.test(pathOrUrl)) return pathOrUrl;
   return config.modelServerUrl.replace(/\/+$/, "") +
-    (h.startsWith("/") ? h : `/${h}`);
+    (pathOrUrl.startsWith("/") ? pathOrUrl : `/${pathOrUrl}`);
 }
 
 /** How often the log says the model is still loading. */
@@ -94,7 +110,12 @@ export class Readiness {
   #health: HealthMonitor | undefined;
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
   #sequence: Promise<void> | undefined;
-  #healthFailed = false;
+  /** Ends the load probe once loaded (or at close). */
+  #loadProbeStop = new AbortController();
+  #loadProbing: Promise<void> | undefined;
+  /** The lifecycle hook's stop function, once the hook has resolved. */
+  #hookStop: Promise<LifecycleStop | undefined> | undefined;
+  #hookSettled = false;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
@@ -107,10 +128,20 @@ export class Readiness {
     const mode = readinessModeOf(config);
     // The log is tailed whenever there is one: even when readiness comes
     // from the health URL, its fatal lines must still count.
+    const timeline = this.#o.timeline;
+    const waitsForLog = readinessWaitsFor(mode).log;
     if (config.modelLogFile) {
       const actions = config.logActions;
+      const path = config.modelLogFile;
+      timeline?.begin("log_file", path);
       this.#monitor = new LogMonitor({
-        path: config.modelLogFile,
+        path,
+        onOpen: () => {
+          timeline?.end("log_file");
+          if (waitsForLog) {
+            timeline?.begin("model_loading", "waiting for the load line");
+          }
+        },
         from: this.#o.logFrom,
         ...(this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {}),
         actions: {
@@ -129,6 +160,9 @@ export class Readiness {
       await this.#monitor.start();
     }
     lifecycle.to("loading", this.#describeWait(mode));
+    if (config.loadProbe && readinessWaitsFor(mode).log) {
+      this.#loadProbing = this.#probeUntilLoaded(config.loadProbe.urls);
+    }
     this.#sequence = this.#run(mode).catch((e) => {
       if (!this.#abort.signal.aborted) {
         lifecycle.fail(e instanceof Error ? e.message : String(e));
@@ -136,17 +170,26 @@ export class Readiness {
     });
   }
 
-  /** Stops every probe, watcher and benchmark in flight. */
+  /**
+   * Stops every probe, watcher and benchmark in flight, then runs the
+   * lifecycle hook's stop function (one still starting runs it when done).
+   */
   async close(): Promise<void> {
     this.#abort.abort();
+    this.#loadProbeStop.abort();
+    await this.#loadProbing;
     await this.#monitor?.close();
     await this.#health?.close();
     await this.#sequence;
+    const stopping = this.#hookStop?.then(runStop);
+    if (this.#hookSettled) await stopping;
   }
 
   #onLoadLine(line: string): void {
     const { lifecycle } = this.#o;
     log.info("Model load line: {line}", { line });
+    this.#loadProbeStop.abort();
+    this.#o.timeline?.end("model_loading", "load line seen");
     this.#loaded.resolve();
     // A load line after a (non-fatal) error means the model server restarted.
     if (lifecycle.state === "error" && !lifecycle.fatal && this.#sequence) {
@@ -172,7 +215,20 @@ export class Readiness {
 
   #describeWait(mode: ReadinessMode): string {
     const { config } = this.#o;
-    const load = config.logActions.onLoad.map(String).join(" | ");
+    if (config.lifecycle) {
+      return `running the lifecycle hook, then ${this.#describeMode(mode)}`;
+    }
+    return this.#describeMode(mode);
+  }
+
+  #describeMode(mode: ReadinessMode): string {
+    const { config } = this.#o;
+    const probe = config.loadProbe
+      ? ` (or 200 from ${
+        config.loadProbe.urls.map((u) => modelUrlOf(config, u)).join(" and ")
+      })`
+      : "";
+    const load = config.logActions.onLoad.map(String).join(" | ") + probe;
     switch (mode) {
       case "logs":
         return `waiting for "${load}" in ${config.modelLogFile}`;
@@ -188,12 +244,14 @@ export class Readiness {
   }
 
   async #run(mode: ReadinessMode): Promise<void> {
+    const hook = this.#o.config.lifecycle;
+    if (hook && !(await this.#runHook(hook))) return;
     const waits = readinessWaitsFor(mode);
     try {
       await this.#await(
         waits.log ? [this.#loaded.promise] : [],
         waits.health,
-        this.#describeWait(mode),
+        this.#describeMode(mode),
       );
     } catch (e) {
       if (this.#abort.signal.aborted || mode !== "healthcheck") throw e;
@@ -223,6 +281,7 @@ export class Readiness {
     const stopProbing = new AbortController();
     let probing: Promise<void> | undefined;
     if (health) {
+      this.#o.timeline?.begin("health", healthUrlOf(config));
       probing = this.#firstHealthy(
         healthUrlOf(config)!,
         AbortSignal.any([this.#abort.signal, stopProbing.signal]),
@@ -252,21 +311,67 @@ export class Readiness {
     }
   }
 
+  /**
+   * The lifecycle hook (Python's `lifecycle.__aenter__`), bounded by the
+   * readiness timeout. A throw or a timeout is a fatal error, as in Python
+   * (`Lifecycle startup failed: ...`). False when readiness must stop.
+   */
+  async #runHook(hook: LifecycleHook): Promise<boolean> {
+    const { config, lifecycle } = this.#o;
+    const started = Promise.resolve().then(() =>
+      hook({ signal: this.#abort.signal })
+    );
+    this.#hookStop = started.then(
+      (stop) => {
+        this.#hookSettled = true;
+        return typeof stop === "function" ? stop : undefined;
+      },
+      () => {
+        this.#hookSettled = true;
+        return undefined;
+      },
+    );
+    const limit = readinessTimeoutOf(config);
+    try {
+      await this.#withTimeout(
+        started,
+        limit,
+        `not done after ${limit} s`,
+      );
+    } catch (e) {
+      if (this.#abort.signal.aborted) return false;
+      lifecycle.fail(
+        `Lifecycle startup failed: ${
+          e instanceof Error ? e.message : String(e)
+        }`,
+        { fatal: true },
+      );
+      return false;
+    }
+    log.info("Lifecycle hook done");
+    return !this.#stopped();
+  }
+
   /** Benchmark, key, ready, then health monitoring. */
   async #prepare(): Promise<void> {
     const { lifecycle } = this.#o;
     if (this.#stopped()) return;
+    const timeline = this.#o.timeline;
     lifecycle.to("benchmarking", "model loaded");
+    timeline?.begin("benchmark");
     const perf = await this.#benchmark();
     if (this.#stopped() || perf === undefined) return;
     this.#o.onMaxPerf(perf);
+    timeline?.begin("public_key");
     await this.#withTimeout(
       this.#o.keyReady(),
       60,
       "Public key not loaded after 60 s",
     );
+    timeline?.end("public_key");
     if (this.#stopped()) return;
     lifecycle.to("ready", `max_perf ${perf.toFixed(2)}`);
+    timeline?.ready(lifecycle.loadtime);
     this.#startHealthMonitor();
   }
 
@@ -283,6 +388,8 @@ export class Readiness {
         mode: benchmarkMode,
         cacheFile: benchmarkFile,
         signal: this.#abort.signal,
+        onSource: (source) => this.#o.timeline?.end("benchmark", source),
+        onRound: (r) => this.#o.timeline?.round(r),
       });
     } catch (e) {
       if (this.#abort.signal.aborted) return undefined;
@@ -291,6 +398,39 @@ export class Readiness {
         : `Benchmark failed: ${e instanceof Error ? e.message : String(e)}`;
       lifecycle.fail(why);
       return undefined;
+    }
+  }
+
+  /**
+   * Probes every URL of the load probe each interval; once all answer 2xx
+   * in one round the model counts as loaded, as by a load line.
+   */
+  async #probeUntilLoaded(urls: readonly string[]): Promise<void> {
+    const { config } = this.#o;
+    const { intervalSeconds, timeoutSeconds } = config.loadProbe!;
+    const targets = urls.map((u) => modelUrlOf(config, u));
+    const signal = this.#loadProbeStop.signal;
+    let last = "";
+    while (!signal.aborted) {
+      const results = await Promise.all(
+        targets.map((u) => probe(u, timeoutSeconds * 1000, signal)),
+      );
+      if (signal.aborted) return;
+      const failing = results.findIndex((r) => !r.ok);
+      if (failing < 0) {
+        log.info("Model loaded: {urls} answered (no load line)", {
+          urls: targets.join(" and "),
+        });
+        this.#loaded.resolve();
+        return;
+      }
+      const r = results[failing];
+      const reason = `${targets[failing]}: ${r.ok ? "" : r.reason}`;
+      if (reason !== last) {
+        log.info("Load probe waiting for {reason}", { reason });
+        last = reason;
+      }
+      await delay(intervalSeconds * 1000, { signal }).catch(() => {});
     }
   }
 
@@ -304,7 +444,12 @@ export class Readiness {
         config.healthcheck.timeoutSeconds * 1000,
         signal,
       );
-      if (r.ok || signal.aborted) return;
+      if (signal.aborted) return;
+      this.#o.levels?.engine(r);
+      if (r.ok) {
+        this.#o.timeline?.end("health", "first 200");
+        return;
+      }
       if (r.reason !== last) {
         log.info("Waiting for {url}: {reason}", { url, reason: r.reason });
         last = r.reason;
@@ -323,17 +468,9 @@ export class Readiness {
       intervalMs: h.intervalSeconds * 1000,
       timeoutMs: h.timeoutSeconds * 1000,
       failureThreshold: h.failureThreshold,
-      onUnhealthy: (reason) => {
-        this.#healthFailed = lifecycle.fail(reason);
-      },
-      onRecovered: () => {
-        if (
-          this.#healthFailed && lifecycle.state === "error" && !lifecycle.fatal
-        ) {
-          lifecycle.to("ready", "model server healthy again");
-        }
-        this.#healthFailed = false;
-      },
+      onProbe: (r) => this.#o.levels?.engine(r),
+      onUnhealthy: (reason) => lifecycle.degrade("health check", reason),
+      onRecovered: () => lifecycle.restore("health check"),
     });
     this.#health.start();
   }
@@ -352,5 +489,17 @@ export class Readiness {
       const late = e instanceof DOMException && e.name === "TimeoutError";
       throw late ? new Error(message) : e;
     }
+  }
+}
+
+/** Runs a lifecycle hook's stop function; its failure is logged, not thrown. */
+async function runStop(stop: LifecycleStop | undefined): Promise<void> {
+  if (!stop) return;
+  try {
+    await stop();
+  } catch (e) {
+    log.warn("Lifecycle stop failed: {error}", {
+      error: e instanceof Error ? e.message : String(e),
+    });
   }
 }

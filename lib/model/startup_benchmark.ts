@@ -8,9 +8,11 @@
 import { getLogger } from "@logtape/logtape";
 import {
   readBenchmarkCache,
+  type RoundResult,
   runBenchmark,
   writeBenchmarkCache,
 } from "./benchmark.ts";
+import { runRemoteFunction } from "./remote_function.ts";
 import type { BenchmarkMode } from "../config/env.ts";
 import type { Payload } from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
@@ -23,6 +25,10 @@ export interface MeasureOptions {
   /** Path of the `.has_benchmark` cache. */
   cacheFile: string;
   signal: AbortSignal;
+  /** Told where `max_perf` came from. */
+  onSource?: (source: "cached" | "measured" | "none") => void;
+  /** Told of each benchmark round. */
+  onRound?: (round: RoundResult) => void;
 }
 
 /**
@@ -42,6 +48,7 @@ export async function measureMaxPerf(
       file: cacheFile,
       value: cached,
     });
+    options.onSource?.("cached");
     return cached;
   }
   const handler = handlers.find((h) => h.config.benchmark);
@@ -49,6 +56,7 @@ export async function measureMaxPerf(
     log.info("No benchmark run ({why}); max_perf stays 0", {
       why: mode === "skip" ? "EDGEWORKER_BENCHMARK=skip" : "no handler has one",
     });
+    options.onSource?.("none");
     return 0;
   }
   const bench = handler.config.benchmark!;
@@ -65,17 +73,20 @@ export async function measureMaxPerf(
     concurrency: handler.config.allowParallelRequests ? bench.concurrency : 1,
     warmup: bench.warmup,
     signal: options.signal,
-    onRound: (r) =>
+    onRound: (r) => {
       log.info(
         "Benchmark round {index}/{total}: {ok} ok, {failed} failed, {throughput} units/s",
         { ...r, throughput: r.throughput.toFixed(2) },
-      ),
+      );
+      options.onRound?.(r);
+    },
   });
   log.info("Benchmark done: best {best}, median {median} units/s", {
     best: result.best.toFixed(2),
     median: result.median.toFixed(2),
   });
   await writeBenchmarkCache(cacheFile, result.best);
+  options.onSource?.("measured");
   return result.best;
 }
 
@@ -84,17 +95,33 @@ async function sendBenchmark(
   payload: Payload,
   signal: AbortSignal,
 ): Promise<boolean> {
-  const res = await fetch(handler.upstreamUrl, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(payload),
-    signal,
-  });
+  // A remote function is benchmarked where it runs, as Python does.
+  const res = handler.remoteFunction
+    ? await runRemoteFunction(handler.remoteFunction, payload, {
+      signal,
+      route: handler.route,
+    })
+    : await fetch(handler.upstreamUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(payload),
+      signal,
+    });
   // Read the whole answer: throughput means work done, not headers sent.
-  await res.arrayBuffer();
+  const body = await res.text();
   // A failure throws, so an all-failing benchmark names its cause.
   if (!res.ok) {
-    throw new Error(`HTTP ${res.status} from ${handler.upstreamUrl}`);
+    const from = handler.remoteFunction
+      ? `the remote function of ${handler.route}`
+      : handler.upstreamUrl;
+    throw new Error(`HTTP ${res.status} from ${from}`);
+  }
+  // A fast "200, status: failed" must not score as fast work done.
+  const failure = handler.failureOf?.(body);
+  if (failure) {
+    throw new Error(
+      `${failure} (HTTP ${res.status} from ${handler.upstreamUrl})`,
+    );
   }
   return true;
 }

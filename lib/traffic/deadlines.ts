@@ -8,7 +8,13 @@
  */
 
 /** Which limit a request ran into. */
-export type TimeoutKind = "queue" | "connect" | "first_byte" | "idle" | "total";
+export type TimeoutKind =
+  | "queue"
+  | "connect"
+  | "first_byte"
+  | "idle"
+  | "total"
+  | "stall";
 
 /** The abort reason of a request whose timeout expired. */
 export class RequestTimeout extends Error {

@@ -1,19 +1,22 @@
 /**
  * A handler config turned into what the request path calls: the upstream
- * URL, the safe workload calculator and the request parser.
+ * URL, the safe workload calculator, the request parser and the check of
+ * answers that report a failure under HTTP 2xx.
  *
  * @module
  */
 import {
   DEFAULT_TIMEOUTS,
+  type FailureBody,
   type Payload,
+  type RemoteFunction,
   type ResolvedHandlerConfig,
   type ResponseGenerator,
   type TimeoutsConfig,
   type WorkloadCalculator,
 } from "../config/schemas.ts";
 import type { RequestLimits } from "./ticket.ts";
-import { workloadOf } from "./workload.ts";
+import { readPath, workloadOf } from "./workload.ts";
 
 /** A handler ready for the request path. */
 export interface CompiledHandler {
@@ -27,6 +30,14 @@ export interface CompiledHandler {
    */
   readonly forwardsAsSent: boolean;
   readonly responseGenerator?: ResponseGenerator;
+  /**
+   * Why an answer body (its text) reports a failure, or
+   * `undefined` when it is not; absent when the handler has no
+   * `failureBody`.
+   */
+  readonly failureOf?: (body: string) => string | undefined;
+  /** Set when the worker answers itself instead of the model server. */
+  readonly remoteFunction?: RemoteFunction;
   readonly maxQueueTime: number | null;
   /** Queue time and timeouts of one request, resolved. */
   readonly limits: RequestLimits;
@@ -60,6 +71,31 @@ export function unwrapInput(payload: Payload): Payload {
     : payload;
 }
 
+/**
+ * The check of {@linkcode FailureBody}: a JSON object whose value at
+ * `path` is one of `values` fails, with a reason naming both. A body that
+ * is not JSON is not judged (it is the client's to read).
+ */
+export function failureCheck(
+  rule: FailureBody,
+): (body: string) => string | undefined {
+  return (body) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+    const value = readPath(parsed, rule.path);
+    if (value === undefined || !rule.values.includes(value as never)) {
+      return undefined;
+    }
+    return `model server reported a failure: ${rule.path} ${
+      JSON.stringify(value)
+    }`;
+  };
+}
+
 /** Compiles one handler against the model server's base URL. */
 export function compileHandler(
   config: ResolvedHandlerConfig,
@@ -77,6 +113,10 @@ export function compileHandler(
     workload: workloadOf(config.workload, config.route),
     parse,
     responseGenerator: config.responseGenerator,
+    ...(config.failureBody
+      ? { failureOf: failureCheck(config.failureBody) }
+      : {}),
+    remoteFunction: config.remoteFunction,
     maxQueueTime: config.maxQueueTime,
     limits: resolveLimits(config, workerTimeouts),
     config,

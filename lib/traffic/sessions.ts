@@ -69,8 +69,11 @@ export type SessionAccess =
   | { ok: false; missing: true; closed: boolean }
   | { ok: false; missing: false; closed: false };
 
-/** Deep equality of JSON values (`session_auth` must equal `auth_data`). */
-function jsonEqual(a: unknown, b: unknown): boolean {
+/**
+ * Deep equality of JSON values (`session_auth` must equal `auth_data`; a
+ * resumed stream's `auth_data` its request's).
+ */
+export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || !a || !b) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import type { SlotQueue } from "./admission.ts";
 import type { ClientWatch } from "./client_gone.ts";
 import { Deadlines, RequestTimeout, type Watched } from "./deadlines.ts";
@@ -17,6 +18,8 @@ import type {
   RequestOutcome,
   RequestRecord,
 } from "./ledger.ts";
+
+const log = getLogger(["edgeworker", "stall"]);
 
 /** Status recorded when the client went away (never delivered). */
 export const CLIENT_CLOSED_REQUEST = 499;
@@ -60,6 +63,8 @@ export class RequestTicket implements Watched {
   #lastByteAt = 0;
   // Chunks counted at the last sweep: the sweep, not each chunk, reads the clock.
   #sweptChunks = 0;
+  // Counted in the office's stalled streams now.
+  #stalled = false;
   #release: () => void = () => {};
   #clientSignal: AbortSignal;
   #onClientGone = () => this.cancel("client disconnected");
@@ -84,7 +89,7 @@ export class RequestTicket implements Watched {
     this.#unwatch = office.clientWatch?.watch(remote, this.#onClientGone);
     place.session?.add(this.#abort);
     office.track(this);
-    if (hasDeadline(place)) office.deadlines.watch(this);
+    if (hasDeadline(place) || office.stall) office.deadlines.watch(this);
   }
 
   /** Aborted when the request must stop: client gone, timeout, shutdown. */
@@ -149,6 +154,18 @@ export class RequestTicket implements Watched {
     if (this.record.chunks++ === 0) this.record.firstByteAt = Date.now();
   }
 
+  /**
+   * Stops watching the client for the caller (a resumable stream outlives
+   * its connection): leaving no longer cancels the request. Returns the
+   * client's signal, which still says when it left.
+   */
+  releaseClient(): AbortSignal {
+    this.#clientSignal.removeEventListener("abort", this.#onClientGone);
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    return this.#clientSignal;
+  }
+
   /** Stops the request; its outcome is decided by whoever ends it. */
   cancel(why: string): void {
     if (!this.#abort.signal.aborted) this.#abort.abort(new Error(why));
@@ -173,30 +190,61 @@ export class RequestTicket implements Watched {
   /** @internal Called by the sweep with the monotonic time. */
   check(now: number): boolean {
     if (this.ended) return false;
-    const limits = this.#place.limits;
     if (this.record.chunks !== this.#sweptChunks) {
       this.#sweptChunks = this.record.chunks;
       this.#lastByteAt = now;
     }
-    const over = (since: number, seconds: number | null) =>
-      seconds !== null && now - since >= seconds * 1000;
-    let expired: RequestTimeout | undefined;
-    if (this.#phase === "queued") {
-      if (over(this.#enteredAt, limits.maxQueueTime)) {
-        expired = new RequestTimeout("queue", limits.maxQueueTime!);
-      }
-    } else if (over(this.#sentAt, limits.total)) {
-      expired = new RequestTimeout("total", limits.total!);
-    } else if (this.#phase === "sent" && over(this.#sentAt, limits.firstByte)) {
-      expired = new RequestTimeout("first_byte", limits.firstByte!);
-    } else if (
-      this.#phase === "answering" && over(this.#lastByteAt, limits.idle)
-    ) {
-      expired = new RequestTimeout("idle", limits.idle!);
-    }
+    const expired = this.#stallCheck(now) ?? this.#expiredLimit(now);
     if (!expired) return true;
     this.#abort.abort(expired);
     return false;
+  }
+
+  // Flags (or un-flags) a quiet answer; the stall abort when that is on.
+  #stallCheck(now: number): RequestTimeout | undefined {
+    const stall = this.#office.stall;
+    if (!stall || this.#phase !== "answering") return undefined;
+    const quiet = now - this.#lastByteAt >= stall.seconds * 1000;
+    if (quiet !== this.#stalled) this.#markStalled(quiet, stall.seconds);
+    return quiet && stall.abort
+      ? new RequestTimeout("stall", stall.seconds)
+      : undefined;
+  }
+
+  #expiredLimit(now: number): RequestTimeout | undefined {
+    const limits = this.#place.limits;
+    const over = (since: number, seconds: number | null) =>
+      seconds !== null && now - since >= seconds * 1000;
+    if (this.#phase === "queued") {
+      return over(this.#enteredAt, limits.maxQueueTime)
+        ? new RequestTimeout("queue", limits.maxQueueTime!)
+        : undefined;
+    }
+    if (over(this.#sentAt, limits.total)) {
+      return new RequestTimeout("total", limits.total!);
+    }
+    if (this.#phase === "sent" && over(this.#sentAt, limits.firstByte)) {
+      return new RequestTimeout("first_byte", limits.firstByte!);
+    }
+    if (this.#phase === "answering" && over(this.#lastByteAt, limits.idle)) {
+      return new RequestTimeout("idle", limits.idle!);
+    }
+    return undefined;
+  }
+
+  #markStalled(stalled: boolean, seconds: number): void {
+    this.#stalled = stalled;
+    this.#office.countStalled(stalled ? 1 : -1);
+    if (stalled) {
+      log.warn(
+        "Stream of {route} stalled: no byte from the model for {s} s{abort}",
+        {
+          route: this.record.route,
+          s: seconds,
+          abort: this.#office.stall?.abort ? " (aborted)" : "",
+        },
+      );
+    }
   }
 
   #endIfAborted(detail: string): boolean {
@@ -242,6 +290,7 @@ export class RequestTicket implements Watched {
   }
 
   #free(): void {
+    if (this.#stalled) this.#markStalled(false, 0);
     this.#release();
     this.#clientSignal.removeEventListener("abort", this.#onClientGone);
     this.#unwatch?.();
@@ -257,9 +306,30 @@ function hasDeadline(place: TicketPlace): boolean {
     (place.queue !== null && l.maxQueueTime !== null);
 }
 
+/**
+ * The stall detector: an answer under way that relays no byte for
+ * `seconds` is flagged (and aborted with a recorded error when `abort`).
+ */
+export interface StallRule {
+  seconds: number;
+  abort: boolean;
+}
+
+/** Stall figures of {@linkcode Admission.stalls}. */
+export interface StallCounts {
+  /** Answers stalled now. */
+  now: number;
+  /** Answers that stalled since start. */
+  total: number;
+  /** Of those, aborted by the detector. */
+  aborted: number;
+}
+
 /** Options of {@linkcode Admission}. */
 export interface AdmissionOptions {
   ledger: Ledger;
+  /** The stall detector; none when absent. */
+  stall?: StallRule;
   /** The sweep of every ticket's deadlines; one is made when absent. */
   deadlines?: Deadlines;
   /** Notices clients that leave where `request.signal` cannot. */
@@ -277,11 +347,15 @@ export class Admission {
   readonly deadlines: Deadlines;
   /** The kernel's view of client connections, where available. */
   readonly clientWatch: ClientWatch | undefined;
+  /** The stall detector in force, if any. */
+  readonly stall: StallRule | undefined;
   #open = new Set<RequestTicket>();
+  #stalls: StallCounts = { now: 0, total: 0, aborted: 0 };
 
   /** Creates the office. */
   constructor(options: AdmissionOptions) {
     this.ledger = options.ledger;
+    this.stall = options.stall;
     this.deadlines = options.deadlines ?? new Deadlines();
     this.clientWatch = options.clientWatch;
   }
@@ -299,6 +373,20 @@ export class Admission {
   /** Tickets not yet ended. */
   get openCount(): number {
     return this.#open.size;
+  }
+
+  /** Stalled answers now and since start. */
+  get stalls(): Readonly<StallCounts> {
+    return this.#stalls;
+  }
+
+  /** @internal A ticket's answer stalled (+1) or moved again / ended (-1). */
+  countStalled(delta: 1 | -1): void {
+    this.#stalls.now += delta;
+    if (delta === 1) {
+      this.#stalls.total++;
+      if (this.stall?.abort) this.#stalls.aborted++;
+    }
   }
 
   /** Aborts every open request (end of the drain at shutdown). */

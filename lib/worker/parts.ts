@@ -11,6 +11,8 @@ import { SignatureVerifier } from "../auth/signatures.ts";
 import { diskUsedGb } from "../autoscaler/disk_usage.ts";
 import { Reporter } from "../autoscaler/reporter.ts";
 import {
+  envResumeBuffer,
+  envStallRule,
   envTimeouts,
   publicUrl,
   reportAddresses,
@@ -19,13 +21,17 @@ import {
 } from "../config/env.ts";
 import type { ResolvedWorkerConfig } from "../config/schemas.ts";
 import { WorkerMetrics } from "../metrics/worker_metrics.ts";
+import { GenerationCanary } from "../model/canary.ts";
 import { EngineMetricsScraper } from "../model/engine_metrics.ts";
+import { HealthLevels } from "../model/health_levels.ts";
 import { Lifecycle } from "../model/lifecycle.ts";
+import { StartupTimeline } from "../model/timeline.ts";
 import { QueuePlan } from "../traffic/admission.ts";
 import { Capacity } from "../traffic/capacity.ts";
 import { ClientWatch } from "../traffic/client_gone.ts";
 import { type CompiledHandler, compileHandler } from "../traffic/handlers.ts";
 import { Ledger } from "../traffic/ledger.ts";
+import { ResumeRegistry } from "../traffic/resumable.ts";
 import { SessionStore } from "../traffic/sessions.ts";
 import { Admission } from "../traffic/ticket.ts";
 
@@ -57,8 +63,16 @@ export interface WorkerParts {
   admission: Admission;
   verifier: SignatureVerifier;
   sessions: SessionStore;
+  /** Resumable streams (handlers with `resumeSeconds`). */
+  resumable: ResumeRegistry;
   engine: EngineMetricsScraper | undefined;
   metrics: WorkerMetrics;
+  /** The three health levels. */
+  levels: HealthLevels;
+  /** How long each startup phase took. */
+  timeline: StartupTimeline;
+  /** Only when the config's canary has an idle time. */
+  canary: GenerationCanary | undefined;
   /** Only when `REPORT_ADDR` is set. */
   reporter: Reporter | undefined;
   /** Autoscaler base URLs (`REPORT_ADDR`). */
@@ -79,9 +93,10 @@ export function buildParts(
   const ledger = new Ledger({
     maxFinished: reportAddrs.length > 0 ? 100_000 : 1000,
   });
-  const lifecycle = new Lifecycle({
-    startedAt: Date.now() - performance.now(),
-  });
+  const startedAt = Date.now() - performance.now();
+  const lifecycle = new Lifecycle({ startedAt });
+  const timeline = new StartupTimeline({ startedAt });
+  timeline.followFirstRequest(ledger);
   const capacity = new Capacity();
   capacity.follow(ledger);
   const timeouts = { ...config.timeouts, ...envTimeouts(env) };
@@ -93,7 +108,22 @@ export function buildParts(
   const admission = new Admission({
     ledger,
     clientWatch: new ClientWatch({ localPort: port }),
+    stall: envStallRule(env),
   });
+  const canaryConfig = config.canary;
+  const levels = new HealthLevels({
+    engine: config.modelHealthUrl !== undefined,
+    generation: canaryConfig?.idleSeconds != null,
+  });
+  const canary = canaryConfig && canaryConfig.idleSeconds !== null
+    ? new GenerationCanary({
+      config: { ...canaryConfig, idleSeconds: canaryConfig.idleSeconds },
+      url: handlers.find((h) => h.route === canaryConfig.route)!.upstreamUrl,
+      ledger,
+      lifecycle,
+      levels,
+    })
+    : undefined;
 
   if (env.UNSECURED) {
     log.warn(
@@ -110,6 +140,10 @@ export function buildParts(
     maxSessions: config.maxSessions,
     modelServerUrl: config.modelServerUrl,
     reapIntervalMs: timings.sessionReapMs,
+  });
+  const resumable = new ResumeRegistry({
+    ...config.resumeBuffer,
+    ...envResumeBuffer(env),
   });
   const engine = config.engineMetrics
     ? new EngineMetricsScraper({
@@ -142,6 +176,7 @@ export function buildParts(
     liveThroughput: () => capacity.live ?? 0,
     reports: () => reporter?.stats ?? {},
     engine: engine ? () => engine.snapshot() : undefined,
+    resume: () => resumable.stats,
   });
   return {
     ledger,
@@ -152,8 +187,12 @@ export function buildParts(
     admission,
     verifier,
     sessions,
+    resumable,
     engine,
     metrics,
+    levels,
+    timeline,
+    canary,
     reporter,
     reportAddrs,
     publicUrl: identity.url,

@@ -23,9 +23,12 @@ import {
 } from "../http/listen.ts";
 import { modelHttpClient } from "../http/proxy.ts";
 import { sessionEndApp } from "../http/session_routes.ts";
+import { renderHealthMetrics } from "../metrics/health_metrics.ts";
+import { resolveCanary } from "../model/canary.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import { Readiness } from "../model/readiness.ts";
 import type { Ledger } from "../traffic/ledger.ts";
+import { DashboardFeed } from "../metrics/dashboard_feed.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
 import { announceLaunchFailure } from "./launch_failure.ts";
 import { buildParts, type WorkerParts, type WorkerTimings } from "./parts.ts";
@@ -137,7 +140,8 @@ export class Worker {
     env: WorkerEnv,
     options: WorkerStartOptions,
   ): Promise<RunningWorker> {
-    const config = this.config;
+    // The environment's canary settings are checked before anything listens.
+    const config = { ...this.config, canary: resolveCanary(this.config, env) };
     const tls = env.USE_SSL ? await readTls(env) : undefined;
     // The parts need the listening port, so the server starts with a
     // handler set right after, before any await.
@@ -173,8 +177,10 @@ export class Worker {
       maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES,
       update: { token: env.MASTER_TOKEN, file: env.EDGEWORKER_UPDATE_FILE },
       drainRetryAfterSeconds: DRAIN_RETRY_AFTER_SECONDS,
-      metricsText: () => parts.metrics.render(),
+      metricsText: () => parts.metrics.render() + healthMetricsOf(parts),
       status: () => statusOf(parts),
+      health: () => parts.levels.view(),
+      dashboard: env.EDGEWORKER_DASHBOARD ? dashboardOf(parts, env) : undefined,
     }).fetch;
 
     let httpServer: Server | undefined;
@@ -211,9 +217,12 @@ export class Worker {
       },
       logPollMs: timings.logPollMs,
       probeIntervalMs: timings.probeIntervalMs,
+      timeline: parts.timeline,
+      levels: parts.levels,
     });
     await readiness.start();
     engine?.start();
+    parts.canary?.start();
     const host = env.EDGEWORKER_HOST === "0.0.0.0"
       ? "127.0.0.1"
       : env.EDGEWORKER_HOST;
@@ -232,9 +241,11 @@ export class Worker {
       drainMs: env.EDGEWORKER_DRAIN_SECONDS * 1000,
       watchers: () => readiness.close(),
       closers: [
+        () => Promise.resolve(parts.resumable.close()),
         () => server.shutdown(),
         async () => await httpServer?.shutdown(),
         async () => await engine?.close(),
+        async () => await parts.canary?.close(),
         () => parts.admission.close(),
         () => Promise.resolve(modelClient.close()),
       ],
@@ -290,9 +301,40 @@ function statusOf(p: WorkerParts): unknown {
     queued: p.queues.waiting,
     queue_workload: p.ledger.queueWorkload,
     sessions: p.sessions.size,
+    resumable: p.resumable.stats,
     last_report: p.reporter?.lastStatus ?? null,
     engine: p.engine?.snapshot() ?? null,
+    health: p.levels.view(),
+    canary: p.canary?.stats ?? null,
+    stalls: p.admission.stall
+      ? { ...p.admission.stall, ...p.admission.stalls }
+      : null,
+    startup: p.timeline.view(),
   });
+}
+
+/** The health families of `/metrics` (levels, canary, stalls, startup). */
+function healthMetricsOf(p: WorkerParts): string {
+  return renderHealthMetrics({
+    levels: () => p.levels.statuses(),
+    canary: () => p.canary?.stats,
+    stalls: () => p.admission.stall ? p.admission.stalls : undefined,
+    timeline: () => p.timeline.view(),
+  });
+}
+
+/** `GET /dashboard`'s parts: the feed follows the ledger from now on. */
+function dashboardOf(p: WorkerParts, env: WorkerEnv) {
+  const feed = new DashboardFeed(p.ledger, {
+    id: env.CONTAINER_ID,
+    url: p.publicUrl,
+    state: () => p.lifecycle.state,
+    errorMsg: () => p.lifecycle.errorMsg,
+    maxPerf: () => p.capacity.benchmark,
+    queued: () => p.queues.waiting,
+  });
+  const title = `edgeworker worker ${env.CONTAINER_ID} (${p.publicUrl})`;
+  return { token: env.MASTER_TOKEN, title, view: () => feed.view(title) };
 }
 
 /** Raises the open-file limit where it may; says when it stays low. */

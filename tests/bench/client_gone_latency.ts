@@ -77,7 +77,6 @@ const outcomes = new Set(
   w.ledger.pendingFinished().map((r) => `${r.status} ${r.httpStatus}`),
 );
 console.log("recorded:", [...outcomes].join(", "));
-await w.shutdown();
+await w.stop();
 model.closeAllConnections();
 model.close();
-await Deno.remove(w.dir, { recursive: true });

@@ -21,7 +21,8 @@
  *
  * @module
  */
-import { freePort, waitReady } from "../e2e/_scenario.ts";
+import { delay } from "../../lib/std/async.ts";
+import { freePort, waitReady, workerEnv } from "../e2e/_scenario.ts";
 
 const MAIN = Deno.env.get("FLOOD_MAIN") ??
   new URL("../../main.ts", import.meta.url).pathname;
@@ -35,7 +36,6 @@ const EXTRA_ENV = Object.fromEntries(
     .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
 );
 const enc = new TextEncoder();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const model = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -76,14 +76,11 @@ async function startWorker(ulimit?: number) {
   const child = new Deno.Command("bash", {
     args: ["-c", ulimit ? `ulimit -n ${ulimit}; ${deno}` : deno],
     cwd: dir,
-    env: {
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      EDGEWORKER_HOST: "127.0.0.1",
+    env: workerEnv(port, {
       UNSECURED: "true",
       EDGEWORKER_LOG_LEVEL: "warning",
       ...EXTRA_ENV,
-    },
+    }),
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -130,7 +127,7 @@ async function openConns(port: number, n: number, head?: string) {
 async function msUntilClosed(conn: Deno.Conn, limitMs: number) {
   const t0 = performance.now();
   const buf = new Uint8Array(16384);
-  const limit = sleep(limitMs).then(() => "limit" as const);
+  const limit = delay(limitMs).then(() => "limit" as const);
   for (;;) {
     const r = await Promise.race([conn.read(buf).catch(() => null), limit]);
     if (r === "limit") return NaN;
@@ -151,7 +148,7 @@ async function answers(url: string): Promise<string> {
 }
 
 async function alive(child: Deno.ChildProcess): Promise<string> {
-  const r = await Promise.race([child.status, sleep(200).then(() => null)]);
+  const r = await Promise.race([child.status, delay(200).then(() => null)]);
   return r ? `exited with code ${r.code}` : "alive";
 }
 
@@ -168,7 +165,7 @@ try {
       "POST /echo HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n" +
         `content-length: ${ANNOUNCE}\r\n\r\n{`,
     );
-    await sleep(HOLD_MS);
+    await delay(HOLD_MS);
     const during = await rssKb(w.pid);
     let closed = 0;
     await Promise.all(
@@ -212,11 +209,11 @@ try {
   } else if (scenario === "fds") {
     const n = Number(Deno.env.get("FLOOD_CONNS") ?? 1000);
     const { conns, failed } = await openConns(w.port, n);
-    await sleep(2000);
+    await delay(2000);
     const during = await answers(w.url);
     const state = await alive(w.child);
     for (const c of conns) c.close();
-    await sleep(1000);
+    await delay(1000);
     console.log(
       `ulimit -n ${ULIMIT}, ${n} idle connections (${failed} refused): ` +
         `while held: ${state}, health ${during}; after closing them: ` +
@@ -259,13 +256,13 @@ try {
           count(`failed: ${e instanceof Error ? e.message : e}`);
         }
       }),
-      sleep(STREAM_MS * 5).then(async () => {
+      delay(STREAM_MS * 5).then(async () => {
         during = await answers(w.url);
         state = await alive(w.child);
       }),
     ]);
     for (const c of clients) c.close();
-    await sleep(500);
+    await delay(500);
     console.log(
       `ulimit -n ${ULIMIT}, ${n} streams on separate connections: ` +
         `${JSON.stringify(Object.fromEntries(outcomes))}; mid-way: ${state}, ` +

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { freePort } from "../e2e/_scenario.ts";
+import { freePort, workerEnv } from "../e2e/_scenario.ts";
 import { commandName } from "./proc.ts";
 
 const here = (path: string) => new URL(path, import.meta.url).pathname;
@@ -147,10 +147,7 @@ export async function startEdgeworker(
       name,
       port,
       [...extraDenoArgs, MAIN, "run", "--config", `${dir}/worker.yaml`],
-      {
-        WORKER_PORT: String(port),
-        WORKER_HTTP_PORT: String(freePort()),
-        EDGEWORKER_HOST: "127.0.0.1",
+      workerEnv(port, {
         UNSECURED: String(unsecured),
         EDGEWORKER_PUBKEY_FILE: `${dir}/key.pem`,
         EDGEWORKER_LOG_LEVEL: "error",
@@ -158,7 +155,7 @@ export async function startEdgeworker(
         EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
         EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
         EDGEWORKER_DRAIN_SECONDS: "1",
-      },
+      }),
       dir,
     );
     await waitReady(target.url);

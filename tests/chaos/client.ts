@@ -183,6 +183,7 @@ export function checkWorkerAnswer(
 export async function expectWorkerError(
   res: Response,
   statuses: readonly number[],
+  record: Verdict["record"] = "none",
 ): Promise<Verdict> {
   const { text } = await readBody(res);
   if (relayed(res)) {
@@ -197,7 +198,7 @@ export async function expectWorkerError(
     };
   }
   return {
-    record: "none",
+    record,
     seen: String(res.status),
     problems: checkWorkerAnswer(
       res.status,
@@ -216,9 +217,4 @@ export function errorText(e: unknown): string {
 /** `true` for the error `fetch` throws when we aborted it. */
 export function isAbort(e: unknown): boolean {
   return e instanceof DOMException && e.name === "AbortError";
-}
-
-/** Sleeps `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { delay } from "../../lib/std/async.ts";
 import type { Recorded } from "../../dev/control_plane.ts";
 import { urlSignatureMessage } from "../../dev/_signing.ts";
 import type { WorkerStatus } from "../../lib/autoscaler/wire.ts";
@@ -170,8 +171,6 @@ const HUGE_PAIR: Ingredient = {
   },
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Runs the chaos described by `options` and returns its books. */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const o = {
@@ -320,7 +319,7 @@ async function drive(
     o.concurrency,
     (i) => runOne(1 + i, warm[i % 2], ROUTES.chat),
   );
-  await sleep(300);
+  await delay(300);
   const base = await procFigures(worker.pid);
   log(`baseline rss ${mb(base.rssBytes)} MB, ${base.fds} fds`);
 
@@ -383,7 +382,7 @@ async function drive(
     const done = expected.every((r) => seen.has(r.idx)) && m !== undefined &&
       m.inFlight === 0 && m.queued === 0 && !open;
     if (done || performance.now() > settleEnd) break;
-    await sleep(200);
+    await delay(200);
   }
   await quiet(as, worker.base, Math.max(settleEnd, performance.now() + 8000));
 
@@ -406,10 +405,10 @@ async function drive(
   const probeEnd = performance.now() + 8000;
   while (performance.now() < probeEnd) {
     if (sumAfter(as.acceptedStatus(), mark, "cur_perf") >= probeWant) break;
-    await sleep(100);
+    await delay(100);
   }
   await quiet(as, worker.base, performance.now() + 8000);
-  await sleep(300);
+  await delay(300);
 
   const after = await procFigures(worker.pid);
   const metrics = await readMetrics(worker.base);
@@ -493,7 +492,7 @@ async function quiet(
   let n = as.allStatus().length;
   let since = performance.now();
   while (performance.now() < until) {
-    await sleep(100);
+    await delay(100);
     const now = as.allStatus().length;
     if (now !== n) {
       n = now;

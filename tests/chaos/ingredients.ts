@@ -20,7 +20,6 @@ import {
   relayed,
   type RequestCtx,
   send,
-  sleep,
   type Verdict,
 } from "./client.ts";
 import { holdIdleConnections, rawRequest } from "./raw_client.ts";
@@ -79,32 +78,11 @@ async function expectRelayed(
 }
 
 /** Judges an answer the worker should write itself (model broke). */
-async function expectModelFailure(
+function expectModelFailure(
   res: Response,
   statuses: readonly number[],
 ): Promise<Verdict> {
-  const { text } = await readBody(res);
-  if (relayed(res)) {
-    return {
-      record: "any",
-      seen: `${res.status} relayed`,
-      problems: [
-        `expected a worker ${
-          statuses.join("/")
-        }, got the model's ${res.status}`,
-      ],
-    };
-  }
-  return {
-    record: ["Error"],
-    seen: String(res.status),
-    problems: checkWorkerAnswer(
-      res.status,
-      res.headers.get("content-type"),
-      text,
-      statuses,
-    ),
-  };
+  return expectWorkerError(res, statuses, ["Error"]);
 }
 
 /** Sends a valid envelope with `chaos` and judges it with `judge`. */
@@ -114,13 +92,77 @@ async function call(
   judge: (res: Response) => Promise<Verdict>,
   extra: Record<string, unknown> = {},
 ): Promise<Verdict> {
-  let res: Response;
+  return await sendText(
+    ctx,
+    envelopeText(ctx, payloadOf(ctx, chaos, extra)),
+    judge,
+  );
+}
+
+/** Sends `text` and judges the answer; a fetch that threw gets `failed`. */
+async function sendText(
+  ctx: RequestCtx,
+  text: string,
+  judge: (res: Response) => Promise<Verdict>,
+  failed: (e: unknown) => Verdict = fetchFailed,
+): Promise<Verdict> {
   try {
-    res = await send(ctx, envelopeText(ctx, payloadOf(ctx, chaos, extra)));
+    return await judge(await send(ctx, text));
   } catch (e) {
-    return fetchFailed(e);
+    return failed(e);
   }
-  return await judge(res);
+}
+
+/** Sends `chaos` (a stream), reads `k` events and leaves. */
+async function leaveAfterEvents(
+  ctx: RequestCtx,
+  chaos: string,
+  k: number,
+): Promise<Verdict> {
+  const abort = new AbortController();
+  try {
+    const res = await send(
+      ctx,
+      envelopeText(ctx, payloadOf(ctx, chaos)),
+      { signal: abort.signal },
+    );
+    if (!relayed(res)) {
+      const { text } = await readBody(res);
+      return {
+        record: "any",
+        seen: `${res.status} from worker`,
+        problems: [
+          `expected a stream, got ${res.status}: ${text.slice(0, 80)}`,
+        ],
+      };
+    }
+    const got = await readEventsThenLeave(res, k, abort);
+    return {
+      record: ["Cancelled"],
+      seen: `left after ${got}`,
+      problems: got === k ? [] : [`${got} of ${k} events before leaving`],
+    };
+  } catch (e) {
+    return leftOrFailed(e);
+  }
+}
+
+/** The model's 200 relayed and recorded as a success. */
+function relayedOk(res: Response): Promise<Verdict> {
+  return expectRelayed(res, 200, ["Success"]);
+}
+
+/** A worker error that the ledger records as a rejection. */
+function expectRejected(
+  res: Response,
+  statuses: readonly number[],
+): Promise<Verdict> {
+  return expectWorkerError(res, statuses, ["Rejected"]);
+}
+
+/** A fetch that threw before any record could open. */
+function failedUnrecorded(e: unknown): Verdict {
+  return { ...fetchFailed(e), record: "none" };
 }
 
 /** The verdict of a fetch that threw: nothing is known of its record. */
@@ -216,7 +258,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
       call(
         ctx,
         `slow:${ctx.rng.int(20, 400)}`,
-        (res) => expectRelayed(res, 200, ["Success"]),
+        relayedOk,
       ),
   },
   {
@@ -354,55 +396,16 @@ export const INGREDIENTS: readonly Ingredient[] = [
     group: "client",
     weight: 3,
     about: "client leaves a slow stream after 0-5 events",
-    run: async (ctx) => {
-      const abort = new AbortController();
-      const k = ctx.rng.int(0, 5);
-      try {
-        const res = await send(
-          ctx,
-          envelopeText(ctx, payloadOf(ctx, "stream:30:40")),
-          { signal: abort.signal },
-        );
-        if (!relayed(res)) {
-          const { text } = await readBody(res);
-          return {
-            record: "any",
-            seen: `${res.status} from worker`,
-            problems: [
-              `expected a stream, got ${res.status}: ${text.slice(0, 80)}`,
-            ],
-          };
-        }
-        await readEventsThenLeave(res, k, abort);
-        return { record: ["Cancelled"], seen: `left after ${k}`, problems: [] };
-      } catch (e) {
-        return leftOrFailed(e);
-      }
-    },
+    run: (ctx) => leaveAfterEvents(ctx, "stream:30:40", ctx.rng.int(0, 5)),
   },
   {
     name: "stall_stream_leave",
     group: "client",
     weight: 2,
     about: "stream stalls after 1-3 events, client leaves",
-    run: async (ctx) => {
-      const abort = new AbortController();
+    run: (ctx) => {
       const k = ctx.rng.int(1, 3);
-      try {
-        const res = await send(
-          ctx,
-          envelopeText(ctx, payloadOf(ctx, `stall-stream:${k}`)),
-          { signal: abort.signal },
-        );
-        const got = await readEventsThenLeave(res, k, abort);
-        return {
-          record: ["Cancelled"],
-          seen: `left after ${got}`,
-          problems: got === k ? [] : [`${got} of ${k} events before the stall`],
-        };
-      } catch (e) {
-        return leftOrFailed(e);
-      }
+      return leaveAfterEvents(ctx, `stall-stream:${k}`, k);
     },
   },
   {
@@ -479,7 +482,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
             problems: [],
           };
         }
-        return await expectRelayed(res, 200, ["Success"]);
+        return await relayedOk(res);
       } catch (e) {
         // It may have been answered just as we left, or never admitted.
         if (isAbort(e)) {
@@ -578,13 +581,12 @@ export const INGREDIENTS: readonly Ingredient[] = [
         "\u0000\u0001\u0002",
         '{"auth_data": {}, "payload": {}}\u0000',
       ];
-      try {
-        return await expectWorkerError(await send(ctx, ctx.rng.pick(bodies)), [
-          422,
-        ]);
-      } catch (e) {
-        return { ...fetchFailed(e), record: "none" };
-      }
+      return await sendText(
+        ctx,
+        ctx.rng.pick(bodies),
+        (res) => expectWorkerError(res, [422]),
+        failedUnrecorded,
+      );
     },
   },
   {
@@ -614,14 +616,11 @@ export const INGREDIENTS: readonly Ingredient[] = [
         ["session_id", { auth_data: auth, payload, session_id: 5 }],
       ];
       const [field, body] = ctx.rng.pick(variants);
-      try {
-        const res = await send(ctx, JSON.stringify(body));
+      return await sendText(ctx, JSON.stringify(body), async (res) => {
         const v = await expectWorkerError(res, [422]);
         v.seen = `${v.seen} (${field})`;
         return v;
-      } catch (e) {
-        return { ...fetchFailed(e), record: "none" };
-      }
+      }, failedUnrecorded);
     },
   },
   {
@@ -635,14 +634,12 @@ export const INGREDIENTS: readonly Ingredient[] = [
       const text = envelopeText(ctx, payloadOf(ctx, "ok", { pad }));
       try {
         const res = await send(ctx, text);
-        if (ctx.maxBodyBytes === undefined) {
-          return await expectRelayed(res, 200, ["Success"]);
-        }
+        if (ctx.maxBodyBytes === undefined) return await relayedOk(res);
         return await expectWorkerError(res, [413]);
       } catch (e) {
         // The worker may answer 413 and close before the body is sent.
         return ctx.maxBodyBytes === undefined
-          ? { record: "any", seen: "fetch failed", problems: [errorText(e)] }
+          ? fetchFailed(e)
           : { record: "none", seen: "reset", problems: [] };
       }
     },
@@ -661,10 +658,10 @@ export const INGREDIENTS: readonly Ingredient[] = [
           {},
           path,
         );
-        if (res.ok) return await expectRelayed(res, 200, ["Success"]);
+        if (res.ok) return await relayedOk(res);
         return await expectWorkerError(res, [414, 431]);
       } catch (e) {
-        return { ...fetchFailed(e), record: "none" };
+        return failedUnrecorded(e);
       }
     },
   },
@@ -684,11 +681,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
       ctx.saneWorkload = false;
       const text = envelopeText(ctx, payloadOf(ctx, "ok"))
         .replace(/"max_tokens":\d+/, `"max_tokens":${raw}`);
-      try {
-        return await expectRelayed(await send(ctx, text), 200, ["Success"]);
-      } catch (e) {
-        return fetchFailed(e);
-      }
+      return await sendText(ctx, text, relayedOk);
     },
   },
   {
@@ -704,11 +697,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
             ctx.rng.pick(["9007199254740993", "18446744073709551617"])
           }`,
         );
-      try {
-        return await expectRelayed(await send(ctx, text), 200, ["Success"]);
-      } catch (e) {
-        return fetchFailed(e);
-      }
+      return await sendText(ctx, text, relayedOk);
     },
   },
   {
@@ -728,16 +717,11 @@ export const INGREDIENTS: readonly Ingredient[] = [
         await ctx.signUrl("http://127.0.0.1:1"),
       ];
       const signature = ctx.rng.pick(variants);
-      try {
-        const res = await send(
-          ctx,
-          envelopeText(ctx, payloadOf(ctx, "ok"), { signature }),
-        );
-        const v = await expectWorkerError(res, [401]);
-        return v.record === "none" ? { ...v, record: ["Rejected"] } : v;
-      } catch (e) {
-        return fetchFailed(e);
-      }
+      return await sendText(
+        ctx,
+        envelopeText(ctx, payloadOf(ctx, "ok"), { signature }),
+        (res) => expectRejected(res, [401]),
+      );
     },
   },
   {
@@ -749,19 +733,12 @@ export const INGREDIENTS: readonly Ingredient[] = [
       const url = `http://203.0.113.${ctx.rng.int(1, 254)}:${
         ctx.rng.int(1024, 65535)
       }`;
-      try {
-        const res = await send(
-          ctx,
-          envelopeText(ctx, payloadOf(ctx, "ok"), {
-            url,
-            signature: await ctx.signUrl(url),
-          }),
-        );
-        const v = await expectWorkerError(res, [401]);
-        return v.record === "none" ? { ...v, record: ["Rejected"] } : v;
-      } catch (e) {
-        return fetchFailed(e);
-      }
+      const signature = await ctx.signUrl(url);
+      return await sendText(
+        ctx,
+        envelopeText(ctx, payloadOf(ctx, "ok"), { url, signature }),
+        (res) => expectRejected(res, [401]),
+      );
     },
   },
   {
@@ -773,14 +750,11 @@ export const INGREDIENTS: readonly Ingredient[] = [
     run: async (ctx) => {
       const payload = { ...payloadOf(ctx, "slow:300"), max_tokens: 200_000 };
       ctx.workload = 200_000;
-      try {
-        const res = await send(ctx, envelopeText(ctx, payload));
-        if (relayed(res)) return await expectRelayed(res, 200, ["Success"]);
-        const v = await expectWorkerError(res, [429]);
-        return v.record === "none" ? { ...v, record: ["Rejected"] } : v;
-      } catch (e) {
-        return fetchFailed(e);
-      }
+      return await sendText(
+        ctx,
+        envelopeText(ctx, payload),
+        (res) => relayed(res) ? relayedOk(res) : expectRejected(res, [429]),
+      );
     },
   },
 ];
@@ -810,5 +784,3 @@ export function selectIngredients(
     (only.length === 0 || hit(i, only)) && !hit(i, without)
   );
 }
-
-export { sleep };

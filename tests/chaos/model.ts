@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { delay } from "../../lib/std/async.ts";
 import { chunk, type RequestHead, text, WireConn } from "./http_wire.ts";
 
 /** How one model call ended. */
@@ -74,8 +75,6 @@ function jsonAnswer(status: number, body: unknown, close = false): string {
 
 const STREAM_HEAD = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n" +
   MODEL_HEADER + "transfer-encoding: chunked\r\n\r\n";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts the chaos model on a free port. */
 export function startChaosModel(): ChaosModel {
@@ -155,7 +154,7 @@ export function startChaosModel(): ChaosModel {
       Number.isFinite(Number(s)) && s !== undefined && s !== "" ? Number(s) : d;
     switch (kind) {
       case "slow":
-        await sleep(n(a, 100));
+        await delay(n(a, 100));
         return ended(
           (await wire.write(jsonAnswer(200, { ok: true, idx })))
             ? "done"
@@ -178,7 +177,7 @@ export function startChaosModel(): ChaosModel {
         const gap = n(b, 10);
         if (!await wire.write(STREAM_HEAD)) return ended("worker-left", false);
         for (let i = 0; i < events; i++) {
-          if (i > 0 || kind === "stream") await sleep(gap);
+          if (i > 0 || kind === "stream") await delay(gap);
           if (!await wire.write(chunk(`data: {"i":${i},"idx":${idx}}\n\n`))) {
             return ended("worker-left", false);
           }

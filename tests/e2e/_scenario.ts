@@ -15,6 +15,23 @@ export function freePort(): number {
   return port;
 }
 
+/**
+ * The env of a worker subprocess serving on `port`: 127.0.0.1 only, no
+ * colours, its second (HTTP) port out of the way; `extra` on top.
+ */
+export function workerEnv(
+  port: number,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    NO_COLOR: "1",
+    WORKER_PORT: String(port),
+    WORKER_HTTP_PORT: String(freePort()),
+    EDGEWORKER_HOST: "127.0.0.1",
+    ...extra,
+  };
+}
+
 /** Waits until `GET base/ready` answers 200. */
 export async function waitReady(
   base: string,
@@ -58,14 +75,7 @@ export async function spawnYamlWorker(
   const child = new Deno.Command(Deno.execPath(), {
     args: [...denoArgs, "run", "--config", `${dir}/worker.yaml`],
     cwd: dir,
-    env: {
-      NO_COLOR: "1",
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      UNSECURED: "true",
-      EDGEWORKER_HOST: "127.0.0.1",
-      ...env,
-    },
+    env: workerEnv(port, { UNSECURED: "true", ...env }),
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -11,7 +11,13 @@ import { startControlPlane } from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
 import { waitFor } from "../helpers/http.ts";
 import { startHelloWorldServer } from "../../dev/hello_world_server.ts";
-import { freePort, serveYamlScenario, waitReady } from "./_scenario.ts";
+import { runCommand } from "../../tools/command.ts";
+import {
+  freePort,
+  serveYamlScenario,
+  waitReady,
+  workerEnv,
+} from "./_scenario.ts";
 import {
   WORKER_PERMISSION_FLAGS,
   WORKER_RUNTIME_FLAGS,
@@ -109,12 +115,8 @@ Deno.test("with only its permission set the artifact verifies signatures, tails 
     args: [...pre, "run", "--preset", "hello_world"],
     cwd: dir,
     clearEnv: true,
-    env: {
+    env: workerEnv(port, {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      NO_COLOR: "1",
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      EDGEWORKER_HOST: "127.0.0.1",
       REPORT_ADDR: cp.url,
       CONTAINER_ID: "11",
       MODEL_SERVER_URL: model.url,
@@ -123,7 +125,7 @@ Deno.test("with only its permission set the artifact verifies signatures, tails 
       BENCHMARK_RUNS: "1",
       BENCHMARK_CONCURRENCY: "2",
       EDGEWORKER_DRAIN_SECONDS: "2",
-    },
+    }),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -207,27 +209,15 @@ async function runWith(
       `${dir}/worker.yaml`,
       "modelServerUrl: http://127.0.0.1:1\nreadiness: none\nhandlers:\n  - route: /x\n",
     );
-    const out = await new Deno.Command(cmd, {
-      args: [...pre, ...args],
+    const out = await runCommand(cmd, [...pre, ...args], {
       cwd: dir,
-      env: {
-        NO_COLOR: "1",
-        WORKER_PORT: String(freePort()),
-        WORKER_HTTP_PORT: String(freePort()),
+      env: workerEnv(freePort(), {
         UNSECURED: "true",
-        EDGEWORKER_HOST: "127.0.0.1",
         EDGEWORKER_BENCHMARK: "skip",
         ...env,
-      },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return {
-      code: out.code,
-      text: dec.decode(out.stdout) + dec.decode(out.stderr),
-    };
+      }),
+    });
+    return { code: out.code, text: out.stdout + out.stderr };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

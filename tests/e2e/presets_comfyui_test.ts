@@ -1,14 +1,22 @@
 /**
  * End to end, the ComfyUI presets (comfyui, wan, ace) against lib/dev's
- * comfyui-api-wrapper stand-in: `main.ts run --preset <name>` subprocesses
- * with signed requests from the control-plane stand-in, run at once.
+ * comfyui-api-wrapper stand-in, current and older wrapper versions:
+ * `main.ts run --preset <name>` subprocesses with signed requests from the
+ * control-plane stand-in, run at once.
  */
 import assert from "node:assert/strict";
 import { text2ImageWorkflow } from "../../dev/_comfy_api.ts";
 import { startComfyUiServer } from "../../dev/comfyui_server.ts";
 import { aceWorkflow } from "../../workers/ace.ts";
 import { wanWorkflow } from "../../workers/wan.ts";
-import { allScenarios, appendLog, inTempDir } from "./_presets.ts";
+import { delay } from "../../lib/std/async.ts";
+import { post, waitFor } from "../helpers/http.ts";
+import {
+  allScenarios,
+  appendLog,
+  inTempDir,
+  type PresetWorker,
+} from "./_presets.ts";
 
 interface ComfyResult {
   status: string;
@@ -22,14 +30,43 @@ const SD_WORKFLOW = text2ImageWorkflow(
   "e2e",
 );
 
+/** A graph ComfyUI refuses (no output node). */
+const NO_OUTPUT = {
+  input: {
+    workflow_json: {
+      "4": {
+        class_type: "CheckpointLoaderSimple",
+        inputs: { ckpt_name: "missing.safetensors" },
+      },
+    },
+  },
+};
+
+/** The worker's `edgeworker_requests_total` for `/generate/sync`, by outcome. */
+async function outcomes(w: PresetWorker): Promise<Record<string, number>> {
+  const text = await (await fetch(`${w.base}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (
+    const m of text.matchAll(
+      /^edgeworker_requests_total\{route="\/generate\/sync",outcome="(\w+)"\} (\S+)$/gm,
+    )
+  ) out[m[1]] = Number(m[2]);
+  return out;
+}
+
 function comfyuiScenario(): Promise<void> {
   return inTempDir("comfyui", async ({ dir, defer, start }) => {
     const logFile = `${dir}/api-wrapper.log`;
-    const comfy = await startComfyUiServer({ logFile, secondsPerImage: 0.02 });
+    const comfy = await startComfyUiServer({
+      logFile,
+      secondsPerImage: 0.02,
+      maxQueueSize: 1,
+    });
     defer(() => comfy.close());
     const w = await start("comfyui", {
       MODEL_SERVER_URL: comfy.url,
       MODEL_LOG: logFile,
+      COMFYUI_API_BASE: comfy.comfyUrl,
       BENCHMARK_RUNS: "2",
       BENCHMARK_TEST_WIDTH: "256",
       BENCHMARK_TEST_HEIGHT: "256",
@@ -74,23 +111,40 @@ function comfyuiScenario(): Promise<void> {
     assert.equal((await bare.json() as ComfyResult).status, "completed");
     assert.ok((comfy.lastBody as { input?: unknown }).input);
 
-    // A workflow ComfyUI refuses fails that job only (100).
-    const broken = await w.call("/generate/sync", {
-      input: {
-        workflow_json: {
-          "4": {
-            class_type: "CheckpointLoaderSimple",
-            inputs: { ckpt_name: "missing.safetensors" },
-          },
-        },
-      },
-    });
-    assert.equal(broken.status, 200);
+    // A workflow ComfyUI refuses fails that job only (100): the current
+    // wrapper's 500, relayed, and an error in the ledger.
+    const broken = await w.call("/generate/sync", NO_OUTPUT);
+    assert.equal(broken.status, 500);
     const brokenBody = await broken.json() as ComfyResult;
     assert.equal(brokenBody.status, "failed");
-    assert.match(brokenBody.message, /Prompt has no outputs/);
+    assert.match(brokenBody.message, /ComfyUI node errors/);
 
-    await w.waitNewLoad(100 + 100 + 100 + 100);
+    // The wrapper's queue is full (another client's job): its 503 and
+    // Retry-After reach the client; an error, not a served job.
+    comfy.setSecondsPerImage(1);
+    const other = post(comfy.url, "/generate/sync", {
+      input: { modifier: "Text2Image" },
+    });
+    const requestsBefore = comfy.requests;
+    await waitFor(() => comfy.requests > requestsBefore, 2000);
+    const full = await w.call("/generate/sync", {
+      input: { modifier: "Text2Image" },
+    });
+    assert.equal(full.status, 503);
+    assert.equal(full.headers.get("retry-after"), "5");
+    const fullBody = await full.json() as ComfyResult;
+    assert.equal(fullBody.status, "failed");
+    assert.match(fullBody.message, /^Worker at capacity/);
+    await (await other).body?.cancel();
+    comfy.setSecondsPerImage(0.02);
+
+    await w.waitNewLoad(100 + 100 + 100 + 100 + 100);
+    assert.deepEqual(await outcomes(w), {
+      success: 3,
+      error: 2,
+      cancelled: 0,
+      rejected: 0,
+    });
 
     // ComfyUI's per-request validation error is not fatal.
     await appendLog(
@@ -181,4 +235,125 @@ function aceScenario(): Promise<void> {
 
 Deno.test("comfyui, wan and ace presets serve, count and fail end to end", async () => {
   await allScenarios([comfyuiScenario(), wanScenario(), aceScenario()]);
+});
+
+/**
+ * A wrapper older than 2025-12-05 (no ready line, `/health` always
+ * healthy, failed jobs HTTP 200) in front of a ComfyUI still loading:
+ * ready only once ComfyUI answers, and a failed job is an error.
+ */
+function oldWrapperScenario(): Promise<void> {
+  return inTempDir("comfyui-old", async ({ dir, defer, start }) => {
+    const logFile = `${dir}/api-wrapper.log`;
+    const comfy = await startComfyUiServer({
+      wrapper: "2025-10-06",
+      logFile,
+      secondsPerImage: 0.02,
+      startupDelayMs: 600_000, // until load()
+    });
+    defer(() => comfy.close());
+    const w = await start("comfyui", {
+      MODEL_SERVER_URL: comfy.url,
+      MODEL_LOG: logFile,
+      COMFYUI_API_BASE: comfy.comfyUrl,
+      BENCHMARK_RUNS: "1",
+    });
+    // The wrapper's /health says healthy at once; the worker still waits.
+    const health = await fetch(`${comfy.url}/health`);
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).status, "healthy");
+    await w.waitOutput("Load probe waiting for", 10000);
+    const loading = await fetch(`${w.base}/ready`);
+    assert.equal(loading.status, 503);
+    assert.equal((await loading.json()).state, "loading");
+    await delay(1500);
+    const still = await fetch(`${w.base}/ready`);
+    assert.equal(still.status, 503);
+    assert.equal((await still.json()).state, "loading");
+    assert.equal(comfy.requests, 0, "no benchmark before ComfyUI is up");
+    comfy.load();
+    const t0 = performance.now();
+    await w.waitBenchmarked(20000);
+    assert.match(w.output(), /Model loaded: .*system_stats.* answered/);
+    // The load probe runs every 5 s, as the Python shim's.
+    assert.ok(performance.now() - t0 < 15000);
+
+    // ComfyUI refuses the graph: HTTP 200, "failed", relayed as it is,
+    // and an error in the ledger, not a success.
+    const broken = await w.call("/generate/sync", NO_OUTPUT);
+    assert.equal(broken.status, 200);
+    const body = await broken.json() as ComfyResult;
+    assert.equal(body.status, "failed");
+    assert.match(body.message, /Prompt has no outputs/);
+    const ok = await w.call("/generate/sync", {
+      input: { modifier: "Text2Image" },
+    });
+    assert.equal((await ok.json() as ComfyResult).status, "completed");
+    await waitFor(async () => (await outcomes(w)).error === 1, 5000);
+    assert.equal((await outcomes(w)).success, 1);
+    await w.assertReady();
+  });
+}
+
+/**
+ * Every job fails fast with HTTP 200 (an old wrapper whose ComfyUI cannot
+ * run the benchmark): the benchmark fails instead of reporting a fast
+ * worker.
+ */
+function failingBenchmarkScenario(): Promise<void> {
+  return inTempDir("comfyui-failing", async ({ dir, defer, start }) => {
+    const logFile = `${dir}/api-wrapper.log`;
+    const comfy = await startComfyUiServer({
+      wrapper: "2025-12-05",
+      logFile,
+      secondsPerImage: 0,
+      failures: { errorRate: 1 },
+    });
+    defer(() => comfy.close());
+    const w = await start("comfyui", {
+      MODEL_SERVER_URL: comfy.url,
+      MODEL_LOG: logFile,
+      COMFYUI_API_BASE: comfy.comfyUrl,
+      BENCHMARK_RUNS: "2",
+    });
+    const why = await w.waitError(20000);
+    assert.match(why, /^Benchmark failed: all 2 requests failed/);
+    assert.match(why, /status "failed"/);
+    assert.ok(comfy.requests >= 3, "warm-up and both runs were sent");
+    assert.ok(!(Number((await w.status()).max_perf) > 0), "no max_perf");
+  });
+}
+
+/**
+ * wan as the Python `wan` worker's template runs it: tailing ComfyUI's own
+ * log, ready on its `To see the GUI go to: ` line (ComfyUI's /system_stats
+ * left unreachable, so the line alone tells).
+ */
+function wanComfyLineScenario(): Promise<void> {
+  return inTempDir("wan-comfy-log", async ({ dir, defer, start }) => {
+    const comfyLogFile = `${dir}/comfyui.log`;
+    const comfy = await startComfyUiServer({
+      wrapper: "2025-10-06",
+      logFile: `${dir}/api-wrapper.log`,
+      comfyLogFile,
+      secondsPerImage: 0.02,
+      startupDelayMs: 1000,
+    });
+    defer(() => comfy.close());
+    const w = await start("wan", {
+      MODEL_SERVER_URL: comfy.url,
+      MODEL_LOG: comfyLogFile,
+      COMFYUI_API_BASE: "http://127.0.0.1:1",
+    });
+    await w.waitBenchmarked(20000);
+    assert.match(w.output(), /To see the GUI go to: /);
+  });
+}
+
+Deno.test("comfyui presets with older wrappers: ready once ComfyUI answers, failed jobs are errors, a failing benchmark fails", async () => {
+  await allScenarios([
+    oldWrapperScenario(),
+    failingBenchmarkScenario(),
+    wanComfyLineScenario(),
+  ]);
 });

@@ -109,7 +109,7 @@ function scenario(c: Case): Promise<void> {
     assert.equal(chatBody.object, "chat.completion");
     assert.equal(chatBody.usage.completion_tokens, 3);
 
-    // Embeddings: 12 chars = 3.
+    // Embeddings, as Python counts them: 12 of 600 chars, clamped at 50.
     const embedding = await w.call("/v1/embeddings", { input: "d".repeat(12) });
     assert.equal(embedding.status, 200);
     const ebody = await embedding.json();
@@ -124,7 +124,7 @@ function scenario(c: Case): Promise<void> {
     assert.equal(forged.status, 401);
     await forged.body?.cancel();
 
-    await w.waitNewLoad(5 + 4 + 3 + 3);
+    await w.waitNewLoad(5 + 4 + 3 + 50);
 
     // One bad request's traceback does not put the worker in error.
     const marker = `e2e-marker-${c.preset}`;

@@ -8,6 +8,7 @@ import { Buffer } from "node:buffer";
 import denoJson from "../../deno.json" with { type: "json" };
 import { changelogSection } from "../../tools/changelog.ts";
 import { freePort } from "./_scenario.ts";
+import { runCommand } from "../../tools/command.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const TOOL_FLAGS = ["run", "-A", "--no-config"];
@@ -18,20 +19,11 @@ async function tool(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: [...TOOL_FLAGS, `tools/${script}`, ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: r.code,
-    stdout: dec.decode(r.stdout),
-    stderr: dec.decode(r.stderr),
-  };
+  return await runCommand(
+    Deno.execPath(),
+    [...TOOL_FLAGS, `tools/${script}`, ...args],
+    { cwd: ROOT, env: { NO_COLOR: "1", ...env } },
+  );
 }
 
 Deno.test("the tasks run the tools tested here", () => {

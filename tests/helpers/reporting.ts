@@ -27,8 +27,7 @@ export type { Running };
 /** Shuts a worker of `startWorker` down and removes its temp dir. */
 export async function stopWorker(w: Running | undefined): Promise<void> {
   if (!w) return;
-  await w.shutdown();
-  await Deno.remove(w.dir, { recursive: true });
+  await w.stop();
 }
 
 /** Options of {@linkcode withReportingWorker}. */

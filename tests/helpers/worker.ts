@@ -24,7 +24,11 @@ export const FAST = {
 };
 
 /** A worker started by {@linkcode startWorker}, with its temp dir. */
-export type Running = RunningWorker & { dir: string };
+export type Running = RunningWorker & {
+  dir: string;
+  /** Shuts the worker down and removes its temp dir. */
+  stop(): Promise<void>;
+};
 
 /**
  * Starts a worker on a free port with `env` on top of safe test defaults,
@@ -50,7 +54,11 @@ export async function startWorker(
     httpPort: false,
     timings,
   });
-  return Object.assign(running, { dir });
+  const stop = async () => {
+    await running.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  };
+  return Object.assign(running, { dir, stop });
 }
 
 /**
@@ -71,9 +79,8 @@ export async function withUpstreamWorker(
     await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
     assert.equal(w.ledger.currentLoad, 0);
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
-    await Deno.remove(w.dir, { recursive: true });
   }
 }
 

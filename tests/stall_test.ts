@@ -1,0 +1,170 @@
+/**
+ * The stall detector end to end: streams from the scripted model server
+ * that go quiet are flagged in `/metrics` (`edgeworker_streams_stalled`,
+ * parsed with a real Prometheus parser) and `/status`, un-flagged when
+ * bytes flow again, and with `EDGEWORKER_STALL_ABORT` aborted with a
+ * recorded error.
+ */
+import assert from "node:assert/strict";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { sleep } from "../dev/_async.ts";
+import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
+import { post, waitFor } from "./helpers/http.ts";
+import { envelope, type Running, startWorker } from "./helpers/worker.ts";
+
+interface Family {
+  name: string;
+  metrics: { value?: string; labels?: Record<string, string> }[];
+}
+
+async function scrape(w: Running): Promise<Map<string, Family>> {
+  const text = await (await fetch(`${w.url}/metrics`)).text();
+  const families = parsePrometheusTextFormat(text) as Family[];
+  return new Map(families.map((f) => [f.name, f]));
+}
+
+async function gauge(
+  w: Running,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const f = (await scrape(w)).get(name);
+  assert.ok(f, `missing ${name}`);
+  const hit = f.metrics.find((m) =>
+    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)
+  );
+  assert.ok(hit?.value !== undefined, `${name} ${JSON.stringify(labels)}`);
+  return Number(hit.value);
+}
+
+const enc = new TextEncoder();
+
+/** `/pause`: one chunk, 1.2 s of silence, then two more and the end. */
+function pausingStream(signal: AbortSignal): Response {
+  const steps: [number, string][] = [
+    [0, "data: a\n\n"],
+    [1200, "data: b\n\n"],
+    [
+      10,
+      "data: [DONE]\n\n",
+    ],
+  ];
+  let i = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (i === steps.length) return c.close();
+      const [wait, text] = steps[i++];
+      if (wait > 0 && !await sleep(wait, signal)) return;
+      c.enqueue(enc.encode(text));
+    },
+  });
+  return new Response(body, {
+    headers: { "content-type": "text/event-stream" },
+  });
+}
+
+async function withStallWorker(
+  env: Record<string, string>,
+  fn: (w: Running, up: UpstreamHandle) => Promise<void>,
+): Promise<void> {
+  const up = startUpstream({
+    script: (r) => r.path === "/pause" ? pausingStream(r.signal) : undefined,
+  });
+  const w = await startWorker({
+    modelServerUrl: up.url,
+    handlers: [
+      { route: "/pause", allowParallelRequests: true },
+      { route: "/stall", allowParallelRequests: true },
+    ],
+  }, env);
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    await fn(w, up);
+  } finally {
+    await w.shutdown();
+    await up.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
+}
+
+Deno.test("stall: a stream that receives no byte for the stall time is flagged in /metrics and /status, and un-flagged when bytes flow again", async () => {
+  await withStallWorker({ EDGEWORKER_STALL_SECONDS: "0.3" }, async (w) => {
+    assert.equal(await gauge(w, "edgeworker_streams_stalled"), 0);
+    const res = await post(w.url, "/pause", envelope({}));
+    assert.equal(res.status, 200);
+    const text = res.text(); // reads on: no back-pressure on the relay
+    await waitFor(
+      async () => await gauge(w, "edgeworker_streams_stalled") === 1,
+      1100,
+      "flagged",
+    );
+    const status = await (await fetch(`${w.url}/status`)).json();
+    assert.deepEqual(status.stalls, {
+      seconds: 0.3,
+      abort: false,
+      now: 1,
+      total: 1,
+      aborted: 0,
+    });
+    assert.equal(await text, "data: a\n\ndata: b\n\ndata: [DONE]\n\n");
+    await waitFor(
+      async () => await gauge(w, "edgeworker_streams_stalled") === 0,
+      1000,
+      "un-flagged",
+    );
+    assert.equal(await gauge(w, "edgeworker_streams_stalled_total"), 1);
+    assert.equal(await gauge(w, "edgeworker_streams_stall_aborted_total"), 0);
+    // Only flagged: the request still succeeded.
+    assert.equal(
+      await gauge(w, "edgeworker_requests_total", {
+        route: "/pause",
+        outcome: "success",
+      }),
+      1,
+    );
+  });
+});
+
+Deno.test("stall: with EDGEWORKER_STALL_ABORT a stalled stream is aborted, recorded as an error naming the stall", async () => {
+  await withStallWorker({
+    EDGEWORKER_STALL_SECONDS: "0.3",
+    EDGEWORKER_STALL_ABORT: "true",
+  }, async (w, up) => {
+    const res = await post(w.url, "/stall", envelope({ gap_ms: 10 }));
+    assert.equal(res.status, 200);
+    const started = Date.now();
+    // Two chunks, then the model sends nothing: the relay is cut.
+    await assert.rejects(res.text());
+    const cut = (Date.now() - started) / 1000;
+    assert.ok(cut >= 0.3 && cut <= 0.3 + 0.25 + 1, `cut after ${cut} s`);
+    await waitFor(() => w.ledger.inFlightCount === 0, 2000, "ended");
+    const [record] = w.ledger.pendingFinished().filter((r) =>
+      r.route === "/stall"
+    );
+    assert.equal(record.status, "error");
+    assert.equal(record.httpStatus, 504);
+    assert.equal(
+      record.detail,
+      "stall timeout of 0.3 s expired while streaming",
+    );
+    assert.equal(await gauge(w, "edgeworker_streams_stalled"), 0);
+    assert.equal(await gauge(w, "edgeworker_streams_stalled_total"), 1);
+    assert.equal(await gauge(w, "edgeworker_streams_stall_aborted_total"), 1);
+    assert.equal(
+      await gauge(w, "edgeworker_requests_total", {
+        route: "/stall",
+        outcome: "error",
+      }),
+      1,
+    );
+    await waitFor(() => up.aborted >= 1, 2000, "model call aborted");
+  });
+});
+
+Deno.test("stall: EDGEWORKER_STALL_SECONDS=0 turns the detector off", async () => {
+  await withStallWorker({ EDGEWORKER_STALL_SECONDS: "0" }, async (w) => {
+    assert.equal((await scrape(w)).has("edgeworker_streams_stalled"), false);
+    const status = await (await fetch(`${w.url}/status`)).json();
+    assert.equal(status.stalls, null);
+  });
+});
