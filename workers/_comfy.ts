@@ -234,7 +234,11 @@ export function comfyConfig(
         "BACKEND_UNRECOVERABLE",
         "Application startup failed",
       ],
+      // The wrapper logs no traceback while it waits for ComfyUI: one
+      // before ready is a failed start.
+      onStartupError: ["Traceback (most recent call last):"],
       onInfo: [],
+      supervisorProgram: "api-wrapper",
     }),
     handlers: [{
       route: "/generate/sync",

@@ -4,6 +4,12 @@
  * (cached in `.has_benchmark`), ready; error on fatal log lines, failed
  * benchmarks and failing health probes, with recovery from the latter.
  *
+ * Startup errors (`onStartupError` lines, supervisord's `exited:` lines of
+ * the model server's program) depend on the phase: before the worker was
+ * first ready they are fatal at once (a failed start must not bill until a
+ * timeout); after, they are logged and counted and the health probe
+ * decides. A Python traceback's error line is its exception line.
+ *
  * Longer than most modules: one orchestration per readiness mode, with the benchmark and health hand-over they share.
  *
  * @module
@@ -20,10 +26,12 @@ import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import {
+  type LogEvent,
   LogMonitor,
   type LogMonitorOptions,
   type Pattern,
 } from "./log_monitor.ts";
+import { supervisorActions } from "./supervisor_log.ts";
 import { measureMaxPerf } from "./startup_benchmark.ts";
 import { deadline, delay } from "../std/async.ts";
 
@@ -49,7 +57,25 @@ export interface ReadinessOptions {
   logPollMs?: number;
   /** How often a long load is logged. @default {LOADING_WARN_MS} */
   loadingWarnMs?: number;
+  /** supervisord's own log, tailed when the config names a program. */
+  supervisorLog?: string;
+  /** Told of every error line seen, fatal or counted. */
+  onLogError?: (source: LogSource, phase: LogPhase) => void;
 }
+
+/** Which log an error line came from. */
+export type LogSource = "model" | "supervisor";
+
+/** Before the worker was first ready, or after. */
+export type LogPhase = "startup" | "serving";
+
+/** Longest wait for a traceback's exception line after its header. */
+export const TRACEBACK_WAIT_MS = 500;
+
+const TRACEBACK = "Traceback (most recent call last):";
+// vLLM prefixes each line of a child process, e.g. `(EngineCore_DP0 pid=7) `.
+const PROCESS_TAG = /^\([\w.-]+ pid=\d+\) /;
+const SUPERVISOR_TIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} /;
 
 /** Resolves a health setting (path or URL) against the model server. */
 export function healthUrlOf(config: ResolvedWorkerConfig): string | undefined {
@@ -94,7 +120,12 @@ export class Readiness {
   #health: HealthMonitor | undefined;
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
   #sequence: Promise<void> | undefined;
+  #supervisor: LogMonitor | undefined;
   #healthFailed = false;
+  #everReady = false;
+  #traceback:
+    | { armed: boolean; timer: ReturnType<typeof setTimeout> }
+    | undefined;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
@@ -105,6 +136,10 @@ export class Readiness {
   async start(): Promise<void> {
     const { config, lifecycle } = this.#o;
     const mode = readinessModeOf(config);
+    lifecycle.subscribe((t) => {
+      if (t.to === "ready") this.#everReady = true;
+    });
+    const poll = this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {};
     // The log is tailed whenever there is one: even when readiness comes
     // from the health URL, its fatal lines must still count.
     if (config.modelLogFile) {
@@ -112,21 +147,28 @@ export class Readiness {
       this.#monitor = new LogMonitor({
         path: config.modelLogFile,
         from: this.#o.logFrom,
-        ...(this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {}),
+        ...poll,
         actions: {
           onLoad: actions.onLoad.map(toPattern),
           onError: actions.onError.map(toPattern),
+          onStartupError: actions.onStartupError.map(toPattern),
           onInfo: actions.onInfo.map(toPattern),
         },
-        onEvent: (e) => {
-          if (e.kind === "info") log.info("Model: {line}", { line: e.line });
-          else if (e.kind === "error") {
-            // The whole line is the message: it says what went wrong.
-            lifecycle.fail(e.line, { fatal: true });
-          } else this.#onLoadLine(e.line);
-        },
+        onEvent: (e) => this.#onLogEvent(e, "model"),
+        onLine: (line) => this.#tracebackLine(line),
       });
       await this.#monitor.start();
+    }
+    if (config.supervisorProgram && this.#o.supervisorLog) {
+      // From its end: the file holds every earlier boot's lines too.
+      this.#supervisor = new LogMonitor({
+        path: this.#o.supervisorLog,
+        from: "end",
+        ...poll,
+        actions: supervisorActions(config.supervisorProgram),
+        onEvent: (e) => this.#onLogEvent(e, "supervisor"),
+      });
+      await this.#supervisor.start();
     }
     lifecycle.to("loading", this.#describeWait(mode));
     this.#sequence = this.#run(mode).catch((e) => {
@@ -139,9 +181,80 @@ export class Readiness {
   /** Stops every probe, watcher and benchmark in flight. */
   async close(): Promise<void> {
     this.#abort.abort();
+    this.#endTraceback();
     await this.#monitor?.close();
+    await this.#supervisor?.close();
     await this.#health?.close();
     await this.#sequence;
+  }
+
+  #onLogEvent(e: LogEvent, source: LogSource): void {
+    const { lifecycle } = this.#o;
+    if (e.kind === "info") {
+      log.info("Model: {line}", { line: e.line });
+      return;
+    }
+    if (e.kind === "load") {
+      this.#onLoadLine(e.line);
+      return;
+    }
+    const phase: LogPhase = this.#everReady ? "serving" : "startup";
+    this.#o.onLogError?.(source, phase);
+    // The line is the message (it says what went wrong), without
+    // supervisord's timestamp.
+    const message = source === "supervisor"
+      ? `supervisord: ${e.line.replace(SUPERVISOR_TIME, "")}`
+      : e.line;
+    if (e.kind === "error") {
+      lifecycle.fail(message, { fatal: true });
+    } else if (phase === "serving") {
+      log.warn(
+        "Model server error line after ready (counted; the health check decides): {line}",
+        { line: message },
+      );
+    } else if (source === "model" && e.line.trimEnd().endsWith(TRACEBACK)) {
+      this.#startTraceback(e.line);
+    } else {
+      lifecycle.fail(message, { fatal: true });
+    }
+  }
+
+  // A traceback's header says nothing: wait (briefly) for its exception line.
+  #startTraceback(header: string): void {
+    if (this.#traceback) return;
+    const timer = setTimeout(
+      () => this.#failStart(header.trim()),
+      TRACEBACK_WAIT_MS,
+    );
+    this.#traceback = { armed: false, timer };
+  }
+
+  #tracebackLine(line: string): void {
+    const tb = this.#traceback;
+    if (!tb) return;
+    // The first call is for the header itself.
+    if (!tb.armed) {
+      tb.armed = true;
+      return;
+    }
+    const text = line.replace(PROCESS_TAG, "");
+    if (text.trim() === "" || /^\s/.test(text) || text.startsWith(TRACEBACK)) {
+      return;
+    }
+    this.#failStart(text.trim());
+  }
+
+  #failStart(what: string): void {
+    this.#endTraceback();
+    if (this.#abort.signal.aborted) return;
+    this.#o.lifecycle.fail(`Model server failed to start: ${what}`, {
+      fatal: true,
+    });
+  }
+
+  #endTraceback(): void {
+    if (this.#traceback) clearTimeout(this.#traceback.timer);
+    this.#traceback = undefined;
   }
 
   #onLoadLine(line: string): void {

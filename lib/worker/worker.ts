@@ -207,6 +207,8 @@ export class Worker {
       },
       logPollMs: timings.logPollMs,
       probeIntervalMs: timings.probeIntervalMs,
+      supervisorLog: env.EDGEWORKER_SUPERVISOR_LOG,
+      onLogError: (source, phase) => parts.metrics.countLogError(source, phase),
     });
     await readiness.start();
     engine?.start();
