@@ -26,6 +26,7 @@ import type { CompiledHandler } from "../traffic/handlers.ts";
 import { HealthMonitor, probe } from "./health.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import {
+  type LogActions,
   type LogEvent,
   LogMonitor,
   type LogMonitorOptions,
@@ -112,6 +113,17 @@ function toPattern(p: string | RegExp | { regex: string }): Pattern {
   return typeof p === "string" || p instanceof RegExp ? p : new RegExp(p.regex);
 }
 
+/** The config's log actions as the log monitor takes them. */
+export function logActionsOf(config: ResolvedWorkerConfig): LogActions {
+  const a = config.logActions;
+  return {
+    onLoad: a.onLoad.map(toPattern),
+    onError: a.onError.map(toPattern),
+    onStartupError: a.onStartupError.map(toPattern),
+    onInfo: a.onInfo.map(toPattern),
+  };
+}
+
 /** Drives the lifecycle from the model server's log, health and benchmark. */
 export class Readiness {
   #o: ReadinessOptions;
@@ -143,17 +155,11 @@ export class Readiness {
     // The log is tailed whenever there is one: even when readiness comes
     // from the health URL, its fatal lines must still count.
     if (config.modelLogFile) {
-      const actions = config.logActions;
       this.#monitor = new LogMonitor({
         path: config.modelLogFile,
         from: this.#o.logFrom,
         ...poll,
-        actions: {
-          onLoad: actions.onLoad.map(toPattern),
-          onError: actions.onError.map(toPattern),
-          onStartupError: actions.onStartupError.map(toPattern),
-          onInfo: actions.onInfo.map(toPattern),
-        },
+        actions: logActionsOf(config),
         onEvent: (e) => this.#onLogEvent(e, "model"),
         onLine: (line) => this.#tracebackLine(line),
       });
