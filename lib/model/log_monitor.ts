@@ -89,8 +89,11 @@ export interface LogMonitorOptions {
   onLine?: (line: string) => void;
 }
 
-/** Most bytes of the end of a rotated file looked for in its successor. */
-const OVERLAP_BYTES = 4096;
+/**
+ * Bytes of the end of a rotated file looked for in its successor: enough to
+ * be unique (log lines carry times), well under what log-tee keeps (1 MB).
+ */
+const OVERLAP_BYTES = 512;
 /** How far into a new file the copied end of the old one is looked for. */
 const OVERLAP_SEARCH_BYTES = 2 * 1024 * 1024;
 
