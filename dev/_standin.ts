@@ -71,6 +71,8 @@ export interface StandInServer extends AsyncDisposable {
   /** Last JSON body received on an inference route (`undefined` when it was
    * not JSON). */
   readonly lastBody: unknown;
+  /** How many times the log was rotated (log-tee mode). */
+  readonly logRotations: number;
   /** Logs the server's fatal lines, fails in-flight requests and stops
    * listening (connection refused). Resolves once the port is closed. */
   crash(): Promise<void>;
