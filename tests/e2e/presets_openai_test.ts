@@ -37,7 +37,8 @@ const CASES: Case[] = [
     preset: "llama_cpp",
     flavor: "llama_cpp",
     modelEnv: "LLAMA_MODEL",
-    crash: /INFO exited: llama/,
+    // ggml_cuda_error()'s abort: fatal at any time.
+    crash: /ggml-cuda\.cu:\d+: CUDA error/,
   },
 ];
 
