@@ -38,6 +38,10 @@ Deno.test("vllm pattern table: fatal, fatal before ready, ready, never", () => {
       "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for the root cause.",
       "error",
     ],
+    [
+      "(EngineCore_DP0 pid=282) ERROR 12-01 10:05:00 [core.py:720] EngineCore encountered a fatal error.",
+      "error",
+    ],
     // uvicorn colours its level on a tty (log-tee keeps the colour).
     ["\x1b[32mINFO\x1b[0m:     Application startup complete.", "load"],
     // supervisord's lines are never in the model log.

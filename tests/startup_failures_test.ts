@@ -228,3 +228,39 @@ Deno.test("supervisord: without a program in the config its log is not read", as
     },
   );
 });
+
+Deno.test("startup: vLLM's `EngineCore failed to start.` reports the exception of the traceback that follows it", async () => {
+  await withWorker({}, async ({ w, log }) => {
+    const t0 = performance.now();
+    const tag = "(EngineCore_DP0 pid=282)";
+    await append(
+      log,
+      `${tag} ERROR 12-01 10:00:00 [core.py:700] EngineCore failed to start.`,
+      `${tag} ${TB}`,
+      `${tag}   File "/usr/lib/python3.12/site-packages/vllm/v1/engine/core.py", line 691, in run_engine_core`,
+      `${tag} ValueError: No available memory for the cache blocks. Try increasing \`gpu_memory_utilization\``,
+    );
+    const [msg, took] = await fatalWithin(w, t0);
+    assert.equal(
+      msg,
+      "Model server failed to start: ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization`",
+    );
+    assert.ok(took < 2000, `${took} ms`);
+  });
+});
+
+Deno.test("startup: a failed-start line without a traceback is the message itself", async () => {
+  await withWorker({}, async ({ w, log }) => {
+    const t0 = performance.now();
+    const line =
+      "(EngineCore_DP0 pid=282) ERROR 12-01 10:00:00 [core.py:700] EngineCore failed to start.";
+    await append(
+      log,
+      line,
+      "INFO 12-01 10:00:01 [launcher.py:80] shutting down",
+    );
+    const [msg, took] = await fatalWithin(w, t0);
+    assert.equal(msg, line);
+    assert.ok(took < 2000, `${took} ms`);
+  });
+});

@@ -135,9 +135,12 @@ export class Readiness {
   #supervisor: LogMonitor | undefined;
   #healthFailed = false;
   #everReady = false;
-  #traceback:
-    | { armed: boolean; timer: ReturnType<typeof setTimeout> }
-    | undefined;
+  #capture: {
+    header: string;
+    armed: boolean;
+    inTraceback: boolean;
+    timer: ReturnType<typeof setTimeout>;
+  } | undefined;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
@@ -161,7 +164,7 @@ export class Readiness {
         ...poll,
         actions: logActionsOf(config),
         onEvent: (e) => this.#onLogEvent(e, "model"),
-        onLine: (line) => this.#tracebackLine(line),
+        onLine: (line) => this.#captureLine(line),
       });
       await this.#monitor.start();
     }
@@ -187,7 +190,7 @@ export class Readiness {
   /** Stops every probe, watcher and benchmark in flight. */
   async close(): Promise<void> {
     this.#abort.abort();
-    this.#endTraceback();
+    this.#endCapture();
     await this.#monitor?.close();
     await this.#supervisor?.close();
     await this.#health?.close();
@@ -218,49 +221,65 @@ export class Readiness {
         "Model server error line after ready (counted; the health check decides): {line}",
         { line: message },
       );
-    } else if (source === "model" && e.line.trimEnd().endsWith(TRACEBACK)) {
-      this.#startTraceback(e.line);
+    } else if (source === "model") {
+      this.#startCapture(e.line);
     } else {
       lifecycle.fail(message, { fatal: true });
     }
   }
 
-  // A traceback's header says nothing: wait (briefly) for its exception line.
-  #startTraceback(header: string): void {
-    if (this.#traceback) return;
+  /**
+   * A failed start's best message is the exception that caused it: after a
+   * traceback's header (or a line such as vLLM's `EngineCore failed to
+   * start.`, which `logger.exception` follows with one), wait briefly for
+   * the exception line. A line not followed by a traceback is the message.
+   */
+  #startCapture(line: string): void {
+    if (this.#capture) return;
+    const header = line.trim();
     const timer = setTimeout(
-      () => this.#failStart(header.trim()),
+      () => this.#failStart(header, header.endsWith(TRACEBACK)),
       TRACEBACK_WAIT_MS,
     );
-    this.#traceback = { armed: false, timer };
+    this.#capture = {
+      header,
+      armed: false,
+      inTraceback: header.endsWith(TRACEBACK),
+      timer,
+    };
   }
 
-  #tracebackLine(line: string): void {
-    const tb = this.#traceback;
-    if (!tb) return;
+  #captureLine(line: string): void {
+    const c = this.#capture;
+    if (!c) return;
     // The first call is for the header itself.
-    if (!tb.armed) {
-      tb.armed = true;
+    if (!c.armed) {
+      c.armed = true;
       return;
     }
     const text = line.replace(PROCESS_TAG, "");
+    if (!c.inTraceback) {
+      if (text.startsWith(TRACEBACK)) c.inTraceback = true;
+      else this.#failStart(c.header, false);
+      return;
+    }
     if (text.trim() === "" || /^\s/.test(text) || text.startsWith(TRACEBACK)) {
       return;
     }
     this.#failStart(text.trim());
   }
 
-  #failStart(what: string): void {
-    this.#endTraceback();
+  /** Fatal: `what` failed the start (`prefix`: say so). */
+  #failStart(what: string, prefix = true): void {
+    this.#endCapture();
     if (this.#abort.signal.aborted) return;
-    this.#o.lifecycle.fail(`Model server failed to start: ${what}`, {
-      fatal: true,
-    });
+    const message = prefix ? `Model server failed to start: ${what}` : what;
+    this.#o.lifecycle.fail(message, { fatal: true });
   }
 
-  #endTraceback(): void {
-    if (this.#traceback) clearTimeout(this.#traceback.timer);
-    this.#traceback = undefined;
+  #endCapture(): void {
+    if (this.#capture) clearTimeout(this.#capture.timer);
+    this.#capture = undefined;
   }
 
   #onLoadLine(line: string): void {

@@ -25,7 +25,7 @@ const CASES: Case[] = [
     preset: "vllm",
     flavor: "vllm",
     modelEnv: "VLLM_MODEL",
-    crash: /RuntimeError: Engine loop has died/,
+    crash: /EngineCore encountered a fatal error\./,
   },
   {
     preset: "sglang",
