@@ -3,12 +3,8 @@
  * loading (log line and/or health URL, with a timeout), benchmarking
  * (cached in `.has_benchmark`), ready; error on fatal log lines, failed
  * benchmarks and failing health probes, with recovery from the latter.
- *
- * Startup errors (`onStartupError` lines, supervisord's `exited:` lines of
- * the model server's program) depend on the phase: before the worker was
- * first ready they are fatal at once (a failed start must not bill until a
- * timeout); after, they are logged and counted and the health probe
- * decides. A Python traceback's error line is its exception line.
+ * Error lines go through the phase rule of `log_errors.ts`; supervisord's
+ * own log is tailed too when the config names the program.
  *
  * Longer than most modules: one orchestration per readiness mode, with the benchmark and health hand-over they share.
  *
@@ -32,6 +28,7 @@ import {
   type LogMonitorOptions,
   type Pattern,
 } from "./log_monitor.ts";
+import { LogErrors, type LogPhase, type LogSource } from "./log_errors.ts";
 import { supervisorActions } from "./supervisor_log.ts";
 import { measureMaxPerf } from "./startup_benchmark.ts";
 import { deadline, delay } from "../std/async.ts";
@@ -63,20 +60,6 @@ export interface ReadinessOptions {
   /** Told of every error line seen, fatal or counted. */
   onLogError?: (source: LogSource, phase: LogPhase) => void;
 }
-
-/** Which log an error line came from. */
-export type LogSource = "model" | "supervisor";
-
-/** Before the worker was first ready, or after. */
-export type LogPhase = "startup" | "serving";
-
-/** Longest wait for a traceback's exception line after its header. */
-export const TRACEBACK_WAIT_MS = 500;
-
-const TRACEBACK = "Traceback (most recent call last):";
-// vLLM prefixes each line of a child process, e.g. `(EngineCore_DP0 pid=7) `.
-const PROCESS_TAG = /^\([\w.-]+ pid=\d+\) /;
-const SUPERVISOR_TIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} /;
 
 /** Resolves a health setting (path or URL) against the model server. */
 export function healthUrlOf(config: ResolvedWorkerConfig): string | undefined {
@@ -134,13 +117,7 @@ export class Readiness {
   #sequence: Promise<void> | undefined;
   #supervisor: LogMonitor | undefined;
   #healthFailed = false;
-  #everReady = false;
-  #capture: {
-    header: string;
-    armed: boolean;
-    inTraceback: boolean;
-    timer: ReturnType<typeof setTimeout>;
-  } | undefined;
+  #errors: LogErrors | undefined;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
@@ -151,8 +128,9 @@ export class Readiness {
   async start(): Promise<void> {
     const { config, lifecycle } = this.#o;
     const mode = readinessModeOf(config);
-    lifecycle.subscribe((t) => {
-      if (t.to === "ready") this.#everReady = true;
+    this.#errors = new LogErrors({
+      lifecycle,
+      onLogError: this.#o.onLogError,
     });
     const poll = this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {};
     // The log is tailed whenever there is one: even when readiness comes
@@ -164,7 +142,7 @@ export class Readiness {
         ...poll,
         actions: logActionsOf(config),
         onEvent: (e) => this.#onLogEvent(e, "model"),
-        onLine: (line) => this.#captureLine(line),
+        onLine: (line) => this.#errors?.line(line),
       });
       await this.#monitor.start();
     }
@@ -190,7 +168,7 @@ export class Readiness {
   /** Stops every probe, watcher and benchmark in flight. */
   async close(): Promise<void> {
     this.#abort.abort();
-    this.#endCapture();
+    this.#errors?.close();
     await this.#monitor?.close();
     await this.#supervisor?.close();
     await this.#health?.close();
@@ -198,88 +176,9 @@ export class Readiness {
   }
 
   #onLogEvent(e: LogEvent, source: LogSource): void {
-    const { lifecycle } = this.#o;
-    if (e.kind === "info") {
-      log.info("Model: {line}", { line: e.line });
-      return;
-    }
-    if (e.kind === "load") {
-      this.#onLoadLine(e.line);
-      return;
-    }
-    const phase: LogPhase = this.#everReady ? "serving" : "startup";
-    this.#o.onLogError?.(source, phase);
-    // The line is the message (it says what went wrong), without
-    // supervisord's timestamp.
-    const message = source === "supervisor"
-      ? `supervisord: ${e.line.replace(SUPERVISOR_TIME, "")}`
-      : e.line;
-    if (e.kind === "error") {
-      lifecycle.fail(message, { fatal: true });
-    } else if (phase === "serving") {
-      log.warn(
-        "Model server error line after ready (counted; the health check decides): {line}",
-        { line: message },
-      );
-    } else if (source === "model") {
-      this.#startCapture(e.line);
-    } else {
-      lifecycle.fail(message, { fatal: true });
-    }
-  }
-
-  /**
-   * A failed start's best message is the exception that caused it: after a
-   * traceback's header (or a line such as vLLM's `EngineCore failed to
-   * start.`, which `logger.exception` follows with one), wait briefly for
-   * the exception line. A line not followed by a traceback is the message.
-   */
-  #startCapture(line: string): void {
-    if (this.#capture) return;
-    const header = line.trim();
-    const timer = setTimeout(
-      () => this.#failStart(header, header.endsWith(TRACEBACK)),
-      TRACEBACK_WAIT_MS,
-    );
-    this.#capture = {
-      header,
-      armed: false,
-      inTraceback: header.endsWith(TRACEBACK),
-      timer,
-    };
-  }
-
-  #captureLine(line: string): void {
-    const c = this.#capture;
-    if (!c) return;
-    // The first call is for the header itself.
-    if (!c.armed) {
-      c.armed = true;
-      return;
-    }
-    const text = line.replace(PROCESS_TAG, "");
-    if (!c.inTraceback) {
-      if (text.startsWith(TRACEBACK)) c.inTraceback = true;
-      else this.#failStart(c.header, false);
-      return;
-    }
-    if (text.trim() === "" || /^\s/.test(text) || text.startsWith(TRACEBACK)) {
-      return;
-    }
-    this.#failStart(text.trim());
-  }
-
-  /** Fatal: `what` failed the start (`prefix`: say so). */
-  #failStart(what: string, prefix = true): void {
-    this.#endCapture();
-    if (this.#abort.signal.aborted) return;
-    const message = prefix ? `Model server failed to start: ${what}` : what;
-    this.#o.lifecycle.fail(message, { fatal: true });
-  }
-
-  #endCapture(): void {
-    if (this.#capture) clearTimeout(this.#capture.timer);
-    this.#capture = undefined;
+    if (e.kind === "info") log.info("Model: {line}", { line: e.line });
+    else if (e.kind === "load") this.#onLoadLine(e.line);
+    else this.#errors?.event(e, source);
   }
 
   #onLoadLine(line: string): void {
