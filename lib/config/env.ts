@@ -97,6 +97,10 @@ export const EnvSchema = z.object({
   /** A request body's time to arrive whole. */
   EDGEWORKER_BODY_SECONDS: seconds.default(300),
   EDGEWORKER_LOG_FROM: z.enum(["start", "end"]).default("start"),
+  /** supervisord's own log (base-image `supervisord.conf`), always read from its end. */
+  EDGEWORKER_SUPERVISOR_LOG: z.string().default(
+    "/var/log/supervisor/supervisord.log",
+  ),
   EDGEWORKER_BENCHMARK: z.enum(BENCHMARK_MODES).default("auto"),
   EDGEWORKER_BENCHMARK_FILE: z.string().default(".has_benchmark"),
   EDGEWORKER_DRAIN_SECONDS: seconds.default(30),
