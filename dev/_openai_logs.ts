@@ -3,20 +3,20 @@
  * `llama-server`), as they print them, for the dev stand-in. PyWorker-style
  * workers match these by substring: vLLM `Application startup complete.`,
  * SGLang `The server is fired up and ready to roll!`, llama.cpp
- * `main: model loaded`; errors `RuntimeError: Engine`, `INFO exited: <name>`,
- * `error loading model`, `failed to load model`, `Traceback (most recent call
- * last):`.
+ * `main: model loaded`; errors `RuntimeError: Engine`, `error loading model`,
+ * `failed to load model`, `Traceback (most recent call last):`. supervisord's
+ * `exited:` lines go to its own log (see `_standin.ts`), never here.
  *
  * @module
  */
 
-import { sglangTime, supervisorTime, vllmTime } from "./_log.ts";
+import { sglangTime, vllmTime } from "./_log.ts";
 
 /** Which engine's log format to write. */
 export type Flavor = "vllm" | "sglang" | "llama_cpp";
 
-/** Supervisor program name of each engine (as in Vast's images). */
-const PROGRAM: Record<Flavor, string> = {
+/** supervisord program name of each engine (base-image `conf.d/*.conf`). */
+export const PROGRAM: Record<Flavor, string> = {
   vllm: "vllm",
   sglang: "sglang",
   llama_cpp: "llama",
@@ -25,8 +25,6 @@ const PROGRAM: Record<Flavor, string> = {
 const v = (level: string, where: string, msg: string): string =>
   `${level} ${vllmTime()} [${where}] ${msg}`;
 const s = (msg: string): string => `${sglangTime()} ${msg}`;
-const exited = (flavor: Flavor, how = "exit status 1"): string =>
-  `${supervisorTime()} INFO exited: ${PROGRAM[flavor]} (${how}; not expected)`;
 
 /** Lines printed while the process starts and the weights load. */
 export function bootLines(
@@ -119,7 +117,6 @@ export function startupFailureLines(flavor: Flavor, model: string): string[] {
         '  File "/usr/local/lib/python3.12/dist-packages/vllm/v1/engine/core.py", line 691, in run_engine_core',
         "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.50 GiB.",
         "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}",
-        exited(flavor),
       ];
     case "sglang":
       return [
@@ -127,7 +124,6 @@ export function startupFailureLines(flavor: Flavor, model: string): string[] {
         '  File "/usr/local/lib/python3.12/dist-packages/sglang/srt/managers/scheduler.py", line 2300, in run_scheduler_process',
         "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.",
         s("Received sigquit from a child process. It usually means the child failed."),
-        exited(flavor),
       ];
     case "llama_cpp":
       return [
@@ -136,7 +132,6 @@ export function startupFailureLines(flavor: Flavor, model: string): string[] {
         `common_init_from_params: failed to load model '${model}'`,
         `srv    load_model: failed to load model, '${model}'`,
         "main: exiting due to model loading error",
-        exited(flavor),
       ];
   }
 }
@@ -152,20 +147,17 @@ export function crashLines(flavor: Flavor): string[] {
         "RuntimeError: CUDA error: an illegal memory access was encountered",
         "RuntimeError: Engine loop has died",
         "INFO:     Shutting down",
-        exited(flavor),
       ];
     case "sglang":
       return [
         s("Scheduler hit an exception: Traceback (most recent call last):"),
         "RuntimeError: CUDA error: an illegal memory access was encountered",
         s("Received sigquit from a child process. It usually means the child failed."),
-        exited(flavor),
       ];
     case "llama_cpp":
       return [
         "/app/ggml/src/ggml-cuda/ggml-cuda.cu:84: CUDA error",
         "CUDA error: an illegal memory access was encountered",
-        exited(flavor, "terminated by SIGABRT (core dumped)"),
       ];
   }
 }

@@ -2,12 +2,19 @@
  * What the model-server stand-ins (OpenAI-compatible, TGI, ComfyUI) share:
  * the common options, the handle's counters, and the lifecycle of a model
  * server process — boot lines, a startup delay that ends in the ready lines
- * (or a failed load), a crash, a crash after N requests, and close.
+ * (or a failed load), a crash, a crash after N requests, and close — with
+ * supervisord's own lines in their own file and the portal log as
+ * base-image's log-tee writes it (colours, `\r` progress bars, rotation).
  *
  * @module
  */
 
-import { LogFile } from "./_log.ts";
+import {
+  LogFile,
+  type LogTeeMode,
+  supervisorExitedLine,
+  supervisorSpawnLines,
+} from "./_log.ts";
 import { DevServer, type RequestScope } from "./_serve.ts";
 
 /** Failure injection common to the stand-ins. */
@@ -35,6 +42,17 @@ export interface StandInOptions {
   /** Time before the server is up: `/health` turns 200 and the ready lines
    * are logged. @default 0 */
   startupDelayMs?: number;
+  /** supervisord's own log (Vast: `/var/log/supervisor/supervisord.log`):
+   * `spawned:` and `success:` at start, `exited:` (supervisor 4.x, `WARN
+   * ... not expected`) when the process crashes or fails to load. The
+   * model log never gets these lines. @default none */
+  supervisorLog?: string;
+  /** The supervisord program name in those lines. @default per stand-in */
+  program?: string;
+  /** Write the log as base-image's log-tee does: `.old` rename at start,
+   * level colours, a `\r` progress bar while loading, rotation by rename.
+   * @default plain lines, never rotated */
+  logTee?: LogTeeMode;
   /** Failure injection. */
   failures?: StandInFailures;
 }
@@ -53,6 +71,8 @@ export interface StandInServer extends AsyncDisposable {
   /** Last JSON body received on an inference route (`undefined` when it was
    * not JSON). */
   readonly lastBody: unknown;
+  /** How many times the log was rotated (log-tee mode). */
+  readonly logRotations: number;
   /** Logs the server's fatal lines, fails in-flight requests and stops
    * listening (connection refused). Resolves once the port is closed. */
   crash(): Promise<void>;
@@ -73,6 +93,10 @@ export abstract class StandIn<O extends StandInOptions>
   protected readonly opts: O;
   /** The server's log file. */
   protected readonly log: LogFile;
+  /** supervisord's log file. */
+  protected readonly supervisor: LogFile;
+  #progress: ReturnType<typeof setInterval> | undefined;
+  #exited = false;
   #http: DevServer | undefined;
   #ready = false;
   #startTimer: ReturnType<typeof setTimeout> | undefined;
@@ -84,7 +108,32 @@ export abstract class StandIn<O extends StandInOptions>
   /** Keeps the options; nothing listens before {@linkcode StandIn.start}. */
   constructor(opts: O) {
     this.opts = opts;
-    this.log = new LogFile(opts.logFile);
+    this.log = new LogFile(
+      opts.logFile,
+      opts.logTee,
+      (line) => this.formatLine(line),
+    );
+    this.supervisor = new LogFile(opts.supervisorLog);
+  }
+
+  /** The supervisord program name (`program`, else the stand-in's own). */
+  protected get program(): string {
+    return this.opts.program ?? this.defaultProgram;
+  }
+
+  /** How a log line is printed (the stand-in's output format). */
+  protected formatLine(line: string): string {
+    return line;
+  }
+
+  /** The program name of Vast's supervisord config for this server. */
+  protected get defaultProgram(): string {
+    return "model-server";
+  }
+
+  /** How many times the log was rotated (log-tee mode). */
+  get logRotations(): number {
+    return this.log.rotations;
   }
 
   get url(): string {
@@ -109,16 +158,26 @@ export abstract class StandIn<O extends StandInOptions>
   }
 
   /** Resolves once every log line written so far is on disk. */
-  flushLog(): Promise<void> {
-    return this.log.flush();
+  async flushLog(): Promise<void> {
+    await this.log.flush();
+    await this.supervisor.flush();
+  }
+
+  /** The process ended: supervisord logs its exit (once). */
+  protected noteExit(how = "exit status 1"): void {
+    if (this.#exited) return;
+    this.#exited = true;
+    this.supervisor.write(supervisorExitedLine(this.program, how));
   }
 
   abstract crash(): Promise<void>;
 
   async close(): Promise<void> {
     clearTimeout(this.#startTimer);
+    this.#endProgress();
     await this.#listener.stop();
     await this.log.flush();
+    await this.supervisor.flush();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -149,8 +208,10 @@ export abstract class StandIn<O extends StandInOptions>
       this.opts.port ?? 0,
       (req, scope) => this.route(req, scope),
     );
+    this.supervisor.write(...supervisorSpawnLines(this.program, Deno.pid));
     this.log.write(...bootLines(this.port));
     const delay = this.opts.startupDelayMs ?? 0;
+    if (this.log.tty && delay > 0) this.#startProgress();
     if (delay > 0) {
       this.#startTimer = setTimeout(() => this.#finishStartup(), delay);
     } else this.#finishStartup();
@@ -166,7 +227,10 @@ export abstract class StandIn<O extends StandInOptions>
   /** The body of `crash()`: logs `fatalLines` unless already stopped, then
    * closes. */
   protected crashWith(fatalLines: readonly string[]): Promise<void> {
-    if (!this.#listener.stopped) this.log.write(...fatalLines);
+    if (!this.#listener.stopped) {
+      this.log.write(...fatalLines);
+      this.noteExit();
+    }
     return this.close();
   }
 
@@ -204,8 +268,31 @@ export abstract class StandIn<O extends StandInOptions>
     return this.#http;
   }
 
+  // tqdm on a pty while the weights load: a redraw every 20 ms, each one
+  // starting with \r, the line ended once loading is over.
+  #startProgress(): void {
+    let step = 0;
+    this.#progress = setInterval(() => {
+      step++;
+      const pct = String(step % 100).padStart(3);
+      this.log.writeRaw(
+        `\rLoading safetensors checkpoint shards: ${pct}% Completed | ${
+          "█".repeat(step % 40).padEnd(40)
+        } | ${step}/∞ [00:01<00:03,  1.02s/it]`,
+      );
+    }, 20);
+  }
+
+  #endProgress(): void {
+    if (this.#progress === undefined) return;
+    clearInterval(this.#progress);
+    this.#progress = undefined;
+    this.log.writeRaw("\n");
+  }
+
   #finishStartup(): void {
     this.#startTimer = undefined;
+    this.#endProgress();
     if (this.opts.failures?.failStartup) {
       this.failStartup();
       return;

@@ -207,6 +207,27 @@ export function tgiLine(
   });
 }
 
+/**
+ * A JSON line in TGI's text form (no `--json-output`, as at db931fc): the
+ * router's `fmt::layer().with_file(true).with_line_number(true)` gives
+ * `<time>  INFO text_generation_router::server: router/src/server.rs:2302:
+ * Connected`; the launcher's `.compact()` gives `<time>  INFO <span>:
+ * text_generation_launcher: <message>`. Other lines are kept.
+ */
+export function tgiTextLine(line: string): string {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (typeof j !== "object" || j === null || !("level" in j)) return line;
+  const head = `${j.timestamp} ${String(j.level).padStart(5)}`;
+  const span = (j.span as { name?: string } | undefined)?.name;
+  const where = j.filename ? ` ${j.filename}:${j.line_number}:` : "";
+  return `${head} ${span ? `${span}: ` : ""}${j.target}:${where} ${j.message}`;
+}
+
 const LAUNCHER = "text_generation_launcher";
 const shard = {
   span: { rank: 0, name: "shard-manager" },
@@ -254,7 +275,10 @@ export function tgiReadyLines(maxBatchTotalTokens: number): string[] {
       router,
       at(328),
     ),
-    tgiLine("INFO", "Connected", router, at(329)),
+    tgiLine("INFO", "Connected", `${router}::server`, {
+      filename: "router/src/server.rs",
+      line_number: 2302,
+    }),
     tgiLine("WARN", "Invalid hostname, defaulting to 0.0.0.0", router, at(343)),
   ];
 }

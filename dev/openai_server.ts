@@ -165,8 +165,13 @@ class OpenAiStandIn extends StandIn<OpenAiServerOptions>
     return this.crashWith(logs.crashLines(this.#flavor));
   }
 
+  protected override get defaultProgram(): string {
+    return logs.PROGRAM[this.#flavor];
+  }
+
   protected override failStartup(): void {
     this.log.write(...logs.startupFailureLines(this.#flavor, this.#model));
+    this.noteExit();
     void this.close();
   }
 

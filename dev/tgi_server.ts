@@ -56,6 +56,10 @@ export interface TgiServerOptions extends StandInOptions {
   maxConcurrentRequests?: number;
   /** Limit of prompt + new tokens. @default 2048 */
   maxTotalTokens?: number;
+  /** `json`: the launcher run with `--json-output` (Vast's template);
+   * `text`: without it, TGI's default text lines as at db931fc (see
+   * `tgiTextLine`). @default "json" */
+  logFormat?: "json" | "text";
 }
 
 /**
@@ -104,7 +108,16 @@ class TgiStandIn extends StandIn<TgiServerOptions> implements TgiServer {
 
   protected override failStartup(): void {
     this.log.write(...tgi.tgiStartupFailureLines());
+    this.noteExit();
     void this.close();
+  }
+
+  protected override formatLine(line: string): string {
+    return this.opts.logFormat === "text" ? tgi.tgiTextLine(line) : line;
+  }
+
+  protected override get defaultProgram(): string {
+    return "text-generation-inference";
   }
 
   protected override logReady(): void {

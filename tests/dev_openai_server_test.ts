@@ -362,8 +362,10 @@ Deno.test("openai stand-in queues requests beyond maxConcurrency", async () => {
 
 Deno.test("openai stand-in crash() logs the engine's death and refuses connections", async () => {
   await using logFile = await tempLog();
+  await using supervisor = await tempLog();
   await using llm = await startOpenAiServer({
     logFile: logFile.path,
+    supervisorLog: supervisor.path,
     tokensPerSecond: 100,
   });
   const inflight = post(llm.url, "/v1/completions", {
@@ -377,7 +379,15 @@ Deno.test("openai stand-in crash() logs the engine's death and refuses connectio
   assert.equal((await failed.json()).error.type, "InternalServerError");
   const log = await Deno.readTextFile(logFile.path);
   assert.match(log, /RuntimeError: Engine/);
-  assert.match(log, /INFO exited: vllm \(exit status 1; not expected\)/);
+  // supervisord's lines are in its own log (supervisor 4.x: WARN), never
+  // in the engine's.
+  assert.doesNotMatch(log, /exited:/);
+  const sup = await Deno.readTextFile(supervisor.path);
+  assert.match(sup, /^\S+ \S+ INFO spawned: 'vllm' with pid \d+$/m);
+  assert.match(
+    sup,
+    /^\S+ \S+ WARN exited: vllm \(exit status 1; not expected\)$/m,
+  );
   await assert.rejects(fetch(`${llm.url}/health`), TypeError);
 });
 
@@ -394,12 +404,14 @@ Deno.test("openai stand-in failure injection: errorRate, crashAfterRequests, fai
     await waitUntilRefused(flaky.url);
   }
   await using logFile = await tempLog();
+  await using supervisor = await tempLog();
   await using _broken = await startOpenAiServer({
     logFile: logFile.path,
+    supervisorLog: supervisor.path,
     flavor: "llama_cpp",
     failures: { failStartup: true },
   });
-  await waitForLog(logFile.path, "INFO exited: llama");
+  await waitForLog(supervisor.path, "WARN exited: llama (exit status 1;");
   const log = await Deno.readTextFile(logFile.path);
   assert.match(log, /error loading model/);
   assert.doesNotMatch(log, /main: model loaded/);
@@ -462,4 +474,40 @@ Deno.test("openai stand-in setTokensPerSecond changes the speed at once", async 
     "20 tokens at 10/s would take 2 s",
   );
   assert.throws(() => llm.setTokensPerSecond(0), RangeError);
+});
+
+Deno.test("openai stand-in in log-tee mode (base-image a7552d1): .old at start, colours, \\r progress, rotation by rename", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dev_openai_tee_" });
+  const path = `${dir}/vllm.log`;
+  try {
+    await Deno.writeTextFile(path, "previous boot\n");
+    await using llm = await startOpenAiServer({
+      logFile: path,
+      startupDelayMs: 600,
+      logTee: {
+        mode: "log-tee@base-image-a7552d1",
+        maxBytes: 4096,
+        keepBytes: 1024,
+        checkBytes: 512,
+      },
+    });
+    assert.equal(await Deno.readTextFile(`${path}.old`), "previous boot\n");
+    const ino = (await Deno.stat(path)).ino;
+    await waitForLog(path, "Application startup complete.");
+    const log = await Deno.readTextFile(path);
+    // uvicorn's coloured level, tqdm's \r redraws, and the rotation's copy.
+    assert.ok(
+      log.includes("\x1b[32mINFO\x1b[0m:     Application startup complete."),
+    );
+    assert.match(
+      log,
+      /\rLoading safetensors checkpoint shards: +\d+% Completed/,
+    );
+    assert.ok(llm.logRotations >= 1, `rotations ${llm.logRotations}`);
+    assert.notEqual((await Deno.stat(path)).ino, ino, "replaced by rename");
+    assert.ok((await Deno.stat(path)).size <= 4096 + 2048);
+    assert.doesNotMatch(log, /previous boot/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -121,7 +121,8 @@ Deno.test("tgi stand-in logs JSON lines up to Connected, health follows", async 
     error_type: "healthcheck",
   });
   assert.match(await Deno.readTextFile(logFile.path), /"message":"Download/);
-  const connected = '"message":"Connected","target":"text_generation_router"';
+  const connected =
+    '"message":"Connected","target":"text_generation_router::server"';
   await waitForLog(logFile.path, connected);
   const lines = (await Deno.readTextFile(logFile.path)).trim().split("\n");
   for (const line of lines) {
@@ -205,4 +206,23 @@ Deno.test("tgi stand-in failures: overload 429, errorRate 424, crash and ShardCa
     await Deno.readTextFile(logFile.path),
     /"message":"Connected"/,
   );
+});
+
+Deno.test("tgi stand-in in text mode (no --json-output) prints the router's text Connected line", async () => {
+  await using logFile = await tempLog();
+  await using _tgi = await startTgiServer({
+    logFile: logFile.path,
+    logFormat: "text",
+  });
+  await waitForLog(logFile.path, "Connected");
+  const log = await Deno.readTextFile(logFile.path);
+  assert.match(
+    log,
+    /^\d{4}-\d\d-\d\dT[\d:.]+Z {2}INFO text_generation_router::server: router\/src\/server\.rs:2302: Connected$/m,
+  );
+  assert.match(
+    log,
+    /^\S+Z {2}INFO shard-manager: text_generation_launcher: Starting shard$/m,
+  );
+  assert.doesNotMatch(log, /^\{/m);
 });

@@ -214,3 +214,79 @@ Deno.test("LogMonitor rejects an empty string pattern", () => {
     TypeError,
   );
 });
+
+Deno.test("LogMonitor matches lines as a terminal shows them: colours removed, a lone \\r ends a line", async () => {
+  await using h = await harness({ create: "" });
+  // A tqdm bar redrawn with \r, then (no \n in between) a fatal line, as a
+  // pty passes it to log-tee; then a coloured uvicorn line.
+  await append(
+    h.path,
+    "\rloading weights: 10%\rloading weights: 20%" +
+      "\x1b[1;31mRuntimeError\x1b[0m: CUDA out of memory\r\n" +
+      "\x1b[32mINFO\x1b[0m:     Application startup complete.\n",
+  );
+  await waitFor(() => h.events.length === 3, 2000);
+  await sleep(50);
+  assert.deepEqual(kinds(h.events), ["info", "error", "load"]);
+  // What the terminal shows after the last redraw: the bar, then the error.
+  assert.equal(
+    h.events[1].line,
+    "loading weights: 20%RuntimeError: CUDA out of memory",
+  );
+  assert.equal(h.events[2].line, "INFO:     Application startup complete.");
+});
+
+Deno.test("LogMonitor: a progress bar without newline never hides a later line", async () => {
+  await using h = await harness({ create: "", maxLineLength: 1024 });
+  // 200 KB of \r redraws (far over the line limit), then the load line.
+  let bar = "";
+  for (let i = 0; i < 2000; i++) bar += `\rDownloading: ${"#".repeat(80)} ${i}`;
+  await append(h.path, bar + "\nApplication startup complete.\n");
+  await waitFor(() => h.events.some((e) => e.kind === "load"), 2000);
+});
+
+Deno.test("LogMonitor follows log-tee's rotation by rename and reads no copied line twice", async () => {
+  const { LogFile } = await import("../dev/_log.ts");
+  const dir = await Deno.makeTempDir({ prefix: "log_monitor_tee_" });
+  const path = join(dir, "vllm.log");
+  await Deno.writeTextFile(path, "loading weights: 0% (previous boot)\n");
+  // base-image a7552d1's log-tee at a small scale: rotate above 8 KiB,
+  // keep the last 2 KiB, check every 1 KiB.
+  const tee = new LogFile(path, {
+    mode: "log-tee@base-image-a7552d1",
+    maxBytes: 8192,
+    keepBytes: 2048,
+    checkBytes: 1024,
+  });
+  // logging.sh renamed the previous boot's log to .old.
+  assert.match(await Deno.readTextFile(`${path}.old`), /previous boot/);
+  const events: LogEvent[] = [];
+  const monitor = new LogMonitor({
+    path,
+    pollIntervalMs: 50,
+    actions: ACTIONS,
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    await monitor.start();
+    const total = 120;
+    for (let i = 0; i < total; i++) {
+      tee.write(`INFO loading weights: ${i}% ${"x".repeat(200)}`);
+      await tee.flush();
+      // Let the monitor see each file (and rename) as a tailer would.
+      if (i % 10 === 9) await sleep(60);
+    }
+    tee.write("INFO:     Application startup complete.");
+    await tee.flush();
+    await waitFor(() => events.some((e) => e.kind === "load"), 3000);
+    assert.ok(tee.rotations >= 2, `rotations: ${tee.rotations}`);
+    const seen = events.filter((e) => e.kind === "info").map((e) =>
+      Number(/weights: (\d+)%/.exec(e.line)![1])
+    );
+    // Every line once, in order, none twice; none of the previous boot.
+    assert.deepEqual(seen, Array.from({ length: total }, (_, i) => i));
+  } finally {
+    await monitor.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -9,6 +9,7 @@ import type {
   ResolvedWorkerConfig,
 } from "../lib/config/schemas.ts";
 import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
+import { classifyConfigLine } from "./helpers/log_patterns.ts";
 import { workloadOf } from "../lib/traffic/workload.ts";
 import * as comfyLog from "../dev/_comfy_logs.ts";
 import * as openAiLog from "../dev/_openai_logs.ts";
@@ -69,18 +70,7 @@ function benchmarkPayload(
 
 /** The first rule a line matches, as the log monitor picks it. */
 function classify(c: ResolvedWorkerConfig, line: string): string | undefined {
-  const rules: [string, unknown][] = [
-    ...c.logActions.onLoad.map((p): [string, unknown] => ["load", p]),
-    ...c.logActions.onError.map((p): [string, unknown] => ["error", p]),
-    ...c.logActions.onInfo.map((p): [string, unknown] => ["info", p]),
-  ];
-  const hit = rules.find(([, p]) =>
-    typeof p === "string"
-      ? line.includes(p)
-      : new RegExp(p instanceof RegExp ? p : (p as { regex: string }).regex)
-        .test(line)
-  );
-  return hit?.[0];
+  return classifyConfigLine(c, line);
 }
 
 async function withTempDir(fn: (dir: string) => Promise<void> | void) {
@@ -438,7 +428,7 @@ Deno.test("env overrides: URL, log, health, patterns (newline lists), readiness,
   // Blank values keep the defaults.
   const c = configOf("sglang", { MODEL_ERROR_LOG_MSGS: " \n", MODEL_LOG: "" });
   assert.equal(c.modelLogFile, "/var/log/portal/sglang.log");
-  assert.ok(c.logActions.onError.includes("INFO exited: sglang"));
+  assert.ok(c.logActions.onError.includes("Scheduler hit an exception"));
   assert.throws(
     () => configOf("tgi", { READINESS: "sometimes" }),
     (e: unknown) =>
@@ -582,8 +572,10 @@ Deno.test("generic: everything from env, clear errors when something is missing"
 });
 
 Deno.test("log patterns against the stand-ins' real lines", () => {
-  // OpenAI family: ready lines load, crash and failed-start lines are
-  // fatal, a request's traceback or error line is not.
+  // OpenAI family: ready lines load, crash lines are fatal, failed-start
+  // lines fatal or startup errors (fatal before ready); a request's
+  // traceback is a startup error (counted once ready), its error line
+  // nothing.
   for (const flavor of ["vllm", "sglang", "llama_cpp"] as const) {
     const c = configOf(flavor);
     const kinds = (lines: string[]) => lines.map((l) => classify(c, l));
@@ -591,10 +583,16 @@ Deno.test("log patterns against the stand-ins' real lines", () => {
     assert.ok(!kinds(openAiLog.bootLines(flavor, "m", 1)).includes("load"));
     assert.ok(kinds(openAiLog.crashLines(flavor)).includes("error"), flavor);
     assert.ok(
-      kinds(openAiLog.startupFailureLines(flavor, "m")).includes("error"),
+      kinds(openAiLog.startupFailureLines(flavor, "m")).some((k) =>
+        k === "error" || k === "startupError"
+      ),
       flavor,
     );
-    assert.equal(classify(c, "Traceback (most recent call last):"), undefined);
+    // llama-server is C++: it prints no Python traceback.
+    assert.equal(
+      classify(c, "Traceback (most recent call last):"),
+      flavor === "llama_cpp" ? undefined : "startupError",
+    );
     assert.equal(
       classify(c, openAiLog.requestErrorLine(flavor, "bad request")),
       undefined,

@@ -148,6 +148,7 @@ Deno.test("a config written with the Python SDK's names validates, defaults fill
   assert.deepEqual(resolved.logActions, {
     onLoad: ["server ready"],
     onError: [],
+    onStartupError: [],
     onInfo: [],
   });
   assert.equal(resolved.maxSessions, 10);

@@ -270,7 +270,11 @@ export function comfyConfig(
       "BACKEND_UNRECOVERABLE",
       "Application startup failed",
     ],
+    // The wrapper logs no traceback while it waits for ComfyUI: one
+    // before ready is a failed start.
+    onStartupError: ["Traceback (most recent call last):"],
     onInfo: [],
+    supervisorProgram: "api-wrapper",
   });
   const comfy = (env.COMFYUI_API_BASE?.trim() || COMFYUI_BASE).replace(
     /\/+$/,

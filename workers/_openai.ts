@@ -44,9 +44,13 @@ export interface OpenAiEngine {
   name?: string;
   modelServerUrl: string;
   logFile: string;
-  onLoad: string[];
-  onError: string[];
-  onInfo: string[];
+  onLoad: (string | RegExp)[];
+  onError: (string | RegExp)[];
+  /** Fatal before the first ready, counted after. */
+  onStartupError: (string | RegExp)[];
+  onInfo: (string | RegExp)[];
+  /** supervisord program name on Vast's image. */
+  supervisorProgram: string;
   /** Env var naming the served model, besides `MODEL_NAME`. */
   modelEnv: string;
   embeddings: boolean;
@@ -204,7 +208,9 @@ export function openAiConfig(
       probeTimeoutSeconds: engine.probeTimeoutSeconds,
       onLoad: engine.onLoad,
       onError: engine.onError,
+      onStartupError: engine.onStartupError,
       onInfo: engine.onInfo,
+      supervisorProgram: engine.supervisorProgram,
     }),
     handlers: openAiHandlers(name, env, {
       served: engine.embeddings

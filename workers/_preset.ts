@@ -87,8 +87,12 @@ export interface ModelServerDefaults {
   onLoad: LogPattern[];
   /** Fatal, unless `MODEL_ERROR_LOG_MSGS` is set. */
   onError: LogPattern[];
+  /** Fatal before the first ready, counted after. @default {[]} */
+  onStartupError?: LogPattern[];
   /** Worth logging, unless `MODEL_INFO_LOG_MSGS` is set. */
   onInfo: LogPattern[];
+  /** supervisord program on Vast's image, for supervisord's own log. */
+  supervisorProgram?: string;
   /** Seconds a health probe may take, unless `HEALTHCHECK_PROBE_TIMEOUT` is set. @default {10} */
   probeTimeoutSeconds?: number;
 }
@@ -104,8 +108,10 @@ export interface ModelServerConfig {
   logActions: {
     onLoad: LogPattern[];
     onError: LogPattern[];
+    onStartupError: LogPattern[];
     onInfo: LogPattern[];
   };
+  supervisorProgram?: string;
 }
 
 /**
@@ -142,8 +148,12 @@ export function modelServerFrom(
     logActions: {
       onLoad: patternsFrom(env.MODEL_LOAD_LOG_MSG, defaults.onLoad),
       onError: patternsFrom(env.MODEL_ERROR_LOG_MSGS, defaults.onError),
+      onStartupError: defaults.onStartupError ?? [],
       onInfo: patternsFrom(env.MODEL_INFO_LOG_MSGS, defaults.onInfo),
     },
+    ...(defaults.supervisorProgram
+      ? { supervisorProgram: defaults.supervisorProgram }
+      : {}),
   };
 }
 

@@ -88,6 +88,8 @@ export function describePreset(p: Preset, env: EnvVars): string {
     `  readiness:    ${c.readiness ?? "auto"}`,
     `  on load:      ${patterns(c.logActions.onLoad)}`,
     `  on error:     ${patterns(c.logActions.onError)}`,
+    `  before ready: ${patterns(c.logActions.onStartupError)}`,
+    `  supervisord:  ${c.supervisorProgram ?? "-"}`,
     `  on info:      ${patterns(c.logActions.onInfo)}`,
     `  workload:     ${p.workloadRule}`,
     `  benchmark:    ${benchmarkOf(c)}`,

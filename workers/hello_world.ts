@@ -62,6 +62,7 @@ export const helloWorld: Preset = {
       logFile: "/workspace/infer.log",
       onLoad: ["infer server has started"],
       onError: ["Exception: corrupted model file"],
+      onStartupError: ["Traceback (most recent call last):"],
       onInfo: ['"message":"Download'],
     }),
     handlers: parallelHandlers(env, {

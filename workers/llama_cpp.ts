@@ -8,8 +8,12 @@
  * the server runs with `--embeddings`).
  *
  * Choices:
- * - Errors are the load failures (`error loading model`, `failed to load
- *   model`) and supervisor's `INFO exited: llama`; nothing per request.
+ * - Load failures (`error loading model`, `failed to load model`,
+ *   `exiting due to model loading error`) and Python-style tracebacks are
+ *   fatal before the first ready, counted after (the router mode loads
+ *   models on demand); a CUDA abort (`ggml_cuda_error`'s
+ *   `GGML_ABORT("CUDA error")`: `<file>ggml-cuda.cu:<line>: CUDA error`) is
+ *   fatal at any time. supervisord's own log for program `llama`.
  * - No engine metrics scrape: `llama-server` only serves `/metrics` with
  *   `--metrics`, and its names are not vLLM's.
  * - Workload counts 256 output tokens when a request names none
@@ -38,12 +42,14 @@ export const llamaCpp: Preset = {
       modelServerUrl: "http://127.0.0.1:18000",
       logFile: "/var/log/portal/llama.log",
       onLoad: ["model loaded"],
-      onError: [
-        "INFO exited: llama",
+      onError: [/ggml-cuda\.cu:\d+: CUDA error\b/],
+      onStartupError: [
         "error loading model",
         "failed to load model",
+        "exiting due to model loading error",
       ],
       onInfo: ['"message":"Download'],
+      supervisorProgram: "llama",
       modelEnv: "LLAMA_MODEL",
       embeddings: true,
       defaultOutputTokens: LLAMA_DEFAULT_OUTPUT_TOKENS,

@@ -6,13 +6,15 @@
  * `/v1/embeddings` (served for embedding models).
  *
  * Choices, against the Python worker's traps:
- * - No generic `Traceback (most recent call last):` error pattern (the
- *   Python worker has one): SGLang logs tracebacks for single bad requests,
- *   and one of them must not lock the worker in error for good. Fatal ends
- *   are caught by lines that only a dying server prints: the scheduler's
- *   `Scheduler hit an exception` (it then SIGQUITs the server), the
- *   `Received sigquit from a child process` that follows, and supervisor's
- *   `INFO exited: sglang`.
+ * - Python's `Traceback (most recent call last):` is fatal only before the
+ *   first ready (SGLang logs tracebacks for single bad requests later,
+ *   which are counted; the health check decides). Fatal at any time are
+ *   lines only a dying server prints: the scheduler's `Scheduler hit an
+ *   exception` (it then SIGQUITs the server), the `Received sigquit from a
+ *   child process` that follows, and `Initialization failed. warmup
+ *   error:` (`_wait_and_warmup` in `http_server.py`, before
+ *   `kill_process_tree`). supervisord's own log for program `sglang`:
+ *   `exited:` is a startup error, `gave up:` fatal.
  * - The benchmark leaves `model` out unless `MODEL_NAME`/`SGLANG_MODEL` is
  *   set: SGLang then uses the model it serves.
  * - Health probes may take 30 s: SGLang's `/health` runs a 1-token
@@ -45,11 +47,13 @@ export const sglang: Preset = {
       logFile: "/var/log/portal/sglang.log",
       onLoad: ["The server is fired up and ready to roll!"],
       onError: [
-        "INFO exited: sglang",
         "Scheduler hit an exception",
         "Received sigquit from a child process",
+        "Initialization failed. warmup error:",
       ],
+      onStartupError: ["Traceback (most recent call last):"],
       onInfo: ['"message":"Download'],
+      supervisorProgram: "sglang",
       modelEnv: "SGLANG_MODEL",
       embeddings: true,
       engineMetrics: "sglang",

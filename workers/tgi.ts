@@ -6,14 +6,21 @@
  * `/generate` (benchmark) and `/generate_stream` (SSE), both parallel.
  *
  * Choices:
- * - Ready on the router's `Connected` line, in both target spellings TGI
- *   has used (`text_generation_router` and `text_generation_router::server`).
- * - Errors are the launcher's exit lines (`Error: <LauncherError>`), which
- *   TGI prints only when the whole server stops: the Python worker's
- *   `WebserverFailed`, `DownloadError`, `ShardCannotStart`, plus
- *   `ShardFailed`, `ShardDisconnected`, `WebserverCannotStart` and
- *   `NotEnoughMemory` that it missed. Per-request failures (424 "Request
- *   failed during generation") never match.
+ * - Ready on the router's `Connected` line (`tracing::info!("Connected")`
+ *   in `router/src/server.rs`): with `--json-output` in both target
+ *   spellings TGI has used (`text_generation_router` and
+ *   `text_generation_router::server`), else the text form `INFO
+ *   text_generation_router::server: router/src/server.rs:2302: Connected`.
+ * - Fatal errors are the launcher's exit lines: `main()` returns
+ *   `Result<(), LauncherError>`, so Rust prints `Error: <Debug>`, e.g.
+ *   `Error: ArgumentValidation("...")`, `Error: NotEnoughCUDADevices("...")`,
+ *   `Error: ShardCannotStart` (`launcher/src/main.rs`), only when the whole
+ *   server stops. Every variant is listed; `NotEnoughMemory` (an earlier
+ *   list had it) is no `LauncherError` (a router error, which surfaces as
+ *   `WebserverFailed`) and is gone. A Python traceback from a shard is
+ *   fatal before the first ready only. Per-request failures (424 "Request
+ *   failed during generation") never match. No supervisord program: TGI's
+ *   own image runs the launcher without supervisord.
  * - Workload is `parameters.max_new_tokens`, as the Python worker and the
  *   client's cost count it (`EDGEWORKER_WORKLOAD=estimate` adds the prompt
  *   estimate). Absent, TGI < 3 generates 100 new tokens and TGI ≥ 3 up to
@@ -82,16 +89,19 @@ export const tgi: Preset = {
       onLoad: [
         '"message":"Connected","target":"text_generation_router"',
         '"message":"Connected","target":"text_generation_router::server"',
+        /\bINFO text_generation_router(?:::server)?: \S+: Connected$/,
       ],
       onError: [
-        "Error: WebserverFailed",
-        "Error: WebserverCannotStart",
+        "Error: ArgumentValidation",
+        "Error: NotEnoughCUDADevices",
         "Error: DownloadError",
         "Error: ShardCannotStart",
-        "Error: ShardFailed",
         "Error: ShardDisconnected",
-        "Error: NotEnoughMemory",
+        "Error: ShardFailed",
+        "Error: WebserverFailed",
+        "Error: WebserverCannotStart",
       ],
+      onStartupError: ["Traceback (most recent call last):"],
       onInfo: ['"message":"Download'],
     }),
     handlers: parallelHandlers(env, {

@@ -104,6 +104,10 @@ export const EnvSchema = z.object({
    */
   EDGEWORKER_MODEL_IDLE_SECONDS: z.coerce.number().positive().default(1.5),
   EDGEWORKER_LOG_FROM: z.enum(["start", "end"]).default("start"),
+  /** supervisord's own log (base-image `supervisord.conf`), always read from its end. */
+  EDGEWORKER_SUPERVISOR_LOG: z.string().default(
+    "/var/log/supervisor/supervisord.log",
+  ),
   EDGEWORKER_BENCHMARK: z.enum(BENCHMARK_MODES).default("auto"),
   EDGEWORKER_BENCHMARK_FILE: z.string().default(".has_benchmark"),
   EDGEWORKER_DRAIN_SECONDS: seconds.default(30),

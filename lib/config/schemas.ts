@@ -89,6 +89,7 @@ function isValidRegex(source: string): boolean {
 export const LogActionConfigSchema = z.strictObject({
   onLoad: z.array(LogPatternSchema).default([]),
   onError: z.array(LogPatternSchema).default([]),
+  onStartupError: z.array(LogPatternSchema).default([]),
   onInfo: z.array(LogPatternSchema).default([]),
 });
 
@@ -273,8 +274,13 @@ export const WorkerConfigSchema = z.strictObject({
   logActions: LogActionConfigSchema.default({
     onLoad: [],
     onError: [],
+    onStartupError: [],
     onInfo: [],
   }),
+  /** supervisord program of the model server, for supervisord's log. */
+  supervisorProgram: z.string().regex(/^[^\s:]+$/, {
+    error: "expected a supervisord program name",
+  }).optional(),
   handlers: z.array(HandlerConfigSchema).min(1, {
     error: "expected at least one handler",
   }),

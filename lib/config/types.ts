@@ -149,6 +149,14 @@ export interface LogActionConfig {
   onLoad?: LogPattern[];
   /** A line matching one of these is a fatal model error. @default {[]} */
   onError?: LogPattern[];
+  /**
+   * A line matching one of these is a fatal error until the worker is
+   * first ready (a failed start, reported at once); after that it is
+   * logged and counted in `/metrics` and the health probe decides (one bad
+   * request's Python traceback must not end a serving worker).
+   * @default {[]}
+   */
+  onStartupError?: LogPattern[];
   /** Lines matching these are logged by the worker. @default {[]} */
   onInfo?: LogPattern[];
 }
@@ -461,6 +469,12 @@ export interface WorkerConfig {
   healthcheck?: HealthcheckConfig;
   /** Log lines that mark the model loaded, broken or worth logging. */
   logActions?: LogActionConfig;
+  /**
+   * The supervisord program running the model server (`vllm`, `sglang`,
+   * ...): its `exited:` lines in supervisord's own log are startup errors,
+   * its `gave up: ... FATAL` line a fatal error.
+   */
+  supervisorProgram?: string;
   /** The routes served; at least one, each route once. */
   handlers: HandlerConfig[];
   /** Most sessions at once; 0 means unlimited. @default {10} */

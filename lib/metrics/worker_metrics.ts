@@ -165,6 +165,11 @@ export class WorkerMetrics {
     ["reason"],
   );
   #rejectedBy = new Map<string, CounterChild>();
+  #logErrors = new CounterVec(
+    "edgeworker_model_log_errors_total",
+    "Error lines of the model server (log: model or supervisor), by phase: startup (before the first ready: fatal) or serving (counted; the health check decides).",
+    ["log", "phase"],
+  );
   #duration: HistogramVec;
   #ttfb: HistogramVec;
   #chunks = 0;
@@ -192,6 +197,11 @@ export class WorkerMetrics {
     for (const reason of REJECT_REASONS) {
       this.#rejectedBy.set(reason, this.#rejected.labels(reason));
     }
+    for (const log of ["model", "supervisor"]) {
+      for (const phase of ["startup", "serving"]) {
+        this.#logErrors.labels(log, phase);
+      }
+    }
     for (const [key, n] of ledger.totals()) {
       const [route, outcome] = key.split("\u0000");
       if (outcome.startsWith("rejected_")) {
@@ -202,6 +212,11 @@ export class WorkerMetrics {
       }
     }
     this.#unsubscribe = ledger.subscribe((e) => this.#onEvent(e));
+  }
+
+  /** Counts one error line of the model server's log (or supervisord's). */
+  countLogError(log: string, phase: string): void {
+    this.#logErrors.labels(log, phase).inc();
   }
 
   /** Stops following the ledger. */
@@ -216,6 +231,7 @@ export class WorkerMetrics {
     const ledger = this.#ledger;
     this.#requests.render(w);
     this.#rejected.render(w);
+    this.#logErrors.render(w);
     let queued = 0;
     for (const r of ledger.inFlight) if (r.status === "queued") queued++;
     const one = (name: keyof typeof HELP, value: number): void => {

@@ -4,6 +4,8 @@
  * and/or health URL, with a timeout), benchmarking
  * (cached in `.has_benchmark`), ready; error on fatal log lines, failed
  * benchmarks and failing health probes, with recovery from the latter.
+ * Error lines go through the phase rule of `log_errors.ts`; supervisord's
+ * own log is tailed too when the config names the program.
  *
  * Longer than most modules: one orchestration per readiness mode, with the benchmark and health hand-over they share.
  *
@@ -24,10 +26,14 @@ import { HealthMonitor, probe } from "./health.ts";
 import type { HealthLevels } from "./health_levels.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import {
+  type LogActions,
+  type LogEvent,
   LogMonitor,
   type LogMonitorOptions,
   type Pattern,
 } from "./log_monitor.ts";
+import { LogErrors, type LogPhase, type LogSource } from "./log_errors.ts";
+import { supervisorActions } from "./supervisor_log.ts";
 import { measureMaxPerf } from "./startup_benchmark.ts";
 import type { StartupTimeline } from "./timeline.ts";
 import { deadline, delay } from "../std/async.ts";
@@ -58,6 +64,10 @@ export interface ReadinessOptions {
   timeline?: StartupTimeline;
   /** Receives every health-URL probe's result. */
   levels?: HealthLevels;
+  /** supervisord's own log, tailed when the config names a program. */
+  supervisorLog?: string;
+  /** Told of every error line seen, fatal or counted. */
+  onLogError?: (source: LogSource, phase: LogPhase) => void;
 }
 
 /** Resolves a health setting (path or URL) against the model server. */
@@ -102,6 +112,17 @@ function toPattern(p: string | RegExp | { regex: string }): Pattern {
   return typeof p === "string" || p instanceof RegExp ? p : new RegExp(p.regex);
 }
 
+/** The config's log actions as the log monitor takes them. */
+export function logActionsOf(config: ResolvedWorkerConfig): LogActions {
+  const a = config.logActions;
+  return {
+    onLoad: a.onLoad.map(toPattern),
+    onError: a.onError.map(toPattern),
+    onStartupError: a.onStartupError.map(toPattern),
+    onInfo: a.onInfo.map(toPattern),
+  };
+}
+
 /** Drives the lifecycle from the model server's log, health and benchmark. */
 export class Readiness {
   #o: ReadinessOptions;
@@ -116,6 +137,8 @@ export class Readiness {
   /** The lifecycle hook's stop function, once the hook has resolved. */
   #hookStop: Promise<LifecycleStop | undefined> | undefined;
   #hookSettled = false;
+  #supervisor: LogMonitor | undefined;
+  #errors: LogErrors | undefined;
 
   /** Creates the orchestrator; nothing runs before {@linkcode start}. */
   constructor(options: ReadinessOptions) {
@@ -126,12 +149,16 @@ export class Readiness {
   async start(): Promise<void> {
     const { config, lifecycle } = this.#o;
     const mode = readinessModeOf(config);
+    this.#errors = new LogErrors({
+      lifecycle,
+      onLogError: this.#o.onLogError,
+    });
+    const poll = this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {};
     // The log is tailed whenever there is one: even when readiness comes
     // from the health URL, its fatal lines must still count.
     const timeline = this.#o.timeline;
     const waitsForLog = readinessWaitsFor(mode).log;
     if (config.modelLogFile) {
-      const actions = config.logActions;
       const path = config.modelLogFile;
       timeline?.begin("log_file", path);
       this.#monitor = new LogMonitor({
@@ -143,24 +170,26 @@ export class Readiness {
           }
         },
         from: this.#o.logFrom,
-        ...(this.#o.logPollMs ? { pollIntervalMs: this.#o.logPollMs } : {}),
-        actions: {
-          onLoad: actions.onLoad.map(toPattern),
-          onError: actions.onError.map(toPattern),
-          onInfo: actions.onInfo.map(toPattern),
-        },
-        onEvent: (e) => {
-          if (e.kind === "info") log.info("Model: {line}", { line: e.line });
-          else if (e.kind === "error") {
-            // The whole line is the message: it says what went wrong.
-            lifecycle.fail(e.line, { fatal: true });
-          } else this.#onLoadLine(e.line);
-        },
+        ...poll,
+        actions: logActionsOf(config),
+        onEvent: (e) => this.#onLogEvent(e, "model"),
+        onLine: (line) => this.#errors?.line(line),
       });
       await this.#monitor.start();
     }
+    if (config.supervisorProgram && this.#o.supervisorLog) {
+      // From its end: the file holds every earlier boot's lines too.
+      this.#supervisor = new LogMonitor({
+        path: this.#o.supervisorLog,
+        from: "end",
+        ...poll,
+        actions: supervisorActions(config.supervisorProgram),
+        onEvent: (e) => this.#onLogEvent(e, "supervisor"),
+      });
+      await this.#supervisor.start();
+    }
     lifecycle.to("loading", this.#describeWait(mode));
-    if (config.loadProbe && readinessWaitsFor(mode).log) {
+    if (config.loadProbe && waitsForLog) {
       this.#loadProbing = this.#probeUntilLoaded(config.loadProbe.urls);
     }
     this.#sequence = this.#run(mode).catch((e) => {
@@ -178,11 +207,19 @@ export class Readiness {
     this.#abort.abort();
     this.#loadProbeStop.abort();
     await this.#loadProbing;
+    this.#errors?.close();
     await this.#monitor?.close();
+    await this.#supervisor?.close();
     await this.#health?.close();
     await this.#sequence;
     const stopping = this.#hookStop?.then(runStop);
     if (this.#hookSettled) await stopping;
+  }
+
+  #onLogEvent(e: LogEvent, source: LogSource): void {
+    if (e.kind === "info") log.info("Model: {line}", { line: e.line });
+    else if (e.kind === "load") this.#onLoadLine(e.line);
+    else this.#errors?.event(e, source);
   }
 
   #onLoadLine(line: string): void {

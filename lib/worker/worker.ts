@@ -219,6 +219,8 @@ export class Worker {
       probeIntervalMs: timings.probeIntervalMs,
       timeline: parts.timeline,
       levels: parts.levels,
+      supervisorLog: env.EDGEWORKER_SUPERVISOR_LOG,
+      onLogError: (source, phase) => parts.metrics.countLogError(source, phase),
     });
     await readiness.start();
     engine?.start();

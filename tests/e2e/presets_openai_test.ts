@@ -25,7 +25,7 @@ const CASES: Case[] = [
     preset: "vllm",
     flavor: "vllm",
     modelEnv: "VLLM_MODEL",
-    crash: /RuntimeError: Engine loop has died/,
+    crash: /EngineCore encountered a fatal error\./,
   },
   {
     preset: "sglang",
@@ -37,7 +37,8 @@ const CASES: Case[] = [
     preset: "llama_cpp",
     flavor: "llama_cpp",
     modelEnv: "LLAMA_MODEL",
-    crash: /INFO exited: llama/,
+    // ggml_cuda_error()'s abort: fatal at any time.
+    crash: /ggml-cuda\.cu:\d+: CUDA error/,
   },
 ];
 

@@ -1,0 +1,272 @@
+/**
+ * End to end, the phase rule of startup errors for every preset family:
+ * `main.ts run --preset <name>` against its stand-in, reporting to the
+ * control-plane stand-in.
+ *
+ * - While the model loads, a failed start (a Python traceback; llama.cpp:
+ *   its load-failure line) reaches the autoscaler as `error_msg` within
+ *   2 s, and so does supervisord's `exited: <program>` line in its own log.
+ * - The stand-in writes its log as base-image's log-tee does (colours, `\r`
+ *   progress bars, rotation by rename while it loads): the worker follows
+ *   the rotated file and becomes ready.
+ * - After ready, a traceback (and supervisord's exit line) is counted in
+ *   `/metrics` and the worker stays ready.
+ */
+import assert from "node:assert/strict";
+import { startComfyUiServer } from "../../dev/comfyui_server.ts";
+import { startHelloWorldServer } from "../../dev/hello_world_server.ts";
+import { supervisorExitedLine } from "../../dev/_log.ts";
+import { startOpenAiServer } from "../../dev/openai_server.ts";
+import type { StandInOptions, StandInServer } from "../../dev/_standin.ts";
+import { startTgiServer } from "../../dev/tgi_server.ts";
+import {
+  allScenarios,
+  appendLog,
+  inTempDir,
+  type PresetWorker,
+  type ScenarioContext,
+} from "./_presets.ts";
+
+const TB = "Traceback (most recent call last):";
+
+interface Case {
+  preset: string;
+  start: (o: StandInOptions) => Promise<StandInServer>;
+  /** Extra worker env (e.g. the engine's model variable). */
+  env?: Record<string, string>;
+  /** supervisord program on Vast's image, if the preset names one. */
+  program?: string;
+  /** A failed start written to the model log while loading, and the
+   * `error_msg` it must give. */
+  failure: { lines: string[]; message: RegExp };
+}
+
+const pythonFailure = {
+  lines: [
+    TB,
+    '  File "/usr/lib/python3.12/site-packages/transformers/utils/hub.py", line 470, in cached_files',
+    "    raise EnvironmentError(",
+    "OSError: Qwen/Nope is not a local folder and is not a valid model identifier",
+  ],
+  message:
+    /^Model server failed to start: OSError: Qwen\/Nope is not a local folder/,
+};
+
+const CASES: Case[] = [
+  {
+    preset: "vllm",
+    start: (o) =>
+      startOpenAiServer({ ...o, flavor: "vllm", tokensPerSecond: 5000 }),
+    env: { VLLM_MODEL: "Qwen/Qwen3-0.6B" },
+    program: "vllm",
+    failure: {
+      // vLLM's engine-core process tags each of its lines.
+      lines: pythonFailure.lines.map((l) => `(EngineCore_DP0 pid=282) ${l}`),
+      message: pythonFailure.message,
+    },
+  },
+  {
+    preset: "sglang",
+    start: (o) =>
+      startOpenAiServer({ ...o, flavor: "sglang", tokensPerSecond: 5000 }),
+    program: "sglang",
+    failure: pythonFailure,
+  },
+  {
+    preset: "llama_cpp",
+    start: (o) =>
+      startOpenAiServer({ ...o, flavor: "llama_cpp", tokensPerSecond: 5000 }),
+    program: "llama",
+    // C++: no traceback; its own failed-load line.
+    failure: {
+      lines: [
+        "llama_model_load: error loading model: unknown model architecture: 'glm5next'",
+      ],
+      message: /^llama_model_load: error loading model: unknown model/,
+    },
+  },
+  {
+    preset: "tgi",
+    start: (o) => startTgiServer({ ...o, tokensPerSecond: 5000 }),
+    failure: pythonFailure,
+  },
+  {
+    preset: "comfyui",
+    start: (o) => startComfyUiServer({ ...o, secondsPerImage: 0.02 }),
+    program: "api-wrapper",
+    failure: pythonFailure,
+  },
+  {
+    preset: "hello_world",
+    start: (o) => startHelloWorldServer(o),
+    failure: pythonFailure,
+  },
+];
+
+const COMFY_BENCH = {
+  BENCHMARK_TEST_WIDTH: "64",
+  BENCHMARK_TEST_HEIGHT: "64",
+  BENCHMARK_TEST_STEPS: "1",
+};
+
+async function startWorker(
+  ctx: ScenarioContext,
+  c: Case,
+  server: StandInServer,
+  logFile: string,
+  supervisorLog: string,
+): Promise<PresetWorker> {
+  return await ctx.startAgainst(server.url, logFile, c.preset, {
+    EDGEWORKER_SUPERVISOR_LOG: supervisorLog,
+    ...(c.preset === "comfyui" ? COMFY_BENCH : {}),
+    ...c.env,
+  });
+}
+
+/** Waits until `w` has taken its place in the log and is loading. */
+async function loading(w: PresetWorker): Promise<void> {
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    try {
+      if ((await w.status()).state === "loading") return;
+    } catch { /* not listening yet */ }
+    assert.ok(Date.now() < deadline, "worker never loading");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `error_msg` reaches the control plane matching `re`; returns the ms. */
+async function reportedWithin(w: PresetWorker, re: RegExp): Promise<number> {
+  const t0 = performance.now();
+  await w.cp.waitFor(
+    "status",
+    (b) => re.test(String((b as { error_msg?: string }).error_msg ?? "")),
+    5000,
+  );
+  return performance.now() - t0;
+}
+
+async function logErrors(w: PresetWorker, key: string): Promise<number> {
+  const text = await (await fetch(`${w.base}/metrics`)).text();
+  const [log, phase] = key.split("/");
+  const m = new RegExp(
+    `^edgeworker_model_log_errors_total\\{log="${log}",phase="${phase}"\\} (\\d+)$`,
+    "m",
+  ).exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+function whileLoading(c: Case): Promise<void> {
+  return inTempDir(`${c.preset}-loading`, async (ctx) => {
+    const logFile = `${ctx.dir}/model.log`;
+    const supervisorLog = `${ctx.dir}/supervisord.log`;
+    // Loads for longer than the test: only the failure can end it.
+    const server = await c.start({
+      logFile,
+      supervisorLog,
+      startupDelayMs: 120_000,
+    });
+    ctx.defer(() => server.close());
+    const w = await startWorker(ctx, c, server, logFile, supervisorLog);
+    await loading(w);
+    const t0 = performance.now();
+    await appendLog(logFile, ...c.failure.lines);
+    await reportedWithin(w, c.failure.message);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 2000, `${c.preset}: error_msg after ${ms.toFixed(0)} ms`);
+    console.log(`${c.preset}: failed start reported after ${ms.toFixed(0)} ms`);
+    assert.match(await w.waitError(), c.failure.message);
+  });
+}
+
+function supervisorWhileLoading(c: Case): Promise<void> {
+  return inTempDir(`${c.preset}-supervisord`, async (ctx) => {
+    const logFile = `${ctx.dir}/model.log`;
+    const supervisorLog = `${ctx.dir}/supervisord.log`;
+    const server = await c.start({
+      logFile,
+      supervisorLog,
+      startupDelayMs: 120_000,
+    });
+    ctx.defer(() => server.close());
+    const w = await startWorker(ctx, c, server, logFile, supervisorLog);
+    await loading(w);
+    // Another program's exit is not the model server's.
+    await appendLog(supervisorLog, supervisorExitedLine("jupyter"));
+    const t0 = performance.now();
+    await appendLog(supervisorLog, supervisorExitedLine(c.program!));
+    const re = new RegExp(
+      `^supervisord: WARN exited: ${c.program} \\(exit status 1; not expected\\)$`,
+    );
+    await reportedWithin(w, re);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 2000, `${c.preset}: error_msg after ${ms.toFixed(0)} ms`);
+    console.log(
+      `${c.preset}: supervisord exit reported after ${ms.toFixed(0)} ms`,
+    );
+    assert.equal(await logErrors(w, "supervisor/startup"), 1);
+  });
+}
+
+function afterReady(c: Case): Promise<void> {
+  return inTempDir(`${c.preset}-serving`, async (ctx) => {
+    const logFile = `${ctx.dir}/model.log`;
+    const supervisorLog = `${ctx.dir}/supervisord.log`;
+    await Deno.writeTextFile(logFile, `${TB}\nRuntimeError: previous boot\n`);
+    // log-tee at a small scale, with a progress bar redrawn every 20 ms
+    // while loading: the log is rotated by rename before the ready line.
+    const server = await c.start({
+      logFile,
+      supervisorLog,
+      startupDelayMs: 4000,
+      logTee: {
+        mode: "log-tee@base-image-a7552d1",
+        maxBytes: 4096,
+        keepBytes: 1024,
+        checkBytes: 512,
+      },
+    });
+    ctx.defer(() => server.close());
+    const w = await startWorker(ctx, c, server, logFile, supervisorLog);
+    await w.waitReady(30000);
+    assert.ok(server.logRotations >= 1, `rotations: ${server.logRotations}`);
+
+    // One request's traceback once serving: logged, counted, still ready.
+    await appendLog(
+      logFile,
+      TB,
+      '  File "/app/serving.py", line 12, in create',
+      "ValueError: invalid logit bias",
+    );
+    if (c.program) {
+      // supervisord restarts it: the health check decides, not the line.
+      await appendLog(supervisorLog, supervisorExitedLine(c.program));
+    }
+    const key = c.preset === "llama_cpp"
+      ? "supervisor/serving"
+      : "model/serving";
+    const deadline = Date.now() + 5000;
+    while ((await logErrors(w, key)) < 1) {
+      assert.ok(Date.now() < deadline, `${c.preset}: ${key} not counted`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await w.assertReady();
+    if (c.program && key !== "supervisor/serving") {
+      assert.equal(await logErrors(w, "supervisor/serving"), 1);
+    }
+    assert.equal(await logErrors(w, "model/startup"), 0);
+  });
+}
+
+Deno.test("startup failures: a failed start is reported within 2 s; once ready, errors are counted and the log followed across rotation", async (t) => {
+  // One preset at a time: each scenario runs a worker subprocess.
+  for (const c of CASES) {
+    await t.step(c.preset, async () => {
+      await allScenarios([
+        whileLoading(c),
+        afterReady(c),
+        ...(c.program ? [supervisorWhileLoading(c)] : []),
+      ]);
+    });
+  }
+});
