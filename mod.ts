@@ -26,6 +26,7 @@ export { Worker } from "./lib/worker/worker.ts";
 export type { RunningWorker, WorkerStartOptions } from "./lib/worker/worker.ts";
 export type { WorkerTimings } from "./lib/worker/parts.ts";
 export type {
+  AutoConcurrencyConfig,
   BenchmarkConfig,
   ConstantWorkload,
   DeclarativeWorkload,
@@ -38,6 +39,7 @@ export type {
   Payload,
   ReadinessMode,
   RequestParser,
+  ResolvedAutoConcurrencyConfig,
   ResolvedBenchmarkConfig,
   ResolvedDeclarativeWorkload,
   ResolvedEngineMetricsConfig,

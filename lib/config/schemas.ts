@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import type {
+  AutoConcurrencyConfig,
   BenchmarkConfig,
   DeclarativeWorkload,
   EngineMetricsConfig,
@@ -20,6 +21,7 @@ import type {
   LogPattern,
   Payload,
   RequestParser,
+  ResolvedAutoConcurrencyConfig,
   ResolvedBenchmarkConfig,
   ResolvedDeclarativeWorkload,
   ResolvedEngineMetricsConfig,
@@ -149,6 +151,18 @@ export const DEFAULT_TIMEOUTS = Object.freeze({
   total: null,
 });
 
+/** Bounds of `maxConcurrency: "auto"` (see `lib/traffic/concurrency_limit.ts`). */
+export const AutoConcurrencyConfigSchema = z.strictObject({
+  /** Fewest slots. */
+  min: z.int().positive().default(1),
+  /** Most slots; the count never exceeds it. */
+  max: z.int().positive().default(128),
+  /** Slots at start; default min(max, max(min, 8)). */
+  initial: z.int().positive().optional(),
+  /** First byte allowed over the unloaded one, as a factor. */
+  tolerance: z.number().gt(1).default(1.5),
+});
+
 /** One route of the worker, forwarded to the same path on the model server. */
 export const HandlerConfigSchema = z.strictObject({
   route: z.string().startsWith("/", {
@@ -162,8 +176,10 @@ export const HandlerConfigSchema = z.strictObject({
   allowParallelRequests: z.boolean().default(false),
   /** Seconds of estimated queue wait above which requests get 429; null: none. */
   maxQueueTime: z.number().positive().nullable().default(30),
-  /** Parallel handlers: at most this many at once, FIFO beyond. */
-  maxConcurrency: z.int().positive().optional(),
+  /** Parallel handlers: at most this many at once, FIFO beyond; "auto": follows the engine. */
+  maxConcurrency: z.union([z.int().positive(), z.literal("auto")]).optional(),
+  /** Bounds of `maxConcurrency: "auto"`. */
+  autoConcurrency: AutoConcurrencyConfigSchema.optional(),
   workload: z.union([
     fn<WorkloadCalculator>("a workload"),
     DeclarativeWorkloadSchema,
@@ -235,6 +251,7 @@ export const WorkerConfigSchema = z.strictObject({
       });
     }
     seen.add(h.route);
+    checkAutoConcurrency(h, i, ctx);
   });
   const withBenchmark = cfg.handlers.filter((h) => h.benchmark).length;
   if (withBenchmark > 1) {
@@ -262,6 +279,36 @@ export const WorkerConfigSchema = z.strictObject({
   }
 });
 
+/** `maxConcurrency: "auto"` and its bounds, checked together. */
+function checkAutoConcurrency(
+  h: z.output<typeof HandlerConfigSchema>,
+  i: number,
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: "custom", path: ["handlers", i, ...path], message });
+  if (h.maxConcurrency === "auto" && !h.allowParallelRequests) {
+    issue(["maxConcurrency"], '"auto" needs allowParallelRequests: true');
+  }
+  const auto = h.autoConcurrency;
+  if (!auto) return;
+  if (h.maxConcurrency !== "auto") {
+    issue(["autoConcurrency"], 'only with maxConcurrency: "auto"');
+  }
+  if (auto.max < auto.min) {
+    issue(["autoConcurrency", "max"], `expected at least min (${auto.min})`);
+  }
+  if (
+    auto.initial !== undefined &&
+    (auto.initial < auto.min || auto.initial > auto.max)
+  ) {
+    issue(
+      ["autoConcurrency", "initial"],
+      `expected between min (${auto.min}) and max (${auto.max})`,
+    );
+  }
+}
+
 /** True when `A` and `B` are the same type (not merely assignable). */
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends
   (<T>() => T extends B ? 1 : 2) ? true : false;
@@ -278,6 +325,11 @@ const _sameTypes: [
   >,
   Same<z.input<typeof BenchmarkConfigSchema>, BenchmarkConfig>,
   Same<z.output<typeof BenchmarkConfigSchema>, ResolvedBenchmarkConfig>,
+  Same<z.input<typeof AutoConcurrencyConfigSchema>, AutoConcurrencyConfig>,
+  Same<
+    z.output<typeof AutoConcurrencyConfigSchema>,
+    ResolvedAutoConcurrencyConfig
+  >,
   Same<z.input<typeof TimeoutsConfigSchema>, TimeoutsConfig>,
   Same<z.output<typeof TimeoutsConfigSchema>, TimeoutsConfig>,
   Same<z.input<typeof HandlerConfigSchema>, HandlerConfig>,
@@ -292,6 +344,8 @@ const _sameTypes: [
   Same<z.input<typeof WorkerConfigSchema>, WorkerConfig>,
   Same<z.output<typeof WorkerConfigSchema>, ResolvedWorkerConfig>,
 ] = [
+  true,
+  true,
   true,
   true,
   true,

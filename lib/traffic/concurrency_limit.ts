@@ -210,9 +210,10 @@ export class ConcurrencyLimit {
    * requests waiting in its queue. Returns the new slot count.
    */
   engine(running: number | undefined, waiting: number | undefined): number {
-    if (waiting === undefined || !(waiting >= 0)) return this.slots;
-    this.#engineQueued = waiting > 0;
-    if (this.#engineQueued && running !== undefined && running >= 0) {
+    // Unknown figures (a failed scrape) block nothing.
+    this.#engineQueued = waiting !== undefined && waiting > 0;
+    if (!this.#engineQueued || waiting === undefined) return this.slots;
+    if (running !== undefined && running >= 0) {
       this.#set(
         Math.min(this.#limit, this.#limit * running / (running + waiting)),
       );

@@ -117,6 +117,8 @@ export function buildParts(
         config.engineMetrics.path,
       intervalMs: config.engineMetrics.intervalSeconds * 1000,
       kind: config.engineMetrics.kind,
+      // The engine's own queue steers adaptive slot counts.
+      onSnapshot: (snap) => queues.engine(snap.running, snap.waiting),
     })
     : undefined;
 
@@ -142,6 +144,7 @@ export function buildParts(
     liveThroughput: () => capacity.live ?? 0,
     reports: () => reporter?.stats ?? {},
     engine: engine ? () => engine.snapshot() : undefined,
+    concurrency: () => queues.queues(),
   });
   return {
     ledger,
