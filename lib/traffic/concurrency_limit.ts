@@ -10,7 +10,9 @@
  *
  * - `baseline` is the lowest first-byte time seen since the last probe:
  *   what one request costs when the engine is not saturated.
- * - `recent` is an average of the last few samples (EWMA, `alpha` 0.2).
+ * - `recent` is an average of the last few samples (EWMA, `alpha` 0.2;
+ *   one sample counts at most twice the average, so a pause of the event
+ *   loop does not read as overload).
  * - gradient `g = tolerance × baseline / recent`, bounded to [0.5, 1.5];
  *   the limit moves half-way to `limit × g` per round trip (each of the
  *   `slots` answers of one round trip moves it `1 / slots` of that). Below
@@ -177,9 +179,10 @@ export class ConcurrencyLimit {
       return this.#probeSample(firstByteMs, inFlightAtSend);
     }
     if (firstByteMs < this.#baseline) this.#baseline = firstByteMs;
-    this.#recent = Number.isNaN(this.#recent)
-      ? firstByteMs
-      : this.#recent + ALPHA * (firstByteMs - this.#recent);
+    // One answer counts at most twice the average: a pause of the event
+    // loop or a GC makes a few answers slow at once, not the engine.
+    this.#recent = Number.isNaN(this.#recent) ? firstByteMs : this.#recent +
+      ALPHA * (Math.min(firstByteMs, 2 * this.#recent) - this.#recent);
     let g = this.#recent > 0
       ? this.#tolerance * this.#baseline / this.#recent
       : MAX_GRADIENT;
@@ -251,6 +254,9 @@ export class ConcurrencyLimit {
       this.#sinceProbe = Math.max(0, this.#probeEvery - 2 * this.#probeSlots);
     }
     this.#limitAtProbe = this.#limit;
+    // The average restarts too: it may hold answers from before (a cold
+    // start's first requests open connections).
+    this.#recent = NaN;
     return this.slots;
   }
 }

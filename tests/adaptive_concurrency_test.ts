@@ -1,0 +1,218 @@
+/**
+ * `maxConcurrency: "auto"` on a real worker in front of a scripted model
+ * server with a concurrency knee: the slot count `/metrics` shows settles
+ * near the knee, follows it when it moves, and the model server never sees
+ * more than `max` at once. Also the engine's own queue (a vLLM `/metrics`)
+ * cutting the count, and the config errors.
+ */
+import assert from "node:assert/strict";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { sleep } from "../dev/_async.ts";
+import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
+import { post, waitFor } from "./helpers/http.ts";
+import { startUpstream } from "./helpers/upstream.ts";
+import { envelope, startWorker } from "./helpers/worker.ts";
+
+const ROUTE = "/knee";
+const BASE_MS = 30;
+
+/** The scripted engine: full speed up to `knee` at once, then slower in proportion. */
+function kneeServer() {
+  const engine = { knee: 6, active: 0, maxActive: 0, waiting: 0 };
+  const up = startUpstream({
+    script: async ({ path, signal }) => {
+      if (path === "/metrics") {
+        return new Response(
+          `vllm:num_requests_running{model_name="m"} ${engine.active}\n` +
+            `vllm:num_requests_waiting{model_name="m"} ${engine.waiting}\n`,
+        );
+      }
+      if (path !== ROUTE) return undefined;
+      engine.active++;
+      engine.maxActive = Math.max(engine.maxActive, engine.active);
+      const ms = BASE_MS * Math.max(1, engine.active / engine.knee);
+      await sleep(ms, signal);
+      engine.active--;
+      return Response.json({ ok: true });
+    },
+  });
+  return { up, engine };
+}
+
+/** The route's slot count as `/metrics` shows it (the text parses). */
+async function slotsOf(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  parsePrometheusTextFormat(text);
+  const line = text.split("\n").find((l) =>
+    l.startsWith(`edgeworker_concurrency_limit{route="${ROUTE}"} `)
+  );
+  assert.ok(line, "no edgeworker_concurrency_limit line");
+  return Number(line.split(" ")[1]);
+}
+
+/** `n` requests from `clients` closed-loop clients; the limit sampled meanwhile. */
+async function drive(
+  url: string,
+  n: number,
+  clients: number,
+): Promise<number[]> {
+  let sent = 0;
+  let running = true;
+  const seen: number[] = [];
+  const sampler = (async () => {
+    while (running) {
+      seen.push(await slotsOf(url));
+      await sleep(25);
+    }
+  })();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (sent < n) {
+        sent++;
+        const res = await post(url, ROUTE, envelope({}));
+        assert.equal(res.status, 200, await res.text());
+      }
+    }),
+  );
+  running = false;
+  await sampler;
+  return seen;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+Deno.test("the adaptive slot count settles near the knee, follows it, never above max", async () => {
+  const { up, engine } = kneeServer();
+  const max = 16;
+  const w = await startWorker({
+    modelServerUrl: up.url,
+    handlers: [{
+      route: ROUTE,
+      allowParallelRequests: true,
+      maxQueueTime: null,
+      maxConcurrency: "auto",
+      autoConcurrency: { min: 1, max },
+    }],
+  });
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    assert.equal(await slotsOf(w.url), 8); // min(max, 8) at start
+    // Enough answers for the stated convergence (300) and a second half.
+    for (const [knee, answers] of [[6, 700], [3, 500]]) {
+      engine.knee = knee;
+      const seen = await drive(w.url, answers, 32);
+      const settled = median(seen.slice(Math.floor(seen.length / 2)));
+      // Settles where first bytes are 1.5× the unloaded ones: 1.5 × knee.
+      assert.ok(
+        settled >= knee && settled <= 2 * knee,
+        `knee ${knee}: settled at ${settled} (${seen.join(" ")})`,
+      );
+      assert.ok(seen.every((s) => s >= 1 && s <= max), seen.join(" "));
+    }
+    assert.ok(engine.maxActive <= max, `engine saw ${engine.maxActive}`);
+  } finally {
+    await w.shutdown();
+    await up.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
+});
+
+Deno.test("the engine's own waiting queue cuts the adaptive slot count", async () => {
+  const { up, engine } = kneeServer();
+  const w = await startWorker({
+    modelServerUrl: up.url,
+    handlers: [{
+      route: ROUTE,
+      allowParallelRequests: true,
+      maxConcurrency: "auto",
+      autoConcurrency: { min: 2, max: 40, initial: 20 },
+    }],
+    engineMetrics: { kind: "vllm", intervalSeconds: 0.05 },
+  });
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    assert.equal(await slotsOf(w.url), 20);
+    // The engine runs 5 and queues 15: a quarter of the slots are its share.
+    engine.active = 5;
+    engine.waiting = 15;
+    await waitFor(async () => await slotsOf(w.url) === 5, 3000, "cut to 5");
+    // It never goes under min.
+    engine.active = 0;
+    await waitFor(async () => await slotsOf(w.url) === 2, 3000, "min 2");
+    engine.waiting = 0;
+  } finally {
+    await w.shutdown();
+    await up.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
+});
+
+Deno.test("fixed and FIFO queues show their slots too", async () => {
+  const up = startUpstream();
+  const w = await startWorker({
+    modelServerUrl: up.url,
+    handlers: [
+      { route: "/echo", allowParallelRequests: true, maxConcurrency: 3 },
+      { route: "/slow" },
+    ],
+  });
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    const text = await (await fetch(`${w.url}/metrics`)).text();
+    assert.match(text, /^edgeworker_concurrency_limit\{route="\/echo"\} 3$/m);
+    assert.match(text, /^edgeworker_concurrency_limit\{route="\/slow"\} 1$/m);
+    assert.match(text, /^edgeworker_concurrency_in_use\{route="\/echo"\} 0$/m);
+  } finally {
+    await w.shutdown();
+    await up.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
+});
+
+function configErrors(handler: Record<string, unknown>): string[] {
+  try {
+    parseWorkerConfig({
+      modelServerUrl: "http://127.0.0.1:1",
+      handlers: [{ route: "/x", ...handler }],
+    });
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return [...e.problems];
+  }
+  return [];
+}
+
+Deno.test('"auto" and its bounds are checked, each error naming its field', () => {
+  const has = (lines: string[], text: string) =>
+    assert.ok(lines.some((l) => l.includes(text)), lines.join("\n"));
+  has(
+    configErrors({ maxConcurrency: "auto" }),
+    'handlers[0].maxConcurrency: "auto" needs allowParallelRequests: true',
+  );
+  has(
+    configErrors({
+      allowParallelRequests: true,
+      maxConcurrency: 4,
+      autoConcurrency: { max: 8 },
+    }),
+    'handlers[0].autoConcurrency: only with maxConcurrency: "auto"',
+  );
+  const auto = { allowParallelRequests: true, maxConcurrency: "auto" };
+  has(
+    configErrors({ ...auto, autoConcurrency: { min: 9, max: 4 } }),
+    "handlers[0].autoConcurrency.max: expected at least min (9)",
+  );
+  has(
+    configErrors({ ...auto, autoConcurrency: { min: 2, max: 4, initial: 9 } }),
+    "handlers[0].autoConcurrency.initial: expected between min (2) and max (4)",
+  );
+  has(
+    configErrors({ ...auto, autoConcurrency: { tolerance: 1 } }),
+    "handlers[0].autoConcurrency.tolerance",
+  );
+  has(configErrors({ ...auto, maxConcurrency: "most" }), "maxConcurrency");
+  assert.deepEqual(configErrors(auto), []);
+});
