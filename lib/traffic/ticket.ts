@@ -14,7 +14,7 @@
  * stream (the client's response has been handed on), and each chunk read
  * and handed over. Whatever Deno does after a chunk is enqueued (writing
  * it to the socket) is not visible: the figures are the JS side of the
- * worker, a lower bound of what a client sees. The first answer's first
+ * worker, a lower bound of what a client sees. Each answer's first
  * byte also feeds the handler's adaptive slot count.
  *
  * @module
