@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { sleep } from "../dev/_async.ts";
+import { envConcurrency, EnvError, readEnv } from "../lib/config/env.ts";
 import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import { startUpstream } from "./helpers/upstream.ts";
@@ -215,4 +216,66 @@ Deno.test('"auto" and its bounds are checked, each error naming its field', () =
   );
   has(configErrors({ ...auto, maxConcurrency: "most" }), "maxConcurrency");
   assert.deepEqual(configErrors(auto), []);
+});
+
+Deno.test("EDGEWORKER_MAX_CONCURRENCY=auto turns a preset's parallel routes adaptive", async () => {
+  const up = startUpstream();
+  const w = await startWorker({
+    modelServerUrl: up.url,
+    handlers: [
+      { route: "/echo", allowParallelRequests: true },
+      { route: "/slow" }, // FIFO: untouched
+    ],
+  }, {
+    EDGEWORKER_MAX_CONCURRENCY: "auto",
+    EDGEWORKER_AUTO_CONCURRENCY_MAX: "3",
+  });
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    const text = await (await fetch(`${w.url}/metrics`)).text();
+    assert.match(text, /^edgeworker_concurrency_limit\{route="\/echo"\} 3$/m);
+    assert.match(text, /^edgeworker_concurrency_limit\{route="\/slow"\} 1$/m);
+  } finally {
+    await w.shutdown();
+    await up.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
+});
+
+Deno.test("the concurrency variables are checked and merged over the config", () => {
+  assert.equal(
+    readEnv({ EDGEWORKER_MAX_CONCURRENCY: "auto" }).EDGEWORKER_MAX_CONCURRENCY,
+    "auto",
+  );
+  assert.equal(
+    readEnv({ EDGEWORKER_MAX_CONCURRENCY: "12" }).EDGEWORKER_MAX_CONCURRENCY,
+    12,
+  );
+  for (const bad of ["lots", "0", "2.5"]) {
+    assert.throws(
+      () => readEnv({ EDGEWORKER_MAX_CONCURRENCY: bad }),
+      (e: Error) =>
+        e instanceof EnvError &&
+        e.problems.some((p) => p.startsWith("EDGEWORKER_MAX_CONCURRENCY")),
+      bad,
+    );
+  }
+  const env = readEnv({
+    EDGEWORKER_MAX_CONCURRENCY: "auto",
+    EDGEWORKER_AUTO_CONCURRENCY_MAX: "4",
+  });
+  assert.deepEqual(
+    envConcurrency({
+      allowParallelRequests: true,
+      maxConcurrency: 32,
+      autoConcurrency: { min: 6, initial: 10 },
+    }, env),
+    {
+      allowParallelRequests: true,
+      maxConcurrency: "auto",
+      autoConcurrency: { min: 4, max: 4, initial: 4 },
+    },
+  );
+  const fifo = { allowParallelRequests: false };
+  assert.equal(envConcurrency(fifo, env), fifo);
 });

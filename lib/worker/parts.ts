@@ -11,6 +11,7 @@ import { SignatureVerifier } from "../auth/signatures.ts";
 import { diskUsedGb } from "../autoscaler/disk_usage.ts";
 import { Reporter } from "../autoscaler/reporter.ts";
 import {
+  envConcurrency,
   envTimeouts,
   publicUrl,
   reportAddresses,
@@ -89,7 +90,9 @@ export function buildParts(
     compileHandler(h, config.modelServerUrl, timeouts)
   );
   const queues = new QueuePlan();
-  for (const h of config.handlers) queues.add(h.route, h);
+  for (const h of config.handlers) {
+    queues.add(h.route, envConcurrency(h, env));
+  }
   const admission = new Admission({
     ledger,
     clientWatch: new ClientWatch({ localPort: port }),
