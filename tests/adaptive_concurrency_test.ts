@@ -15,6 +15,7 @@ import { startUpstream } from "./helpers/upstream.ts";
 import { envelope, startWorker } from "./helpers/worker.ts";
 
 const ROUTE = "/knee";
+const STREAM_ROUTE = "/knee-stream";
 const BASE_MS = 30;
 
 /** The scripted engine: full speed up to `knee` at once, then slower in proportion. */
@@ -26,6 +27,26 @@ function kneeServer() {
         return new Response(
           `vllm:num_requests_running{model_name="m"} ${engine.active}\n` +
             `vllm:num_requests_waiting{model_name="m"} ${engine.waiting}\n`,
+        );
+      }
+      if (path === STREAM_ROUTE) {
+        // Headers at once, the first token after the engine's delay: only
+        // the first chunk tells the engine's speed.
+        engine.active++;
+        engine.maxActive = Math.max(engine.maxActive, engine.active);
+        const ms = BASE_MS * Math.max(1, engine.active / engine.knee);
+        const enc = new TextEncoder();
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            async start(c) {
+              await sleep(ms, signal);
+              engine.active--;
+              c.enqueue(enc.encode('data: {"token":"hi"}\n\n'));
+              c.enqueue(enc.encode("data: [DONE]\n\n"));
+              c.close();
+            },
+          }),
+          { headers: { "content-type": "text/event-stream" } },
         );
       }
       if (path !== ROUTE) return undefined;
@@ -41,11 +62,11 @@ function kneeServer() {
 }
 
 /** The route's slot count as `/metrics` shows it (the text parses). */
-async function slotsOf(url: string): Promise<number> {
+async function slotsOf(url: string, route = ROUTE): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   parsePrometheusTextFormat(text);
   const line = text.split("\n").find((l) =>
-    l.startsWith(`edgeworker_concurrency_limit{route="${ROUTE}"} `)
+    l.startsWith(`edgeworker_concurrency_limit{route="${route}"} `)
   );
   assert.ok(line, "no edgeworker_concurrency_limit line");
   return Number(line.split(" ")[1]);
@@ -56,13 +77,14 @@ async function drive(
   url: string,
   n: number,
   clients: number,
+  route = ROUTE,
 ): Promise<number[]> {
   let sent = 0;
   let running = true;
   const seen: number[] = [];
   const sampler = (async () => {
     while (running) {
-      seen.push(await slotsOf(url));
+      seen.push(await slotsOf(url, route));
       await sleep(25);
     }
   })();
@@ -70,7 +92,7 @@ async function drive(
     Array.from({ length: clients }, async () => {
       while (sent < n) {
         sent++;
-        const res = await post(url, ROUTE, envelope({}));
+        const res = await post(url, route, envelope({}));
         assert.equal(res.status, 200, await res.text());
       }
     }),
@@ -113,6 +135,38 @@ Deno.test("the adaptive slot count settles near the knee, follows it, never abov
       );
       assert.ok(seen.every((s) => s >= 1 && s <= max), seen.join(" "));
     }
+    assert.ok(engine.maxActive <= max, `engine saw ${engine.maxActive}`);
+  } finally {
+    await w.shutdown();
+    await up.close();
+    await Deno.remove(w.dir, { recursive: true });
+  }
+});
+
+Deno.test("a streamed answer's first chunk, not its headers, steers the count", async () => {
+  const { up, engine } = kneeServer();
+  engine.knee = 4;
+  const max = 16;
+  const w = await startWorker({
+    modelServerUrl: up.url,
+    handlers: [{
+      route: STREAM_ROUTE,
+      allowParallelRequests: true,
+      maxQueueTime: null,
+      maxConcurrency: "auto",
+      autoConcurrency: { min: 1, max },
+    }],
+  });
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    const seen = await drive(w.url, 600, 32, STREAM_ROUTE);
+    const settled = median(seen.slice(Math.floor(seen.length / 2)));
+    // Headers come at once: had they been the signal, the count would
+    // have climbed to max.
+    assert.ok(
+      settled >= 4 && settled <= 8,
+      `settled at ${settled} (${seen.join(" ")})`,
+    );
     assert.ok(engine.maxActive <= max, `engine saw ${engine.maxActive}`);
   } finally {
     await w.shutdown();
