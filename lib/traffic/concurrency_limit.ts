@@ -22,7 +22,7 @@
  *   byte grows with the requests in flight and `g` falls below 1. It
  *   settles where the first byte is `tolerance` × the baseline: for an
  *   engine whose latency grows in proportion to the requests beyond its
- *   knee `K`, at about `tolerance × K` (1.3–1.4 K in the simulation,
+ *   knee `K`, at about `tolerance × K` (1.3–1.5 K in the simulation,
  *   whose answers vary by ±10%).
  * - No growth while fewer than half the slots are in use (the traffic says
  *   nothing about more), nor while the engine reports requests waiting in
@@ -31,16 +31,17 @@
  * - An overload answer (the model's 429/503, a first-byte timeout) cuts
  *   the limit by 20% (multiplicative decrease).
  * - The baseline only goes down between probes; a **probe** measures it
- *   again: every `probeEvery` samples, or when the limit fell below half of
- *   what it was at the last probe (the engine may have become slower
- *   rather than saturated), the slot count drops to half for a few samples
- *   sent at that concurrency, and their lowest first byte becomes the new
- *   baseline. If halving the slots (nearly) halved the first byte, the
- *   engine was saturated even at half: the limit goes on from the probe's
- *   count and probes again two round trips later. Without probes the baseline could only drift (Gradient2's
- *   long-term average drifts up under steady overload). A probe costs
- *   about 2% of the throughput at the defaults (half the slots for about
- *   `1.5 × slots` of every 500 answers).
+ *   again: two round trips after the start, every `probeEvery` answers,
+ *   and whenever the limit fell below half of what it was at the last
+ *   probe (the engine may have become slower rather than saturated). The
+ *   slot count drops to half for a few answers sent at that concurrency,
+ *   and their lowest first byte becomes the new baseline. If halving the
+ *   slots (nearly) halved the first byte, the engine was saturated even
+ *   at half: the limit goes on from the probe's count and probes again two
+ *   round trips later. Without probes the baseline could only drift
+ *   (Gradient2's long-term average drifts up under steady overload). A
+ *   probe costs about 3% of the throughput at the defaults (half the slots
+ *   for about 1.2 × slots of every 500 answers, in the simulation).
  *
  * Convergence, stated for the default settings and checked by
  * `tests/concurrency_limit_test.ts` on a simulated engine (processor
@@ -48,7 +49,7 @@
  * changes, it becomes faster, or 2× slower or more, the limit is within
  * [K, 2K] for good within {@linkcode CONVERGENCE_SAMPLES} answers (the
  * simulation needs 50–190), probes aside; after a smaller slowdown, within
- * the next periodic probe plus that (the simulation: 440 for 1.4× slower).
+ * the next periodic probe plus that (the simulation: 433 for 1.4× slower).
  * The slot count is always an integer in [min, max].
  *
  * @module
