@@ -129,6 +129,14 @@ export const EnvSchema = z.object({
   EDGEWORKER_STALL_SECONDS: seconds.default(60),
   /** A stalled answer is aborted with a recorded error. */
   EDGEWORKER_STALL_ABORT: bool(false),
+  /** Every parallel route's slots: N, or `auto` (over the config's maxConcurrency). */
+  EDGEWORKER_MAX_CONCURRENCY: z.union([
+    z.literal("auto"),
+    z.coerce.number().int().positive(),
+  ], { error: 'expected a positive integer or "auto"' }).optional(),
+  /** The most slots of an `auto` route (over the config's autoConcurrency.max). */
+  EDGEWORKER_AUTO_CONCURRENCY_MAX: z.coerce.number().int().positive()
+    .optional(),
   EDGEWORKER_LOG_LEVEL: z.enum(["debug", "info", "warning", "error"]).default(
     "info",
   ),
@@ -202,6 +210,33 @@ export function envResumeBuffer(
   }
   if (env.EDGEWORKER_RESUME_TOTAL_BYTES !== undefined) {
     out.totalBytes = env.EDGEWORKER_RESUME_TOTAL_BYTES;
+  }
+  return out;
+}
+
+/**
+ * A handler's queueing rule with `EDGEWORKER_MAX_CONCURRENCY` and
+ * `EDGEWORKER_AUTO_CONCURRENCY_MAX` applied (parallel handlers only; a
+ * `max` below the config's `min` or `initial` pulls those down with it).
+ */
+export function envConcurrency<
+  H extends {
+    allowParallelRequests: boolean;
+    maxConcurrency?: number | "auto";
+    autoConcurrency?: { min?: number; max?: number; initial?: number };
+  },
+>(handler: H, env: WorkerEnv): H {
+  if (!handler.allowParallelRequests) return handler;
+  const out = { ...handler };
+  if (env.EDGEWORKER_MAX_CONCURRENCY !== undefined) {
+    out.maxConcurrency = env.EDGEWORKER_MAX_CONCURRENCY;
+  }
+  const max = env.EDGEWORKER_AUTO_CONCURRENCY_MAX;
+  if (out.maxConcurrency === "auto" && max !== undefined) {
+    const auto = { ...out.autoConcurrency, max };
+    if (auto.min !== undefined) auto.min = Math.min(auto.min, max);
+    if (auto.initial !== undefined) auto.initial = Math.min(auto.initial, max);
+    out.autoConcurrency = auto;
   }
   return out;
 }

@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import type {
+  AutoConcurrencyConfig,
   BenchmarkConfig,
   CanaryConfig,
   DeclarativeWorkload,
@@ -25,6 +26,7 @@ import type {
   Payload,
   RemoteFunction,
   RequestParser,
+  ResolvedAutoConcurrencyConfig,
   ResolvedBenchmarkConfig,
   ResolvedCanaryConfig,
   ResolvedDeclarativeWorkload,
@@ -166,6 +168,18 @@ export const FailureBodySchema = z.strictObject({
     .min(1),
 });
 
+/** Bounds of `maxConcurrency: "auto"` (see `lib/traffic/concurrency_limit.ts`). */
+export const AutoConcurrencyConfigSchema = z.strictObject({
+  /** Fewest slots. */
+  min: z.int().positive().default(1),
+  /** Most slots; the count never exceeds it. */
+  max: z.int().positive().default(128),
+  /** Slots at start; default min(max, max(min, 8)). */
+  initial: z.int().positive().optional(),
+  /** First byte allowed over the unloaded one, as a factor. */
+  tolerance: z.number().gt(1).default(1.5),
+});
+
 /** One route of the worker, forwarded to the same path on the model server. */
 export const HandlerConfigSchema = z.strictObject({
   route: z.string().startsWith("/", {
@@ -179,8 +193,10 @@ export const HandlerConfigSchema = z.strictObject({
   allowParallelRequests: z.boolean().default(false),
   /** Seconds of estimated queue wait above which requests get 429 (0: any wait); null: none. */
   maxQueueTime: z.number().nonnegative().nullable().default(30),
-  /** Parallel handlers: at most this many at once, FIFO beyond. */
-  maxConcurrency: z.int().positive().optional(),
+  /** Parallel handlers: at most this many at once, FIFO beyond; "auto": follows the engine. */
+  maxConcurrency: z.union([z.int().positive(), z.literal("auto")]).optional(),
+  /** Bounds of `maxConcurrency: "auto"`. */
+  autoConcurrency: AutoConcurrencyConfigSchema.optional(),
   workload: z.union([
     fn<WorkloadCalculator>("a workload"),
     DeclarativeWorkloadSchema,
@@ -306,6 +322,7 @@ export const WorkerConfigSchema = z.strictObject({
       });
     }
     seen.add(h.route);
+    checkAutoConcurrency(h, i, ctx);
   });
   const withBenchmark = cfg.handlers.filter((h) => h.benchmark).length;
   if (withBenchmark > 1) {
@@ -340,6 +357,36 @@ export const WorkerConfigSchema = z.strictObject({
   }
 });
 
+/** `maxConcurrency: "auto"` and its bounds, checked together. */
+function checkAutoConcurrency(
+  h: z.output<typeof HandlerConfigSchema>,
+  i: number,
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: "custom", path: ["handlers", i, ...path], message });
+  if (h.maxConcurrency === "auto" && !h.allowParallelRequests) {
+    issue(["maxConcurrency"], '"auto" needs allowParallelRequests: true');
+  }
+  const auto = h.autoConcurrency;
+  if (!auto) return;
+  if (h.maxConcurrency !== "auto") {
+    issue(["autoConcurrency"], 'only with maxConcurrency: "auto"');
+  }
+  if (auto.max < auto.min) {
+    issue(["autoConcurrency", "max"], `expected at least min (${auto.min})`);
+  }
+  if (
+    auto.initial !== undefined &&
+    (auto.initial < auto.min || auto.initial > auto.max)
+  ) {
+    issue(
+      ["autoConcurrency", "initial"],
+      `expected between min (${auto.min}) and max (${auto.max})`,
+    );
+  }
+}
+
 /** True when `A` and `B` are the same type (not merely assignable). */
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends
   (<T>() => T extends B ? 1 : 2) ? true : false;
@@ -358,6 +405,11 @@ type Contracts = [
     ResolvedDeclarativeWorkload,
   ],
   [typeof BenchmarkConfigSchema, BenchmarkConfig, ResolvedBenchmarkConfig],
+  [
+    typeof AutoConcurrencyConfigSchema,
+    AutoConcurrencyConfig,
+    ResolvedAutoConcurrencyConfig,
+  ],
   [typeof TimeoutsConfigSchema, TimeoutsConfig, TimeoutsConfig],
   [typeof HandlerConfigSchema, HandlerConfig, ResolvedHandlerConfig],
   [

@@ -51,6 +51,8 @@ export function handlerRoute(
   deps: HandlerRouteDeps,
 ): (c: Context) => Promise<Response> {
   return async (c) => {
+    // The worker's own time starts here (see lib/traffic/ticket.ts).
+    const arrivedAt = performance.now();
     const req = c.req.raw;
     // Read before anything awaits: a closed request throws on access.
     const accept = req.headers.get("accept");
@@ -65,6 +67,7 @@ export function handlerRoute(
       },
       req.signal,
       remote,
+      arrivedAt,
     );
     if (!(await ticket.queue())) {
       return abortedAnswer(ticket, ticket.record.httpStatus);
@@ -90,6 +93,7 @@ export function handlerRoute(
       fail(call.status, { error: call.detail });
     }
     let response = call.response;
+    ticket.modelAnswered(response.status);
     if (handler.responseGenerator) {
       try {
         response = await handler.responseGenerator(response, {

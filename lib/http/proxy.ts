@@ -148,6 +148,20 @@ export function isStreaming(headers: Headers): boolean {
   return !headers.has("content-length");
 }
 
+/**
+ * Headers of a relayed stream: a reverse proxy in front (nginx, a CDN)
+ * must neither buffer it (`X-Accel-Buffering: no`) nor transform it
+ * (`no-transform` joins the model's own `Cache-Control`).
+ */
+export function streamHeaders(headers: Headers): void {
+  headers.set("x-accel-buffering", "no");
+  const cc = headers.get("cache-control");
+  if (!cc) headers.set("cache-control", "no-transform");
+  else if (!/(^|,)\s*no-transform\s*(,|$)/i.test(cc)) {
+    headers.set("cache-control", `${cc}, no-transform`);
+  }
+}
+
 /** The answer to a request that ended aborted: 504/429 naming the limit, or none (499). */
 export function abortedAnswer(ticket: RequestTicket, status: number): Response {
   const timeout = ticket.timeout;
@@ -237,10 +251,12 @@ export async function relay(
       return jsonError(502, { error: detail });
     }
   }
+  streamHeaders(headers);
   if (resume) return resume(response.body, status, headers);
   const reader = response.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      ticket.pulling();
       try {
         const { done, value } = await reader.read();
         if (done) {

@@ -48,6 +48,8 @@ export interface EngineMetricsOptions {
    * @default {min(intervalMs, 5000)}
    */
   timeoutMs?: number;
+  /** Called with each scrape's snapshot (off the request path). */
+  onSnapshot?: (snapshot: EngineSnapshot) => void;
 }
 
 interface Series {
@@ -248,6 +250,11 @@ export class EngineMetricsScraper {
           error: message,
         });
       }
+    }
+    try {
+      this.#options.onSnapshot?.(this.#snapshot);
+    } catch (error) {
+      logger.error("Engine snapshot listener failed: {error}", { error });
     }
     return this.snapshot();
   }
