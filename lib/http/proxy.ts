@@ -80,9 +80,9 @@ export type ModelCall =
  * is a 502; an abort (the ticket's signal) is left to the ticket to name.
  *
  * The body goes as a `Blob`: Deno 2.9's fetch resends a string or bytes
- * body once when the connection closes without an answer (`FetchRetry` in
- * ext/fetch), even when the server had the request and worked on it, which
- * would run a job twice. A Blob is streamed (with its `content-length`) and
+ * body once when a reused connection closes without an answer (`FetchRetry`
+ * in ext/fetch), even when the server had the request and worked on it,
+ * which would run a job twice. A Blob is streamed (with its `content-length`) and
  * never resent. What remains retried is hyper's own retry of a request that
  * was never written (its pooled connection was found closed first); the
  * pool's idle limit keeps connections the server is about to close out of

@@ -5,8 +5,9 @@
  * fires; bytes read after that are dropped unseen, as a closed transport
  * drops them. `Deno.serve` cannot be told to do this, so the server is
  * built on `Deno.listen`. Each complete request it reads counts as an
- * arrival; `drop` makes it read a request and close without answering (a
- * server that dies holding it).
+ * arrival; `dropAfter` makes it answer that many requests on a connection,
+ * then read the next and close without answering (a server that dies
+ * holding it, on a connection the client reuses).
  *
  * @module
  */
@@ -15,8 +16,11 @@
 export interface IdleClosingOptions {
   /** Idle time after an answer before the connection is closed. */
   idleMs: number;
-  /** Read each request, then close its connection without an answer. */
-  drop?: boolean;
+  /**
+   * Requests answered on each connection before the next one is read and
+   * dropped unanswered. @default {Infinity}
+   */
+  dropAfter?: number;
 }
 
 /** The running server and what it saw. */
@@ -80,6 +84,7 @@ export function startIdleClosingServer(
         closeQuietly(conn);
       }, options.idleMs);
     };
+    let answered = 0;
     let buf: Uint8Array<ArrayBuffer> = new Uint8Array(0);
     const chunk = new Uint8Array(64 * 1024);
     arm();
@@ -101,7 +106,7 @@ export function startIdleClosingServer(
       if (end < 0) continue;
       buf = buf.slice(end);
       state.arrivals++;
-      if (options.drop) break;
+      if (answered++ >= (options.dropAfter ?? Infinity)) break;
       const body = JSON.stringify({ ok: true, n: state.arrivals });
       try {
         await conn.write(encoder.encode(
