@@ -2,45 +2,25 @@
  * Worker configuration: one Zod schema per concept. The same schemas
  * validate a TypeScript config (custom worker) and a YAML file
  * (`edgeworker run --config worker.yaml`). The types are plain TypeScript
- * in `types.ts` (Zod stays out of the public API); the checks at the end
- * fail to compile when a schema and its type drift apart.
+ * in `types.ts` (Zod stays out of the public API);
+ * `tests/config_contract.ts` fails to compile when a schema and its type
+ * drift apart.
  *
- * Longer than most modules: every Zod schema of the config, and the compile-time table that keeps them equal to `types.ts`.
+ * Longer than most modules: every Zod schema of the config in one place.
  *
  * @module
  */
 import { z } from "zod";
 import type {
-  AutoConcurrencyConfig,
-  BenchmarkConfig,
   CanaryConfig,
-  DeclarativeWorkload,
-  EngineMetricsConfig,
   FailureBody,
-  HandlerConfig,
-  HealthcheckConfig,
   LifecycleHook,
   LoadProbeConfig,
-  LogActionConfig,
   LogPattern,
   Payload,
   RemoteFunction,
   RequestParser,
-  ResolvedAutoConcurrencyConfig,
-  ResolvedBenchmarkConfig,
-  ResolvedCanaryConfig,
-  ResolvedDeclarativeWorkload,
-  ResolvedEngineMetricsConfig,
-  ResolvedHandlerConfig,
-  ResolvedHealthcheckConfig,
-  ResolvedLoadProbeConfig,
-  ResolvedLogActionConfig,
-  ResolvedResumeBufferConfig,
-  ResolvedWorkerConfig,
   ResponseGenerator,
-  ResumeBufferConfig,
-  TimeoutsConfig,
-  WorkerConfig,
   WorkloadCalculator,
 } from "./types.ts";
 
@@ -386,60 +366,3 @@ function checkAutoConcurrency(
     );
   }
 }
-
-/** True when `A` and `B` are the same type (not merely assignable). */
-type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends
-  (<T>() => T extends B ? 1 : 2) ? true : false;
-
-/** True when schema `S` takes exactly `In` and gives exactly `Out`. */
-type Typed<S extends z.ZodType, In, Out> =
-  [Same<z.input<S>, In>, Same<z.output<S>, Out>] extends [true, true] ? true
-    : false;
-
-/** Each schema, the type a user writes and the resolved type it gives. */
-type Contracts = [
-  [typeof LogActionConfigSchema, LogActionConfig, ResolvedLogActionConfig],
-  [
-    typeof DeclarativeWorkloadSchema,
-    DeclarativeWorkload,
-    ResolvedDeclarativeWorkload,
-  ],
-  [typeof BenchmarkConfigSchema, BenchmarkConfig, ResolvedBenchmarkConfig],
-  [
-    typeof AutoConcurrencyConfigSchema,
-    AutoConcurrencyConfig,
-    ResolvedAutoConcurrencyConfig,
-  ],
-  [typeof TimeoutsConfigSchema, TimeoutsConfig, TimeoutsConfig],
-  [typeof HandlerConfigSchema, HandlerConfig, ResolvedHandlerConfig],
-  [
-    typeof HealthcheckConfigSchema,
-    HealthcheckConfig,
-    ResolvedHealthcheckConfig,
-  ],
-  [
-    typeof EngineMetricsConfigSchema,
-    EngineMetricsConfig,
-    ResolvedEngineMetricsConfig,
-  ],
-  [typeof FailureBodySchema, FailureBody, FailureBody],
-  [typeof LoadProbeConfigSchema, LoadProbeConfig, ResolvedLoadProbeConfig],
-  [
-    typeof ResumeBufferConfigSchema,
-    ResumeBufferConfig,
-    ResolvedResumeBufferConfig,
-  ],
-  [typeof CanaryConfigSchema, CanaryConfig, ResolvedCanaryConfig],
-  [typeof WorkerConfigSchema, WorkerConfig, ResolvedWorkerConfig],
-];
-
-type Checked<T> = {
-  [K in keyof T]: T[K] extends [infer S extends z.ZodType, infer In, infer Out]
-    ? Typed<S, In, Out>
-    : false;
-};
-
-// A field added to a schema or a type alone makes one entry false, this
-// type `never`, and the line below a `deno check` error.
-const _sameTypes: false extends Checked<Contracts>[number] ? never : true =
-  true;
