@@ -34,19 +34,19 @@ import {
 
 export * from "./prometheus_text.ts";
 
-/** Time-to-first-byte buckets (seconds). */
+/** 1, 2.5 and 5 × 10^e seconds for each decade e from `from` to `to`. */
+function steps(from: number, to: number): number[] {
+  const out: number[] = [];
+  for (let e = from; e <= to; e++) {
+    // toPrecision: 2.5 * 10 ** -4 is not the double nearest 0.00025.
+    for (const m of [1, 2.5, 5]) out.push(Number((m * 10 ** e).toPrecision(3)));
+  }
+  return out;
+}
+
+/** Time-to-first-byte buckets (seconds): 5 ms to 10 s, then 30 s and 60 s. */
 export const TTFB_BUCKETS: readonly number[] = [
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
+  ...steps(-3, 1).filter((x) => x >= 0.005 && x <= 10),
   30,
   60,
 ];
@@ -64,17 +64,7 @@ export const DURATION_BUCKETS: readonly number[] = [
  * proxy's cost lies.
  */
 export const OVERHEAD_BUCKETS: readonly number[] = [
-  0.0001,
-  0.00025,
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
+  ...steps(-4, -1).filter((x) => x <= 0.25),
   1,
 ];
 

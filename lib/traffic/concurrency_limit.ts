@@ -76,15 +76,25 @@ export interface ConcurrencyLimitOptions {
  */
 export const CONVERGENCE_SAMPLES = 300;
 
-const ALPHA = 0.2;
-const SMOOTHING = 0.5;
-const MIN_GRADIENT = 0.5;
-const MAX_GRADIENT = 1.5;
-const DROP_FACTOR = 0.8;
-const MIN_PROBE_SAMPLES = 3;
-// First byte before a probe over at it, relative to the slot ratio, that
-// says the engine was saturated at the probe's slots too.
-const SATURATED = 0.85;
+/** The rule's fixed constants (the module note says what each does). */
+const TUNING = {
+  /** Weight of a new first byte in the recent average. */
+  alpha: 0.2,
+  /** Share of the gradient's step taken per round trip. */
+  smoothing: 0.5,
+  /** Bounds of one step's factor. */
+  minGradient: 0.5,
+  maxGradient: 1.5,
+  /** Cut on an overload answer (429, 503, first-byte timeout). */
+  dropFactor: 0.8,
+  /** Fewest answers a probe measures. */
+  minProbeSamples: 3,
+  /**
+   * First byte before a probe over at it, relative to the slot ratio, that
+   * says the engine was saturated at the probe's slots too.
+   */
+  saturated: 0.85,
+} as const;
 
 /**
  * The adaptive slot count of one handler.
@@ -183,18 +193,18 @@ export class ConcurrencyLimit {
     // One answer counts at most twice the average: a pause of the event
     // loop or a GC makes a few answers slow at once, not the engine.
     this.#recent = Number.isNaN(this.#recent) ? firstByteMs : this.#recent +
-      ALPHA * (Math.min(firstByteMs, 2 * this.#recent) - this.#recent);
+      TUNING.alpha * (Math.min(firstByteMs, 2 * this.#recent) - this.#recent);
     let g = this.#recent > 0
       ? this.#tolerance * this.#baseline / this.#recent
-      : MAX_GRADIENT;
-    g = clamp(g, MIN_GRADIENT, MAX_GRADIENT);
+      : TUNING.maxGradient;
+    g = clamp(g, TUNING.minGradient, TUNING.maxGradient);
     // Growth needs evidence: slots in use, and an engine not queueing.
     if (g > 1 && (inFlightAtSend < this.#limit / 2 || this.#engineQueued)) {
       g = 1;
     }
     // Half-way per round trip (`slots` answers), not per answer: the
     // answers of one round trip all describe the same limit.
-    this.#set(this.#limit * (1 + SMOOTHING * (g - 1) / this.slots));
+    this.#set(this.#limit * (1 + TUNING.smoothing * (g - 1) / this.slots));
     this.#sinceProbe++;
     if (
       this.#sinceProbe >= this.#probeEvery ||
@@ -205,7 +215,7 @@ export class ConcurrencyLimit {
 
   /** An overload answer (model 429/503, first-byte timeout): cut by 20%. */
   drop(): number {
-    if (this.#probeLeft === 0) this.#set(this.#limit * DROP_FACTOR);
+    if (this.#probeLeft === 0) this.#set(this.#limit * TUNING.dropFactor);
     return this.slots;
   }
 
@@ -233,7 +243,7 @@ export class ConcurrencyLimit {
     this.#sinceProbe = 0;
     this.#probeFrom = this.slots;
     this.#probeSlots = Math.max(this.#min, Math.floor(this.slots / 2));
-    this.#probeLeft = Math.max(MIN_PROBE_SAMPLES, this.#probeSlots);
+    this.#probeLeft = Math.max(TUNING.minProbeSamples, this.#probeSlots);
     this.#probeMin = Infinity;
   }
 
@@ -249,7 +259,7 @@ export class ConcurrencyLimit {
     const slotsRatio = this.#probeFrom / this.#probeSlots;
     if (
       slotsRatio > 1 &&
-      this.#recent / this.#probeMin >= SATURATED * slotsRatio
+      this.#recent / this.#probeMin >= TUNING.saturated * slotsRatio
     ) {
       this.#set(this.#probeSlots);
       this.#sinceProbe = Math.max(0, this.#probeEvery - 2 * this.#probeSlots);
