@@ -177,26 +177,7 @@ async function admit(
     // already stands for its requests, so no budget check.
     session = access.session;
     deps.sessions.touch(session);
-    return {
-      info,
-      payload,
-      body: modelBody(handler, payload, read.text),
-      session,
-      auth: authAsSent(read.body),
-    };
-  }
-  const budget = checkBudget(deps.ledger.queueWorkload, {
-    throughput: deps.throughput(),
-    maxQueueTime: handler.maxQueueTime,
-  });
-  if (!budget.admit) {
-    deps.ledger.reject(info, "budget", 429);
-    fail(429, {
-      error: "queue is full",
-      estimated_wait_seconds: Number(budget.waitSeconds.toFixed(3)),
-      max_queue_time: handler.maxQueueTime,
-    }, { "retry-after": String(budget.retryAfterSeconds) });
-  }
+  } else checkQueueBudget(info, handler, deps);
   return {
     info,
     payload,
@@ -204,6 +185,25 @@ async function admit(
     session,
     auth: authAsSent(read.body),
   };
+}
+
+/** 429 (recorded) when the estimated queue wait is over the handler's budget. */
+function checkQueueBudget(
+  info: RequestInfo,
+  handler: CompiledHandler,
+  deps: HandlerRouteDeps,
+): void {
+  const budget = checkBudget(deps.ledger.queueWorkload, {
+    throughput: deps.throughput(),
+    maxQueueTime: handler.maxQueueTime,
+  });
+  if (budget.admit) return;
+  deps.ledger.reject(info, "budget", 429);
+  fail(429, {
+    error: "queue is full",
+    estimated_wait_seconds: Number(budget.waitSeconds.toFixed(3)),
+    max_queue_time: handler.maxQueueTime,
+  }, { "retry-after": String(budget.retryAfterSeconds) });
 }
 
 /** The body's `auth_data` as sent (the envelope check passed). */
