@@ -18,14 +18,13 @@ import { EdgeworkerError, snippet } from "./errors.ts";
 import { type CreateSessionOptions, Session } from "./session.ts";
 import {
   acquireWorker,
-  assertStreamOk,
   type AuthData,
   deliver,
   type Delivered,
+  eventsOf,
   readJson,
 } from "./transport.ts";
 import { resumable } from "./resume.ts";
-import { parseEventStream } from "./sse.ts";
 
 /** Options of {@linkcode EdgeworkerClient.request} and friends. */
 export interface RequestOptions extends CallOptions {
@@ -156,10 +155,7 @@ export class EdgeworkerClient {
   ): Promise<T> {
     return await runCall(this.#cfg, options, async (call) => {
       const { response } = await this.#send(call, route, payload, options);
-      return await readJson(
-        response,
-        `${route} on endpoint "${this.#cfg.endpoint}"`,
-      ) as T;
+      return await readJson(response, this.#what(route)) as T;
     });
   }
 
@@ -177,12 +173,15 @@ export class EdgeworkerClient {
     payload: unknown,
     options: RequestOptions = {},
   ): AsyncGenerator<unknown, void, undefined> {
-    const response = await this.request(route, payload, options);
-    await assertStreamOk(
-      response,
-      `${route} on endpoint "${this.#cfg.endpoint}"`,
+    yield* eventsOf(
+      await this.request(route, payload, options),
+      this.#what(route),
     );
-    if (response.body) yield* parseEventStream(response.body);
+  }
+
+  /** Names a call in error messages. */
+  #what(route: string): string {
+    return `${route} on endpoint "${this.#cfg.endpoint}"`;
   }
 
   /**

@@ -5,16 +5,20 @@
  */
 
 import { resumable } from "./resume.ts";
-import { type CallOptions, type ResolvedConfig, runCall } from "./call.ts";
+import {
+  type Call,
+  type CallOptions,
+  type ResolvedConfig,
+  runCall,
+} from "./call.ts";
 import { EdgeworkerError, snippet } from "./errors.ts";
 import {
-  assertStreamOk,
   type AuthData,
   deliver,
+  eventsOf,
   joinUrl,
   readJson,
 } from "./transport.ts";
-import { parseEventStream } from "./sse.ts";
 
 /** Options of {@linkcode EdgeworkerClient.createSession}. */
 export interface CreateSessionOptions {
@@ -108,23 +112,12 @@ export class Session {
     payload: unknown,
     options: CallOptions = {},
   ): Promise<Response> {
-    this.#assertOpen();
-    const auth = this.authData;
-    const { response } = await runCall(
+    const response = await runCall(
       this.#cfg,
       options,
-      (call) =>
-        deliver(
-          this.#cfg,
-          call,
-          route,
-          payload,
-          this.id,
-          () => Promise.resolve(auth),
-        ),
+      (call) => this.#send(call, route, payload),
     );
-    if (response.status === 410) this.#closed = true;
-    return resumable(this.#cfg, response, auth, options.signal);
+    return resumable(this.#cfg, response, this.authData, options.signal);
   }
 
   /**
@@ -138,21 +131,26 @@ export class Session {
     payload: unknown,
     options: CallOptions = {},
   ): Promise<T> {
+    return await runCall(this.#cfg, options, async (call) => {
+      const response = await this.#send(call, route, payload);
+      return await readJson(response, this.#what(route)) as T;
+    });
+  }
+
+  /** One delivery to the session's worker; a 410 closes the session. */
+  async #send(call: Call, route: string, payload: unknown): Promise<Response> {
     this.#assertOpen();
     const auth = this.authData;
-    return await runCall(this.#cfg, options, async (call) => {
-      const target = (): Promise<AuthData> => Promise.resolve(auth);
-      const { response } = await deliver(
-        this.#cfg,
-        call,
-        route,
-        payload,
-        this.id,
-        target,
-      );
-      if (response.status === 410) this.#closed = true;
-      return await readJson(response, `${route} (session "${this.id}")`) as T;
-    });
+    const { response } = await deliver(
+      this.#cfg,
+      call,
+      route,
+      payload,
+      this.id,
+      () => Promise.resolve(auth),
+    );
+    if (response.status === 410) this.#closed = true;
+    return response;
   }
 
   /**
@@ -166,9 +164,15 @@ export class Session {
     payload: unknown,
     options: CallOptions = {},
   ): AsyncGenerator<unknown, void, undefined> {
-    const response = await this.request(route, payload, options);
-    await assertStreamOk(response, `${route} (session "${this.id}")`);
-    if (response.body) yield* parseEventStream(response.body);
+    yield* eventsOf(
+      await this.request(route, payload, options),
+      this.#what(route),
+    );
+  }
+
+  /** Names a call in error messages. */
+  #what(route: string): string {
+    return `${route} (session "${this.id}")`;
   }
 
   /**
