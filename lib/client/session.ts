@@ -4,6 +4,7 @@
  * @module
  */
 
+import { Caller } from "./caller.ts";
 import { resumable } from "./resume.ts";
 import {
   type Call,
@@ -12,13 +13,7 @@ import {
   runCall,
 } from "./call.ts";
 import { EdgeworkerError, snippet } from "./errors.ts";
-import {
-  type AuthData,
-  deliver,
-  eventsOf,
-  joinUrl,
-  readJson,
-} from "./transport.ts";
+import { type AuthData, deliver, joinUrl, readJson } from "./transport.ts";
 
 /** Options of {@linkcode EdgeworkerClient.createSession}. */
 export interface CreateSessionOptions {
@@ -59,7 +54,7 @@ export interface SessionInit {
  * });
  * ```
  */
-export class Session {
+export class Session extends Caller<CallOptions> {
   /** The session id. */
   readonly id: string;
   /** Base URL of the worker holding the session. */
@@ -73,6 +68,7 @@ export class Session {
 
   /** Use {@linkcode EdgeworkerClient.createSession} instead. */
   constructor(cfg: ResolvedConfig, init: SessionInit) {
+    super();
     this.#cfg = cfg;
     this.id = init.id;
     this.authData = init.authData;
@@ -133,7 +129,7 @@ export class Session {
   ): Promise<T> {
     return await runCall(this.#cfg, options, async (call) => {
       const response = await this.#send(call, route, payload);
-      return await readJson(response, this.#what(route)) as T;
+      return await readJson(response, this.describe(route)) as T;
     });
   }
 
@@ -153,25 +149,8 @@ export class Session {
     return response;
   }
 
-  /**
-   * Like {@linkcode Session.request} but yields the parsed events of an SSE
-   * or JSON Lines response.
-   *
-   * @throws {EdgeworkerError} `http` on non-2xx.
-   */
-  async *stream(
-    route: string,
-    payload: unknown,
-    options: CallOptions = {},
-  ): AsyncGenerator<unknown, void, undefined> {
-    yield* eventsOf(
-      await this.request(route, payload, options),
-      this.#what(route),
-    );
-  }
-
   /** Names a call in error messages. */
-  #what(route: string): string {
+  protected describe(route: string): string {
     return `${route} (session "${this.id}")`;
   }
 
