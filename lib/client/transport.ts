@@ -3,6 +3,9 @@
  * bounded retries. Used by {@linkcode EdgeworkerClient} and
  * {@linkcode Session}.
  *
+ * Longer than most modules: routing, polling and delivery share one retry
+ * state per call (request_idx, attempts, the deadline).
+ *
  * @module
  */
 

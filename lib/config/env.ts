@@ -2,6 +2,9 @@
  * The environment contract: Vast's variables and our `EDGEWORKER_*`
  * settings, typed and validated in one place.
  *
+ * Longer than most modules: the whole environment contract is one schema,
+ * read once, so every variable is named in one place.
+ *
  * @module
  */
 import { z } from "zod";
