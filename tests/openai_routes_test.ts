@@ -324,3 +324,23 @@ Deno.test("speech references must be http(s) URLs or data: URIs, never a path on
     items: [{ input: "a" }],
   });
 });
+
+Deno.test("the generation canary asks a route OPENAI_ROUTES serves: completions, else chat, else none", () => {
+  const both = configOf({});
+  assert.equal(both.canary?.route, "/v1/completions");
+  assert.equal(both.canary?.payload.max_tokens, 1);
+  const chat = configOf({
+    OPENAI_ROUTES: "/v1/chat/completions",
+    BENCHMARK_ROUTE: "/v1/chat/completions",
+  });
+  assert.equal(chat.canary?.route, "/v1/chat/completions");
+  assert.deepEqual(chat.canary?.payload.messages, [
+    { role: "user", content: "Hello" },
+  ]);
+  assert.equal(chat.canary?.payload.max_tokens, 1);
+  const rerank = configOf({
+    OPENAI_ROUTES: "/v1/rerank",
+    BENCHMARK_ROUTE: "/v1/rerank",
+  });
+  assert.equal(rerank.canary, undefined);
+});
