@@ -5,6 +5,7 @@ import {
   urlSignatureMessage,
 } from "../dev/control_plane.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
+import { AUTH_DATA_FIELDS } from "./helpers/signing.ts";
 import { post, waitFor } from "./helpers/http.ts";
 
 const keyPair = await controlPlaneKeys();
@@ -60,15 +61,7 @@ Deno.test("control plane signs /route/ answers over the URL, verifiable with /pu
     "cost is a float literal, as Python sends it",
   );
   const auth = JSON.parse(raw);
-  assert.deepEqual(Object.keys(auth), [
-    "__request_id",
-    "cost",
-    "endpoint",
-    "reqnum",
-    "request_idx",
-    "signature",
-    "url",
-  ]);
+  assert.deepEqual(Object.keys(auth), ["__request_id", ...AUTH_DATA_FIELDS]);
   assert.equal(auth.url, worker);
   assert.equal(auth.endpoint, "my-endpoint");
   assert.equal(auth.cost, 256);
@@ -117,21 +110,11 @@ Deno.test("control plane answers 'waiting' until a worker is ready", async () =>
   assert.ok(w1.request_idx > 0);
   cp.setWorkerUrl("http://127.0.0.1:3000");
   cp.setReady(false);
-  const w2 = await (await post(cp.url, "/route/", {
-    endpoint: "e",
-    api_key: "k",
-    cost: 100,
-    request_idx: w1.request_idx,
-  })).json();
+  const w2 = await routeTo(cp, 100, w1.request_idx);
   assert.equal(w2.status, "waiting");
   assert.equal(w2.request_idx, w1.request_idx, "the queue position is kept");
   cp.setReady(true);
-  const ready = await (await post(cp.url, "/route/", {
-    endpoint: "e",
-    api_key: "k",
-    cost: 100,
-    request_idx: w1.request_idx,
-  })).json();
+  const ready = await routeTo(cp, 100, w1.request_idx);
   assert.equal(ready.url, "http://127.0.0.1:3000");
   assert.equal(ready.request_idx, w1.request_idx);
 });

@@ -33,12 +33,14 @@ export type Running = RunningWorker & {
 /**
  * Starts a worker on a free port with `env` on top of safe test defaults,
  * and the given loop timings ({@linkcode FAST} unless given; `{}` keeps the
- * production ones: a 1 s report tick and a 10 s heartbeat).
+ * production ones: a 1 s report tick and a 10 s heartbeat); no plain HTTP
+ * port unless `httpPort` is given (0: a free one).
  */
 export async function startWorker(
   config: WorkerConfig,
   env: Record<string, string> = {},
   timings: WorkerStartOptions["timings"] = FAST,
+  httpPort: number | false = false,
 ): Promise<Running> {
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-test-" });
   const running = await new Worker(config).start({
@@ -51,7 +53,7 @@ export async function startWorker(
       ...env,
     },
     port: 0,
-    httpPort: false,
+    httpPort,
     timings,
   });
   const stop = async () => {
