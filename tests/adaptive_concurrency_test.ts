@@ -12,11 +12,10 @@ import { envConcurrency, EnvError, readEnv } from "../lib/config/env.ts";
 import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
 import type { HandlerConfig, WorkerConfig } from "../lib/config/types.ts";
 import { post, waitFor } from "./helpers/http.ts";
-import { startUpstream } from "./helpers/upstream.ts";
+import type { UpstreamOptions } from "./helpers/upstream.ts";
 import {
   envelope,
   type Running,
-  startWorker,
   withUpstreamWorker,
 } from "./helpers/worker.ts";
 
@@ -24,10 +23,18 @@ const ROUTE = "/knee";
 const STREAM_ROUTE = "/knee-stream";
 const BASE_MS = 30;
 
+/** What the knee engine shows; tests move `knee`, `active` and `waiting`. */
+interface KneeEngine {
+  knee: number;
+  active: number;
+  maxActive: number;
+  waiting: number;
+}
+
 /** The scripted engine: full speed up to `knee` at once, then slower in proportion. */
-function kneeServer() {
+function kneeServer(): { engine: KneeEngine; upstream: UpstreamOptions } {
   const engine = { knee: 6, active: 0, maxActive: 0, waiting: 0 };
-  const up = startUpstream({
+  const upstream: UpstreamOptions = {
     script: async ({ path, signal }) => {
       if (path === "/metrics") {
         return new Response(
@@ -63,8 +70,8 @@ function kneeServer() {
       engine.active--;
       return Response.json({ ok: true });
     },
-  });
-  return { up, engine };
+  };
+  return { engine, upstream };
 }
 
 /** The route's slot count as `/metrics` shows it (the text parses). */
@@ -116,35 +123,21 @@ function median(xs: number[]): number {
 /**
  * Runs `fn` with the knee engine and a worker in front of it whose one
  * handler is adaptive on `route` (`auto` on top: bounds, queue time);
- * `config` adds to the worker's config. Stops both afterwards.
+ * `config` adds to the worker's config.
  */
-async function withKneeWorker(
+function withKneeWorker(
   route: string,
   auto: Partial<HandlerConfig>,
-  fn: (
-    w: Running,
-    engine: ReturnType<typeof kneeServer>["engine"],
-  ) => Promise<void>,
-  config: Partial<WorkerConfig> = {},
+  fn: (w: Running, engine: KneeEngine) => Promise<void>,
+  config: Omit<WorkerConfig, "modelServerUrl" | "handlers"> = {},
 ): Promise<void> {
-  const { up, engine } = kneeServer();
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{
-      route,
-      allowParallelRequests: true,
-      maxConcurrency: "auto",
-      ...auto,
-    }],
-    ...config,
-  });
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, engine);
-  } finally {
-    await w.stop();
-    await up.close();
-  }
+  const { engine, upstream } = kneeServer();
+  return withUpstreamWorker(
+    [{ route, allowParallelRequests: true, maxConcurrency: "auto", ...auto }],
+    (w) => fn(w, engine),
+    {},
+    { upstream, config },
+  );
 }
 
 Deno.test("the adaptive slot count settles near the knee, follows it, never above max", async () => {

@@ -8,9 +8,13 @@
 import assert from "node:assert/strict";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { sleep } from "../dev/_async.ts";
-import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
+import type { UpstreamHandle } from "./helpers/upstream.ts";
 import { post, waitFor } from "./helpers/http.ts";
-import { envelope, type Running, startWorker } from "./helpers/worker.ts";
+import {
+  envelope,
+  type Running,
+  withUpstreamWorker,
+} from "./helpers/worker.ts";
 
 interface Family {
   name: string;
@@ -67,24 +71,20 @@ async function withStallWorker(
   env: Record<string, string>,
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
 ): Promise<void> {
-  const up = startUpstream({
-    script: (r) => r.path === "/pause" ? pausingStream(r.signal) : undefined,
-  });
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [
+  await withUpstreamWorker(
+    [
       { route: "/pause", allowParallelRequests: true },
       { route: "/stall", allowParallelRequests: true },
     ],
-  }, env);
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, up);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+    fn,
+    env,
+    {
+      upstream: {
+        script: (r) =>
+          r.path === "/pause" ? pausingStream(r.signal) : undefined,
+      },
+    },
+  );
 }
 
 Deno.test("stall: a stream that receives no byte for the stall time is flagged in /metrics and /status, and un-flagged when bytes flow again", async () => {

@@ -12,7 +12,11 @@ import {
   type WorkerStartOptions,
 } from "../../lib/worker/worker.ts";
 import { waitFor } from "./http.ts";
-import { startUpstream, type UpstreamHandle } from "./upstream.ts";
+import {
+  startUpstream,
+  type UpstreamHandle,
+  type UpstreamOptions,
+} from "./upstream.ts";
 
 /** Fast loop timings so tests stay short. */
 export const FAST = {
@@ -64,17 +68,25 @@ export async function startWorker(
 }
 
 /**
- * Runs `fn` with the scripted model server and a worker for `handlers`
- * once it is ready; then checks that the scenario left nothing in flight
- * (no record, no load) and stops both.
+ * Runs `fn` with the scripted model server (`options.upstream`) and a
+ * worker for `handlers` (and `options.config`) once it is ready; then
+ * checks that the scenario left nothing in flight (no record, no load) and
+ * stops both.
  */
 export async function withUpstreamWorker(
   handlers: WorkerConfig["handlers"],
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
   env: Record<string, string> = {},
+  options: {
+    upstream?: UpstreamOptions;
+    config?: Omit<WorkerConfig, "modelServerUrl" | "handlers">;
+  } = {},
 ): Promise<void> {
-  const up = startUpstream();
-  const w = await startWorker({ modelServerUrl: up.url, handlers }, env);
+  const up = startUpstream(options.upstream);
+  const w = await startWorker(
+    { ...options.config, modelServerUrl: up.url, handlers },
+    env,
+  );
   try {
     await waitFor(() => w.lifecycle.ready, 3000, "ready");
     await fn(w, up);
