@@ -5,9 +5,10 @@
  * descriptors does not stop the worker.
  */
 import { delay } from "../lib/std/async.ts";
+import { assertEnvRefused } from "./helpers/env.ts";
 import assert from "node:assert/strict";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
-import { EnvError, readEnv } from "../lib/config/env.ts";
+import { readEnv } from "../lib/config/env.ts";
 import { raiseFdLimit } from "../lib/worker/fd_limit.ts";
 import { freePort, waitReady, workerEnv } from "./e2e/_scenario.ts";
 import {
@@ -183,10 +184,7 @@ Deno.test("bad connection timeouts are refused naming the variable", () => {
       "EDGEWORKER_BODY_SECONDS",
     ]
   ) {
-    assert.throws(
-      () => readEnv({ [name]: "-1" }),
-      (e: unknown) => e instanceof EnvError && e.message.includes(name),
-    );
+    assertEnvRefused({ [name]: "-1" }, name);
   }
   const env = readEnv({});
   assert.deepEqual(

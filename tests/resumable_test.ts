@@ -3,9 +3,9 @@
  * clients that drop their connection and come back on `POST /resume/<id>`.
  */
 import assert from "node:assert/strict";
+import { assertEnvRefused } from "./helpers/env.ts";
 import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import { ConfigError, parseWorkerConfigYaml } from "../lib/config/file.ts";
-import { EnvError, readEnv } from "../lib/config/env.ts";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import parsePrometheus from "parse-prometheus-text-format";
 import { sleep } from "../dev/_async.ts";
@@ -626,10 +626,9 @@ Deno.test("resumeSeconds and resumeBuffer are checked, and their problems named"
     totalBytes: 64 * 1024 * 1024,
   });
   assert.equal(ok.handlers[0].resumeSeconds, undefined);
-  assert.throws(
-    () => readEnv({ EDGEWORKER_RESUME_TOTAL_BYTES: "lots" }),
-    (e) =>
-      e instanceof EnvError && /EDGEWORKER_RESUME_TOTAL_BYTES/.test(e.message),
+  assertEnvRefused(
+    { EDGEWORKER_RESUME_TOTAL_BYTES: "lots" },
+    "EDGEWORKER_RESUME_TOTAL_BYTES",
   );
 });
 
