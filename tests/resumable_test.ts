@@ -3,6 +3,7 @@
  * clients that drop their connection and come back on `POST /resume/<id>`.
  */
 import assert from "node:assert/strict";
+import { concat } from "./chaos/http_wire.ts";
 import { assertEnvRefused } from "./helpers/env.ts";
 import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import { ConfigError, parseWorkerConfigYaml } from "../lib/config/file.ts";
@@ -18,10 +19,13 @@ import {
 import {
   type Script,
   spacedStream,
-  startUpstream,
   type UpstreamHandle,
 } from "./helpers/upstream.ts";
-import { type Running, startWorker, UNSIGNED_AUTH } from "./helpers/worker.ts";
+import {
+  type Running,
+  UNSIGNED_AUTH,
+  withUpstreamWorker,
+} from "./helpers/worker.ts";
 
 const dec = new TextDecoder();
 
@@ -82,40 +86,18 @@ const RESUMABLE = (seconds: number): WorkerConfig["handlers"] => [
   { route: "/gen", allowParallelRequests: true, resumeSeconds: seconds },
 ];
 
-async function withResumeWorker(
+function withResumeWorker(
   setup: Setup,
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
 ): Promise<void> {
-  const up = startUpstream({ script: gen });
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: setup.handlers ?? RESUMABLE(5),
-    resumeBuffer: setup.resumeBuffer,
-  }, setup.env);
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, up);
-    await waitFor(() => w.ledger.inFlightCount === 0, 5000, "ledger empty");
-    assert.equal(w.ledger.currentLoad, 0);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  return withUpstreamWorker(setup.handlers ?? RESUMABLE(5), fn, setup.env, {
+    upstream: { script: gen },
+    config: { resumeBuffer: setup.resumeBuffer },
+  });
 }
 
 function auth(n: number): Record<string, unknown> {
   return { ...UNSIGNED_AUTH, reqnum: n, request_idx: n };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 async function bytesOf(res: Response): Promise<Uint8Array> {

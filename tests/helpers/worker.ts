@@ -90,7 +90,7 @@ export async function withUpstreamWorker(
   try {
     await waitFor(() => w.lifecycle.ready, 3000, "ready");
     await fn(w, up);
-    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
+    await waitFor(() => w.ledger.inFlightCount === 0, 5000, "ledger empty");
     assert.equal(w.ledger.currentLoad, 0);
   } finally {
     await w.stop();
