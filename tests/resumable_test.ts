@@ -499,6 +499,25 @@ function droppingFetch(route: string, drops: number[]): typeof fetch {
   };
 }
 
+/**
+ * A client calling `w` directly (no `/route/`), its connections to `/gen`
+ * and `/resume/` dropped after the chunks `drops` counts, `backoffMs`
+ * between resumes.
+ */
+function droppedClient(
+  w: Running,
+  drops: number[],
+  backoffMs = [5, 20],
+): EdgeworkerClient {
+  return new EdgeworkerClient({
+    endpoint: "t",
+    apiKey: "",
+    workerUrl: w.url,
+    backoff: { initialMs: backoffMs[0], maxMs: backoffMs[1] },
+    fetch: droppingFetch("/gen", drops),
+  });
+}
+
 Deno.test("EdgeworkerClient resumes a dropped stream by itself: the caller reads it whole", async () => {
   await withResumeWorker({}, async (w) => {
     const payload = { n: 40, gap_ms: 2, seed: 11 };
@@ -512,24 +531,12 @@ Deno.test("EdgeworkerClient resumes a dropped stream by itself: the caller reads
     assert.equal(expected.length, 40);
 
     // Dropped twice: on the first connection and again on the resumed one.
-    const client = new EdgeworkerClient({
-      endpoint: "t",
-      apiKey: "",
-      workerUrl: w.url,
-      backoff: { initialMs: 5, maxMs: 20 },
-      fetch: droppingFetch("/gen", [7, 9]),
-    });
+    const client = droppedClient(w, [7, 9]);
     const events = [];
     for await (const e of client.stream("/gen", payload)) events.push(e);
     assert.deepEqual(events, expected);
 
-    const bytesClient = new EdgeworkerClient({
-      endpoint: "t",
-      apiKey: "",
-      workerUrl: w.url,
-      backoff: { initialMs: 5, maxMs: 20 },
-      fetch: droppingFetch("/gen", [3]),
-    });
+    const bytesClient = droppedClient(w, [3]);
     const reference = await bytesOf(await plain.request("/gen", payload));
     const resumed = await bytesOf(await bytesClient.request("/gen", payload));
     assert.equal(dec.decode(resumed), dec.decode(reference));
@@ -539,13 +546,7 @@ Deno.test("EdgeworkerClient resumes a dropped stream by itself: the caller reads
 
 Deno.test("EdgeworkerClient reports a stream it could not resume in time as an error naming the stream", async () => {
   await withResumeWorker({ handlers: RESUMABLE(0.1) }, async (w) => {
-    const client = new EdgeworkerClient({
-      endpoint: "t",
-      apiKey: "",
-      workerUrl: w.url,
-      backoff: { initialMs: 600, maxMs: 600 },
-      fetch: droppingFetch("/gen", [2]),
-    });
+    const client = droppedClient(w, [2], [600, 600]);
     const res = await client.request("/gen", { n: 300, gap_ms: 5 });
     const err = await res.arrayBuffer().then(() => undefined, (e) => e);
     assert.ok(err instanceof EdgeworkerError, String(err));
