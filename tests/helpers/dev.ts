@@ -1,11 +1,25 @@
 /**
- * Helpers for the tests of the dev stand-ins (`dev/`): waiting for log
- * lines and for a closed port, temporary log files and key pairs.
+ * Helpers for the tests of the dev stand-ins (`dev/`): their `/health`
+ * answer, waiting for log lines and for a closed port, temporary log files
+ * and key pairs.
  *
  * @module
  */
 import { RSA_ALGORITHM } from "../../dev/_signing.ts";
 import { waitFor } from "./http.ts";
+
+/** `GET <url>/health`: its status and body (JSON if it parses, else text). */
+export async function health(
+  url: string,
+): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${url}/health`);
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
 
 /** Waits until the file at `path` contains `text`. */
 export function waitForLog(path: string, text: string): Promise<void> {
