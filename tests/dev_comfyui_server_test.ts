@@ -12,6 +12,11 @@ import { post, waitFor } from "./helpers/http.ts";
 /** Two 512×512 images saved as `cat_NNNNN_.png` by node 9. */
 const WORKFLOW = text2ImageWorkflow({ batch_size: 2 }, "cat");
 
+/** A graph ComfyUI refuses: no output node. */
+const NO_OUTPUT_GRAPH = {
+  input: { workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } } },
+};
+
 Deno.test("comfyui stand-in answers /generate/sync with the wrapper's Result envelope", async () => {
   await using comfy = await startComfyUiServer({ secondsPerImage: 0.05 });
   const t0 = performance.now();
@@ -110,11 +115,7 @@ Deno.test("comfyui stand-in rejects invalid payloads like the wrapper", async ()
   assert.equal((await notJson.json()).detail[0].type, "json_invalid");
   // ComfyUI itself refuses a graph without outputs: the current wrapper
   // answers 500 "failed" with ComfyUI's node errors.
-  const noOut = await post(comfy.url, "/generate/sync", {
-    input: {
-      workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } },
-    },
-  });
+  const noOut = await post(comfy.url, "/generate/sync", NO_OUTPUT_GRAPH);
   assert.equal(noOut.status, 500);
   const failed = await noOut.json();
   assert.equal(failed.status, "failed");
@@ -127,11 +128,7 @@ Deno.test("comfyui stand-in, wrapper 2025-12-05: ComfyUI's refusal is HTTP 200, 
     secondsPerImage: 0,
     wrapper: "2025-12-05",
   });
-  const noOut = await post(comfy.url, "/generate/sync", {
-    input: {
-      workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } },
-    },
-  });
+  const noOut = await post(comfy.url, "/generate/sync", NO_OUTPUT_GRAPH);
   assert.equal(noOut.status, 200);
   const failed = await noOut.json();
   assert.equal(failed.status, "failed");
