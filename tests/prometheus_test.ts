@@ -46,6 +46,14 @@ function value(
   return hit?.value === undefined ? undefined : Number(hit.value);
 }
 
+/** `edgeworker_requests_total` of `route` ending in `outcome`. */
+const requests = (f: Map<string, Family>, route: string, outcome: string) =>
+  value(f, "edgeworker_requests_total", { route, outcome });
+
+/** `edgeworker_requests_rejected_total` for `reason`. */
+const rejected = (f: Map<string, Family>, reason: string) =>
+  value(f, "edgeworker_requests_rejected_total", { reason });
+
 /** `_sum`/`_count` of a labelled histogram, read from the raw lines (the
  * parser folds labelled histograms into one sample). */
 function rawSample(text: string, line: string): number {
@@ -187,36 +195,18 @@ Deno.test("WorkerMetrics matches the ledger", () => {
       })
       .reduce((s, [, v]) => s + v, 0);
     assert.equal(
-      value(f, "edgeworker_requests_total", { route, outcome: o }),
+      requests(f, route, o),
       expected,
       `${route} ${outcome} ${n}`,
     );
   }
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/a", outcome: "success" }),
-    2,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/a", outcome: "error" }),
-    0,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/b", outcome: "rejected" }),
-    2,
-  );
+  assert.equal(requests(f, "/a", "success"), 2);
+  assert.equal(requests(f, "/a", "error"), 0);
+  assert.equal(requests(f, "/b", "rejected"), 2);
   assert.equal(f.get("edgeworker_requests_total")!.type, "COUNTER");
-  assert.equal(
-    value(f, "edgeworker_requests_rejected_total", { reason: "signature" }),
-    2,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_rejected_total", { reason: "budget" }),
-    1,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_rejected_total", { reason: "not_ready" }),
-    0,
-  );
+  assert.equal(rejected(f, "signature"), 2);
+  assert.equal(rejected(f, "budget"), 1);
+  assert.equal(rejected(f, "not_ready"), 0);
 
   assert.equal(value(f, "edgeworker_requests_in_flight"), ledger.inFlightCount);
   assert.equal(value(f, "edgeworker_requests_in_flight"), 2);
@@ -314,22 +304,10 @@ Deno.test("WorkerMetrics created late carries the ledger's totals", () => {
   const metrics = new WorkerMetrics(ledger);
   ledger.finish(ledger.open(info("/x", 1)), "success", 200);
   const f = parse(metrics.render());
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/x", outcome: "success" }),
-    2,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/x", outcome: "error" }),
-    1,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/x", outcome: "rejected" }),
-    1,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_rejected_total", { reason: "draining" }),
-    1,
-  );
+  assert.equal(requests(f, "/x", "success"), 2);
+  assert.equal(requests(f, "/x", "error"), 1);
+  assert.equal(requests(f, "/x", "rejected"), 1);
+  assert.equal(rejected(f, "draining"), 1);
   assert.equal(f.has("edgeworker_engine_up"), false);
   metrics.close();
 });
