@@ -6,8 +6,8 @@
  * recorded error.
  */
 import assert from "node:assert/strict";
-import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { sleep } from "../dev/_async.ts";
+import { scrape, valueOf } from "./helpers/metrics.ts";
 import type { UpstreamHandle } from "./helpers/upstream.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import {
@@ -16,29 +16,13 @@ import {
   withUpstreamWorker,
 } from "./helpers/worker.ts";
 
-interface Family {
-  name: string;
-  metrics: { value?: string; labels?: Record<string, string> }[];
-}
-
-async function scrape(w: Running): Promise<Map<string, Family>> {
-  const text = await (await fetch(`${w.url}/metrics`)).text();
-  const families = parsePrometheusTextFormat(text) as Family[];
-  return new Map(families.map((f) => [f.name, f]));
-}
-
+/** The value of `name` (with exactly `labels`) on `w`'s `/metrics`. */
 async function gauge(
   w: Running,
   name: string,
   labels: Record<string, string> = {},
 ): Promise<number> {
-  const f = (await scrape(w)).get(name);
-  assert.ok(f, `missing ${name}`);
-  const hit = f.metrics.find((m) =>
-    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)
-  );
-  assert.ok(hit?.value !== undefined, `${name} ${JSON.stringify(labels)}`);
-  return Number(hit.value);
+  return valueOf((await scrape(w.url)).families, name, labels);
 }
 
 const enc = new TextEncoder();
@@ -163,7 +147,10 @@ Deno.test("stall: with EDGEWORKER_STALL_ABORT a stalled stream is aborted, recor
 
 Deno.test("stall: EDGEWORKER_STALL_SECONDS=0 turns the detector off", async () => {
   await withStallWorker({ EDGEWORKER_STALL_SECONDS: "0" }, async (w) => {
-    assert.equal((await scrape(w)).has("edgeworker_streams_stalled"), false);
+    assert.equal(
+      (await scrape(w.url)).families.has("edgeworker_streams_stalled"),
+      false,
+    );
     const status = await (await fetch(`${w.url}/status`)).json();
     assert.equal(status.stalls, null);
   });
