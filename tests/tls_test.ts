@@ -130,22 +130,24 @@ Deno.test("USE_SSL=true with a missing certificate file: start() rejects naming 
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-tls-" });
   try {
     const { cert, key } = await makeCert(dir);
+    /** start() with this pair fails; the message names `missing`. */
+    const failsNaming = async (
+      certFile: string,
+      keyFile: string,
+      missing: string,
+    ) => {
+      const msg = await startFails({
+        ...baseEnv(dir),
+        EDGEWORKER_TLS_CERT: certFile,
+        EDGEWORKER_TLS_KEY: keyFile,
+      });
+      assert.ok(msg.includes(missing), msg);
+      return msg;
+    };
     const missing = `${dir}/nope/instance.crt`;
-    const msg = await startFails({
-      ...baseEnv(dir),
-      EDGEWORKER_TLS_CERT: missing,
-      EDGEWORKER_TLS_KEY: key,
-    });
-    assert.ok(msg.includes(missing), msg);
-    assert.match(msg, /certificate/);
-
+    assert.match(await failsNaming(missing, key, missing), /certificate/);
     const missingKey = `${dir}/nope/instance.key`;
-    const keyMsg = await startFails({
-      ...baseEnv(dir),
-      EDGEWORKER_TLS_CERT: cert,
-      EDGEWORKER_TLS_KEY: missingKey,
-    });
-    assert.ok(keyMsg.includes(missingKey), keyMsg);
+    await failsNaming(cert, missingKey, missingKey);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
