@@ -31,6 +31,9 @@ const HANDLERS: WorkerConfig["handlers"] = [
 /** Generous: how long a test waits for a close that should come. */
 const WAIT_MS = 5000;
 
+/** A keep-alive `GET /health`. */
+const HEALTH_GET = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
 /** A body no route reads (404), announced and never finished. */
 const UNREAD_BODY =
   "POST /nowhere HTTP/1.1\r\nHost: x\r\ncontent-length: 100000\r\n\r\nabc";
@@ -38,13 +41,10 @@ const UNREAD_BODY =
 Deno.test("an idle keep-alive connection is closed after EDGEWORKER_KEEPALIVE_SECONDS; requests in flight are not cut", async () => {
   await withUpstreamWorker(HANDLERS, async (w) => {
     // Two requests on one connection, then it is left idle.
-    const conn = await rawConnect(
-      w.port,
-      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    const conn = await rawConnect(w.port, HEALTH_GET);
     assert.equal((await readResponse(conn))?.status, 200);
     await delay(100);
-    await writeAll(conn, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    await writeAll(conn, HEALTH_GET);
     assert.equal((await readResponse(conn))?.status, 200, "reused");
     assert.deepEqual(await readUntilClosed(conn, WAIT_MS), {
       text: "",
@@ -151,10 +151,7 @@ Deno.test("a body that does not arrive within EDGEWORKER_BODY_SECONDS gets 408 a
 
 Deno.test("shutdown lets a request in flight finish and does not wait for idle or draining connections", async () => {
   await withUpstreamWorker(HANDLERS, async (w) => {
-    const idle = await rawConnect(
-      w.port,
-      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    const idle = await rawConnect(w.port, HEALTH_GET);
     assert.equal((await readResponse(idle))?.status, 200);
     const silent = await rawConnect(w.port);
     // Answered, with a body that never ends left unread.
