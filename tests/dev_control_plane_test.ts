@@ -571,67 +571,39 @@ Deno.test("strict: a report that is not what a worker sends is a 422 naming the 
   assert.deepEqual(curLoad.problems, ["cur_load: expected a finite number"]);
   assert.match(curLoad.body, /"mtoken":"\(hidden\)"/, "no token on the page");
 
+  /** A delete body whose one request is a valid success, with `change`
+   * (a field set to `undefined` is left out). */
+  const oneRequest = (change: Record<string, unknown>) => ({
+    worker_id: 1,
+    mtoken: "t",
+    requests: [{
+      request_idx: 3,
+      success: true,
+      status: "Success",
+      entered_queue_at: 1.0,
+      work_started_at: 2.0,
+      work_completed_at: 3.0,
+      ...change,
+    }],
+  });
   const badDeletes: [unknown, string, RegExp][] = [
     [
-      {
-        worker_id: 1,
-        mtoken: "t",
-        requests: [{
-          request_idx: 3,
-          success: true,
-          status: "Done",
-          entered_queue_at: 1.0,
-          work_started_at: 2.0,
-          work_completed_at: 3.0,
-        }],
-      },
+      oneRequest({ status: "Done" }),
       "requests[0].status",
       /one of Success, Error, Cancelled, Rejected/,
     ],
     [
-      {
-        worker_id: 1,
-        mtoken: "t",
-        requests: [{
-          request_idx: 3,
-          success: false,
-          status: "Cancelled",
-          entered_queue_at: 1.0,
-          work_started_at: 2.0,
-          work_completed_at: 3.0,
-        }],
-      },
+      oneRequest({ success: false, status: "Cancelled" }),
       "requests[0].success",
       /must be true for status Cancelled/,
     ],
     [
-      {
-        worker_id: 1,
-        mtoken: "t",
-        requests: [{
-          request_idx: 3,
-          success: true,
-          status: "Success",
-          entered_queue_at: 5.0,
-          work_started_at: 2.0,
-          work_completed_at: 3.0,
-        }],
-      },
+      oneRequest({ entered_queue_at: 5.0 }),
       "requests[0].work_started_at",
       /before entered_queue_at/,
     ],
     [
-      {
-        worker_id: 1,
-        mtoken: "t",
-        requests: [{
-          request_idx: 3,
-          success: true,
-          status: "Success",
-          entered_queue_at: 1.0,
-          work_started_at: 2.0,
-        }],
-      },
+      oneRequest({ work_completed_at: undefined }),
       "requests[0].work_completed_at",
       /missing/,
     ],
