@@ -5,6 +5,8 @@
  * control-plane stand-in, run at once.
  */
 import assert from "node:assert/strict";
+import { appendLog } from "../helpers/dev.ts";
+import { samplesBy, scrape } from "../helpers/metrics.ts";
 import { text2ImageWorkflow } from "../../dev/_comfy_api.ts";
 import {
   type ComfyUiServer,
@@ -17,7 +19,6 @@ import { delay } from "../../lib/std/async.ts";
 import { post, waitFor } from "../helpers/http.ts";
 import {
   allScenarios,
-  appendLog,
   inTempDir,
   type PresetWorker,
   type ScenarioContext,
@@ -49,14 +50,10 @@ const NO_OUTPUT = {
 
 /** The worker's `edgeworker_requests_total` for `/generate/sync`, by outcome. */
 async function outcomes(w: PresetWorker): Promise<Record<string, number>> {
-  const text = await (await fetch(`${w.base}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (
-    const m of text.matchAll(
-      /^edgeworker_requests_total\{route="\/generate\/sync",outcome="(\w+)"\} (\S+)$/gm,
-    )
-  ) out[m[1]] = Number(m[2]);
-  return out;
+  const { families } = await scrape(w.base);
+  return samplesBy(families, "edgeworker_requests_total", ["outcome"], {
+    route: "/generate/sync",
+  });
 }
 
 /**

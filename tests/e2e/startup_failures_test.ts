@@ -13,6 +13,8 @@
  *   `/metrics` and the worker stays ready.
  */
 import assert from "node:assert/strict";
+import { appendLog } from "../helpers/dev.ts";
+import { samplesBy, scrape } from "../helpers/metrics.ts";
 import { startComfyUiServer } from "../../dev/comfyui_server.ts";
 import { startHelloWorldServer } from "../../dev/hello_world_server.ts";
 import { supervisorExitedLine } from "../../dev/_log.ts";
@@ -21,7 +23,6 @@ import type { StandInOptions, StandInServer } from "../../dev/_standin.ts";
 import { startTgiServer } from "../../dev/tgi_server.ts";
 import {
   allScenarios,
-  appendLog,
   inTempDir,
   type PresetWorker,
   type ScenarioContext,
@@ -173,14 +174,13 @@ async function reportedWithin2s(
   console.log(`${c.preset}: ${what} reported after ${ms.toFixed(0)} ms`);
 }
 
+/** `edgeworker_model_log_errors_total` for `key` (`log/phase`). */
 async function logErrors(w: PresetWorker, key: string): Promise<number> {
-  const text = await (await fetch(`${w.base}/metrics`)).text();
-  const [log, phase] = key.split("/");
-  const m = new RegExp(
-    `^edgeworker_model_log_errors_total\\{log="${log}",phase="${phase}"\\} (\\d+)$`,
-    "m",
-  ).exec(text);
-  return m ? Number(m[1]) : NaN;
+  const { families } = await scrape(w.base);
+  return samplesBy(families, "edgeworker_model_log_errors_total", [
+    "log",
+    "phase",
+  ])[key] ?? NaN;
 }
 
 function whileLoading(c: Case): Promise<void> {

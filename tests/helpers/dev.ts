@@ -1,7 +1,7 @@
 /**
  * Helpers for the tests of the dev stand-ins (`dev/`): their `/health`
- * answer, waiting for log lines and for a closed port, temporary log files
- * and key pairs.
+ * answer, writing and waiting for log lines, waiting for a closed port,
+ * temporary log files and key pairs.
  *
  * @module
  */
@@ -19,6 +19,16 @@ export async function health(
   } catch {
     return { status: res.status, body: text };
   }
+}
+
+/** Appends lines to a log file, as the model server would. */
+export async function appendLog(
+  path: string,
+  ...lines: string[]
+): Promise<void> {
+  await Deno.writeTextFile(path, lines.map((l) => l + "\n").join(""), {
+    append: true,
+  });
 }
 
 /** Waits until the file at `path` contains `text`. */

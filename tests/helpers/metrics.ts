@@ -85,3 +85,23 @@ export function rawValue(text: string, line: string): number {
   assert.ok(hit, `missing line ${line}`);
   return Number(hit.slice(line.length + 1));
 }
+
+/**
+ * The samples of `name` that carry `where`, keyed by their `key` labels'
+ * values joined with `/` (e.g. `model/startup`); `{}` without the family.
+ */
+export function samplesBy(
+  families: Families,
+  name: string,
+  key: string[],
+  where: Record<string, string> = {},
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of families.get(name)?.metrics ?? []) {
+    if (!Object.entries(where).every(([k, v]) => m.labels?.[k] === v)) {
+      continue;
+    }
+    out[key.map((k) => m.labels?.[k]).join("/")] = Number(m.value);
+  }
+  return out;
+}
