@@ -11,6 +11,7 @@ import {
 import { controlPlaneKeys } from "../helpers/dev.ts";
 import { freePort } from "./_scenario.ts";
 import { waitFor } from "../helpers/http.ts";
+import { terminate } from "../helpers/process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -213,18 +214,7 @@ export async function startPresetWorker(
         `${preset} printing ${text}`,
       ),
     stop: async () => {
-      if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* already gone */ }
-        const timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* already gone */ }
-        }, 5000);
-        await status;
-        clearTimeout(timer);
-      }
+      if (!exited) await terminate(child, status, 5000);
       await pumps;
       await cp.close();
     },
@@ -303,14 +293,4 @@ export async function allScenarios(
   const results = await Promise.allSettled(scenarios);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
-}
-
-/** Appends lines to a log file, as the model server would. */
-export async function appendLog(
-  path: string,
-  ...lines: string[]
-): Promise<void> {
-  await Deno.writeTextFile(path, lines.map((l) => l + "\n").join(""), {
-    append: true,
-  });
 }
