@@ -25,6 +25,28 @@ async function gauge(
   return valueOf((await scrape(w.url)).families, name, labels);
 }
 
+/**
+ * `/metrics` counts one stall (`aborted` of them aborted) and one request
+ * on `route` ending in `outcome`.
+ */
+async function assertOneStall(
+  w: Running,
+  want: { aborted: number; route: string; outcome: string },
+): Promise<void> {
+  assert.equal(await gauge(w, "edgeworker_streams_stalled_total"), 1);
+  assert.equal(
+    await gauge(w, "edgeworker_streams_stall_aborted_total"),
+    want.aborted,
+  );
+  assert.equal(
+    await gauge(w, "edgeworker_requests_total", {
+      route: want.route,
+      outcome: want.outcome,
+    }),
+    1,
+  );
+}
+
 const enc = new TextEncoder();
 
 /** `/pause`: one chunk, 1.2 s of silence, then two more and the end. */
@@ -96,16 +118,12 @@ Deno.test("stall: a stream that receives no byte for the stall time is flagged i
       1000,
       "un-flagged",
     );
-    assert.equal(await gauge(w, "edgeworker_streams_stalled_total"), 1);
-    assert.equal(await gauge(w, "edgeworker_streams_stall_aborted_total"), 0);
     // Only flagged: the request still succeeded.
-    assert.equal(
-      await gauge(w, "edgeworker_requests_total", {
-        route: "/pause",
-        outcome: "success",
-      }),
-      1,
-    );
+    await assertOneStall(w, {
+      aborted: 0,
+      route: "/pause",
+      outcome: "success",
+    });
   });
 });
 
@@ -132,15 +150,7 @@ Deno.test("stall: with EDGEWORKER_STALL_ABORT a stalled stream is aborted, recor
       "stall timeout of 0.3 s expired while streaming",
     );
     assert.equal(await gauge(w, "edgeworker_streams_stalled"), 0);
-    assert.equal(await gauge(w, "edgeworker_streams_stalled_total"), 1);
-    assert.equal(await gauge(w, "edgeworker_streams_stall_aborted_total"), 1);
-    assert.equal(
-      await gauge(w, "edgeworker_requests_total", {
-        route: "/stall",
-        outcome: "error",
-      }),
-      1,
-    );
+    await assertOneStall(w, { aborted: 1, route: "/stall", outcome: "error" });
     await waitFor(() => up.aborted >= 1, 2000, "model call aborted");
   });
 });
