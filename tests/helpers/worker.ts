@@ -35,27 +35,31 @@ export type Running = RunningWorker & {
 };
 
 /**
- * Starts a worker on a free port with `env` on top of safe test defaults,
+ * Starts a worker on a free port with `env` on top of safe test defaults
+ * (`config` may be a function of that env, as a preset's is),
  * and the given loop timings ({@linkcode FAST} unless given; `{}` keeps the
  * production ones: a 1 s report tick and a 10 s heartbeat); no plain HTTP
  * port unless `httpPort` is given (0: a free one).
  */
 export async function startWorker(
-  config: WorkerConfig,
+  config: WorkerConfig | ((env: Record<string, string>) => WorkerConfig),
   env: Record<string, string> = {},
   timings: WorkerStartOptions["timings"] = FAST,
   httpPort: number | false = false,
 ): Promise<Running> {
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-test-" });
-  const running = await new Worker(config).start({
-    env: {
-      UNSECURED: "true",
-      EDGEWORKER_HOST: "127.0.0.1",
-      EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
-      EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
-      EDGEWORKER_DRAIN_SECONDS: "2",
-      ...env,
-    },
+  const fullEnv = {
+    UNSECURED: "true",
+    EDGEWORKER_HOST: "127.0.0.1",
+    EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
+    EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
+    EDGEWORKER_DRAIN_SECONDS: "2",
+    ...env,
+  };
+  const running = await new Worker(
+    typeof config === "function" ? config(fullEnv) : config,
+  ).start({
+    env: fullEnv,
     port: 0,
     httpPort,
     timings,
