@@ -9,7 +9,8 @@ import {
   startControlPlane,
 } from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
-import { freePort } from "./_scenario.ts";
+import { freePort, workerEnv } from "./_scenario.ts";
+import { markerFiles } from "../helpers/worker.ts";
 import { waitFor } from "../helpers/http.ts";
 import { terminate } from "../helpers/process.ts";
 
@@ -94,17 +95,14 @@ export async function startPresetWorker(
     clearEnv: true,
     env: {
       ...inherited,
-      NO_COLOR: "1",
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      EDGEWORKER_HOST: "127.0.0.1",
-      REPORT_ADDR: cp.url,
-      CONTAINER_ID: "7",
-      MASTER_TOKEN: "e2e-token",
-      EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
-      EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
-      EDGEWORKER_DRAIN_SECONDS: "1",
-      ...env,
+      ...workerEnv(port, {
+        REPORT_ADDR: cp.url,
+        CONTAINER_ID: "7",
+        MASTER_TOKEN: "e2e-token",
+        ...markerFiles(dir),
+        EDGEWORKER_DRAIN_SECONDS: "1",
+        ...env,
+      }),
     },
     stdin: "null",
     stdout: "piped",

@@ -27,6 +27,14 @@ export const FAST = {
   probeIntervalMs: 50,
 };
 
+/** The worker's marker files (benchmark done, update forced) kept in `dir`. */
+export function markerFiles(dir: string): Record<string, string> {
+  return {
+    EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
+    EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
+  };
+}
+
 /** A worker started by {@linkcode startWorker}, with its temp dir. */
 export type Running = RunningWorker & {
   dir: string;
@@ -51,8 +59,7 @@ export async function startWorker(
   const fullEnv = {
     UNSECURED: "true",
     EDGEWORKER_HOST: "127.0.0.1",
-    EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
-    EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
+    ...markerFiles(dir),
     EDGEWORKER_DRAIN_SECONDS: "2",
     ...env,
   };
