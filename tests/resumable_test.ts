@@ -4,7 +4,6 @@
  */
 import { concat } from "../lib/std/bytes.ts";
 import assert from "node:assert/strict";
-import { concat } from "./chaos/http_wire.ts";
 import { assertEnvRefused } from "./helpers/env.ts";
 import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import { ConfigError, parseWorkerConfigYaml } from "../lib/config/file.ts";
