@@ -17,7 +17,7 @@
  */
 
 export { EdgeworkerClient, type RequestOptions } from "./lib/client/client.ts";
-export { Caller } from "./lib/client/caller.ts";
+export { Caller, type Exchange } from "./lib/client/caller.ts";
 export type {
   CallOptions,
   EdgeworkerClientOptions,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Caller } from "./caller.ts";
+import { Caller, type Exchange } from "./caller.ts";
 import {
   type Call,
   type CallOptions,
@@ -130,33 +130,21 @@ export class EdgeworkerClient extends Caller<RequestOptions> {
     payload: unknown,
     options: RequestOptions = {},
   ): Promise<Response> {
-    return await runCall(this.#cfg, options, async (call) => {
-      const { response, auth } = await this.#send(
-        call,
-        route,
-        payload,
-        options,
-      );
-      return resumable(this.#cfg, response, auth, options.signal);
+    return await this.exchange({
+      route,
+      payload,
+      options,
+      read: (response, auth) =>
+        resumable(this.#cfg, response, auth, options.signal),
     });
   }
 
-  /**
-   * Like {@linkcode EdgeworkerClient.request}, but reads and parses the JSON
-   * body (within the deadline).
-   *
-   * @returns The parsed body, not validated (the type parameter is unchecked).
-   * @throws {EdgeworkerError} `http` (with `status` and `body`) on non-2xx,
-   *   `invalid_response` on a non-JSON body, plus those of `request`.
-   */
-  async requestJson<T = unknown>(
-    route: string,
-    payload: unknown,
-    options: RequestOptions = {},
-  ): Promise<T> {
-    return await runCall(this.#cfg, options, async (call) => {
-      const { response } = await this.#send(call, route, payload, options);
-      return await readJson(response, this.describe(route)) as T;
+  /** Routes, delivers and reads one call within its deadline. */
+  protected exchange<T>(x: Exchange<RequestOptions, T>): Promise<T> {
+    const options = x.options ?? {};
+    return runCall(this.#cfg, options, async (call) => {
+      const delivered = await this.#send(call, x.route, x.payload, options);
+      return await x.read(delivered.response, delivered.auth);
     });
   }
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Caller } from "./caller.ts";
+import { Caller, type Exchange } from "./caller.ts";
 import { resumable } from "./resume.ts";
 import {
   type Call,
@@ -13,7 +13,7 @@ import {
   runCall,
 } from "./call.ts";
 import { EdgeworkerError, snippet } from "./errors.ts";
-import { type AuthData, deliver, joinUrl, readJson } from "./transport.ts";
+import { type AuthData, deliver, joinUrl } from "./transport.ts";
 
 /** Options of {@linkcode EdgeworkerClient.createSession}. */
 export interface CreateSessionOptions {
@@ -116,20 +116,11 @@ export class Session extends Caller<CallOptions> {
     return resumable(this.#cfg, response, this.authData, options.signal);
   }
 
-  /**
-   * Like {@linkcode Session.request} but returns the parsed JSON body.
-   *
-   * @returns The body, not validated (the type parameter is unchecked).
-   * @throws {EdgeworkerError} `http` on non-2xx, `invalid_response` on non-JSON.
-   */
-  async requestJson<T = unknown>(
-    route: string,
-    payload: unknown,
-    options: CallOptions = {},
-  ): Promise<T> {
-    return await runCall(this.#cfg, options, async (call) => {
-      const response = await this.#send(call, route, payload);
-      return await readJson(response, this.describe(route)) as T;
+  /** Delivers and reads one call on the session's worker, within its deadline. */
+  protected exchange<T>(x: Exchange<CallOptions, T>): Promise<T> {
+    return runCall(this.#cfg, x.options ?? {}, async (call) => {
+      const response = await this.#send(call, x.route, x.payload);
+      return await x.read(response, this.authData);
     });
   }
 
