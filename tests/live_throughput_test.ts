@@ -168,9 +168,15 @@ Deno.test(
       await load.stop();
       load = undefined;
       const after = busyThroughput(done.slice(switched + C));
+      // The stand-in's pace is timer-driven: on a loaded machine it serves
+      // below its nominal rate. What the bound needs is a real speed-up of
+      // at most RATE_AFTER / RATE_BEFORE (a smaller one converges sooner);
+      // the estimate is then judged against what was really served.
       assert.ok(
-        Math.abs(after - RATE_AFTER * C) <= 0.15 * RATE_AFTER * C,
-        `the stand-in served ${after} units/s, expected ${RATE_AFTER * C}`,
+        after >= 1.3 * before && after <= 1.15 * RATE_AFTER * C,
+        `the stand-in went from ${before} to ${after} units/s (nominal ${
+          RATE_BEFORE * C
+        } to ${RATE_AFTER * C})`,
       );
       const within = (v: number) => Math.abs(v - after) <= EPS * after;
       const shown = trace.map(([n, v]) => `${n}:${v.toFixed(0)}`).join(" ");
