@@ -5,7 +5,6 @@
  * @module
  */
 import { DEFAULT_MAX_BODY_BYTES, MAX_STRING_BYTES } from "../config/env.ts";
-import { deadline } from "../std/async.ts";
 import { connectionOf, noteBodyRead } from "./conn_context.ts";
 import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
 import { failWith, jsonError } from "./errors.ts";
@@ -68,7 +67,8 @@ async function readText(req: Request, limit: number): Promise<Read> {
 
 /**
  * `read`'s value, or {@linkcode TIMED_OUT} once `ms` pass first (0: no
- * limit); `giveUp` then stops the read, which may still fail later.
+ * limit); `giveUp` then stops the read, which may still fail later. No
+ * timer per read: every read waiting joins one list swept by one interval.
  */
 async function within<T>(
   read: Promise<T>,
@@ -76,15 +76,56 @@ async function within<T>(
   giveUp: () => void,
 ): Promise<T | typeof TIMED_OUT> {
   if (ms <= 0) return await read;
+  const wait: BodyWait = { at: performance.now() + ms, fire: noop };
+  const timedOut = new Promise<typeof TIMED_OUT>((resolve) => {
+    wait.fire = resolve;
+  });
+  waits.add(wait);
+  sweep ??= setInterval(sweepWaits, resolutionOf(ms));
   try {
-    return await deadline(read, ms);
-  } catch (e) {
-    if (!(e instanceof DOMException && e.name === "TimeoutError")) throw e;
-    read.catch(() => {}); // a text() left pending fails when the connection closes
-    giveUp();
-    return TIMED_OUT;
+    const result = await Promise.race([read, timedOut]);
+    if (result === TIMED_OUT) {
+      read.catch(() => {}); // a text() left pending fails when the connection closes
+      giveUp();
+    }
+    return result;
+  } finally {
+    waits.delete(wait);
+    if (waits.size === 0) stopSweep();
   }
 }
+
+/** A body read waiting, and what ends its wait when its time is up. */
+interface BodyWait {
+  at: number;
+  fire: (value: typeof TIMED_OUT) => void;
+}
+
+const waits = new Set<BodyWait>();
+let sweep: ReturnType<typeof setInterval> | undefined;
+
+/** How late a body timeout may fire: a tenth of it, 10 to 250 ms. */
+function resolutionOf(ms: number): number {
+  return Math.min(250, Math.max(10, ms / 10));
+}
+
+function sweepWaits(): void {
+  const now = performance.now();
+  for (const wait of waits) {
+    if (now >= wait.at) {
+      waits.delete(wait);
+      wait.fire(TIMED_OUT);
+    }
+  }
+  if (waits.size === 0) stopSweep();
+}
+
+function stopSweep(): void {
+  clearInterval(sweep);
+  sweep = undefined;
+}
+
+function noop(): void {}
 
 /** The chunks of a body, or {@linkcode TOO_LARGE} once past `limit` bytes. */
 async function readChunks(
