@@ -15,7 +15,7 @@ import type { OpenSession } from "../traffic/sessions.ts";
 import type { QueuePlan } from "../traffic/admission.ts";
 import type { Admission } from "../traffic/ticket.ts";
 import type { SessionDeps } from "./session_routes.ts";
-import { memberSpans } from "../auth/json_members.ts";
+import type { Span } from "../auth/json_members.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
@@ -180,7 +180,7 @@ async function admit(
     return {
       info,
       payload,
-      body: modelBody(handler, payload, read.text),
+      body: modelBody(handler, payload, read.text, parsed.payloadSpan),
       session,
       auth: authAsSent(read.body),
     };
@@ -200,7 +200,7 @@ async function admit(
   return {
     info,
     payload,
-    body: modelBody(handler, payload, read.text),
+    body: modelBody(handler, payload, read.text, parsed.payloadSpan),
     session,
     auth: authAsSent(read.body),
   };
@@ -220,13 +220,11 @@ function modelBody(
   handler: CompiledHandler,
   payload: Payload,
   text: string,
+  span: Span | undefined,
 ): string {
   // A remote function takes the payload itself.
   if (handler.remoteFunction) return "";
-  if (handler.forwardsAsSent) {
-    const span = memberSpans(text, ["payload"]).get("payload");
-    if (span) return text.slice(span.start, span.end);
-  }
+  if (handler.forwardsAsSent && span) return text.slice(span.start, span.end);
   return JSON.stringify(payload);
 }
 
