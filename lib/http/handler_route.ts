@@ -45,18 +45,32 @@ interface Admitted {
   auth: unknown;
 }
 
+/** A handler route without Hono: the request and what Deno says of it. */
+export type HandlerFetch = (
+  req: Request,
+  info: Deno.ServeHandlerInfo | undefined,
+) => Promise<Response>;
+
 /** The Hono handler of `handler`'s route. */
 export function handlerRoute(
   handler: CompiledHandler,
   deps: HandlerRouteDeps,
 ): (c: Context) => Promise<Response> {
-  return async (c) => {
+  const route = handlerFetch(handler, deps);
+  return (c) => route(c.req.raw, c.env as Deno.ServeHandlerInfo | undefined);
+}
+
+/** `handler`'s route as a plain function (the app's fast path calls it). */
+export function handlerFetch(
+  handler: CompiledHandler,
+  deps: HandlerRouteDeps,
+): HandlerFetch {
+  return async (req, info) => {
     // The worker's own time starts here (see lib/traffic/ticket.ts).
     const arrivedAt = performance.now();
-    const req = c.req.raw;
     // Read before anything awaits: a closed request throws on access.
     const accept = req.headers.get("accept");
-    const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
+    const remote = info?.remoteAddr;
     const admitted = await admit(req, handler, deps);
     const ticket = deps.admission.enter(
       admitted.info,
