@@ -5,7 +5,12 @@
  * @module
  */
 import { DEFAULT_MAX_BODY_BYTES, MAX_STRING_BYTES } from "../config/env.ts";
-import { connectionOf, noteBodyRead } from "./conn_context.ts";
+import {
+  type BodyWait,
+  connectionOf,
+  noteBodyRead,
+  type RequestConnection,
+} from "./conn_context.ts";
 import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
 import { failWith, jsonError } from "./errors.ts";
 
@@ -36,9 +41,8 @@ async function readText(req: Request, limit: number): Promise<Read> {
     conn?.closeAfterResponse();
     return TOO_LARGE;
   }
-  const timeoutMs = conn?.bodyTimeoutMs ?? 0;
   if (declared <= SMALL_BODY_BYTES) {
-    const text = await within(req.text(), timeoutMs, () => {});
+    const text = await within(req.text(), conn, noop);
     if (text === TIMED_OUT) conn?.closeAfterResponse();
     return text;
   }
@@ -46,7 +50,7 @@ async function readText(req: Request, limit: number): Promise<Read> {
   // does without.
   if (!req.body) return "";
   const reader = req.body.getReader();
-  const chunks = await within(readChunks(reader, limit), timeoutMs, () => {
+  const chunks = await within(readChunks(reader, limit), conn, () => {
     reader.cancel().catch(() => {}); // ends the pending read
   });
   if (chunks === TOO_LARGE || chunks === TIMED_OUT) {
@@ -66,22 +70,23 @@ async function readText(req: Request, limit: number): Promise<Read> {
 }
 
 /**
- * `read`'s value, or {@linkcode TIMED_OUT} once `ms` pass first (0: no
- * limit); `giveUp` then stops the read, which may still fail later. No
- * timer per read: every read waiting joins one list swept by one interval.
+ * `read`'s value, or {@linkcode TIMED_OUT} once the connection's body
+ * timeout passes first (none without a connection or a timeout); `giveUp`
+ * then stops the read, which may still fail later. No timer per read: the
+ * connection layer's sweep fires the deadline.
  */
 async function within<T>(
   read: Promise<T>,
-  ms: number,
+  conn: RequestConnection | undefined,
   giveUp: () => void,
 ): Promise<T | typeof TIMED_OUT> {
-  if (ms <= 0) return await read;
+  const ms = conn?.bodyTimeoutMs ?? 0;
+  if (!conn || ms <= 0) return await read;
   const wait: BodyWait = { at: performance.now() + ms, fire: noop };
   const timedOut = new Promise<typeof TIMED_OUT>((resolve) => {
-    wait.fire = resolve;
+    wait.fire = () => resolve(TIMED_OUT);
   });
-  waits.add(wait);
-  sweep ??= setInterval(sweepWaits, resolutionOf(ms));
+  conn.waitBody(wait);
   try {
     const result = await Promise.race([read, timedOut]);
     if (result === TIMED_OUT) {
@@ -90,39 +95,8 @@ async function within<T>(
     }
     return result;
   } finally {
-    waits.delete(wait);
-    if (waits.size === 0) stopSweep();
+    conn.endBodyWait(wait);
   }
-}
-
-/** A body read waiting, and what ends its wait when its time is up. */
-interface BodyWait {
-  at: number;
-  fire: (value: typeof TIMED_OUT) => void;
-}
-
-const waits = new Set<BodyWait>();
-let sweep: ReturnType<typeof setInterval> | undefined;
-
-/** How late a body timeout may fire: a tenth of it, 10 to 250 ms. */
-function resolutionOf(ms: number): number {
-  return Math.min(250, Math.max(10, ms / 10));
-}
-
-function sweepWaits(): void {
-  const now = performance.now();
-  for (const wait of waits) {
-    if (now >= wait.at) {
-      waits.delete(wait);
-      wait.fire(TIMED_OUT);
-    }
-  }
-  if (waits.size === 0) stopSweep();
-}
-
-function stopSweep(): void {
-  clearInterval(sweep);
-  sweep = undefined;
 }
 
 function noop(): void {}
