@@ -132,9 +132,16 @@ function onceStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   });
 }
 
-/** Response headers safe to pass to the client (see {@linkcode RELAYED_HEADERS}). */
-export function relayHeaders(upstream: Headers): Headers {
-  const out = new Headers();
+/**
+ * Response headers safe to pass to the client (see
+ * {@linkcode RELAYED_HEADERS}), added to `out` (new when absent). Adding
+ * them to the answer's own headers costs half of handing a `Headers` to
+ * `new Response`, which copies each one again.
+ */
+export function relayHeaders(
+  upstream: Headers,
+  out: Headers = new Headers(),
+): Headers {
   // Headers the Connection header names are hop-by-hop (RFC 9110 7.6.1).
   const hop = upstream.get("connection")?.toLowerCase().split(",")
     .map((h) => h.trim());
@@ -245,10 +252,9 @@ export async function relay(
     return jsonError(502, { error: detail });
   }
   ticket.answering();
-  const headers = relayHeaders(response.headers);
   if (response.body === null) {
     ticket.end("success", status);
-    return new Response(null, { status, headers });
+    return relayed(new Response(null, { status }), response.headers);
   }
   if (!isStreaming(response.headers) || failureOf) {
     try {
@@ -257,7 +263,7 @@ export async function relay(
       const failure = failureOf?.(new TextDecoder().decode(bytes));
       if (failure) ticket.end("error", status, failure);
       else ticket.end("success", status);
-      return new Response(bytes, { status, headers });
+      return relayed(new Response(bytes, { status }), response.headers);
     } catch (e) {
       if (ticket.signal.aborted) {
         return abortedAnswer(ticket, ticket.endAborted("reading the answer"));
@@ -267,8 +273,11 @@ export async function relay(
       return jsonError(502, { error: detail });
     }
   }
-  streamHeaders(headers);
-  if (resume) return resume(response.body, status, headers);
+  if (resume) {
+    const headers = relayHeaders(response.headers);
+    streamHeaders(headers);
+    return resume(response.body, status, headers);
+  }
   const reader = response.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -294,7 +303,15 @@ export async function relay(
       return reader.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
-  return new Response(body, { status, headers });
+  const answer = relayed(new Response(body, { status }), response.headers);
+  streamHeaders(answer.headers);
+  return answer;
+}
+
+/** `answer` with the model's relayed headers added to its own. */
+function relayed(answer: Response, upstream: Headers): Response {
+  relayHeaders(upstream, answer.headers);
+  return answer;
 }
 
 function errorText(e: unknown): string {
