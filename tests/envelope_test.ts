@@ -3,7 +3,13 @@
  * (any integer exact, negative and non-integral accepted, non-numbers 422).
  */
 import assert from "node:assert/strict";
-import { AUTH_DATA_LIMITS, parseEnvelope } from "../lib/http/envelope.ts";
+import fc from "fast-check";
+import {
+  AUTH_DATA_LIMITS,
+  EnvelopeSchema,
+  parseEnvelope,
+} from "../lib/http/envelope.ts";
+import { fcParams } from "./chaos/fc_params.ts";
 
 /** A body text with `auth_data` fields spelled as given (raw JSON text). */
 function bodyText(fields: Record<string, string> = {}): string {
@@ -123,4 +129,54 @@ Deno.test("a url of 4096 DEL characters is within the limit, one more is not", (
   assert.ok(ok.ok);
   const over = parse({ url: JSON.stringify("\x7f".repeat(4097)) });
   assert.ok(!over.ok);
+});
+
+Deno.test("the request path's own envelope check accepts exactly what EnvelopeSchema accepts, with the same output", () => {
+  // Each field: valid values, values at and past its limit, other JSON types.
+  const any = fc.oneof(
+    fc.constant(null),
+    fc.boolean(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.string({ maxLength: 4 }),
+    fc.array(fc.integer(), { maxLength: 2 }),
+    fc.dictionary(fc.string({ maxLength: 3 }), fc.integer(), { maxKeys: 2 }),
+  );
+  const text = (field: string) =>
+    fc.oneof(
+      fc.string({ maxLength: 8 }),
+      fc.constant("x".repeat(AUTH_DATA_LIMITS[field])),
+      fc.constant("x".repeat(AUTH_DATA_LIMITS[field] + 1)),
+      any,
+    );
+  const maybe = <T>(a: fc.Arbitrary<T>) =>
+    fc.option(a, { nil: undefined, freq: 5 });
+  const auth = fc.record({
+    cost: maybe(fc.oneof(fc.integer(), text("cost"))),
+    endpoint: maybe(text("endpoint")),
+    reqnum: maybe(fc.oneof(fc.integer(), fc.double({ noNaN: true }), any)),
+    request_idx: maybe(fc.oneof(fc.integer(), any)),
+    signature: maybe(text("signature")),
+    url: maybe(text("url")),
+    extra: maybe(any),
+  }, { requiredKeys: [] });
+  const envelope = fc.record({
+    auth_data: maybe(fc.oneof(auth, any)),
+    payload: maybe(fc.oneof(
+      fc.dictionary(fc.string({ maxLength: 3 }), any, { maxKeys: 3 }),
+      any,
+    )),
+    session_id: maybe(fc.oneof(fc.string({ maxLength: 4 }), any)),
+    other: maybe(any),
+  }, { requiredKeys: [] });
+  fc.assert(
+    fc.property(envelope, (body) => {
+      // As JSON.parse would give it: undefined members absent.
+      const parsed = JSON.parse(JSON.stringify(body));
+      const ours = parseEnvelope(parsed);
+      const zod = EnvelopeSchema.safeParse(parsed);
+      assert.equal(ours.ok, zod.success);
+      if (ours.ok && zod.success) assert.deepEqual(ours.envelope, zod.data);
+    }),
+    fcParams(2000),
+  );
 });

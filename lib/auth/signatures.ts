@@ -25,6 +25,12 @@ const encoder = new TextEncoder();
 const ALGORITHM = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as const;
 /** How far behind the newest accepted reqnum a legacy request may be (Python `MSG_HISTORY_LEN`). */
 const REPLAY_WINDOW = 100;
+/**
+ * Most characters the signature cache holds (signatures and messages
+ * together, about 1 byte each): 4096 usual pairs (a 344-character signature
+ * and a url message of ~40) fit; long urls make it hold fewer.
+ */
+const CACHE_MAX_CHARS = 2_000_000;
 /** Python's `Backend.reqnum` before any request. */
 const FIRST_REQNUM = -1;
 
@@ -140,9 +146,9 @@ export interface SignatureVerifierOptions {
   /** Accept every request without checking (Python `UNSECURED`). */
   unsecured?: boolean;
   /**
-   * Valid (signature, message) pairs to remember, each as a 44-character
-   * SHA-256 digest (about 130 bytes with the set's overhead, whatever the
-   * message length); 0 disables. Failures are never cached.
+   * Valid (signature, message) pairs to remember, held as they are (a hit
+   * is two string compares) within 2 million characters in all; 0
+   * disables. Failures are never cached.
    * @default {4096}
    */
   cacheSize?: number;
@@ -154,8 +160,8 @@ export interface SignatureVerifierOptions {
 
 /**
  * Checks `auth_data` signatures from the autoscaler. Valid results are cached
- * per (signature, message) digest, so memory stays bounded whatever the
- * requests hold, and failures (which anyone can make) cannot push valid
+ * per (signature, message), bounded in entries and characters so memory
+ * stays bounded whatever the requests hold, and failures (which anyone can make) cannot push valid
  * entries out. The legacy format also enforces Python's replay window, which
  * cached results never bypass; only a legacy-verified request moves it (an
  * unsigned `reqnum` next to a url-only signature never does).
@@ -164,10 +170,12 @@ export class SignatureVerifier implements Verifier {
   #options: SignatureVerifierOptions;
   #cacheSize: number;
   #key: CryptoKey | undefined;
-  /** Digests of pairs that verified, least recently used first. */
-  #valid = new Set<string>();
-  /** Checks in flight, so concurrent copies share one RSA run. */
-  #pending = new Map<string, Promise<boolean>>();
+  /** Signature → the message it verified, least recently used first. */
+  #valid = new Map<string, string>();
+  /** Characters held by {@linkcode #valid} (signatures and messages). */
+  #validChars = 0;
+  /** Checks in flight by signature, so concurrent copies share one RSA run. */
+  #pending = new Map<string, { text: string; result: Promise<boolean> }>();
   // The last valid url-format pair: the autoscaler signs one url per
   // worker, so this answers nearly every request with two string compares
   // (no base64 decode, no digest). Only a verified pair gets here.
@@ -186,6 +194,7 @@ export class SignatureVerifier implements Verifier {
   setKey(key: CryptoKey): void {
     this.#key = key;
     this.#valid.clear();
+    this.#validChars = 0;
     this.#pending.clear();
     this.#hot = undefined;
   }
@@ -239,6 +248,15 @@ export class SignatureVerifier implements Verifier {
       checked.push(hot.text);
       return this.#accept(authData, "url", hot.text, {});
     }
+    // A url-format pair in the cache needs no decoding either: only a
+    // signature that verified is there.
+    if (this.#options.format !== "legacy" && typeof authData.url === "string") {
+      const text = pythonJsonDumps({ url: authData.url });
+      if (this.#cached(signature, text)) {
+        checked.push(text);
+        return this.#accept(authData, "url", text, {});
+      }
+    }
     if (!BASE64.test(signature)) return fail("signature is not valid base64");
     const sigBytes = Uint8Array.fromBase64(signature);
     const expected = (key.algorithm as RsaHashedKeyAlgorithm).modulusLength / 8;
@@ -286,34 +304,52 @@ export class SignatureVerifier implements Verifier {
     sigBytes: Uint8Array,
     text: string,
   ): Promise<boolean> {
-    // Keyed by the message too, so a signature seen once cannot vouch for another url.
-    const id = digest(signature, text);
-    if (this.#valid.delete(id)) {
-      this.#valid.add(id); // re-insert: least recently used goes first
-      return Promise.resolve(true);
-    }
-    const running = this.#pending.get(id);
-    if (running) return running;
+    if (this.#cached(signature, text)) return Promise.resolve(true);
+    const running = this.#pending.get(signature);
+    if (running?.text === text) return running.result;
     const result = crypto.subtle.verify(
       ALGORITHM,
       key,
       sigBytes as Uint8Array<ArrayBuffer>,
       encoder.encode(text),
     ).then((ok) => {
-      if (ok && key === this.#key) this.#remember(id);
+      if (ok && key === this.#key) this.#remember(signature, text);
       return ok;
     }).finally(() => {
-      if (this.#pending.get(id) === result) this.#pending.delete(id);
+      if (this.#pending.get(signature)?.result === result) {
+        this.#pending.delete(signature);
+      }
     });
-    this.#pending.set(id, result);
+    this.#pending.set(signature, { text, result });
     return result;
   }
 
-  #remember(id: string): void {
+  // Keyed by the signature, held with its message: a signature seen once
+  // cannot vouch for another url. Two string compares, no digest.
+  #cached(signature: string, text: string): boolean {
+    if (this.#valid.get(signature) !== text) return false;
+    this.#valid.delete(signature); // re-insert: least recently used goes first
+    this.#valid.set(signature, text);
+    return true;
+  }
+
+  #remember(signature: string, text: string): void {
     if (this.#cacheSize <= 0) return;
-    this.#valid.add(id);
-    if (this.#valid.size > this.#cacheSize) {
-      this.#valid.delete(this.#valid.values().next().value!);
+    const before = this.#valid.get(signature);
+    if (before !== undefined) {
+      this.#validChars -= signature.length + before.length;
+      this.#valid.delete(signature);
+    }
+    this.#valid.set(signature, text);
+    this.#validChars += signature.length + text.length;
+    // Bounded in entries and in characters, whatever the messages hold.
+    while (
+      this.#valid.size > this.#cacheSize ||
+      this.#validChars > CACHE_MAX_CHARS
+    ) {
+      const [oldSig, oldText] = this.#valid.entries().next().value!;
+      this.#valid.delete(oldSig);
+      this.#validChars -= oldSig.length + oldText.length;
     }
   }
 

@@ -10,7 +10,12 @@ import { Hono } from "hono";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 import { type DashboardDeps, dashboardRoute } from "./dashboard_route.ts";
 import { answerWrongMethods, errorAnswer } from "./errors.ts";
-import { handlerRoute, type HandlerRouteDeps } from "./handler_route.ts";
+import {
+  type HandlerFetch,
+  handlerFetch,
+  handlerRoute,
+  type HandlerRouteDeps,
+} from "./handler_route.ts";
 import { resumeRoute } from "./resume_route.ts";
 import { sessionRoutes } from "./session_routes.ts";
 import { updateRoute } from "./update_route.ts";
@@ -65,4 +70,37 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound((c) => c.json({ error: `no route ${c.req.path}` }, 404));
   app.onError(errorAnswer);
   return app;
+}
+
+/**
+ * The worker's request handler: the app, with a POST to a handler's route
+ * called before Hono's router and context are made (the request path of
+ * every inference call). Same answers: its errors go through the same
+ * {@linkcode errorAnswer}; any other method or path, Hono routes.
+ */
+export function serveApp(
+  deps: AppDeps,
+): (req: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response> {
+  const app = createApp(deps);
+  const routes = new Map<string, HandlerFetch>();
+  for (const handler of deps.handlers) {
+    routes.set(handler.route, handlerFetch(handler, deps));
+  }
+  return (req, info) => {
+    const route = req.method === "POST" ? routes.get(pathOf(req.url)) : null;
+    if (!route) return app.fetch(req, info);
+    return route(req, info).catch(errorAnswer);
+  };
+}
+
+/** The path of a request URL (`http://host/p?q` → `/p`), as it is sent. */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return "/";
+  let end = url.length;
+  for (let i = start; i < end; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) end = i; // ? #
+  }
+  return url.slice(start, end);
 }

@@ -17,6 +17,20 @@ export interface RequestConnection {
    * open (draining the body) even when the answer says `connection: close`.
    */
   closeAfterResponse(): void;
+  /**
+   * Calls `wait.fire` once `wait.at` (`performance.now()` ms) has passed,
+   * unless {@linkcode endBodyWait} came first: checked by the connection
+   * layer's sweep, no timer per request.
+   */
+  waitBody(wait: BodyWait): void;
+  /** The body came (or failed): `wait` no longer fires. */
+  endBodyWait(wait: BodyWait): void;
+}
+
+/** A body read with a deadline (see {@linkcode RequestConnection.waitBody}). */
+export interface BodyWait {
+  at: number;
+  fire: () => void;
 }
 
 const byRequest = new WeakMap<Request, RequestConnection>();

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RequestConnection } from "./conn_context.ts";
+import type { BodyWait, RequestConnection } from "./conn_context.ts";
 
 /** How long a connection is kept after an answer that closes it, ms. */
 export const LINGER_MS = 1000;
@@ -72,6 +72,30 @@ export class Connection implements RequestConnection {
 
   closeAfterResponse(): void {
     this.closeWhenIdle = true;
+  }
+
+  // Body reads of this connection's requests that have a deadline (one at
+  // a time on HTTP/1, a few on HTTP/2).
+  #bodyWaits: BodyWait[] = [];
+
+  waitBody(wait: BodyWait): void {
+    this.#bodyWaits.push(wait);
+  }
+
+  endBodyWait(wait: BodyWait): void {
+    const i = this.#bodyWaits.indexOf(wait);
+    if (i >= 0) this.#bodyWaits.splice(i, 1);
+  }
+
+  /** Fires the body deadlines that passed (the server's sweep calls it). */
+  checkBodies(now: number): void {
+    if (this.#bodyWaits.length === 0) return;
+    for (const wait of this.#bodyWaits.slice()) {
+      if (now >= wait.at) {
+        this.endBodyWait(wait);
+        wait.fire();
+      }
+    }
   }
 
   started(): void {

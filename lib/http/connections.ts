@@ -184,8 +184,11 @@ class ConnectionServer implements Server {
       })
       : Deno.listen(where);
     this.addr = this.#listener.addr as Deno.NetAddr;
-    const waits = [timeouts.headersTimeoutMs, timeouts.keepAliveTimeoutMs]
-      .filter((t) => t > 0);
+    const waits = [
+      timeouts.headersTimeoutMs,
+      timeouts.keepAliveTimeoutMs,
+      timeouts.bodyTimeoutMs,
+    ].filter((t) => t > 0);
     // Timers are checked by one sweep, not set per request: re-arming a
     // timer on every answer costs more than a scan of the open connections.
     const tick = Math.min(1000, Math.max(10, Math.min(...waits) / 10));
@@ -276,7 +279,10 @@ class ConnectionServer implements Server {
 
   #closeExpired(): void {
     const now = performance.now();
-    for (const c of this.#conns) if (c.expired(now)) c.closeIdle();
+    for (const c of this.#conns) {
+      c.checkBodies(now);
+      if (c.expired(now)) c.closeIdle();
+    }
   }
 
   /**

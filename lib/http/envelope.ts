@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { memberTexts } from "../auth/json_members.ts";
+import { memberSpans, type Span } from "../auth/json_members.ts";
 import { type ExactNumber, pythonNumberValue } from "../auth/python_json.ts";
 
 /** Deepest JSON nesting accepted; deeper bodies are abuse, not inference. */
@@ -54,6 +54,8 @@ export const AuthDataSchema = z.looseObject({
 
 /** `auth_data` fields that hold numbers whose spelling matters. */
 const NUMBER_FIELDS = ["cost", "reqnum", "request_idx"] as const;
+/** Top-level members the request path needs the place of. */
+const TOP_FIELDS = ["auth_data", "payload"] as const;
 
 /** The body of every handler route. */
 export const EnvelopeSchema = z.object({
@@ -83,7 +85,13 @@ export interface AuthNumbers {
 
 /** Result of {@linkcode parseEnvelope}. */
 export type EnvelopeResult =
-  | { ok: true; envelope: Envelope; numbers: AuthNumbers }
+  | {
+    ok: true;
+    envelope: Envelope;
+    numbers: AuthNumbers;
+    /** Where `payload` sits in the body text (when the text was given). */
+    payloadSpan?: Span;
+  }
   | { ok: false; errors: FieldErrors };
 
 /** `auth_data` fields Python's `AuthData` requires, in its order. */
@@ -144,6 +152,9 @@ export function parseEnvelope(body: unknown, text?: string): EnvelopeResult {
       },
     };
   }
+  const valid = validEnvelope(body as Record<string, unknown>);
+  if (valid) return exactNumbers(valid, text);
+  // Only a body the fast check refuses meets zod, for its precise errors.
   const result = EnvelopeSchema.safeParse(body);
   if (result.success) return exactNumbers(result.data, text);
   const errors: FieldErrors = {};
@@ -166,6 +177,44 @@ export function parseEnvelope(body: unknown, text?: string): EnvelopeResult {
   return { ok: false, errors };
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function shortString(v: unknown, field: string): boolean {
+  return typeof v === "string" && v.length <= AUTH_DATA_LIMITS[field];
+}
+
+/**
+ * {@linkcode EnvelopeSchema}'s verdict on the request path without zod:
+ * the envelope (the schema's output: unknown top-level keys dropped) when
+ * every rule holds, else undefined and zod names what is wrong. It accepts
+ * exactly what the schema accepts (`tests/envelope_test.ts` checks both
+ * agree); the parsed objects are used as they are, not copied.
+ */
+function validEnvelope(body: Record<string, unknown>): Envelope | undefined {
+  const auth = body.auth_data;
+  const payload = body.payload;
+  if (!isObject(auth) || !isObject(payload)) return undefined;
+  const cost = auth.cost;
+  if (
+    !(Number.isFinite(cost) || shortString(cost, "cost")) ||
+    !shortString(auth.endpoint, "endpoint") ||
+    !Number.isFinite(auth.reqnum) || !Number.isFinite(auth.request_idx) ||
+    !shortString(auth.signature, "signature") ||
+    !shortString(auth.url, "url")
+  ) return undefined;
+  if (!Object.hasOwn(body, "session_id")) {
+    return { auth_data: auth as AuthData, payload };
+  }
+  const sessionId = body.session_id;
+  if (
+    sessionId !== null && sessionId !== undefined &&
+    typeof sessionId !== "string"
+  ) return undefined;
+  return { auth_data: auth as AuthData, payload, session_id: sessionId };
+}
+
 function exactNumbers(
   envelope: Envelope,
   text: string | undefined,
@@ -176,10 +225,17 @@ function exactNumbers(
     request_idx: auth.request_idx,
   };
   if (text === undefined) return { ok: true, envelope, numbers };
-  const sources = memberTexts(text, ["auth_data"], NUMBER_FIELDS);
+  // One scan of the top level finds both: the payload's place is kept for
+  // forwarding it as sent.
+  const top = memberSpans(text, TOP_FIELDS);
+  const authSpan = top.get("auth_data");
+  const sources = authSpan
+    ? memberSpans(text, NUMBER_FIELDS, authSpan.start)
+    : new Map<string, Span>();
   const errors: FieldErrors = {};
   for (const field of NUMBER_FIELDS) {
-    const source = sources.get(field);
+    const span = sources.get(field);
+    const source = span && text.slice(span.start, span.end);
     // Borrow the text only for the very number JSON.parse read.
     if (source === undefined || !Object.is(Number(source), auth[field])) {
       continue;
@@ -192,7 +248,7 @@ function exactNumbers(
   if (Object.keys(errors).length > 0) {
     return { ok: false, errors: { auth_data: errors } };
   }
-  return { ok: true, envelope, numbers };
+  return { ok: true, envelope, numbers, payloadSpan: top.get("payload") };
 }
 
 /**

@@ -15,7 +15,7 @@ import type { OpenSession } from "../traffic/sessions.ts";
 import type { QueuePlan } from "../traffic/admission.ts";
 import type { Admission } from "../traffic/ticket.ts";
 import type { SessionDeps } from "./session_routes.ts";
-import { memberSpans } from "../auth/json_members.ts";
+import type { Span } from "../auth/json_members.ts";
 import { parseEnvelope } from "./envelope.ts";
 import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
@@ -45,18 +45,32 @@ interface Admitted {
   auth: unknown;
 }
 
+/** A handler route without Hono: the request and what Deno says of it. */
+export type HandlerFetch = (
+  req: Request,
+  info: Deno.ServeHandlerInfo | undefined,
+) => Promise<Response>;
+
 /** The Hono handler of `handler`'s route. */
 export function handlerRoute(
   handler: CompiledHandler,
   deps: HandlerRouteDeps,
 ): (c: Context) => Promise<Response> {
-  return async (c) => {
+  const route = handlerFetch(handler, deps);
+  return (c) => route(c.req.raw, c.env as Deno.ServeHandlerInfo | undefined);
+}
+
+/** `handler`'s route as a plain function (the app's fast path calls it). */
+export function handlerFetch(
+  handler: CompiledHandler,
+  deps: HandlerRouteDeps,
+): HandlerFetch {
+  return async (req, info) => {
     // The worker's own time starts here (see lib/traffic/ticket.ts).
     const arrivedAt = performance.now();
-    const req = c.req.raw;
     // Read before anything awaits: a closed request throws on access.
     const accept = req.headers.get("accept");
-    const remote = (c.env as Deno.ServeHandlerInfo | undefined)?.remoteAddr;
+    const remote = info?.remoteAddr;
     const admitted = await admit(req, handler, deps);
     const ticket = deps.admission.enter(
       admitted.info,
@@ -181,7 +195,7 @@ async function admit(
   return {
     info,
     payload,
-    body: modelBody(handler, payload, read.text),
+    body: modelBody(handler, payload, read.text, parsed.payloadSpan),
     session,
     auth: authAsSent(read.body),
   };
@@ -220,13 +234,11 @@ function modelBody(
   handler: CompiledHandler,
   payload: Payload,
   text: string,
+  span: Span | undefined,
 ): string {
   // A remote function takes the payload itself.
   if (handler.remoteFunction) return "";
-  if (handler.forwardsAsSent) {
-    const span = memberSpans(text, ["payload"]).get("payload");
-    if (span) return text.slice(span.start, span.end);
-  }
+  if (handler.forwardsAsSent && span) return text.slice(span.start, span.end);
   return JSON.stringify(payload);
 }
 

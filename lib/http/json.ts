@@ -5,8 +5,12 @@
  * @module
  */
 import { DEFAULT_MAX_BODY_BYTES, MAX_STRING_BYTES } from "../config/env.ts";
-import { deadline } from "../std/async.ts";
-import { connectionOf, noteBodyRead } from "./conn_context.ts";
+import {
+  type BodyWait,
+  connectionOf,
+  noteBodyRead,
+  type RequestConnection,
+} from "./conn_context.ts";
 import { jsonDepth, MAX_JSON_DEPTH } from "./envelope.ts";
 import { failWith, jsonError } from "./errors.ts";
 
@@ -37,9 +41,8 @@ async function readText(req: Request, limit: number): Promise<Read> {
     conn?.closeAfterResponse();
     return TOO_LARGE;
   }
-  const timeoutMs = conn?.bodyTimeoutMs ?? 0;
   if (declared <= SMALL_BODY_BYTES) {
-    const text = await within(req.text(), timeoutMs, () => {});
+    const text = await within(req.text(), conn, noop);
     if (text === TIMED_OUT) conn?.closeAfterResponse();
     return text;
   }
@@ -47,7 +50,7 @@ async function readText(req: Request, limit: number): Promise<Read> {
   // does without.
   if (!req.body) return "";
   const reader = req.body.getReader();
-  const chunks = await within(readChunks(reader, limit), timeoutMs, () => {
+  const chunks = await within(readChunks(reader, limit), conn, () => {
     reader.cancel().catch(() => {}); // ends the pending read
   });
   if (chunks === TOO_LARGE || chunks === TIMED_OUT) {
@@ -67,24 +70,36 @@ async function readText(req: Request, limit: number): Promise<Read> {
 }
 
 /**
- * `read`'s value, or {@linkcode TIMED_OUT} once `ms` pass first (0: no
- * limit); `giveUp` then stops the read, which may still fail later.
+ * `read`'s value, or {@linkcode TIMED_OUT} once the connection's body
+ * timeout passes first (none without a connection or a timeout); `giveUp`
+ * then stops the read, which may still fail later. No timer per read: the
+ * connection layer's sweep fires the deadline.
  */
 async function within<T>(
   read: Promise<T>,
-  ms: number,
+  conn: RequestConnection | undefined,
   giveUp: () => void,
 ): Promise<T | typeof TIMED_OUT> {
-  if (ms <= 0) return await read;
+  const ms = conn?.bodyTimeoutMs ?? 0;
+  if (!conn || ms <= 0) return await read;
+  const wait: BodyWait = { at: performance.now() + ms, fire: noop };
+  const timedOut = new Promise<typeof TIMED_OUT>((resolve) => {
+    wait.fire = () => resolve(TIMED_OUT);
+  });
+  conn.waitBody(wait);
   try {
-    return await deadline(read, ms);
-  } catch (e) {
-    if (!(e instanceof DOMException && e.name === "TimeoutError")) throw e;
-    read.catch(() => {}); // a text() left pending fails when the connection closes
-    giveUp();
-    return TIMED_OUT;
+    const result = await Promise.race([read, timedOut]);
+    if (result === TIMED_OUT) {
+      read.catch(() => {}); // a text() left pending fails when the connection closes
+      giveUp();
+    }
+    return result;
+  } finally {
+    conn.endBodyWait(wait);
   }
 }
+
+function noop(): void {}
 
 /** The chunks of a body, or {@linkcode TOO_LARGE} once past `limit` bytes. */
 async function readChunks(

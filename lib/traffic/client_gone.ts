@@ -253,9 +253,20 @@ export function connectionKey(
   hostname: string,
   port: number,
 ): string | undefined {
-  const bytes = textBytes(hostname);
-  return bytes ? `${hex(bytes)}:${port}` : undefined;
+  let host = hostKeys.get(hostname);
+  if (host === undefined) {
+    const bytes = textBytes(hostname);
+    host = bytes ? hex(bytes) : "";
+    // Clients come from few addresses; a flood of them only refills it.
+    if (hostKeys.size >= HOST_KEYS_MAX) hostKeys.clear();
+    hostKeys.set(hostname, host);
+  }
+  return host === "" ? undefined : `${host}:${port}`;
 }
+
+/** Address text → its key part ("" when it cannot be parsed), per client address. */
+const hostKeys = new Map<string, string>();
+const HOST_KEYS_MAX = 1024;
 
 function hex(bytes: readonly number[]): string {
   return bytes.map((b) => b.toString(16).padStart(2, "0")).join("");

@@ -13,7 +13,7 @@ import type { SignatureVerifier } from "../auth/signatures.ts";
 import { readEnv, type WorkerEnv } from "../config/env.ts";
 import { parseWorkerConfig } from "../config/file.ts";
 import type { ResolvedWorkerConfig, WorkerConfig } from "../config/schemas.ts";
-import { createApp } from "../http/app.ts";
+import { serveApp } from "../http/app.ts";
 import {
   connectionTimeouts,
   listen,
@@ -168,7 +168,7 @@ export class Worker {
       "abort",
       () => parts.admission.cancelAll("worker stopping"),
     );
-    serve = createApp({
+    serve = serveApp({
       ...parts,
       throughput: () => parts.capacity.forQueueBudget(),
       modelClient,
@@ -179,7 +179,7 @@ export class Worker {
       status: () => statusOf(parts),
       health: () => parts.levels.view(),
       dashboard: env.EDGEWORKER_DASHBOARD ? dashboardOf(parts, env) : undefined,
-    }).fetch;
+    });
 
     let httpServer: Server | undefined;
     try {
