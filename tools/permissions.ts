@@ -67,6 +67,18 @@ export const WORKER_RUNTIME_FLAGS: readonly string[] = [
   "--unstable-no-legacy-abort",
 ];
 
+/**
+ * Environment the worker is started with besides its settings: Deno then
+ * answers SIGUSR2 with `malloc_trim` and a V8 low-memory GC, which the
+ * worker sends itself once a burst of requests is over
+ * (lib/worker/memory_trim.ts). A compiled binary cannot carry it:
+ * templates/start.sh exports it, the `start` and `dev` tasks and the bench
+ * set it too.
+ */
+export const WORKER_RUNTIME_ENV: Readonly<Record<string, string>> = {
+  DENO_USR2_MEMORY_TRIM: "1",
+};
+
 if (import.meta.main) {
   // `deno run tools/permissions.ts` prints the flags, one a line.
   console.log([...WORKER_RUNTIME_FLAGS, ...WORKER_PERMISSION_FLAGS].join("\n"));

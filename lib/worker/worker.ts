@@ -29,6 +29,7 @@ import { Readiness } from "../model/readiness.ts";
 import type { Ledger } from "../traffic/ledger.ts";
 import { DashboardFeed } from "../metrics/dashboard_feed.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
+import { MemoryTrim } from "./memory_trim.ts";
 import { announceLaunchFailure } from "./launch_failure.ts";
 import { buildParts, type WorkerParts, type WorkerTimings } from "./parts.ts";
 import { gracefulShutdown } from "./shutdown.ts";
@@ -231,6 +232,11 @@ export class Worker {
       n: parts.handlers.length,
     });
 
+    const memoryTrim = new MemoryTrim({
+      usr2Trim: env.DENO_USR2_MEMORY_TRIM,
+      busy: () => ledger.inFlightCount > 0,
+      activity: () => ledger.receivedCount,
+    });
     const { shutdown, finished } = gracefulShutdown({
       lifecycle,
       ledger,
@@ -245,6 +251,7 @@ export class Worker {
         async () => await engine?.close(),
         async () => await parts.canary?.close(),
         () => parts.admission.close(),
+        () => Promise.resolve(memoryTrim.close()),
       ],
       reporter,
       metrics: parts.metrics,
@@ -252,6 +259,7 @@ export class Worker {
     if (options.handleSignals) {
       stopOnSignals(shutdown, finished, env.EDGEWORKER_DRAIN_SECONDS);
     }
+    memoryTrim.start();
     return {
       url,
       port,

@@ -8,6 +8,7 @@
  */
 import { freePort, workerEnv } from "../e2e/_scenario.ts";
 import { commandName } from "./proc.ts";
+import { WORKER_RUNTIME_ENV } from "../../tools/permissions.ts";
 
 const here = (path: string) => new URL(path, import.meta.url).pathname;
 const DENO_JSON = here("../../deno.json");
@@ -148,6 +149,7 @@ export async function startEdgeworker(
       port,
       [...extraDenoArgs, MAIN, "run", "--config", `${dir}/worker.yaml`],
       workerEnv(port, {
+        ...WORKER_RUNTIME_ENV,
         UNSECURED: String(unsecured),
         EDGEWORKER_PUBKEY_FILE: `${dir}/key.pem`,
         EDGEWORKER_LOG_LEVEL: "error",
