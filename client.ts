@@ -17,6 +17,7 @@
  */
 
 export { EdgeworkerClient, type RequestOptions } from "./lib/client/client.ts";
+export { Caller } from "./lib/client/caller.ts";
 export type {
   CallOptions,
   EdgeworkerClientOptions,

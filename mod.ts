@@ -26,6 +26,7 @@ export { Worker } from "./lib/worker/worker.ts";
 export type { RunningWorker, WorkerStartOptions } from "./lib/worker/worker.ts";
 export type { WorkerTimings } from "./lib/worker/parts.ts";
 export type {
+  AutoConcurrencyConfig,
   BenchmarkConfig,
   CanaryConfig,
   ConstantWorkload,
@@ -45,6 +46,7 @@ export type {
   RemoteFunction,
   RemoteFunctionContext,
   RequestParser,
+  ResolvedAutoConcurrencyConfig,
   ResolvedBenchmarkConfig,
   ResolvedCanaryConfig,
   ResolvedDeclarativeWorkload,

@@ -1,6 +1,7 @@
 /**
- * Request validation and response shapes of vLLM's OpenAI-compatible API,
- * for the dev stand-in in `openai_server.ts`.
+ * Request validation and response shapes of vLLM's OpenAI-compatible API
+ * (and the error bodies of SGLang and llama.cpp), for the dev stand-in in
+ * `openai_server.ts`.
  *
  * @module
  */
@@ -8,8 +9,51 @@
 import { countTokens } from "./_engine.ts";
 import { isObject, json } from "./_serve.ts";
 
-/** Default `max_tokens` when the request gives none. */
+/**
+ * `max_tokens` of a completion that gives none (vLLM's and SGLang's
+ * `CompletionRequest.max_tokens = 16`). A chat request without one
+ * generates up to the remaining context (vLLM `get_max_tokens`:
+ * `max_model_len - input_length`).
+ */
 export const DEFAULT_MAX_TOKENS = 16;
+
+/**
+ * Whose error body to answer with, named after what it imitates:
+ * `vllm-0.10.1` `{"error": {message, type, param, code}}` (vLLM PR #22099,
+ * since v0.10.1); `vllm-0.10.0` the flat `{"object": "error", message,
+ * type, param, code}` of vLLM before it, which SGLang still answers
+ * (`sglang`); `llama.cpp` `{"error": {code, message, type}}` with its own
+ * type names (`server.cpp` `format_error_response`).
+ */
+export type ErrorStyle = "vllm-0.10.1" | "vllm-0.10.0" | "sglang" | "llama.cpp";
+
+/** llama.cpp's `type` for vLLM's error class names. */
+const LLAMA_TYPES: Record<string, string> = {
+  BadRequestError: "invalid_request_error",
+  NotFoundError: "not_found_error",
+  ServiceUnavailableError: "unavailable_error",
+  InternalServerError: "server_error",
+  NotImplementedError: "not_supported_error",
+};
+
+/** An error answer in `style`'s shape; `type` is vLLM's class name. */
+export function apiError(
+  style: ErrorStyle,
+  message: string,
+  type: string,
+  code: number,
+): Response {
+  switch (style) {
+    case "vllm-0.10.1":
+      return json({ error: { message, type, param: null, code } }, code);
+    case "llama.cpp":
+      return json({
+        error: { code, message, type: LLAMA_TYPES[type] ?? "server_error" },
+      }, code);
+    default:
+      return json({ object: "error", message, type, param: null, code }, code);
+  }
+}
 
 /** A validated completion or chat request. */
 export interface GenRequest {
@@ -35,20 +79,19 @@ export interface ServedModel {
   model: string;
   /** Context length. */
   maxModelLen: number;
-}
-
-/** An error response in vLLM's `ErrorResponse` shape. */
-export function vllmError(
-  message: string,
-  type: string,
-  code: number,
-): Response {
-  return json({ object: "error", message, type, param: null, code }, code);
+  /** Shape of error answers. */
+  errors: ErrorStyle;
 }
 
 /** A 400 phrased like vLLM's handler for pydantic validation errors. */
-function validationError(type: string, field: string, msg: string): Response {
-  return vllmError(
+function validationError(
+  style: ErrorStyle,
+  type: string,
+  field: string,
+  msg: string,
+): Response {
+  return apiError(
+    style,
     `[{'type': '${type}', 'loc': ('body', '${field}'), 'msg': '${msg}'}]`,
     "BadRequestError",
     400,
@@ -73,8 +116,10 @@ export function parseGenRequest(
   body: unknown,
   served: ServedModel,
 ): GenRequest | Response {
+  const style = served.errors;
   if (!isObject(body)) {
-    return vllmError(
+    return apiError(
+      style,
       "[{'type': 'json_invalid', 'loc': ('body', 0), 'msg': 'JSON decode error'}]",
       "BadRequestError",
       400,
@@ -84,7 +129,8 @@ export function parseGenRequest(
     body.model !== undefined && body.model !== null &&
     body.model !== served.model
   ) {
-    return vllmError(
+    return apiError(
+      style,
       `The model \`${String(body.model)}\` does not exist.`,
       "NotFoundError",
       404,
@@ -95,7 +141,7 @@ export function parseGenRequest(
   if (kind === "completions") {
     const p = body.prompt;
     if (p === undefined || p === null) {
-      return validationError("missing", "prompt", "Field required");
+      return validationError(style, "missing", "prompt", "Field required");
     }
     if (typeof p === "string") promptTokens = countTokens(p);
     else if (
@@ -109,6 +155,7 @@ export function parseGenRequest(
       promptTokens = p.length;
     } else {
       return validationError(
+        style,
         "string_type",
         "prompt",
         "Input should be a valid string",
@@ -117,13 +164,14 @@ export function parseGenRequest(
   } else {
     const m = body.messages;
     if (m === undefined || m === null) {
-      return validationError("missing", "messages", "Field required");
+      return validationError(style, "missing", "messages", "Field required");
     }
     if (
       !Array.isArray(m) ||
       !m.every((x) => isObject(x) && typeof x.role === "string")
     ) {
       return validationError(
+        style,
         "list_type",
         "messages",
         "Input should be a valid list",
@@ -138,17 +186,23 @@ export function parseGenRequest(
     ? "max_completion_tokens"
     : "max_tokens";
   const raw = body[field];
-  let maxTokens = DEFAULT_MAX_TOKENS;
+  const perChoicePrompt = Math.ceil(promptTokens / choices);
+  // Chat without a limit: up to the remaining context, as vLLM does.
+  let maxTokens = kind === "chat"
+    ? Math.max(0, served.maxModelLen - perChoicePrompt)
+    : DEFAULT_MAX_TOKENS;
   if (raw !== undefined && raw !== null) {
     if (typeof raw !== "number" || !Number.isInteger(raw)) {
       return validationError(
+        style,
         "int_parsing",
         field,
         "Input should be a valid integer, unable to parse string as an integer",
       );
     }
     if (raw < 1) {
-      return vllmError(
+      return apiError(
+        style,
         `max_tokens must be at least 1, got ${raw}.`,
         "BadRequestError",
         400,
@@ -156,10 +210,10 @@ export function parseGenRequest(
     }
     maxTokens = raw;
   }
-  const perChoicePrompt = Math.ceil(promptTokens / choices);
-  if (perChoicePrompt + maxTokens > served.maxModelLen) {
+  if (perChoicePrompt + maxTokens > served.maxModelLen || maxTokens < 1) {
     const where = kind === "chat" ? "messages" : "prompt";
-    return vllmError(
+    return apiError(
+      style,
       `This model's maximum context length is ${served.maxModelLen} tokens. However, you ` +
         `requested ${
           perChoicePrompt + maxTokens

@@ -1,6 +1,6 @@
 /**
- * The smaller vLLM pages for the dev stand-in: `/metrics` text, `/v1/models`
- * and embedding vectors.
+ * The smaller pages for the dev stand-in: `/metrics` text (vLLM's, or
+ * SGLang's own names), `/v1/models` and embedding vectors.
  *
  * @module
  */
@@ -37,14 +37,43 @@ const TTFT_BUCKETS = [
 
 const TTFT = "vllm:time_to_first_token_seconds";
 
-/** vLLM's time-to-first-token histogram, labelled `engine`, `model_name`. */
-export function ttftHistogram(): HistogramVec {
-  return new HistogramVec(
-    TTFT,
-    "Histogram of time to first token in seconds.",
-    ["engine", "model_name"],
-    TTFT_BUCKETS,
-  );
+/** SGLang's default time-to-first-token buckets (`metrics/collector.py`). */
+const SGLANG_TTFT_BUCKETS = [
+  0.1,
+  0.2,
+  0.4,
+  0.6,
+  0.8,
+  1,
+  2,
+  4,
+  6,
+  8,
+  10,
+  20,
+  40,
+  60,
+  80,
+  100,
+  200,
+  400,
+];
+
+/**
+ * The time-to-first-token histogram: vLLM's, labelled `engine`,
+ * `model_name`; or SGLang's `sglang:time_to_first_token_seconds`, labelled
+ * `model_name`.
+ */
+export function ttftHistogram(names: "vllm" | "sglang" = "vllm"): HistogramVec {
+  const help = "Histogram of time to first token in seconds.";
+  return names === "sglang"
+    ? new HistogramVec(
+      "sglang:time_to_first_token_seconds",
+      help,
+      ["model_name"],
+      SGLANG_TTFT_BUCKETS,
+    )
+    : new HistogramVec(TTFT, help, ["engine", "model_name"], TTFT_BUCKETS);
 }
 
 /**
@@ -96,6 +125,47 @@ export function vllmMetrics(
     "counter",
     "Number of generation tokens processed.",
     engine.generationTokens,
+  );
+  ttft.render(w);
+  return w.text();
+}
+
+/**
+ * The `/metrics` page of SGLang started with `--enable-metrics` (without it
+ * there is none): its scheduler gauges, labelled as its collector labels
+ * them (`model_name`, `engine_type`, `tp_rank`, `pp_rank`), and its
+ * tokenizer's TTFT histogram.
+ */
+export function sglangMetrics(
+  model: string,
+  engine: TokenEngine,
+  ttft: HistogramVec,
+): string {
+  const w = new TextWriter({ pythonFloats: true });
+  const labels = {
+    model_name: model,
+    engine_type: "unified",
+    tp_rank: "0",
+    pp_rank: "0",
+  };
+  const gauge = (name: string, help: string, value: number): void => {
+    w.family(name, "gauge", help);
+    w.sample(name, labels, value);
+  };
+  gauge(
+    "sglang:num_running_reqs",
+    "The number of running requests.",
+    engine.running,
+  );
+  gauge(
+    "sglang:num_queue_reqs",
+    "The number of requests in the waiting queue.",
+    engine.waiting,
+  );
+  gauge(
+    "sglang:token_usage",
+    "The token usage.",
+    engine.running / engine.maxConcurrency,
   );
   ttft.render(w);
   return w.text();

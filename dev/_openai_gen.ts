@@ -8,15 +8,16 @@
 import { randomHex } from "./_async.ts";
 import { countTokens, type TokenEngine } from "./_engine.ts";
 import {
+  apiError,
   chunkBody,
   completionBody,
+  type ErrorStyle,
   type GenRequest,
   type Head,
   parseGenRequest,
   sse,
   SSE_DONE,
   usageChunk,
-  vllmError,
 } from "./_openai_api.ts";
 import type { HistogramChild } from "../lib/metrics/prometheus_text.ts";
 import { embed } from "./_openai_extra.ts";
@@ -41,6 +42,13 @@ export interface GenContext {
   model: string;
   /** Context length. */
   maxModelLen: number;
+  /** Shape of error answers. */
+  errors: ErrorStyle;
+  /**
+   * `/v1/embeddings` is served; else 501 as llama.cpp answers without
+   * `--embeddings`.
+   */
+  embeddings: boolean;
   /** Called exactly once per request, when it ends. */
   onFinish(outcome: Outcome): void;
 }
@@ -49,6 +57,9 @@ const JSON_INVALID =
   "[{'type': 'json_invalid', 'loc': ('body', 0), 'msg': 'JSON decode error'}]";
 const INPUT_MISSING =
   "[{'type': 'missing', 'loc': ('body', 'input'), 'msg': 'Field required'}]";
+/** llama.cpp `server.cpp` `handle_embeddings_impl` without `--embeddings`. */
+const NO_EMBEDDINGS =
+  "This server does not support embeddings. Start it with `--embeddings`";
 
 /** Answers `/v1/completions`, `/v1/chat/completions` and `/v1/embeddings`. */
 export class OpenAiGenerator {
@@ -88,7 +99,8 @@ export class OpenAiGenerator {
     );
     if (outcome === "ok") return json(completionBody(parsed, head, texts));
     if (outcome === "client") return new Response(null, { status: 499 });
-    return vllmError(
+    return apiError(
+      this.#ctx.errors,
       "EngineCore encountered an issue. See stack trace (above) for the root cause.",
       "InternalServerError",
       500,
@@ -154,17 +166,21 @@ export class OpenAiGenerator {
       : Array.isArray(input) && input.length > 0
       ? input.map(String)
       : undefined;
+    const style = this.#ctx.errors;
     let error: Response | undefined;
-    if (!isObject(body)) {
-      error = vllmError(JSON_INVALID, "BadRequestError", 400);
+    if (!this.#ctx.embeddings) {
+      error = apiError(style, NO_EMBEDDINGS, "NotImplementedError", 501);
+    } else if (!isObject(body)) {
+      error = apiError(style, JSON_INVALID, "BadRequestError", 400);
     } else if (body.model != null && body.model !== this.#ctx.model) {
-      error = vllmError(
+      error = apiError(
+        style,
         `The model \`${String(body.model)}\` does not exist.`,
         "NotFoundError",
         404,
       );
     } else if (texts === undefined) {
-      error = vllmError(INPUT_MISSING, "BadRequestError", 400);
+      error = apiError(style, INPUT_MISSING, "BadRequestError", 400);
     }
     if (error || texts === undefined) {
       this.#ctx.onFinish("rejected");

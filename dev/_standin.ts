@@ -100,10 +100,13 @@ export abstract class StandIn<O extends StandInOptions>
   #http: DevServer | undefined;
   #ready = false;
   #startTimer: ReturnType<typeof setTimeout> | undefined;
-  #requests = 0;
   #finished = 0;
-  #aborted = 0;
-  #lastBody: unknown = undefined;
+  /** Inference requests seen (read through {@linkcode StandInServer}). */
+  requests = 0;
+  /** Requests whose client went away. */
+  aborted = 0;
+  /** The latest inference request's body. */
+  lastBody: unknown = undefined;
 
   /** Keeps the options; nothing listens before {@linkcode StandIn.start}. */
   constructor(opts: O) {
@@ -141,15 +144,6 @@ export abstract class StandIn<O extends StandInOptions>
   }
   get port(): number {
     return this.#listener.port;
-  }
-  get requests(): number {
-    return this.#requests;
-  }
-  get aborted(): number {
-    return this.#aborted;
-  }
-  get lastBody(): unknown {
-    return this.#lastBody;
   }
 
   /** `true` once startup is over and it did not fail. */
@@ -236,12 +230,12 @@ export abstract class StandIn<O extends StandInOptions>
 
   /** Counts an inference request. */
   protected countRequest(): void {
-    this.#requests++;
+    this.requests++;
   }
 
   /** Keeps the body of the latest inference request (for `lastBody`). */
   protected noteBody(body: unknown): void {
-    this.#lastBody = body;
+    this.lastBody = body;
   }
 
   /** `true` for a request that `failures.errorRate` picks to fail. */
@@ -252,7 +246,7 @@ export abstract class StandIn<O extends StandInOptions>
 
   /** Counts a request whose client went away. */
   protected countAborted(): void {
-    this.#aborted++;
+    this.aborted++;
   }
 
   /** Counts a finished inference request (answered in any way), crashing

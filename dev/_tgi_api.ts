@@ -125,7 +125,12 @@ export function tokenBody(t: Token): Record<string, unknown> {
   return { id: t.id, text: t.text, logprob: t.logprob, special: false };
 }
 
-/** One `/generate_stream` event; `final` adds `generated_text` and `details`. */
+/**
+ * One `/generate_stream` event; `final` adds `generated_text` and `details`.
+ * No `top_tokens`: TGI's `StreamResponse` skips it when empty
+ * (`#[serde(skip_serializing_if = "Vec::is_empty")]`, router/src/lib.rs),
+ * as it is unless `parameters.top_n_tokens` is set.
+ */
 export function streamEvent(
   req: TgiRequest,
   t: Token,
@@ -135,7 +140,6 @@ export function streamEvent(
   const event = {
     index: t.index + 1,
     token: tokenBody(t),
-    top_tokens: null,
     generated_text: last
       ? (req.returnFullText ? req.inputs + text : text)
       : null,

@@ -83,3 +83,38 @@ Deno.test("QueuePlan shares one FIFO across non-parallel handlers", () => {
   assert.equal(plan.queueOf("/c")?.capacity, 2);
   assert.equal(plan.queueOf("/d"), null);
 });
+
+Deno.test("an adaptive queue's slots follow its limit; more slots serve waiters at once", async () => {
+  const plan = new QueuePlan();
+  plan.add("/auto", {
+    allowParallelRequests: true,
+    maxConcurrency: "auto",
+    autoConcurrency: { min: 1, max: 4, initial: 1 },
+  });
+  plan.add("/fixed", { allowParallelRequests: true, maxConcurrency: 2 });
+  const q = plan.queueOf("/auto")!;
+  assert.equal(q.capacity, 1);
+  assert.ok(q.limit);
+  const first = await q.acquire();
+  const waiting = q.acquire();
+  assert.equal(q.waiting, 1);
+  // Fast answers with every slot busy: the limit grows, the waiter enters.
+  while (q.capacity < 2) q.observe(10, q.active);
+  const second = await waiting;
+  assert.equal(q.active, 2);
+  // The engine queues: the limit shrinks; nobody is stopped, nobody enters.
+  plan.engine(1, 3);
+  assert.equal(q.capacity, 1);
+  assert.equal(q.active, 2);
+  const third = q.acquire();
+  first();
+  assert.equal(q.waiting, 1, "entered above the new limit");
+  second();
+  (await third)();
+  // A fixed queue ignores all of it.
+  const fixed = plan.queueOf("/fixed")!;
+  fixed.observe(10, 2);
+  fixed.overloaded();
+  assert.equal(fixed.capacity, 2);
+  assert.deepEqual([...plan.queues()].map(([r]) => r), ["/auto", "/fixed"]);
+});

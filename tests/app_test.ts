@@ -186,7 +186,11 @@ Deno.test("bad envelopes get 422 naming each field, and nothing reaches the mode
   await withUpstreamWorker(PARALLEL, async (w, up) => {
     const cases: [string, unknown][] = [
       ["{not json", { error: "invalid JSON" }],
-      ["[1,2]", { body: "expected a JSON object" }],
+      ["[1,2]", {
+        auth_data: "field missing",
+        payload: "field missing",
+        body: "expected a JSON object",
+      }],
       [JSON.stringify({ payload: {} }), { auth_data: "field missing" }],
       [
         JSON.stringify({ auth_data: JSON.parse(envelope({})).auth_data }),
@@ -194,7 +198,21 @@ Deno.test("bad envelopes get 422 naming each field, and nothing reaches the mode
       ],
       [
         JSON.stringify({ ...JSON.parse(envelope({})), payload: [1] }),
-        { payload: "payload must be a dictionary" },
+        { payload: { data: "payload must be a dictionary" } },
+      ],
+      [
+        JSON.stringify({ ...JSON.parse(envelope({})), auth_data: "token" }),
+        {
+          auth_data: {
+            cost: "missing parameter",
+            endpoint: "missing parameter",
+            reqnum: "missing parameter",
+            request_idx: "missing parameter",
+            signature: "missing parameter",
+            url: "missing parameter",
+          },
+          error: "auth_data must be an object, not string",
+        },
       ],
     ];
     const noIdx = JSON.parse(envelope({}));

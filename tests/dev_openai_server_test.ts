@@ -92,7 +92,7 @@ Deno.test("openai stand-in answers completions and chat as JSON, shaped like vLL
   assert.ok(Math.abs(Math.hypot(...emb.data[0].embedding) - 1) < 1e-3);
 });
 
-Deno.test("openai stand-in rejects bad requests with vLLM's error shape", async () => {
+Deno.test("openai stand-in rejects bad requests with vLLM 0.10.1's nested error body", async () => {
   await using llm = await startOpenAiServer();
   const cases: [string, unknown, number, string][] = [
     ["/v1/completions", { max_tokens: 4 }, 400, "BadRequestError"],
@@ -119,16 +119,16 @@ Deno.test("openai stand-in rejects bad requests with vLLM's error shape", async 
   ];
   for (const [path, body, status, type] of cases) {
     const res = await post(llm.url, path, body);
-    const err = await res.json();
+    const answer = await res.json();
     assert.equal(res.status, status, JSON.stringify(body));
+    assert.deepEqual(Object.keys(answer), ["error"]);
+    const err = answer.error;
     assert.deepEqual(Object.keys(err).sort(), [
       "code",
       "message",
-      "object",
       "param",
       "type",
     ]);
-    assert.equal(err.object, "error");
     assert.equal(err.type, type);
     assert.equal(err.code, status);
     assert.equal(err.param, null);
@@ -137,9 +137,146 @@ Deno.test("openai stand-in rejects bad requests with vLLM's error shape", async 
     (await (await post(llm.url, "/v1/completions", {
       model: "nope",
       prompt: "x",
-    })).json()).message,
+    })).json()).error.message,
     /The model `nope` does not exist/,
   );
+});
+
+Deno.test("openai stand-in error bodies by what it imitates: vLLM 0.10.0 and SGLang flat, llama.cpp its own", async () => {
+  const bad = { prompt: "x", max_tokens: 0 };
+  const cases = [
+    [{ vllmVersion: "0.10.0" }, {
+      object: "error",
+      message: "max_tokens must be at least 1, got 0.",
+      type: "BadRequestError",
+      param: null,
+      code: 400,
+    }],
+    [{ flavor: "sglang" }, {
+      object: "error",
+      message: "max_tokens must be at least 1, got 0.",
+      type: "BadRequestError",
+      param: null,
+      code: 400,
+    }],
+    [{ flavor: "llama_cpp" }, {
+      error: {
+        code: 400,
+        message: "max_tokens must be at least 1, got 0.",
+        type: "invalid_request_error",
+      },
+    }],
+  ] as const;
+  for (const [options, expected] of cases) {
+    await using llm = await startOpenAiServer(options);
+    const res = await post(llm.url, "/v1/completions", bad);
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), expected, JSON.stringify(options));
+  }
+});
+
+Deno.test("openai stand-in chat without max_tokens generates up to the remaining context, as vLLM does; completions 16", async () => {
+  await using llm = await startOpenAiServer({
+    tokensPerSecond: 5000,
+    maxModelLen: 40,
+  });
+  const chat = await post(llm.url, "/v1/chat/completions", {
+    messages: [{ role: "user", content: "one two three" }],
+  });
+  const body = await chat.json();
+  // 2 tokens of chat template per message + 3 words.
+  assert.equal(body.usage.prompt_tokens, 5);
+  assert.equal(body.usage.completion_tokens, 40 - 5);
+  const completion = await (await post(llm.url, "/v1/completions", {
+    prompt: "one two three",
+  })).json();
+  assert.equal(completion.usage.completion_tokens, 16);
+  const full = await post(llm.url, "/v1/chat/completions", {
+    messages: [{ role: "user", content: "w ".repeat(40) }],
+  });
+  assert.equal(full.status, 400);
+  assert.match(
+    (await full.json()).error.message,
+    /maximum context length is 40 tokens/,
+  );
+});
+
+Deno.test("sglang stand-in: /health is 503 while starting, then takes a generation's time (healthSeconds)", async () => {
+  await using llm = await startOpenAiServer({
+    flavor: "sglang",
+    startupDelayMs: 300,
+    healthSeconds: 1.5,
+  });
+  const t0 = performance.now();
+  const early = await fetch(`${llm.url}/health`);
+  await early.body?.cancel();
+  assert.equal(early.status, 503);
+  assert.ok(performance.now() - t0 < 1000, "503 at once while starting");
+  await waitFor(
+    async () => {
+      const r = await fetch(`${llm.url}/v1/models`);
+      await r.body?.cancel();
+      return r.status === 200;
+    },
+    3000,
+    "up",
+  );
+  const t1 = performance.now();
+  const ok = await fetch(`${llm.url}/health`);
+  await ok.body?.cancel();
+  assert.equal(ok.status, 200);
+  assert.ok(performance.now() - t1 >= 1400, "a generation's time");
+  assert.equal(llm.healthChecks, 2);
+});
+
+Deno.test("sglang stand-in serves /metrics only with enableMetrics, under SGLang's own names", async () => {
+  {
+    await using plain = await startOpenAiServer({ flavor: "sglang" });
+    const res = await fetch(`${plain.url}/metrics`);
+    await res.body?.cancel();
+    assert.equal(res.status, 404);
+  }
+  await using llm = await startOpenAiServer({
+    flavor: "sglang",
+    enableMetrics: true,
+    tokensPerSecond: 5000,
+  });
+  await (await post(llm.url, "/v1/completions", { prompt: "x" })).json();
+  const text = await (await fetch(`${llm.url}/metrics`)).text();
+  assert.doesNotMatch(text, /vllm:/);
+  assert.match(
+    text,
+    /^sglang:num_running_reqs\{model_name="Qwen\/Qwen3-0\.6B",engine_type="unified",tp_rank="0",pp_rank="0"\} 0\.0$/m,
+  );
+  assert.equal(await metric(llm.url, "sglang:num_queue_reqs"), 0);
+  assert.equal(await metric(llm.url, "sglang:token_usage"), 0);
+  assert.match(
+    text,
+    /^sglang:time_to_first_token_seconds_count\{model_name="Qwen\/Qwen3-0\.6B"\} 1\.0$/m,
+  );
+});
+
+Deno.test("llama.cpp stand-in answers embeddings 501 unless started with embeddings", async () => {
+  {
+    await using llm = await startOpenAiServer({ flavor: "llama_cpp" });
+    const res = await post(llm.url, "/v1/embeddings", { input: "a" });
+    assert.equal(res.status, 501);
+    assert.deepEqual(await res.json(), {
+      error: {
+        code: 501,
+        message:
+          "This server does not support embeddings. Start it with `--embeddings`",
+        type: "not_supported_error",
+      },
+    });
+  }
+  await using llm = await startOpenAiServer({
+    flavor: "llama_cpp",
+    embeddings: true,
+  });
+  const res = await post(llm.url, "/v1/embeddings", { input: "a" });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).data.length, 1);
 });
 
 Deno.test("openai stand-in answers 503 while loading, then logs vLLM's ready lines", async () => {
@@ -239,7 +376,7 @@ Deno.test("openai stand-in crash() logs the engine's death and refuses connectio
   await llm.crash();
   const failed = await inflight;
   assert.equal(failed.status, 500);
-  assert.equal((await failed.json()).type, "InternalServerError");
+  assert.equal((await failed.json()).error.type, "InternalServerError");
   const log = await Deno.readTextFile(logFile.path);
   assert.match(log, /RuntimeError: Engine/);
   // supervisord's lines are in its own log (supervisor 4.x: WARN), never
@@ -261,7 +398,7 @@ Deno.test("openai stand-in failure injection: errorRate, crashAfterRequests, fai
     });
     const r = await post(flaky.url, "/v1/completions", { prompt: "x" });
     assert.equal(r.status, 500);
-    assert.equal((await r.json()).object, "error");
+    assert.equal((await r.json()).error.type, "InternalServerError");
     const r2 = await post(flaky.url, "/v1/completions", { prompt: "x" });
     await r2.body?.cancel();
     await waitUntilRefused(flaky.url);

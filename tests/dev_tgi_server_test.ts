@@ -33,6 +33,14 @@ Deno.test("tgi stand-in streams token events at the set rate, generated_text las
   assert.equal(parsed[0].index, 1);
   assert.equal(parsed[0].generated_text, null);
   assert.equal(parsed[0].details, null);
+  // TGI leaves out an empty top_tokens (no top_n_tokens asked for).
+  assert.deepEqual(Object.keys(parsed[0]), [
+    "index",
+    "token",
+    "generated_text",
+    "details",
+  ]);
+  assert.ok(parsed.every((p) => !("top_tokens" in p)));
   const last = parsed[9];
   assert.equal(last.generated_text, parsed.map((p) => p.token.text).join(""));
   assert.equal(last.details.finish_reason, "length");

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { LogRecord } from "@logtape/logtape";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import { parseWorkerConfig } from "../lib/config/file.ts";
-import { readinessTimeoutOf } from "../lib/model/readiness.ts";
+import { readinessTimeoutOf } from "../lib/model/readiness_config.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { type Running, startWorker } from "./helpers/worker.ts";
 import { waitFor } from "./helpers/http.ts";

@@ -2,6 +2,7 @@
  * Resumable streams end to end: a real worker, the scripted model server,
  * clients that drop their connection and come back on `POST /resume/<id>`.
  */
+import { concat } from "../lib/std/bytes.ts";
 import assert from "node:assert/strict";
 import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import { ConfigError, parseWorkerConfigYaml } from "../lib/config/file.ts";
@@ -106,16 +107,6 @@ async function withResumeWorker(
 
 function auth(n: number): Record<string, unknown> {
   return { ...UNSIGNED_AUTH, reqnum: n, request_idx: n };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 async function bytesOf(res: Response): Promise<Uint8Array> {

@@ -10,6 +10,7 @@ import { SessionStore } from "../lib/traffic/sessions.ts";
 import { startWorker, UNSIGNED_AUTH } from "./helpers/worker.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import { startUpstream } from "./helpers/upstream.ts";
+import { startIdleClosingServer } from "./helpers/idle_closing_server.ts";
 
 /** The scripted model server, seen as the calls the worker made to it. */
 interface Recorder {
@@ -256,5 +257,38 @@ Deno.test("an on_close_route call that hangs is abandoned after the timeout", as
   } finally {
     await store.shutdown();
     await model.close();
+  }
+});
+
+Deno.test("an on_close_route call the model server takes and drops unanswered is not sent again", async () => {
+  // One answer per connection, then the next request is read and dropped.
+  await using model = startIdleClosingServer({
+    idleMs: 60_000,
+    dropAfter: 1,
+  });
+  const store = new SessionStore({
+    ledger: new Ledger({ maxFinished: 10 }),
+    maxSessions: 0,
+    modelServerUrl: model.url,
+  });
+  try {
+    // A first call leaves a pooled connection that on_close reuses (one
+    // process, one fetch pool).
+    const warm = await fetch(`${model.url}/warm`, { method: "POST" });
+    await warm.body?.cancel();
+    const s = store.create({
+      info: { requestIdx: 1, reqnum: 1, route: "/session/create", workload: 1 },
+      authData: UNSIGNED_AUTH,
+      lifetime: 60,
+      onCloseRoute: "/closed",
+      onClosePayload: null,
+    });
+    assert.ok(s);
+    await store.shutdown();
+    // A resent string body would arrive a second time, on a new connection.
+    assert.equal(model.arrivals, 2);
+    assert.equal(model.connections, 1);
+  } finally {
+    await store.shutdown();
   }
 });

@@ -362,7 +362,10 @@ Deno.test("/session/get and /session/health answer with the documented shapes", 
       session_auth: ctx.auth,
     });
     assert.equal(missing.status, 422);
-    assert.deepEqual(missing.json, { session_id: "field missing" });
+    assert.deepEqual(missing.json, {
+      error: "missing session_id",
+      session_id: "field missing",
+    });
     const bad = await post(ctx.url, "/session/get", "{oops");
     assert.equal(bad.status, 422);
     assert.deepEqual(await bad.json(), { error: "invalid JSON" });

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { Caller } from "./caller.ts";
 import {
   type Call,
   type CallOptions,
@@ -18,14 +19,12 @@ import { EdgeworkerError, snippet } from "./errors.ts";
 import { type CreateSessionOptions, Session } from "./session.ts";
 import {
   acquireWorker,
-  assertStreamOk,
   type AuthData,
   deliver,
   type Delivered,
   readJson,
 } from "./transport.ts";
 import { resumable } from "./resume.ts";
-import { parseEventStream } from "./sse.ts";
 
 /** Options of {@linkcode EdgeworkerClient.request} and friends. */
 export interface RequestOptions extends CallOptions {
@@ -74,7 +73,7 @@ function checkCost(cost: number): number {
  * }
  * ```
  */
-export class EdgeworkerClient {
+export class EdgeworkerClient extends Caller<RequestOptions> {
   #cfg: ResolvedConfig;
 
   /**
@@ -84,6 +83,7 @@ export class EdgeworkerClient {
    * @param options Endpoint, key and retry/timeout settings.
    */
   constructor(options: EdgeworkerClientOptions) {
+    super();
     this.#cfg = resolveConfig(options);
   }
 
@@ -156,33 +156,13 @@ export class EdgeworkerClient {
   ): Promise<T> {
     return await runCall(this.#cfg, options, async (call) => {
       const { response } = await this.#send(call, route, payload, options);
-      return await readJson(
-        response,
-        `${route} on endpoint "${this.#cfg.endpoint}"`,
-      ) as T;
+      return await readJson(response, this.describe(route)) as T;
     });
   }
 
-  /**
-   * Like {@linkcode EdgeworkerClient.request}, but yields each event of an
-   * SSE (`data: {...}`) or JSON Lines response as parsed JSON, as it
-   * arrives. The request starts on the first iteration; the deadline covers
-   * getting the response headers, not the stream. Breaking out of the loop
-   * closes the stream.
-   *
-   * @throws {EdgeworkerError} `http` on non-2xx, plus those of `request`.
-   */
-  async *stream(
-    route: string,
-    payload: unknown,
-    options: RequestOptions = {},
-  ): AsyncGenerator<unknown, void, undefined> {
-    const response = await this.request(route, payload, options);
-    await assertStreamOk(
-      response,
-      `${route} on endpoint "${this.#cfg.endpoint}"`,
-    );
-    if (response.body) yield* parseEventStream(response.body);
+  /** Names a call in error messages. */
+  protected describe(route: string): string {
+    return `${route} on endpoint "${this.#cfg.endpoint}"`;
   }
 
   /**

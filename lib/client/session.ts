@@ -4,17 +4,16 @@
  * @module
  */
 
+import { Caller } from "./caller.ts";
 import { resumable } from "./resume.ts";
-import { type CallOptions, type ResolvedConfig, runCall } from "./call.ts";
-import { EdgeworkerError, snippet } from "./errors.ts";
 import {
-  assertStreamOk,
-  type AuthData,
-  deliver,
-  joinUrl,
-  readJson,
-} from "./transport.ts";
-import { parseEventStream } from "./sse.ts";
+  type Call,
+  type CallOptions,
+  type ResolvedConfig,
+  runCall,
+} from "./call.ts";
+import { EdgeworkerError, snippet } from "./errors.ts";
+import { type AuthData, deliver, joinUrl, readJson } from "./transport.ts";
 
 /** Options of {@linkcode EdgeworkerClient.createSession}. */
 export interface CreateSessionOptions {
@@ -55,7 +54,7 @@ export interface SessionInit {
  * });
  * ```
  */
-export class Session {
+export class Session extends Caller<CallOptions> {
   /** The session id. */
   readonly id: string;
   /** Base URL of the worker holding the session. */
@@ -69,6 +68,7 @@ export class Session {
 
   /** Use {@linkcode EdgeworkerClient.createSession} instead. */
   constructor(cfg: ResolvedConfig, init: SessionInit) {
+    super();
     this.#cfg = cfg;
     this.id = init.id;
     this.authData = init.authData;
@@ -108,23 +108,12 @@ export class Session {
     payload: unknown,
     options: CallOptions = {},
   ): Promise<Response> {
-    this.#assertOpen();
-    const auth = this.authData;
-    const { response } = await runCall(
+    const response = await runCall(
       this.#cfg,
       options,
-      (call) =>
-        deliver(
-          this.#cfg,
-          call,
-          route,
-          payload,
-          this.id,
-          () => Promise.resolve(auth),
-        ),
+      (call) => this.#send(call, route, payload),
     );
-    if (response.status === 410) this.#closed = true;
-    return resumable(this.#cfg, response, auth, options.signal);
+    return resumable(this.#cfg, response, this.authData, options.signal);
   }
 
   /**
@@ -138,37 +127,31 @@ export class Session {
     payload: unknown,
     options: CallOptions = {},
   ): Promise<T> {
-    this.#assertOpen();
-    const auth = this.authData;
     return await runCall(this.#cfg, options, async (call) => {
-      const target = (): Promise<AuthData> => Promise.resolve(auth);
-      const { response } = await deliver(
-        this.#cfg,
-        call,
-        route,
-        payload,
-        this.id,
-        target,
-      );
-      if (response.status === 410) this.#closed = true;
-      return await readJson(response, `${route} (session "${this.id}")`) as T;
+      const response = await this.#send(call, route, payload);
+      return await readJson(response, this.describe(route)) as T;
     });
   }
 
-  /**
-   * Like {@linkcode Session.request} but yields the parsed events of an SSE
-   * or JSON Lines response.
-   *
-   * @throws {EdgeworkerError} `http` on non-2xx.
-   */
-  async *stream(
-    route: string,
-    payload: unknown,
-    options: CallOptions = {},
-  ): AsyncGenerator<unknown, void, undefined> {
-    const response = await this.request(route, payload, options);
-    await assertStreamOk(response, `${route} (session "${this.id}")`);
-    if (response.body) yield* parseEventStream(response.body);
+  /** One delivery to the session's worker; a 410 closes the session. */
+  async #send(call: Call, route: string, payload: unknown): Promise<Response> {
+    this.#assertOpen();
+    const auth = this.authData;
+    const { response } = await deliver(
+      this.#cfg,
+      call,
+      route,
+      payload,
+      this.id,
+      () => Promise.resolve(auth),
+    );
+    if (response.status === 410) this.#closed = true;
+    return response;
+  }
+
+  /** Names a call in error messages. */
+  protected describe(route: string): string {
+    return `${route} (session "${this.id}")`;
   }
 
   /**

@@ -3,9 +3,13 @@
  * bounded retries. Used by {@linkcode EdgeworkerClient} and
  * {@linkcode Session}.
  *
+ * Longer than most modules: routing, polling and delivery share one retry
+ * state per call (request_idx, attempts, the deadline).
+ *
  * @module
  */
 
+import { parseEventStream } from "./sse.ts";
 import {
   type Call,
   jitter,
@@ -283,7 +287,7 @@ export async function readJson(
 }
 
 /** Throws the body of a non-2xx streaming response as an error. */
-export async function assertStreamOk(
+async function assertStreamOk(
   response: Response,
   what: string,
 ): Promise<void> {
@@ -297,4 +301,18 @@ export async function assertStreamOk(
       body: text,
     },
   );
+}
+
+/**
+ * The events of a streamed answer (SSE or JSON Lines), parsed as they
+ * arrive.
+ *
+ * @throws {EdgeworkerError} `http` when the answer is not 2xx.
+ */
+export async function* eventsOf(
+  response: Response,
+  what: string,
+): AsyncGenerator<unknown, void, undefined> {
+  await assertStreamOk(response, what);
+  if (response.body) yield* parseEventStream(response.body);
 }

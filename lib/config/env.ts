@@ -2,6 +2,9 @@
  * The environment contract: Vast's variables and our `EDGEWORKER_*`
  * settings, typed and validated in one place.
  *
+ * Longer than most modules: the whole environment contract is one schema,
+ * read once, so every variable is named in one place.
+ *
  * @module
  */
 import { z } from "zod";
@@ -96,6 +99,13 @@ export const EnvSchema = z.object({
   EDGEWORKER_KEEPALIVE_SECONDS: seconds.default(75),
   /** A request body's time to arrive whole. */
   EDGEWORKER_BODY_SECONDS: seconds.default(300),
+  /**
+   * An idle pooled connection to the model server is dropped after this:
+   * below the servers' own idle close (uvicorn's `timeout_keep_alive` 5 s in
+   * vLLM, SGLang and the ComfyUI wrapper; cpp-httplib's 5 s in llama.cpp;
+   * gunicorn's 2 s), so no request lands on a connection being closed.
+   */
+  EDGEWORKER_MODEL_IDLE_SECONDS: z.coerce.number().positive().default(1.5),
   EDGEWORKER_LOG_FROM: z.enum(["start", "end"]).default("start"),
   /** supervisord's own log (base-image `supervisord.conf`), always read from its end. */
   EDGEWORKER_SUPERVISOR_LOG: z.string().default(
@@ -122,6 +132,14 @@ export const EnvSchema = z.object({
   EDGEWORKER_STALL_SECONDS: seconds.default(60),
   /** A stalled answer is aborted with a recorded error. */
   EDGEWORKER_STALL_ABORT: bool(false),
+  /** Every parallel route's slots: N, or `auto` (over the config's maxConcurrency). */
+  EDGEWORKER_MAX_CONCURRENCY: z.union([
+    z.literal("auto"),
+    z.coerce.number().int().positive(),
+  ], { error: 'expected a positive integer or "auto"' }).optional(),
+  /** The most slots of an `auto` route (over the config's autoConcurrency.max). */
+  EDGEWORKER_AUTO_CONCURRENCY_MAX: z.coerce.number().int().positive()
+    .optional(),
   EDGEWORKER_LOG_LEVEL: z.enum(["debug", "info", "warning", "error"]).default(
     "info",
   ),
@@ -197,6 +215,33 @@ export function envResumeBuffer(
   }
   if (env.EDGEWORKER_RESUME_TOTAL_BYTES !== undefined) {
     out.totalBytes = env.EDGEWORKER_RESUME_TOTAL_BYTES;
+  }
+  return out;
+}
+
+/**
+ * A handler's queueing rule with `EDGEWORKER_MAX_CONCURRENCY` and
+ * `EDGEWORKER_AUTO_CONCURRENCY_MAX` applied (parallel handlers only; a
+ * `max` below the config's `min` or `initial` pulls those down with it).
+ */
+export function envConcurrency<
+  H extends {
+    allowParallelRequests: boolean;
+    maxConcurrency?: number | "auto";
+    autoConcurrency?: { min?: number; max?: number; initial?: number };
+  },
+>(handler: H, env: WorkerEnv): H {
+  if (!handler.allowParallelRequests) return handler;
+  const out = { ...handler };
+  if (env.EDGEWORKER_MAX_CONCURRENCY !== undefined) {
+    out.maxConcurrency = env.EDGEWORKER_MAX_CONCURRENCY;
+  }
+  const max = env.EDGEWORKER_AUTO_CONCURRENCY_MAX;
+  if (out.maxConcurrency === "auto" && max !== undefined) {
+    const auto = { ...out.autoConcurrency, max };
+    if (auto.min !== undefined) auto.min = Math.min(auto.min, max);
+    if (auto.initial !== undefined) auto.initial = Math.min(auto.initial, max);
+    out.autoConcurrency = auto;
   }
   return out;
 }

@@ -2,43 +2,25 @@
  * Worker configuration: one Zod schema per concept. The same schemas
  * validate a TypeScript config (custom worker) and a YAML file
  * (`edgeworker run --config worker.yaml`). The types are plain TypeScript
- * in `types.ts` (Zod stays out of the public API); the checks at the end
- * fail to compile when a schema and its type drift apart.
+ * in `types.ts` (Zod stays out of the public API);
+ * `tests/config_contract.ts` fails to compile when a schema and its type
+ * drift apart.
  *
- * Longer than most modules: every Zod schema of the config, and the compile-time table that keeps them equal to `types.ts`.
+ * Longer than most modules: every Zod schema of the config in one place.
  *
  * @module
  */
 import { z } from "zod";
 import type {
-  BenchmarkConfig,
   CanaryConfig,
-  DeclarativeWorkload,
-  EngineMetricsConfig,
   FailureBody,
-  HandlerConfig,
-  HealthcheckConfig,
   LifecycleHook,
   LoadProbeConfig,
-  LogActionConfig,
   LogPattern,
   Payload,
   RemoteFunction,
   RequestParser,
-  ResolvedBenchmarkConfig,
-  ResolvedCanaryConfig,
-  ResolvedDeclarativeWorkload,
-  ResolvedEngineMetricsConfig,
-  ResolvedHandlerConfig,
-  ResolvedHealthcheckConfig,
-  ResolvedLoadProbeConfig,
-  ResolvedLogActionConfig,
-  ResolvedResumeBufferConfig,
-  ResolvedWorkerConfig,
   ResponseGenerator,
-  ResumeBufferConfig,
-  TimeoutsConfig,
-  WorkerConfig,
   WorkloadCalculator,
 } from "./types.ts";
 
@@ -166,6 +148,18 @@ export const FailureBodySchema = z.strictObject({
     .min(1),
 });
 
+/** Bounds of `maxConcurrency: "auto"` (see `lib/traffic/concurrency_limit.ts`). */
+export const AutoConcurrencyConfigSchema = z.strictObject({
+  /** Fewest slots. */
+  min: z.int().positive().default(1),
+  /** Most slots; the count never exceeds it. */
+  max: z.int().positive().default(128),
+  /** Slots at start; default min(max, max(min, 8)). */
+  initial: z.int().positive().optional(),
+  /** First byte allowed over the unloaded one, as a factor. */
+  tolerance: z.number().gt(1).default(1.5),
+});
+
 /** One route of the worker, forwarded to the same path on the model server. */
 export const HandlerConfigSchema = z.strictObject({
   route: z.string().startsWith("/", {
@@ -179,8 +173,10 @@ export const HandlerConfigSchema = z.strictObject({
   allowParallelRequests: z.boolean().default(false),
   /** Seconds of estimated queue wait above which requests get 429 (0: any wait); null: none. */
   maxQueueTime: z.number().nonnegative().nullable().default(30),
-  /** Parallel handlers: at most this many at once, FIFO beyond. */
-  maxConcurrency: z.int().positive().optional(),
+  /** Parallel handlers: at most this many at once, FIFO beyond; "auto": follows the engine. */
+  maxConcurrency: z.union([z.int().positive(), z.literal("auto")]).optional(),
+  /** Bounds of `maxConcurrency: "auto"`. */
+  autoConcurrency: AutoConcurrencyConfigSchema.optional(),
   workload: z.union([
     fn<WorkloadCalculator>("a workload"),
     DeclarativeWorkloadSchema,
@@ -306,6 +302,7 @@ export const WorkerConfigSchema = z.strictObject({
       });
     }
     seen.add(h.route);
+    checkAutoConcurrency(h, i, ctx);
   });
   const withBenchmark = cfg.handlers.filter((h) => h.benchmark).length;
   if (withBenchmark > 1) {
@@ -340,54 +337,32 @@ export const WorkerConfigSchema = z.strictObject({
   }
 });
 
-/** True when `A` and `B` are the same type (not merely assignable). */
-type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends
-  (<T>() => T extends B ? 1 : 2) ? true : false;
-
-/** True when schema `S` takes exactly `In` and gives exactly `Out`. */
-type Typed<S extends z.ZodType, In, Out> =
-  [Same<z.input<S>, In>, Same<z.output<S>, Out>] extends [true, true] ? true
-    : false;
-
-/** Each schema, the type a user writes and the resolved type it gives. */
-type Contracts = [
-  [typeof LogActionConfigSchema, LogActionConfig, ResolvedLogActionConfig],
-  [
-    typeof DeclarativeWorkloadSchema,
-    DeclarativeWorkload,
-    ResolvedDeclarativeWorkload,
-  ],
-  [typeof BenchmarkConfigSchema, BenchmarkConfig, ResolvedBenchmarkConfig],
-  [typeof TimeoutsConfigSchema, TimeoutsConfig, TimeoutsConfig],
-  [typeof HandlerConfigSchema, HandlerConfig, ResolvedHandlerConfig],
-  [
-    typeof HealthcheckConfigSchema,
-    HealthcheckConfig,
-    ResolvedHealthcheckConfig,
-  ],
-  [
-    typeof EngineMetricsConfigSchema,
-    EngineMetricsConfig,
-    ResolvedEngineMetricsConfig,
-  ],
-  [typeof FailureBodySchema, FailureBody, FailureBody],
-  [typeof LoadProbeConfigSchema, LoadProbeConfig, ResolvedLoadProbeConfig],
-  [
-    typeof ResumeBufferConfigSchema,
-    ResumeBufferConfig,
-    ResolvedResumeBufferConfig,
-  ],
-  [typeof CanaryConfigSchema, CanaryConfig, ResolvedCanaryConfig],
-  [typeof WorkerConfigSchema, WorkerConfig, ResolvedWorkerConfig],
-];
-
-type Checked<T> = {
-  [K in keyof T]: T[K] extends [infer S extends z.ZodType, infer In, infer Out]
-    ? Typed<S, In, Out>
-    : false;
-};
-
-// A field added to a schema or a type alone makes one entry false, this
-// type `never`, and the line below a `deno check` error.
-const _sameTypes: false extends Checked<Contracts>[number] ? never : true =
-  true;
+/** `maxConcurrency: "auto"` and its bounds, checked together. */
+function checkAutoConcurrency(
+  h: z.output<typeof HandlerConfigSchema>,
+  i: number,
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: "custom", path: ["handlers", i, ...path], message });
+  if (h.maxConcurrency === "auto" && !h.allowParallelRequests) {
+    issue(["maxConcurrency"], '"auto" needs allowParallelRequests: true');
+  }
+  const auto = h.autoConcurrency;
+  if (!auto) return;
+  if (h.maxConcurrency !== "auto") {
+    issue(["autoConcurrency"], 'only with maxConcurrency: "auto"');
+  }
+  if (auto.max < auto.min) {
+    issue(["autoConcurrency", "max"], `expected at least min (${auto.min})`);
+  }
+  if (
+    auto.initial !== undefined &&
+    (auto.initial < auto.min || auto.initial > auto.max)
+  ) {
+    issue(
+      ["autoConcurrency", "initial"],
+      `expected between min (${auto.min}) and max (${auto.max})`,
+    );
+  }
+}

@@ -274,6 +274,36 @@ export interface TimeoutsConfig {
 }
 
 /**
+ * Bounds of an adaptive slot count (`maxConcurrency: "auto"`): the count
+ * follows the model server's time to first byte and, with
+ * `engineMetrics`, its own waiting queue; it never leaves [min, max].
+ */
+export interface AutoConcurrencyConfig {
+  /** Fewest slots. @default {1} */
+  min?: number;
+  /** Most slots; the count never exceeds it. @default {128} */
+  max?: number;
+  /** Slots at start. @default {min(max, max(min, 8))} */
+  initial?: number;
+  /**
+   * First byte allowed over the unloaded one, as a factor above 1; the
+   * count settles where first bytes take this much longer.
+   * @default {1.5}
+   */
+  tolerance?: number;
+}
+
+/** {@linkcode AutoConcurrencyConfig} after validation. */
+export interface ResolvedAutoConcurrencyConfig extends AutoConcurrencyConfig {
+  /** Fewest slots. */
+  min: number;
+  /** Most slots. */
+  max: number;
+  /** First byte allowed over the unloaded one, as a factor. */
+  tolerance: number;
+}
+
+/**
  * One route of the worker, forwarded to the same path (or
  * `upstreamRoute`) on the model server; Python's `HandlerConfig`.
  *
@@ -305,8 +335,14 @@ export interface HandlerConfig {
    * any wait); `null`: none. @default {30}
    */
   maxQueueTime?: number | null;
-  /** Parallel handlers: at most this many at once, FIFO beyond. @default {unlimited} */
-  maxConcurrency?: number;
+  /**
+   * Parallel handlers: at most this many at once, FIFO beyond; `"auto"`:
+   * a count that follows the model server (bounds in `autoConcurrency`).
+   * @default {unlimited}
+   */
+  maxConcurrency?: number | "auto";
+  /** Bounds of `maxConcurrency: "auto"`. */
+  autoConcurrency?: AutoConcurrencyConfig;
   /** A request's workload: a function or a declarative rule. @default {{ kind: "constant", value: 100 }} */
   workload?: WorkloadCalculator | DeclarativeWorkload;
   /** YAML form of the common request parser: forward `payload.input` if set. @default {false} */
@@ -352,6 +388,8 @@ export interface ResolvedHandlerConfig extends HandlerConfig {
   unwrapInput: boolean;
   /** The startup benchmark, resolved. */
   benchmark?: ResolvedBenchmarkConfig;
+  /** Bounds of `maxConcurrency: "auto"`, resolved. */
+  autoConcurrency?: ResolvedAutoConcurrencyConfig;
 }
 
 /** Byte limits of the replay buffers of resumable streams. */

@@ -22,6 +22,9 @@
  * Without `serveHttpOnConnection` (another Deno) it falls back to
  * `Deno.serve` and says so.
  *
+ * Longer than most modules: the accept loop, its EMFILE recovery and the
+ * per-connection timers share the connection table.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";

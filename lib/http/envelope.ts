@@ -86,15 +86,36 @@ export type EnvelopeResult =
   | { ok: true; envelope: Envelope; numbers: AuthNumbers }
   | { ok: false; errors: FieldErrors };
 
-function describe(issue: z.core.$ZodIssue, input: unknown): string {
+/** `auth_data` fields Python's `AuthData` requires, in its order. */
+const AUTH_FIELDS = Object.keys(AuthDataSchema.shape);
+
+/** Python's words for what is wrong at one path. */
+function describe(
+  issue: z.core.$ZodIssue,
+  input: unknown,
+): string | FieldErrors {
   const missing = issue.code === "invalid_type" && input === undefined;
   if (missing) {
     return issue.path.length > 1 ? "missing parameter" : "field missing";
   }
-  if (issue.path[0] === "payload" && issue.path.length === 1) {
-    return "payload must be a dictionary";
+  if (issue.path.length === 1 && issue.path[0] === "payload") {
+    // Python's GenericApiPayload: JsonDataException({"data": ...}).
+    return { data: "payload must be a dictionary" };
+  }
+  if (issue.path.length === 1 && issue.path[0] === "auth_data") {
+    // Python's AuthData.from_json_msg looks each field up (`param not in
+    // json_msg`): a string or a list has none of them.
+    return Object.fromEntries(
+      AUTH_FIELDS.map((field) => [field, "missing parameter"]),
+    );
   }
   return issue.message;
+}
+
+/** JSON's name for the type of `value`, for the messages. */
+function jsonType(value: unknown): string {
+  if (value === null) return "null";
+  return Array.isArray(value) ? "array" : typeof value;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
@@ -113,14 +134,23 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
  */
 export function parseEnvelope(body: unknown, text?: string): EnvelopeResult {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    return { ok: false, errors: { body: "expected a JSON object" } };
+    // Python looks both keys up in whatever came (500 for a number or null).
+    return {
+      ok: false,
+      errors: {
+        auth_data: "field missing",
+        payload: "field missing",
+        body: "expected a JSON object",
+      },
+    };
   }
   const result = EnvelopeSchema.safeParse(body);
   if (result.success) return exactNumbers(result.data, text);
   const errors: FieldErrors = {};
   for (const issue of result.error.issues) {
     const path = issue.path.map(String);
-    const message = describe(issue, valueAt(body, issue.path));
+    const value = valueAt(body, issue.path);
+    const message = describe(issue, value);
     let node = errors;
     for (const key of path.slice(0, -1)) {
       const next = node[key];
@@ -128,6 +158,10 @@ export function parseEnvelope(body: unknown, text?: string): EnvelopeResult {
       else node = node[key] = {};
     }
     node[path.at(-1) ?? "body"] ??= message;
+    if (path.length === 1 && path[0] === "auth_data" && value !== undefined) {
+      // Ours, beside Python's map: what auth_data was instead.
+      errors.error ??= `auth_data must be an object, not ${jsonType(value)}`;
+    }
   }
   return { ok: false, errors };
 }

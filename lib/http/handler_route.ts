@@ -30,6 +30,8 @@ export interface HandlerRouteDeps extends SessionDeps, ResumeDeps {
   admission: Admission;
   /** Throughput for the queue budget (live estimate or benchmark). */
   throughput: () => number | undefined;
+  /** Pool of connections to the model server (fetch's own when absent). */
+  modelClient?: Deno.HttpClient;
 }
 
 /** A request that passed every check and may be forwarded. */
@@ -49,6 +51,8 @@ export function handlerRoute(
   deps: HandlerRouteDeps,
 ): (c: Context) => Promise<Response> {
   return async (c) => {
+    // The worker's own time starts here (see lib/traffic/ticket.ts).
+    const arrivedAt = performance.now();
     const req = c.req.raw;
     // Read before anything awaits: a closed request throws on access.
     const accept = req.headers.get("accept");
@@ -63,6 +67,7 @@ export function handlerRoute(
       },
       req.signal,
       remote,
+      arrivedAt,
     );
     if (!(await ticket.queue())) {
       return abortedAnswer(ticket, ticket.record.httpStatus);
@@ -78,6 +83,7 @@ export function handlerRoute(
         body: admitted.body,
         accept,
         signal: ticket.signal,
+        client: deps.modelClient,
       });
     if (!call.ok) {
       if (call.aborted) {
@@ -87,6 +93,7 @@ export function handlerRoute(
       fail(call.status, { error: call.detail });
     }
     let response = call.response;
+    ticket.modelAnswered(response.status);
     if (handler.responseGenerator) {
       try {
         response = await handler.responseGenerator(response, {
@@ -170,26 +177,7 @@ async function admit(
     // already stands for its requests, so no budget check.
     session = access.session;
     deps.sessions.touch(session);
-    return {
-      info,
-      payload,
-      body: modelBody(handler, payload, read.text),
-      session,
-      auth: authAsSent(read.body),
-    };
-  }
-  const budget = checkBudget(deps.ledger.queueWorkload, {
-    throughput: deps.throughput(),
-    maxQueueTime: handler.maxQueueTime,
-  });
-  if (!budget.admit) {
-    deps.ledger.reject(info, "budget", 429);
-    fail(429, {
-      error: "queue is full",
-      estimated_wait_seconds: Number(budget.waitSeconds.toFixed(3)),
-      max_queue_time: handler.maxQueueTime,
-    }, { "retry-after": String(budget.retryAfterSeconds) });
-  }
+  } else checkQueueBudget(info, handler, deps);
   return {
     info,
     payload,
@@ -197,6 +185,25 @@ async function admit(
     session,
     auth: authAsSent(read.body),
   };
+}
+
+/** 429 (recorded) when the estimated queue wait is over the handler's budget. */
+function checkQueueBudget(
+  info: RequestInfo,
+  handler: CompiledHandler,
+  deps: HandlerRouteDeps,
+): void {
+  const budget = checkBudget(deps.ledger.queueWorkload, {
+    throughput: deps.throughput(),
+    maxQueueTime: handler.maxQueueTime,
+  });
+  if (budget.admit) return;
+  deps.ledger.reject(info, "budget", 429);
+  fail(429, {
+    error: "queue is full",
+    estimated_wait_seconds: Number(budget.waitSeconds.toFixed(3)),
+    max_queue_time: handler.maxQueueTime,
+  }, { "retry-after": String(budget.retryAfterSeconds) });
 }
 
 /** The body's `auth_data` as sent (the envelope check passed). */

@@ -45,6 +45,18 @@ const DROPPED_X_HEADERS = new Set([
   "x-forwarded-proto",
 ]);
 
+/**
+ * The pool of connections to the model server: an idle one is dropped after
+ * `idleSeconds` (`EDGEWORKER_MODEL_IDLE_SECONDS`), before the server's own
+ * idle close, so a request never goes out on a connection the server is
+ * closing at that moment. The caller owns it and closes it.
+ */
+export function modelHttpClient(idleSeconds: number): Deno.HttpClient {
+  return Deno.createHttpClient({
+    poolIdleTimeout: Math.max(1, Math.round(idleSeconds * 1000)),
+  });
+}
+
 /** Options of {@linkcode callModel}. */
 export interface CallModelOptions {
   /** JSON text of the payload. */
@@ -53,6 +65,8 @@ export interface CallModelOptions {
   accept?: string | null;
   /** The request's signal: client gone, timeout or shutdown. */
   signal: AbortSignal;
+  /** Connection pool ({@linkcode modelHttpClient}); fetch's own when absent. */
+  client?: Deno.HttpClient;
 }
 
 /** The model server's answer, or why there is none. */
@@ -62,8 +76,17 @@ export type ModelCall =
   | { ok: false; aborted: false; status: 502; detail: string };
 
 /**
- * POSTs the payload to the model server. A connection failure is a 502;
- * an abort (the ticket's signal) is left to the ticket to name.
+ * POSTs the payload to the model server, exactly once. A connection failure
+ * is a 502; an abort (the ticket's signal) is left to the ticket to name.
+ *
+ * The body goes as a `Blob`: Deno 2.9's fetch resends a string or bytes
+ * body once when a reused connection closes without an answer (`FetchRetry`
+ * in ext/fetch), even when the server had the request and worked on it,
+ * which would run a job twice. A Blob is streamed (with its `content-length`) and
+ * never resent. What remains retried is hyper's own retry of a request that
+ * was never written (its pooled connection was found closed first); the
+ * pool's idle limit keeps connections the server is about to close out of
+ * use.
  */
 export async function callModel(
   url: string,
@@ -76,19 +99,19 @@ export async function callModel(
   try {
     const response = await fetch(url, {
       method: "POST",
-      body: options.body,
+      body: new Blob([options.body]),
       headers,
       signal: options.signal,
+      ...(options.client ? { client: options.client } : {}),
     });
     return { ok: true, response };
   } catch (e) {
     if (options.signal.aborted) return { ok: false, aborted: true };
-    const cause = e instanceof Error ? e.message : String(e);
     return {
       ok: false,
       aborted: false,
       status: 502,
-      detail: `model server unreachable: ${cause}`,
+      detail: `model server unreachable: ${fetchFailure(e)}`,
     };
   }
 }
@@ -123,6 +146,20 @@ export function isStreaming(headers: Headers): boolean {
     type.includes("jsonl") || type.includes("stream")
   ) return true;
   return !headers.has("content-length");
+}
+
+/**
+ * Headers of a relayed stream: a reverse proxy in front (nginx, a CDN)
+ * must neither buffer it (`X-Accel-Buffering: no`) nor transform it
+ * (`no-transform` joins the model's own `Cache-Control`).
+ */
+export function streamHeaders(headers: Headers): void {
+  headers.set("x-accel-buffering", "no");
+  const cc = headers.get("cache-control");
+  if (!cc) headers.set("cache-control", "no-transform");
+  else if (!/(^|,)\s*no-transform\s*(,|$)/i.test(cc)) {
+    headers.set("cache-control", `${cc}, no-transform`);
+  }
 }
 
 /** The answer to a request that ended aborted: 504/429 naming the limit, or none (499). */
@@ -214,10 +251,12 @@ export async function relay(
       return jsonError(502, { error: detail });
     }
   }
+  streamHeaders(headers);
   if (resume) return resume(response.body, status, headers);
   const reader = response.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      ticket.pulling();
       try {
         const { done, value } = await reader.read();
         if (done) {
@@ -244,4 +283,10 @@ export async function relay(
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** A fetch error's reason: a streamed body's failure says only "fetch failed" and keeps the reason in `cause`. */
+function fetchFailure(e: unknown): string {
+  const cause = e instanceof Error ? e.cause : undefined;
+  return cause === undefined ? errorText(e) : errorText(cause);
 }

@@ -63,7 +63,8 @@ async function sessionOf(
   const data = (body ?? {}) as Record<string, unknown>;
   const id = data.session_id;
   if (typeof id !== "string" || id === "") {
-    fail(422, { session_id: "field missing" });
+    // Python's words (the SDK client shows `error`), and ours beside them.
+    fail(422, { error: "missing session_id", session_id: "field missing" });
   }
   return { id, access: deps.sessions.authorize(id, data.session_auth) };
 }

@@ -34,19 +34,19 @@ import {
 
 export * from "./prometheus_text.ts";
 
-/** Time-to-first-byte buckets (seconds). */
+/** 1, 2.5 and 5 × 10^e seconds for each decade e from `from` to `to`. */
+function steps(from: number, to: number): number[] {
+  const out: number[] = [];
+  for (let e = from; e <= to; e++) {
+    // toPrecision: 2.5 * 10 ** -4 is not the double nearest 0.00025.
+    for (const m of [1, 2.5, 5]) out.push(Number((m * 10 ** e).toPrecision(3)));
+  }
+  return out;
+}
+
+/** Time-to-first-byte buckets (seconds): 5 ms to 10 s, then 30 s and 60 s. */
 export const TTFB_BUCKETS: readonly number[] = [
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
+  ...steps(-3, 1).filter((x) => x >= 0.005 && x <= 10),
   30,
   60,
 ];
@@ -58,6 +58,29 @@ export const DURATION_BUCKETS: readonly number[] = [
   300,
   600,
 ];
+
+/**
+ * The worker's own overhead buckets (seconds): 0.1 ms to 1 s, where a
+ * proxy's cost lies.
+ */
+export const OVERHEAD_BUCKETS: readonly number[] = [
+  ...steps(-4, -1).filter((x) => x <= 0.25),
+  1,
+];
+
+/**
+ * A streamed chunk that waited longer than this (ms) for the client's
+ * connection to take it marks its stream as delayed.
+ */
+export const STREAM_DELAY_MS = 50;
+
+/** A handler's slot queue as `/metrics` shows it. */
+export interface SlotFigures {
+  /** Slots now (the adaptive count, or the fixed one). */
+  readonly capacity: number;
+  /** Slots in use. */
+  readonly active: number;
+}
 
 /** Report counts per kind, as `Reporter.stats` gives them. */
 export type ReportCounts = Readonly<
@@ -78,6 +101,8 @@ export interface MetricsSources {
   engine?: () => EngineSnapshot | undefined;
   /** Figures of the resumable streams' replay buffers. */
   resume?: () => ResumeFigures;
+  /** Each route with a slot queue, and that queue. */
+  concurrency?: () => Iterable<[string, SlotFigures]>;
 }
 
 /** What {@linkcode MetricsSources.resume} gives (the registry's stats). */
@@ -95,6 +120,10 @@ export interface WorkerMetricsOptions {
   durationBuckets?: readonly number[];
   /** Time-to-first-byte bounds. @default {TTFB_BUCKETS} */
   ttfbBuckets?: readonly number[];
+  /** Bounds of the worker's own overhead. @default {OVERHEAD_BUCKETS} */
+  overheadBuckets?: readonly number[];
+  /** Wait of a chunk (ms) above which a stream counts as delayed. @default {STREAM_DELAY_MS} */
+  streamDelayMs?: number;
 }
 
 const HELP = {
@@ -124,6 +153,9 @@ const HELP = {
     "Streams ended by the replay buffer limit while their client was away.",
   edgeworker_resume_expired_total:
     "Model calls cancelled because no client resumed in time.",
+  edgeworker_concurrency_limit:
+    'Slots of the route\'s queue (maxConcurrency; "auto": the adaptive count).',
+  edgeworker_concurrency_in_use: "Slots of the route's queue in use.",
 } as const;
 
 type Outcome = RequestOutcome | "rejected";
@@ -132,6 +164,10 @@ interface RouteSeries {
   outcomes: Record<Outcome, CounterChild>;
   duration: HistogramChild;
   ttfb: HistogramChild;
+  beforeSend: HistogramChild;
+  firstByte: HistogramChild;
+  queueWait: HistogramChild;
+  delayed: CounterChild;
 }
 
 /**
@@ -172,6 +208,11 @@ export class WorkerMetrics {
   );
   #duration: HistogramVec;
   #ttfb: HistogramVec;
+  #beforeSend: HistogramVec;
+  #firstByte: HistogramVec;
+  #queueWait: HistogramVec;
+  #delayed: CounterVec;
+  #streamDelayMs: number;
   #chunks = 0;
 
   /** Subscribes to the ledger; counts already in it are carried over. */
@@ -193,6 +234,31 @@ export class WorkerMetrics {
       "Time from arrival to the first body byte sent to the client, by route.",
       ["route"],
       options.ttfbBuckets ?? TTFB_BUCKETS,
+    );
+    const overhead = options.overheadBuckets ?? OVERHEAD_BUCKETS;
+    this.#beforeSend = new HistogramVec(
+      "edgeworker_overhead_before_send_seconds",
+      "Worker time before the model call is sent (handler start to fetch, slot wait excluded), by route.",
+      ["route"],
+      overhead,
+    );
+    this.#firstByte = new HistogramVec(
+      "edgeworker_overhead_first_byte_seconds",
+      "Worker time added to the first byte (model answer to first chunk handed to the client, model body wait excluded), by route.",
+      ["route"],
+      overhead,
+    );
+    this.#queueWait = new HistogramVec(
+      "edgeworker_queue_wait_seconds",
+      "Time waiting for a slot of the route's queue, by route.",
+      ["route"],
+      options.ttfbBuckets ?? TTFB_BUCKETS,
+    );
+    this.#streamDelayMs = options.streamDelayMs ?? STREAM_DELAY_MS;
+    this.#delayed = new CounterVec(
+      "edgeworker_streams_delayed_total",
+      `Streams with a chunk that waited over ${this.#streamDelayMs} ms for the client connection (chunks delayed, and merged by the reads after), by route.`,
+      ["route"],
     );
     for (const reason of REJECT_REASONS) {
       this.#rejectedBy.set(reason, this.#rejected.labels(reason));
@@ -243,6 +309,19 @@ export class WorkerMetrics {
     one("edgeworker_workload_in_flight", ledger.currentLoad);
     this.#duration.render(w);
     this.#ttfb.render(w);
+    this.#beforeSend.render(w);
+    this.#firstByte.render(w);
+    this.#queueWait.render(w);
+    this.#delayed.render(w);
+    if (s.concurrency) {
+      const limit = "edgeworker_concurrency_limit";
+      const inUse = "edgeworker_concurrency_in_use";
+      const queues = [...s.concurrency()];
+      w.family(limit, "gauge", HELP[limit]);
+      for (const [route, q] of queues) w.sample(limit, { route }, q.capacity);
+      w.family(inUse, "gauge", HELP[inUse]);
+      for (const [route, q] of queues) w.sample(inUse, { route }, q.active);
+    }
     one("edgeworker_stream_chunks_total", this.#chunks);
     one("edgeworker_benchmark_throughput", s.benchmarkThroughput?.() ?? 0);
     one("edgeworker_live_throughput", s.liveThroughput?.() ?? 0);
@@ -306,6 +385,14 @@ export class WorkerMetrics {
     if (r.firstByteAt !== null) {
       series.ttfb.observe(Math.max(0, r.firstByteAt / 1000 - r.enteredQueueAt));
     }
+    if (r.beforeSendMs !== null) {
+      series.beforeSend.observe(r.beforeSendMs / 1000);
+    }
+    if (r.firstByteOverheadMs !== null) {
+      series.firstByte.observe(r.firstByteOverheadMs / 1000);
+    }
+    if (r.queueWaitMs !== null) series.queueWait.observe(r.queueWaitMs / 1000);
+    if (r.maxChunkGapMs > this.#streamDelayMs) series.delayed.inc();
     this.#chunks += r.chunks;
   }
 
@@ -329,6 +416,10 @@ export class WorkerMetrics {
         },
         duration: this.#duration.labels(route),
         ttfb: this.#ttfb.labels(route),
+        beforeSend: this.#beforeSend.labels(route),
+        firstByte: this.#firstByte.labels(route),
+        queueWait: this.#queueWait.labels(route),
+        delayed: this.#delayed.labels(route),
       };
       this.#routes.set(route, series);
     }

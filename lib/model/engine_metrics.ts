@@ -48,39 +48,45 @@ export interface EngineMetricsOptions {
    * @default {min(intervalMs, 5000)}
    */
   timeoutMs?: number;
+  /** Called with each scrape's snapshot (off the request path). */
+  onSnapshot?: (snapshot: EngineSnapshot) => void;
 }
 
 interface Series {
-  /** Metric name → field; `max` fields keep the highest label set. */
-  gauges: Record<string, { field: keyof EngineSnapshot; max?: boolean }>;
   /** Histogram base names whose `_sum / _count` is the mean TTFT. */
   ttft: string[];
+  /** Metric name → the snapshot field it fills (the first one found). */
+  gauges: Record<string, keyof EngineSnapshot>;
 }
+
+// A usage fraction per label set (one per GPU or model): the highest is the
+// truth, a sum is not.
+const MAX_FIELDS: ReadonlySet<keyof EngineSnapshot> = new Set(["kvCacheUsage"]);
 
 const SERIES: Record<EngineKind, Series> = {
   vllm: {
-    gauges: {
-      "vllm:num_requests_running": { field: "running" },
-      "vllm:num_requests_waiting": { field: "waiting" },
-      "vllm:kv_cache_usage_perc": { field: "kvCacheUsage", max: true },
-      "vllm:gpu_cache_usage_perc": { field: "kvCacheUsage", max: true },
-    },
     ttft: ["vllm:time_to_first_token_seconds"],
+    gauges: {
+      "vllm:num_requests_running": "running",
+      "vllm:num_requests_waiting": "waiting",
+      "vllm:kv_cache_usage_perc": "kvCacheUsage",
+      "vllm:gpu_cache_usage_perc": "kvCacheUsage", // its older name
+    },
   },
   sglang: {
-    gauges: {
-      "sglang:num_running_reqs": { field: "running" },
-      "sglang:num_queue_reqs": { field: "waiting" },
-      "sglang:token_usage": { field: "kvCacheUsage", max: true },
-    },
     ttft: ["sglang:time_to_first_token_seconds"],
+    gauges: {
+      "sglang:num_running_reqs": "running",
+      "sglang:num_queue_reqs": "waiting",
+      "sglang:token_usage": "kvCacheUsage",
+    },
   },
   tgi: {
-    gauges: {
-      "tgi_queue_size": { field: "queueSize" },
-      "tgi_batch_current_size": { field: "batchSize" },
-    },
     ttft: [],
+    gauges: {
+      "tgi_queue_size": "queueSize",
+      "tgi_batch_current_size": "batchSize",
+    },
   },
 };
 
@@ -143,13 +149,14 @@ export function parseEngineMetrics(
 ): EngineSnapshot {
   const series = SERIES[kind];
   const names = new Set(Object.keys(series.gauges));
-  const maxNames = new Set(
-    Object.entries(series.gauges).filter(([, g]) => g.max).map(([n]) => n),
-  );
+  const maxNames = new Set<string>();
+  for (const [name, field] of Object.entries(series.gauges)) {
+    if (MAX_FIELDS.has(field)) maxNames.add(name);
+  }
   for (const h of series.ttft) names.add(`${h}_sum`).add(`${h}_count`);
   const values = sumSamples(text, names, maxNames);
   const snap: EngineSnapshot = {};
-  for (const [name, { field }] of Object.entries(series.gauges)) {
+  for (const [name, field] of Object.entries(series.gauges)) {
     const v = values.get(name);
     if (v !== undefined && snap[field] === undefined) {
       (snap as Record<string, number>)[field] = v;
@@ -248,6 +255,11 @@ export class EngineMetricsScraper {
           error: message,
         });
       }
+    }
+    try {
+      this.#options.onSnapshot?.(this.#snapshot);
+    } catch (error) {
+      logger.error("Engine snapshot listener failed: {error}", { error });
     }
     return this.snapshot();
   }

@@ -8,6 +8,9 @@
  * copy of the last 1 MB, whose copied lines are not read twice; the `.old`
  * rename at each program start) and truncation.
  *
+ * Longer than most modules: tailing a file across rotation, truncation and
+ * log-tee's copied prefix is one state machine with its byte bookkeeping.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";

@@ -26,17 +26,24 @@ import { HealthMonitor, probe } from "./health.ts";
 import type { HealthLevels } from "./health_levels.ts";
 import type { Lifecycle } from "./lifecycle.ts";
 import {
-  type LogActions,
   type LogEvent,
   LogMonitor,
   type LogMonitorOptions,
-  type Pattern,
 } from "./log_monitor.ts";
 import { LogErrors, type LogPhase, type LogSource } from "./log_errors.ts";
 import { supervisorActions } from "./supervisor_log.ts";
 import { measureMaxPerf } from "./startup_benchmark.ts";
 import type { StartupTimeline } from "./timeline.ts";
 import { deadline, delay } from "../std/async.ts";
+import { waitForLoadProbe } from "./load_probe.ts";
+import {
+  healthUrlOf,
+  LOADING_WARN_MS,
+  logActionsOf,
+  modelUrlOf,
+  readinessModeOf,
+  readinessTimeoutOf,
+} from "./readiness_config.ts";
 
 const log = getLogger(["edgeworker", "readiness"]);
 
@@ -68,59 +75,6 @@ export interface ReadinessOptions {
   supervisorLog?: string;
   /** Told of every error line seen, fatal or counted. */
   onLogError?: (source: LogSource, phase: LogPhase) => void;
-}
-
-/** Resolves a health setting (path or URL) against the model server. */
-export function healthUrlOf(config: ResolvedWorkerConfig): string | undefined {
-  const h = config.modelHealthUrl;
-  return h ? modelUrlOf(config, h) : undefined;
-}
-
-/** A path on the model server, or a full URL as it is. */
-export function modelUrlOf(
-  config: ResolvedWorkerConfig,
-  pathOrUrl: string,
-): string {
-  if (/^https?:\/\//.test(pathOrUrl)) return pathOrUrl;
-  return config.modelServerUrl.replace(/\/+$/, "") +
-    (pathOrUrl.startsWith("/") ? pathOrUrl : `/${pathOrUrl}`);
-}
-
-/** How often the log says the model is still loading. */
-export const LOADING_WARN_MS = 300_000;
-
-/**
- * The readiness timeout in force: the config's, else none in the log modes
- * (Python's log mode has none) and 1800 s when only the health URL tells.
- */
-export function readinessTimeoutOf(
-  config: ResolvedWorkerConfig,
-): number | null {
-  if (config.readinessTimeout !== undefined) return config.readinessTimeout;
-  return readinessModeOf(config) === "healthcheck" ? 1800 : null;
-}
-
-/** The readiness mode in force, from the config or what is configured. */
-export function readinessModeOf(config: ResolvedWorkerConfig): ReadinessMode {
-  if (config.readiness) return config.readiness;
-  if (config.modelLogFile) return "logs";
-  if (config.modelHealthUrl) return "healthcheck";
-  return "none";
-}
-
-function toPattern(p: string | RegExp | { regex: string }): Pattern {
-  return typeof p === "string" || p instanceof RegExp ? p : new RegExp(p.regex);
-}
-
-/** The config's log actions as the log monitor takes them. */
-export function logActionsOf(config: ResolvedWorkerConfig): LogActions {
-  const a = config.logActions;
-  return {
-    onLoad: a.onLoad.map(toPattern),
-    onError: a.onError.map(toPattern),
-    onStartupError: a.onStartupError.map(toPattern),
-    onInfo: a.onInfo.map(toPattern),
-  };
 }
 
 /** Drives the lifecycle from the model server's log, health and benchmark. */
@@ -438,37 +392,15 @@ export class Readiness {
     }
   }
 
-  /**
-   * Probes every URL of the load probe each interval; once all answer 2xx
-   * in one round the model counts as loaded, as by a load line.
-   */
+  /** Marks the model loaded once the load probe's URLs all answer. */
   async #probeUntilLoaded(urls: readonly string[]): Promise<void> {
     const { config } = this.#o;
-    const { intervalSeconds, timeoutSeconds } = config.loadProbe!;
-    const targets = urls.map((u) => modelUrlOf(config, u));
-    const signal = this.#loadProbeStop.signal;
-    let last = "";
-    while (!signal.aborted) {
-      const results = await Promise.all(
-        targets.map((u) => probe(u, timeoutSeconds * 1000, signal)),
-      );
-      if (signal.aborted) return;
-      const failing = results.findIndex((r) => !r.ok);
-      if (failing < 0) {
-        log.info("Model loaded: {urls} answered (no load line)", {
-          urls: targets.join(" and "),
-        });
-        this.#loaded.resolve();
-        return;
-      }
-      const r = results[failing];
-      const reason = `${targets[failing]}: ${r.ok ? "" : r.reason}`;
-      if (reason !== last) {
-        log.info("Load probe waiting for {reason}", { reason });
-        last = reason;
-      }
-      await delay(intervalSeconds * 1000, { signal }).catch(() => {});
-    }
+    const answered = await waitForLoadProbe(
+      urls.map((u) => modelUrlOf(config, u)),
+      config.loadProbe!,
+      this.#loadProbeStop.signal,
+    );
+    if (answered) this.#loaded.resolve();
   }
 
   async #firstHealthy(url: string, signal: AbortSignal): Promise<void> {

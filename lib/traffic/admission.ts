@@ -1,9 +1,14 @@
 /**
  * Admission and queueing: the queue budget that answers 429, and the FIFO
- * slots that order requests to a model server that cannot take them all.
+ * slots that order requests to a model server that cannot take them all
+ * (a fixed count, or one that follows the engine: {@linkcode ConcurrencyLimit}).
  *
  * @module
  */
+import {
+  ConcurrencyLimit,
+  type ConcurrencyLimitOptions,
+} from "./concurrency_limit.ts";
 
 /** Releases a slot taken with {@linkcode SlotQueue.acquire}. */
 export type Release = () => void;
@@ -32,13 +37,53 @@ export class SlotQueue {
   #capacity: number;
   #active = 0;
   #waiters: Waiter[] = [];
+  #limit: ConcurrencyLimit | undefined;
 
-  /** Creates a queue with `capacity` slots. */
-  constructor(capacity: number) {
+  /**
+   * Creates a queue with `capacity` slots, or with as many as `limit`
+   * gives and follows (adaptive).
+   */
+  constructor(capacity: number | ConcurrencyLimit) {
+    if (capacity instanceof ConcurrencyLimit) {
+      this.#limit = capacity;
+      capacity = capacity.slots;
+    }
     if (!(capacity >= 1)) {
       throw new RangeError(`Slot capacity must be at least 1: got ${capacity}`);
     }
     this.#capacity = capacity;
+  }
+
+  /** The adaptive limit the slot count follows, if any. */
+  get limit(): ConcurrencyLimit | undefined {
+    return this.#limit;
+  }
+
+  /**
+   * An answer's time to first byte (ms) and the slots in use when it was
+   * sent: the adaptive limit learns from it. No-op for a fixed count.
+   */
+  observe(firstByteMs: number, inFlightAtSend: number): void {
+    if (this.#limit) {
+      this.#resize(this.#limit.sample(firstByteMs, inFlightAtSend));
+    }
+  }
+
+  /** The model answered "overloaded" (429/503) or missed its first byte. */
+  overloaded(): void {
+    if (this.#limit) this.#resize(this.#limit.drop());
+  }
+
+  /** The engine's own running and waiting counts (a metrics scrape). */
+  engine(running: number | undefined, waiting: number | undefined): void {
+    if (this.#limit) this.#resize(this.#limit.engine(running, waiting));
+  }
+
+  // Fewer slots take effect as requests end (none is stopped); more at once.
+  #resize(capacity: number): void {
+    if (capacity === this.#capacity) return;
+    this.#capacity = capacity;
+    this.#handOver();
   }
 
   /** Requests holding a slot. */
@@ -132,23 +177,42 @@ export function checkBudget(
   return { admit: false, waitSeconds, retryAfterSeconds };
 }
 
+/** Settings of an adaptive slot count when the config gives none. */
+export const AUTO_CONCURRENCY_DEFAULTS: Readonly<
+  Required<Omit<ConcurrencyLimitOptions, "initial" | "probeEvery">>
+> = Object.freeze({ min: 1, max: 128, tolerance: 1.5 });
+
+/** A handler's queueing rule, as the config gives it. */
+export interface QueueRule {
+  allowParallelRequests: boolean;
+  /** N slots, or `"auto"`: a count that follows the engine. */
+  maxConcurrency?: number | "auto";
+  /** Bounds of the `"auto"` count. */
+  autoConcurrency?: Partial<ConcurrencyLimitOptions>;
+}
+
 /**
  * Picks the queue of each handler: one FIFO shared by every non-parallel
  * handler (as in Python), an N-slot queue per handler with
- * `maxConcurrency`, none for unbounded parallel handlers.
+ * `maxConcurrency` (adaptive with `"auto"`), none for unbounded parallel
+ * handlers.
  */
 export class QueuePlan {
   #fifo = new SlotQueue(1);
   #byRoute = new Map<string, SlotQueue | null>();
 
   /** Registers a handler's queueing rule. */
-  add(
-    route: string,
-    options: { allowParallelRequests: boolean; maxConcurrency?: number },
-  ): void {
+  add(route: string, options: QueueRule): void {
     let queue: SlotQueue | null = null;
     if (!options.allowParallelRequests) queue = this.#fifo;
-    else if (options.maxConcurrency) {
+    else if (options.maxConcurrency === "auto") {
+      queue = new SlotQueue(
+        new ConcurrencyLimit({
+          ...AUTO_CONCURRENCY_DEFAULTS,
+          ...options.autoConcurrency,
+        }),
+      );
+    } else if (options.maxConcurrency) {
       queue = new SlotQueue(options.maxConcurrency);
     }
     this.#byRoute.set(route, queue);
@@ -157,6 +221,16 @@ export class QueuePlan {
   /** The queue of a route, or null when it runs at once. */
   queueOf(route: string): SlotQueue | null {
     return this.#byRoute.get(route) ?? null;
+  }
+
+  /** Each route with a queue, and its queue (the FIFO under each of its routes). */
+  *queues(): IterableIterator<[string, SlotQueue]> {
+    for (const [route, q] of this.#byRoute) if (q) yield [route, q];
+  }
+
+  /** Passes the engine's running and waiting counts to every adaptive queue. */
+  engine(running: number | undefined, waiting: number | undefined): void {
+    for (const q of this.#byRoute.values()) q?.engine(running, waiting);
   }
 
   /** Requests waiting for a slot, all queues together. */

@@ -67,6 +67,22 @@ export interface RequestRecord extends Readonly<RequestInfo> {
   firstByteAt: number | null;
   /** Body chunks relayed to the client. */
   chunks: number;
+  /**
+   * Ms the worker spent on the request before the model call was sent:
+   * from the handler's start to `fetch()`, slot wait excluded; null until
+   * sent. See `lib/traffic/ticket.ts` for what is and is not seen.
+   */
+  beforeSendMs: number | null;
+  /** Ms waiting for a slot of the handler's queue; null without a queue. */
+  queueWaitMs: number | null;
+  /**
+   * Ms the worker added to the first byte: from the model's answer to the
+   * first chunk handed to the client, time spent awaiting the model's body
+   * excluded; null until a first chunk.
+   */
+  firstByteOverheadMs: number | null;
+  /** Longest wait of a streamed chunk for the client connection to take it, ms. */
+  maxChunkGapMs: number;
   /** Short cause of an error or cancel, for logs and `/status`. */
   detail?: string;
   /** Monotonic ms (`performance.now()`) when work started and ended: durations survive wall-clock steps. */
@@ -324,6 +340,10 @@ export class Ledger {
       workCompletedAt: null,
       firstByteAt: null,
       chunks: 0,
+      beforeSendMs: null,
+      queueWaitMs: null,
+      firstByteOverheadMs: null,
+      maxChunkGapMs: 0,
       startedMono: null,
       completedMono: null,
     };

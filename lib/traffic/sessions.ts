@@ -286,7 +286,9 @@ export class SessionStore {
       const res = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
+        // A Blob: Deno's fetch resends a string body once when a reused
+        // connection closes unanswered, even after the server took it.
+        body: new Blob([JSON.stringify(body)]),
         redirect: "manual",
         signal: AbortSignal.timeout(this.#onCloseTimeoutMs),
       });

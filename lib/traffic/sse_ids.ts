@@ -13,6 +13,8 @@
  * @module
  */
 
+import { concat } from "../std/bytes.ts";
+
 const LF = 0x0a;
 const CR = 0x0d;
 const encoder = new TextEncoder();
@@ -90,14 +92,4 @@ export class SseIdInjector {
 /** The `id:` line put at `offset`. */
 export function idLine(offset: number): Uint8Array {
   return encoder.encode(`id: ${offset}\n`);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -6,6 +6,17 @@
  *
  * Longer than most modules: the ticket and the office that issues it share private wiring (tracking, the deadline sweep, the client watch).
  *
+ * The ticket also measures the worker's own cost with `performance.now()`
+ * marks (no timer, no closure): arrival (the handler starts; Deno's HTTP
+ * parsing before it is not visible to JS), the slot, `fetch()` called
+ * (when its bytes reach the socket is not visible either), the model's
+ * answer (fetch resolved: its headers), Deno's first pull of the relayed
+ * stream (the client's response has been handed on), and each chunk read
+ * and handed over. Whatever Deno does after a chunk is enqueued (writing
+ * it to the socket) is not visible: the figures are the JS side of the
+ * worker, a lower bound of what a client sees. Each answer's first
+ * byte also feeds the handler's adaptive slot count.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -65,6 +76,16 @@ export class RequestTicket implements Watched {
   #sweptChunks = 0;
   // Counted in the office's stalled streams now.
   #stalled = false;
+  // performance.now() marks of the overhead figures (see the module note).
+  #arrivedAt: number;
+  #queuedAt = 0;
+  #slotAt = 0;
+  #sentMono = 0;
+  #answeredAt = 0;
+  #answerStatus = 0;
+  #pulledAt = 0;
+  #handedAt = 0;
+  #inFlightAtSend = 0;
   #release: () => void = () => {};
   #clientSignal: AbortSignal;
   #onClientGone = () => this.cancel("client disconnected");
@@ -77,7 +98,9 @@ export class RequestTicket implements Watched {
     place: TicketPlace,
     clientSignal: AbortSignal,
     remote: Deno.Addr | undefined,
+    arrivedAt: number,
   ) {
+    this.#arrivedAt = arrivedAt;
     this.#office = office;
     this.#place = place;
     this.#clientSignal = clientSignal;
@@ -120,12 +143,15 @@ export class RequestTicket implements Watched {
   async queue(): Promise<boolean> {
     const queue = this.#place.queue;
     if (queue && !this.ended) {
+      this.#queuedAt = performance.now();
       try {
         this.#release = await queue.acquire(this.signal);
       } catch {
         this.#endAborted("while queued");
         return false;
       }
+      this.#slotAt = performance.now();
+      this.#inFlightAtSend = queue.active;
       if (this.ended) {
         this.#release();
         return false;
@@ -139,7 +165,22 @@ export class RequestTicket implements Watched {
     if (this.ended) return;
     this.#phase = "sent";
     this.#sentAt = this.#office.deadlines.now();
-    this.#office.ledger.start(this.record);
+    const now = this.#sentMono = performance.now();
+    const r = this.record;
+    const queued = this.#slotAt - this.#queuedAt;
+    if (this.#place.queue) r.queueWaitMs = queued;
+    r.beforeSendMs = Math.max(0, now - this.#arrivedAt - queued);
+    this.#office.ledger.start(r);
+  }
+
+  /**
+   * The model server answered with `status` (its fetch resolved). An
+   * "overloaded" answer (429, 503) cuts an adaptive slot count.
+   */
+  modelAnswered(status: number): void {
+    this.#answeredAt = performance.now();
+    this.#answerStatus = status;
+    if (status === 429 || status === 503) this.#place.queue?.overloaded();
   }
 
   /** The model's answer started (headers or a first byte arrived). */
@@ -149,9 +190,47 @@ export class RequestTicket implements Watched {
     this.#lastByteAt = this.#office.deadlines.now();
   }
 
+  /**
+   * The client's stream asks for the next chunk: after the first chunk,
+   * how long the connection took to take the last one is noted.
+   */
+  pulling(): void {
+    const now = performance.now();
+    if (this.record.chunks === 0) {
+      this.#pulledAt ||= now;
+      return;
+    }
+    const gap = now - this.#handedAt;
+    if (gap > this.record.maxChunkGapMs) this.record.maxChunkGapMs = gap;
+  }
+
   /** A chunk of the answer reached the client. */
   chunk(): void {
-    if (this.record.chunks++ === 0) this.record.firstByteAt = Date.now();
+    const now = performance.now();
+    this.#handedAt = now;
+    if (this.record.chunks++ === 0) this.#firstChunk(now);
+  }
+
+  // The first byte: the worker's share of it, and the model's for the limit.
+  #firstChunk(now: number): void {
+    const r = this.record;
+    r.firstByteAt = Date.now();
+    if (this.#answeredAt === 0) return;
+    // A stream: the answer's way to the client (until Deno's first pull);
+    // waiting for the model's first chunk after it is the model's time.
+    // An answer read whole: until it is handed on, reading it included.
+    const overhead = Math.max(
+      0,
+      (this.#pulledAt || now) - this.#answeredAt,
+    );
+    r.firstByteOverheadMs = overhead;
+    const s = this.#answerStatus;
+    if (s >= 200 && s < 300) {
+      this.#place.queue?.observe(
+        now - this.#sentMono - overhead,
+        this.#inFlightAtSend,
+      );
+    }
   }
 
   /**
@@ -260,6 +339,7 @@ export class RequestTicket implements Watched {
       return 429;
     }
     if (timeout) {
+      if (timeout.kind === "first_byte") this.#place.queue?.overloaded();
       this.end("error", 504, `${timeout.message} ${detail}`);
       return 504;
     }
@@ -360,14 +440,26 @@ export class Admission {
     this.clientWatch = options.clientWatch;
   }
 
-  /** Admits a request: opens its record and returns its ticket. */
+  /**
+   * Admits a request: opens its record and returns its ticket. `arrivedAt`
+   * (`performance.now()` when the handler started) starts the worker's
+   * own time; now when absent.
+   */
   enter(
     info: RequestInfo,
     place: TicketPlace,
     clientSignal: AbortSignal,
     remote?: Deno.Addr,
+    arrivedAt: number = performance.now(),
   ): RequestTicket {
-    return new RequestTicket(this, info, place, clientSignal, remote);
+    return new RequestTicket(
+      this,
+      info,
+      place,
+      clientSignal,
+      remote,
+      arrivedAt,
+    );
   }
 
   /** Tickets not yet ended. */

@@ -11,6 +11,7 @@ import { SignatureVerifier } from "../auth/signatures.ts";
 import { diskUsedGb } from "../autoscaler/disk_usage.ts";
 import { Reporter } from "../autoscaler/reporter.ts";
 import {
+  envConcurrency,
   envResumeBuffer,
   envStallRule,
   envTimeouts,
@@ -104,7 +105,9 @@ export function buildParts(
     compileHandler(h, config.modelServerUrl, timeouts)
   );
   const queues = new QueuePlan();
-  for (const h of config.handlers) queues.add(h.route, h);
+  for (const h of config.handlers) {
+    queues.add(h.route, envConcurrency(h, env));
+  }
   const admission = new Admission({
     ledger,
     clientWatch: new ClientWatch({ localPort: port }),
@@ -151,6 +154,8 @@ export function buildParts(
         config.engineMetrics.path,
       intervalMs: config.engineMetrics.intervalSeconds * 1000,
       kind: config.engineMetrics.kind,
+      // The engine's own queue steers adaptive slot counts.
+      onSnapshot: (snap) => queues.engine(snap.running, snap.waiting),
     })
     : undefined;
 
@@ -177,6 +182,7 @@ export function buildParts(
     reports: () => reporter?.stats ?? {},
     engine: engine ? () => engine.snapshot() : undefined,
     resume: () => resumable.stats,
+    concurrency: () => queues.queues(),
   });
   return {
     ledger,

@@ -9,7 +9,6 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { fetchPublicKey, loadPublicKeyFile } from "../auth/pubkey.ts";
-import { withoutSecrets } from "../auth/redact.ts";
 import type { SignatureVerifier } from "../auth/signatures.ts";
 import { readEnv, type WorkerEnv } from "../config/env.ts";
 import { parseWorkerConfig } from "../config/file.ts";
@@ -21,18 +20,18 @@ import {
   readTls,
   type Server,
 } from "../http/listen.ts";
+import { modelHttpClient } from "../http/proxy.ts";
 import { sessionEndApp } from "../http/session_routes.ts";
-import { renderHealthMetrics } from "../metrics/health_metrics.ts";
 import { resolveCanary } from "../model/canary.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
 import { Readiness } from "../model/readiness.ts";
 import type { Ledger } from "../traffic/ledger.ts";
-import { DashboardFeed } from "../metrics/dashboard_feed.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
 import { MemoryTrim } from "./memory_trim.ts";
 import { announceLaunchFailure } from "./launch_failure.ts";
 import { buildParts, type WorkerParts, type WorkerTimings } from "./parts.ts";
 import { gracefulShutdown } from "./shutdown.ts";
+import { dashboardOf, healthMetricsOf, statusOf } from "./views.ts";
 
 const log = getLogger(["edgeworker", "worker"]);
 
@@ -164,6 +163,7 @@ export class Worker {
     const port = server.addr.port;
     const parts = buildParts(config, env, port, options.timings ?? {});
     const { ledger, lifecycle, sessions, reporter, engine } = parts;
+    const modelClient = modelHttpClient(env.EDGEWORKER_MODEL_IDLE_SECONDS);
     const stop = new AbortController();
     stop.signal.addEventListener(
       "abort",
@@ -172,6 +172,7 @@ export class Worker {
     serve = createApp({
       ...parts,
       throughput: () => parts.capacity.forQueueBudget(),
+      modelClient,
       maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES,
       update: { token: env.MASTER_TOKEN, file: env.EDGEWORKER_UPDATE_FILE },
       drainRetryAfterSeconds: DRAIN_RETRY_AFTER_SECONDS,
@@ -189,6 +190,7 @@ export class Worker {
       await sessions.shutdown();
       await parts.admission.close();
       parts.metrics.close();
+      modelClient.close();
       throw e;
     }
 
@@ -251,6 +253,7 @@ export class Worker {
         async () => await engine?.close(),
         async () => await parts.canary?.close(),
         () => parts.admission.close(),
+        () => Promise.resolve(modelClient.close()),
         () => Promise.resolve(memoryTrim.close()),
       ],
       reporter,
@@ -291,55 +294,6 @@ function openSessionEndPort(
     }).fetch,
     "WORKER_HTTP_PORT (serves /session/end)",
   );
-}
-
-/** `GET /status`: shown without authentication, so every secret is dropped. */
-function statusOf(p: WorkerParts): unknown {
-  return withoutSecrets({
-    state: p.lifecycle.state,
-    error_msg: p.lifecycle.errorMsg,
-    loadtime: p.lifecycle.loadtime,
-    loading_seconds: p.lifecycle.loadingSeconds,
-    max_perf: p.capacity.benchmark,
-    live_throughput: p.capacity.live ?? null,
-    in_flight: p.ledger.inFlightCount,
-    queued: p.queues.waiting,
-    queue_workload: p.ledger.queueWorkload,
-    sessions: p.sessions.size,
-    resumable: p.resumable.stats,
-    last_report: p.reporter?.lastStatus ?? null,
-    engine: p.engine?.snapshot() ?? null,
-    health: p.levels.view(),
-    canary: p.canary?.stats ?? null,
-    stalls: p.admission.stall
-      ? { ...p.admission.stall, ...p.admission.stalls }
-      : null,
-    startup: p.timeline.view(),
-  });
-}
-
-/** The health families of `/metrics` (levels, canary, stalls, startup). */
-function healthMetricsOf(p: WorkerParts): string {
-  return renderHealthMetrics({
-    levels: () => p.levels.statuses(),
-    canary: () => p.canary?.stats,
-    stalls: () => p.admission.stall ? p.admission.stalls : undefined,
-    timeline: () => p.timeline.view(),
-  });
-}
-
-/** `GET /dashboard`'s parts: the feed follows the ledger from now on. */
-function dashboardOf(p: WorkerParts, env: WorkerEnv) {
-  const feed = new DashboardFeed(p.ledger, {
-    id: env.CONTAINER_ID,
-    url: p.publicUrl,
-    state: () => p.lifecycle.state,
-    errorMsg: () => p.lifecycle.errorMsg,
-    maxPerf: () => p.capacity.benchmark,
-    queued: () => p.queues.waiting,
-  });
-  const title = `edgeworker worker ${env.CONTAINER_ID} (${p.publicUrl})`;
-  return { token: env.MASTER_TOKEN, title, view: () => feed.view(title) };
 }
 
 /** Raises the open-file limit where it may; says when it stays low. */

@@ -29,6 +29,14 @@ import {
 } from "./report.ts";
 import { median } from "./stats.ts";
 import {
+  add,
+  delta,
+  meansUs,
+  none,
+  type OwnFigures,
+  ownFigures,
+} from "./own_overhead.ts";
+import {
   startEdgeworker,
   startMinimalProxy,
   startUpstream,
@@ -115,6 +123,8 @@ interface Raw {
   slowMax: number;
   peak: number;
   startup: number[];
+  /** edgeworker only: its own /metrics overhead over the /echo runs, by c. */
+  own: Record<number, OwnFigures>;
 }
 
 function emptyRaw(): Raw {
@@ -135,6 +145,7 @@ function emptyRaw(): Raw {
     slowMax: NaN,
     peak: NaN,
     startup: [],
+    own: Object.fromEntries(settings.concurrencies.map((c) => [c, none()])),
   };
 }
 
@@ -184,6 +195,9 @@ function postLoad(
 
 /** One throughput run at `c`, with the subject's CPU read around it. */
 async function httpRun(s: Subject, c: number): Promise<void> {
+  const isWorker = s.target.name === "edgeworker" ||
+    s.target.name === "UNSECURED";
+  const own = isWorker ? await ownFigures(s.target.url, "/echo") : undefined;
   const before = await cpuTicks(s.target.pid);
   const r = await postLoad(
     `${s.target.url}/echo`,
@@ -199,6 +213,36 @@ async function httpRun(s: Subject, c: number): Promise<void> {
   h.cpuS += (after - before) / hz;
   h.reqs += r.requests;
   s.figures.errors += r.non2xx + r.transportErrors;
+  if (own) {
+    add(s.figures.own[c], delta(own, await ownFigures(s.target.url, "/echo")));
+  }
+}
+
+/** The worker's own overhead (its /metrics) beside the bench's latency. */
+function ownTable(subjects: Subject[], rows: TargetFigures[]): string {
+  const [direct, minimal] = rows;
+  const us = (n: number) => Number.isFinite(n) ? n.toFixed(0) : "-";
+  const lines = [
+    "Worker's own /metrics (/echo, mean µs per request: before send + first byte = sum)" +
+    ` vs the bench's c=1 p50 latency minus minimal proxy / direct:`,
+  ];
+  subjects.forEach((s, i) => {
+    if (i < 2) return;
+    for (const c of settings.concurrencies) {
+      const [b, f, sum] = meansUs(s.figures.own[c]);
+      const bench = c === 1
+        ? `   | bench: ${us((rows[i].p50Ms - minimal.p50Ms) * 1000)} / ${
+          us((rows[i].p50Ms - direct.p50Ms) * 1000)
+        }`
+        : "";
+      lines.push(
+        `  ${s.target.name.padEnd(10)} c=${String(c).padEnd(4)} ${us(b)} + ${
+          us(f)
+        } = ${us(sum)}${bench}`,
+      );
+    }
+  });
+  return lines.join("\n");
 }
 
 async function sseRun(s: Subject, streams: number): Promise<void> {
@@ -389,6 +433,7 @@ try {
       quick ? "; --quick: smaller counts than the targets name" : ""
     }):\n` + goalTable(goalList),
   );
+  console.log("\n" + ownTable(subjects, rows));
   console.log(
     `\nerrors: ${errors}; ${
       seconds.toFixed(1)

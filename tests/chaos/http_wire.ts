@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { concat } from "../../lib/std/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -188,17 +189,6 @@ export class WireConn {
       this.conn.close();
     } catch { /* already closed */ }
   }
-}
-
-/** Joins byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** One chunk of a chunked body. */

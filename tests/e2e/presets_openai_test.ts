@@ -50,6 +50,8 @@ function scenario(c: Case): Promise<void> {
       flavor: c.flavor,
       model: MODEL,
       tokensPerSecond: 5000,
+      // llama-server --embeddings (the others always serve them).
+      embeddings: true,
     });
     defer(() => llm.close());
     const w = await startAgainst(llm.url, logFile, c.preset, {

@@ -9,7 +9,7 @@ import {
   classifyLine,
   type LogEventKind,
 } from "../../lib/model/log_monitor.ts";
-import { logActionsOf } from "../../lib/model/readiness.ts";
+import { logActionsOf } from "../../lib/model/readiness_config.ts";
 
 /** What `line` of the model log means under `config`'s log actions. */
 export function classifyConfigLine(
