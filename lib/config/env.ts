@@ -8,7 +8,7 @@
  * @module
  */
 import { z } from "zod";
-import { formatIssues } from "./file.ts";
+import { formatIssues } from "./validate.ts";
 
 const TRUE_WORDS = ["y", "yes", "t", "true", "on", "1"];
 const FALSE_WORDS = ["n", "no", "f", "false", "off", "0"];

@@ -11,7 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import { fetchPublicKey, loadPublicKeyFile } from "../auth/pubkey.ts";
 import type { SignatureVerifier } from "../auth/signatures.ts";
 import { readEnv, type WorkerEnv } from "../config/env.ts";
-import { parseWorkerConfig } from "../config/file.ts";
+import { parseWorkerConfig } from "../config/validate.ts";
 import type { ResolvedWorkerConfig, WorkerConfig } from "../config/schemas.ts";
 import { createApp } from "../http/app.ts";
 import {
