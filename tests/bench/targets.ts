@@ -129,6 +129,7 @@ export async function startEdgeworker(
   publicPem: string,
   unsecured: boolean,
   extraDenoArgs: string[] = [],
+  extraEnv: Record<string, string | undefined> = {},
 ): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-bench-" });
   await Deno.writeTextFile(`${dir}/key.pem`, publicPem);
@@ -148,7 +149,7 @@ export async function startEdgeworker(
       name,
       port,
       [...extraDenoArgs, MAIN, "run", "--config", `${dir}/worker.yaml`],
-      workerEnv(port, {
+      definedOnly(workerEnv(port, {
         ...WORKER_RUNTIME_ENV,
         UNSECURED: String(unsecured),
         EDGEWORKER_PUBKEY_FILE: `${dir}/key.pem`,
@@ -157,7 +158,8 @@ export async function startEdgeworker(
         EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
         EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
         EDGEWORKER_DRAIN_SECONDS: "1",
-      }),
+        ...extraEnv,
+      })),
       dir,
     );
     await waitReady(target.url);
@@ -176,6 +178,17 @@ export async function startEdgeworker(
     await Deno.remove(dir, { recursive: true });
     throw e;
   }
+}
+
+/** `env` without its undefined values (an `extraEnv` key set to undefined unsets it). */
+function definedOnly(
+  env: Record<string, string | undefined>,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] =>
+      e[1] !== undefined
+    ),
+  );
 }
 
 /** Waits until `GET url/ready` answers 200 (the worker admits requests). */
