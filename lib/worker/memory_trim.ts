@@ -13,11 +13,15 @@
  * the process, so nothing is sent then.
  *
  * It looks every `intervalMs` (an unref'd timer). A look is quiet when no
- * request is in flight and none came since the last look; after activity
- * (and after start-up) it trims at the 1st, 3rd and 8th quiet look in a
- * row: the trim runs before that GC, so what the GC frees goes at the next
- * one. Under steady load freed memory is soon used again, and the GC blocks
- * the event loop for some milliseconds: no trim then. Linux only.
+ * request is in flight and none came since the last look. After start-up it
+ * trims at the 1st and 3rd quiet look; after requests only once they have
+ * been quiet for a long while (the 15th and 17th quiet look in a row, 30 s
+ * and 34 s at the default interval). Two trims because Deno trims before
+ * that GC, so what the GC frees goes at the next one. Rarely, because the
+ * low-memory GC also shrinks the young generation and lets V8 drop compiled
+ * code, so the next requests run colder (measured: with a trim in every
+ * pause between the bench's 1 s runs, twice the CPU per request), and under
+ * load freed memory is soon used again. Linux only.
  *
  * @module
  */
@@ -34,8 +38,10 @@ export interface MemoryTrimOptions {
   intervalMs?: number;
 }
 
-/** The quiet looks in a row after activity that trim. */
-const TRIM_AT = [1, 3, 8];
+/** The quiet looks in a row after start-up that trim. */
+const AFTER_START = [1, 3];
+/** The quiet looks in a row after requests that trim. */
+const AFTER_REQUESTS = [15, 17];
 
 /** Trims after activity, when quiet (see the module note). */
 export class MemoryTrim {
@@ -48,6 +54,7 @@ export class MemoryTrim {
   #seen = 0;
   /** Quiet looks in a row since the last activity; -1: none to trim after. */
   #quiet = -1;
+  #trimAt = AFTER_START;
   #trims = 0;
 
   /** Nothing runs before {@linkcode start}. */
@@ -70,24 +77,26 @@ export class MemoryTrim {
     // Start-up counts as activity: its garbage goes at the first looks.
     this.#seen = this.#activity();
     this.#quiet = 0;
+    this.#trimAt = AFTER_START;
     const timer = setInterval(() => this.look(), this.#intervalMs);
     Deno.unrefTimer(timer);
     this.#timer = timer;
   }
 
-  /** One look: trims at the 1st, 3rd and 8th quiet look after activity. */
+  /** One look: trims at the quiet looks of the schedule (module note). */
   look(): void {
     if (this.#timer === undefined) return;
     const seen = this.#activity();
     if (this.#busy() || seen !== this.#seen) {
       this.#seen = seen;
       this.#quiet = 0;
+      this.#trimAt = AFTER_REQUESTS;
       return;
     }
     if (this.#quiet < 0) return;
     this.#quiet++;
-    if (!TRIM_AT.includes(this.#quiet)) return;
-    if (this.#quiet === TRIM_AT.at(-1)) this.#quiet = -1;
+    if (!this.#trimAt.includes(this.#quiet)) return;
+    if (this.#quiet === this.#trimAt.at(-1)) this.#quiet = -1;
     Deno.kill(Deno.pid, "SIGUSR2");
     this.#trims++;
   }

@@ -8,7 +8,10 @@
  */
 import { freePort, workerEnv } from "../e2e/_scenario.ts";
 import { commandName } from "./proc.ts";
-import { WORKER_RUNTIME_ENV } from "../../tools/permissions.ts";
+import {
+  WORKER_RUNTIME_ENV,
+  WORKER_RUNTIME_FLAGS,
+} from "../../tools/permissions.ts";
 
 const here = (path: string) => new URL(path, import.meta.url).pathname;
 const DENO_JSON = here("../../deno.json");
@@ -148,7 +151,15 @@ export async function startEdgeworker(
     const target = await spawnDeno(
       name,
       port,
-      [...extraDenoArgs, MAIN, "run", "--config", `${dir}/worker.yaml`],
+      [
+        // What the release binary runs with (its permissions aside).
+        ...WORKER_RUNTIME_FLAGS,
+        ...extraDenoArgs,
+        MAIN,
+        "run",
+        "--config",
+        `${dir}/worker.yaml`,
+      ],
       definedOnly(workerEnv(port, {
         ...WORKER_RUNTIME_ENV,
         UNSECURED: String(unsecured),
