@@ -12,7 +12,8 @@
  * deno run -A tests/bench/memory_probe.ts --no-trim --load 6
  * ```
  *
- * `--target edgeworker|unsecured|minimal` (edgeworker: signed envelopes);
+ * `--target edgeworker|unsecured|minimal|native|js|byob|byob1k`
+ * (edgeworker: signed envelopes; the last four: `relay_variants.ts`);
  * `--deno-args` (space separated) go before the target's script; `--env
  * K=V,...` on top of the bench's; `--no-trim` starts the worker without
  * `DENO_USR2_MEMORY_TRIM` (it never gives memory back); `--chunks`/`--gap`
@@ -28,6 +29,7 @@ import { clockTicks, cpuTicks } from "./proc.ts";
 import {
   startEdgeworker,
   startMinimalProxy,
+  startRelayVariant,
   startUpstream,
   type Target,
 } from "./targets.ts";
@@ -89,6 +91,8 @@ let target: Target | undefined;
 try {
   if (opts.target === "minimal") {
     target = await startMinimalProxy(upstream.url, denoArgs);
+  } else if (["native", "js", "byob", "byob1k"].includes(opts.target!)) {
+    target = await startRelayVariant(upstream.url, opts.target!);
   } else {
     target = await startEdgeworker(
       opts.target!,

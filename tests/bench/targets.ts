@@ -120,6 +120,20 @@ export function startMinimalProxy(
   ]);
 }
 
+/** `relay_variants.ts` in front of `upstream`, passing answers on `mode`'s way. */
+export function startRelayVariant(
+  upstream: string,
+  mode: string,
+): Promise<Target> {
+  const port = freePort();
+  return spawnDeno(`relay ${mode}`, port, [
+    here("./relay_variants.ts"),
+    String(port),
+    upstream,
+    mode,
+  ]);
+}
+
 /**
  * edgeworker from source in front of `upstream`, with the routes `/echo`
  * and `/stream` (parallel, no queue limit). Signatures are checked against
