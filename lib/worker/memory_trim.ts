@@ -26,6 +26,10 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["edgeworker", "memory"]);
+
 /** Options of {@linkcode MemoryTrim}. */
 export interface MemoryTrimOptions {
   /** `DENO_USR2_MEMORY_TRIM` as the process was started (set: any value). */
@@ -97,7 +101,16 @@ export class MemoryTrim {
     this.#quiet++;
     if (!this.#trimAt.includes(this.#quiet)) return;
     if (this.#quiet === this.#trimAt.at(-1)) this.#quiet = -1;
-    Deno.kill(Deno.pid, "SIGUSR2");
+    try {
+      Deno.kill(Deno.pid, "SIGUSR2");
+    } catch (e) {
+      // Signalling needs --allow-run (any program): without it, no trims.
+      log.warn("Cannot give memory back to the OS: {error}", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+      this.close();
+      return;
+    }
     this.#trims++;
   }
 
