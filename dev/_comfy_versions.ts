@@ -52,47 +52,44 @@ export interface WrapperTraits {
   timings: boolean;
 }
 
+// Each version as the change from the one before it.
+const V2025_10_06: WrapperTraits = {
+  commit: "dfa863b",
+  health: "always",
+  failedIs200: true,
+  slimResult: false,
+  backpressure: false,
+  readySignal: false,
+  waitsForComfy: false,
+  timings: false,
+};
+const V2025_12_05: WrapperTraits = {
+  ...V2025_10_06,
+  commit: "d199153",
+  health: "system_stats",
+};
+const V2026_05_06: WrapperTraits = {
+  ...V2025_12_05,
+  commit: "6a9d0be",
+  health: "comfyui",
+  slimResult: true,
+  backpressure: true,
+  waitsForComfy: true,
+};
+const V2026_05_08: WrapperTraits = {
+  ...V2026_05_06,
+  commit: "e1d04af",
+  health: "backends",
+  failedIs200: false,
+  readySignal: true,
+  timings: true,
+};
+
 const TRAITS: Record<WrapperVersion, WrapperTraits> = {
-  "2025-10-06": {
-    commit: "dfa863b",
-    health: "always",
-    failedIs200: true,
-    slimResult: false,
-    backpressure: false,
-    readySignal: false,
-    waitsForComfy: false,
-    timings: false,
-  },
-  "2025-12-05": {
-    commit: "d199153",
-    health: "system_stats",
-    failedIs200: true,
-    slimResult: false,
-    backpressure: false,
-    readySignal: false,
-    waitsForComfy: false,
-    timings: false,
-  },
-  "2026-05-06": {
-    commit: "6a9d0be",
-    health: "comfyui",
-    failedIs200: true,
-    slimResult: true,
-    backpressure: true,
-    readySignal: false,
-    waitsForComfy: true,
-    timings: false,
-  },
-  "2026-05-08": {
-    commit: "e1d04af",
-    health: "backends",
-    failedIs200: false,
-    slimResult: true,
-    backpressure: true,
-    readySignal: true,
-    waitsForComfy: true,
-    timings: true,
-  },
+  "2025-10-06": V2025_10_06,
+  "2025-12-05": V2025_12_05,
+  "2026-05-06": V2026_05_06,
+  "2026-05-08": V2026_05_08,
 };
 
 /** The traits of `version`. */

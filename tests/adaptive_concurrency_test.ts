@@ -6,22 +6,36 @@
  * cutting the count, and the config errors.
  */
 import assert from "node:assert/strict";
+import { assertEnvRefused } from "./helpers/env.ts";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { sleep } from "../dev/_async.ts";
-import { envConcurrency, EnvError, readEnv } from "../lib/config/env.ts";
+import { envConcurrency, readEnv } from "../lib/config/env.ts";
 import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
+import type { HandlerConfig, WorkerConfig } from "../lib/config/types.ts";
 import { post, waitFor } from "./helpers/http.ts";
-import { startUpstream } from "./helpers/upstream.ts";
-import { envelope, startWorker } from "./helpers/worker.ts";
+import type { UpstreamOptions } from "./helpers/upstream.ts";
+import {
+  envelope,
+  type Running,
+  withUpstreamWorker,
+} from "./helpers/worker.ts";
 
 const ROUTE = "/knee";
 const STREAM_ROUTE = "/knee-stream";
 const BASE_MS = 30;
 
+/** What the knee engine shows; tests move `knee`, `active` and `waiting`. */
+interface KneeEngine {
+  knee: number;
+  active: number;
+  maxActive: number;
+  waiting: number;
+}
+
 /** The scripted engine: full speed up to `knee` at once, then slower in proportion. */
-function kneeServer() {
+function kneeServer(): { engine: KneeEngine; upstream: UpstreamOptions } {
   const engine = { knee: 6, active: 0, maxActive: 0, waiting: 0 };
-  const up = startUpstream({
+  const upstream: UpstreamOptions = {
     script: async ({ path, signal }) => {
       if (path === "/metrics") {
         return new Response(
@@ -57,8 +71,8 @@ function kneeServer() {
       engine.active--;
       return Response.json({ ok: true });
     },
-  });
-  return { up, engine };
+  };
+  return { engine, upstream };
 }
 
 /** The route's slot count as `/metrics` shows it (the text parses). */
@@ -107,21 +121,35 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/**
+ * Runs `fn` with the knee engine and a worker in front of it whose one
+ * handler is adaptive on `route` (`auto` on top: bounds, queue time);
+ * `config` adds to the worker's config.
+ */
+function withKneeWorker(
+  route: string,
+  auto: Partial<HandlerConfig>,
+  fn: (w: Running, engine: KneeEngine) => Promise<void>,
+  config: Omit<WorkerConfig, "modelServerUrl" | "handlers"> = {},
+): Promise<void> {
+  const { engine, upstream } = kneeServer();
+  return withUpstreamWorker(
+    [{ route, allowParallelRequests: true, maxConcurrency: "auto", ...auto }],
+    (w) => fn(w, engine),
+    {},
+    { upstream, config },
+  );
+}
+
+/** The knee tests' bounds: 1 to 16 slots, no queue-time limit. */
+const max = 16;
+const ONE_TO_MAX: Partial<HandlerConfig> = {
+  maxQueueTime: null,
+  autoConcurrency: { min: 1, max },
+};
+
 Deno.test("the adaptive slot count settles near the knee, follows it, never above max", async () => {
-  const { up, engine } = kneeServer();
-  const max = 16;
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{
-      route: ROUTE,
-      allowParallelRequests: true,
-      maxQueueTime: null,
-      maxConcurrency: "auto",
-      autoConcurrency: { min: 1, max },
-    }],
-  });
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+  await withKneeWorker(ROUTE, ONE_TO_MAX, async (w, engine) => {
     assert.equal(await slotsOf(w.url), 8); // min(max, 8) at start
     // Enough answers for the stated convergence (300) and a second half.
     for (const [knee, answers] of [[6, 700], [3, 500]]) {
@@ -136,29 +164,12 @@ Deno.test("the adaptive slot count settles near the knee, follows it, never abov
       assert.ok(seen.every((s) => s >= 1 && s <= max), seen.join(" "));
     }
     assert.ok(engine.maxActive <= max, `engine saw ${engine.maxActive}`);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a streamed answer's first chunk, not its headers, steers the count", async () => {
-  const { up, engine } = kneeServer();
-  engine.knee = 4;
-  const max = 16;
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{
-      route: STREAM_ROUTE,
-      allowParallelRequests: true,
-      maxQueueTime: null,
-      maxConcurrency: "auto",
-      autoConcurrency: { min: 1, max },
-    }],
-  });
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+  await withKneeWorker(STREAM_ROUTE, ONE_TO_MAX, async (w, engine) => {
+    engine.knee = 4;
     const seen = await drive(w.url, 600, 32, STREAM_ROUTE);
     const settled = median(seen.slice(Math.floor(seen.length / 2)));
     // Headers come at once: had they been the signal, the count would
@@ -168,27 +179,13 @@ Deno.test("a streamed answer's first chunk, not its headers, steers the count", 
       `settled at ${settled} (${seen.join(" ")})`,
     );
     assert.ok(engine.maxActive <= max, `engine saw ${engine.maxActive}`);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("the engine's own waiting queue cuts the adaptive slot count", async () => {
-  const { up, engine } = kneeServer();
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{
-      route: ROUTE,
-      allowParallelRequests: true,
-      maxConcurrency: "auto",
-      autoConcurrency: { min: 2, max: 40, initial: 20 },
-    }],
-    engineMetrics: { kind: "vllm", intervalSeconds: 0.05 },
-  });
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+  await withKneeWorker(ROUTE, {
+    autoConcurrency: { min: 2, max: 40, initial: 20 },
+  }, async (w, engine) => {
     assert.equal(await slotsOf(w.url), 20);
     // The engine runs 5 and queues 15: a quarter of the slots are its share.
     engine.active = 5;
@@ -198,33 +195,19 @@ Deno.test("the engine's own waiting queue cuts the adaptive slot count", async (
     engine.active = 0;
     await waitFor(async () => await slotsOf(w.url) === 2, 3000, "min 2");
     engine.waiting = 0;
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  }, { engineMetrics: { kind: "vllm", intervalSeconds: 0.05 } });
 });
 
 Deno.test("fixed and FIFO queues show their slots too", async () => {
-  const up = startUpstream();
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [
-      { route: "/echo", allowParallelRequests: true, maxConcurrency: 3 },
-      { route: "/slow" },
-    ],
-  });
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+  await withUpstreamWorker([
+    { route: "/echo", allowParallelRequests: true, maxConcurrency: 3 },
+    { route: "/slow" },
+  ], async (w) => {
     const text = await (await fetch(`${w.url}/metrics`)).text();
     assert.match(text, /^edgeworker_concurrency_limit\{route="\/echo"\} 3$/m);
     assert.match(text, /^edgeworker_concurrency_limit\{route="\/slow"\} 1$/m);
     assert.match(text, /^edgeworker_concurrency_in_use\{route="\/echo"\} 0$/m);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  });
 });
 
 function configErrors(handler: Record<string, unknown>): string[] {
@@ -273,27 +256,17 @@ Deno.test('"auto" and its bounds are checked, each error naming its field', () =
 });
 
 Deno.test("EDGEWORKER_MAX_CONCURRENCY=auto turns a preset's parallel routes adaptive", async () => {
-  const up = startUpstream();
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [
-      { route: "/echo", allowParallelRequests: true },
-      { route: "/slow" }, // FIFO: untouched
-    ],
+  await withUpstreamWorker([
+    { route: "/echo", allowParallelRequests: true },
+    { route: "/slow" }, // FIFO: untouched
+  ], async (w) => {
+    const text = await (await fetch(`${w.url}/metrics`)).text();
+    assert.match(text, /^edgeworker_concurrency_limit\{route="\/echo"\} 3$/m);
+    assert.match(text, /^edgeworker_concurrency_limit\{route="\/slow"\} 1$/m);
   }, {
     EDGEWORKER_MAX_CONCURRENCY: "auto",
     EDGEWORKER_AUTO_CONCURRENCY_MAX: "3",
   });
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    const text = await (await fetch(`${w.url}/metrics`)).text();
-    assert.match(text, /^edgeworker_concurrency_limit\{route="\/echo"\} 3$/m);
-    assert.match(text, /^edgeworker_concurrency_limit\{route="\/slow"\} 1$/m);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
 });
 
 Deno.test("the concurrency variables are checked and merged over the config", () => {
@@ -306,12 +279,9 @@ Deno.test("the concurrency variables are checked and merged over the config", ()
     12,
   );
   for (const bad of ["lots", "0", "2.5"]) {
-    assert.throws(
-      () => readEnv({ EDGEWORKER_MAX_CONCURRENCY: bad }),
-      (e: Error) =>
-        e instanceof EnvError &&
-        e.problems.some((p) => p.startsWith("EDGEWORKER_MAX_CONCURRENCY")),
-      bad,
+    assertEnvRefused(
+      { EDGEWORKER_MAX_CONCURRENCY: bad },
+      "EDGEWORKER_MAX_CONCURRENCY",
     );
   }
   const env = readEnv({

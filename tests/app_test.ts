@@ -303,13 +303,15 @@ Deno.test("over the queue budget a request gets 429 with Retry-After", async () 
   }
 });
 
+/** One FIFO route with no queue-time limit. */
+const FIFO_SLOW = [{
+  route: "/slow",
+  allowParallelRequests: false,
+  maxQueueTime: null,
+}];
+
 Deno.test("FIFO handlers keep arrival order under 20 concurrent requests, one at a time", async () => {
-  const handlers = [{
-    route: "/slow",
-    allowParallelRequests: false,
-    maxQueueTime: null,
-  }];
-  await withUpstreamWorker(handlers, async (w, up) => {
+  await withUpstreamWorker(FIFO_SLOW, async (w, up) => {
     const pending: Promise<Response>[] = [];
     for (let seq = 0; seq < 20; seq++) {
       pending.push(
@@ -355,12 +357,7 @@ Deno.test("maxConcurrency bounds parallel requests to N slots", async () => {
 });
 
 Deno.test("a request that leaves while queued frees its place at once", async () => {
-  const handlers = [{
-    route: "/slow",
-    allowParallelRequests: false,
-    maxQueueTime: null,
-  }];
-  await withUpstreamWorker(handlers, async (w, up) => {
+  await withUpstreamWorker(FIFO_SLOW, async (w, up) => {
     const first = post(
       w.url,
       "/slow",

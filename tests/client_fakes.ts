@@ -9,6 +9,7 @@
 import { sleep } from "../dev/_async.ts";
 import { isObject } from "../dev/_serve.ts";
 import { type ControlPlane, startControlPlane } from "../dev/control_plane.ts";
+import type { EdgeworkerClientOptions } from "../client.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
 import {
   type ScriptedRequest,
@@ -265,5 +266,39 @@ export async function startFakeVast(
     close: async () => {
       await Promise.all([worker.close(), cp.close()]);
     },
+  };
+}
+
+/**
+ * Runs `fn` with a fake autoscaler and worker started with `options`;
+ * closes them afterwards.
+ */
+export async function withFakeVast(
+  options: FakeVastOptions,
+  fn: (fake: FakeVast) => Promise<void>,
+): Promise<void> {
+  const fake = await startFakeVast(options);
+  try {
+    await fn(fake);
+  } finally {
+    await fake.close();
+  }
+}
+
+/**
+ * Client options that route through `fake` with the client tests' fast
+ * polling and backoff; `extra` on top.
+ */
+export function fakeClientOptions<T extends EdgeworkerClientOptions>(
+  fake: FakeVast,
+  extra: Partial<T> = {},
+): EdgeworkerClientOptions & Partial<T> {
+  return {
+    routeUrl: fake.routeUrl,
+    endpoint: "ep",
+    apiKey: "key",
+    backoff: { initialMs: 10, maxMs: 50 },
+    routePollMaxMs: 20,
+    ...extra,
   };
 }

@@ -5,7 +5,11 @@ import {
   type EdgeworkerFetchOptions,
   estimateOpenAICost,
 } from "../client.ts";
-import { type FakeVast, startFakeVast } from "./client_fakes.ts";
+import {
+  fakeClientOptions,
+  type FakeVast,
+  withFakeVast,
+} from "./client_fakes.ts";
 
 function openaiFor(
   fake: FakeVast,
@@ -14,24 +18,13 @@ function openaiFor(
   return new OpenAI({
     baseURL: "http://edgeworker.invalid/v1",
     apiKey: "unused",
-    fetch: edgeworkerFetch({
-      routeUrl: fake.routeUrl,
-      endpoint: "ep",
-      apiKey: "key",
-      routePollMaxMs: 20,
-      backoff: { initialMs: 10, maxMs: 50 },
-      ...extra,
-    }),
+    fetch: edgeworkerFetch(fakeClientOptions(fake, extra)),
   });
 }
 
-async function withFake(fn: (fake: FakeVast) => Promise<void>): Promise<void> {
-  const fake = await startFakeVast({ waits: 1, gapMs: 80 });
-  try {
-    await fn(fake);
-  } finally {
-    await fake.close();
-  }
+/** The OpenAI tests' fake: one `waiting` answer first, tokens 80 ms apart. */
+function withFake(fn: (fake: FakeVast) => Promise<void>): Promise<void> {
+  return withFakeVast({ waits: 1, gapMs: 80 }, fn);
 }
 
 Deno.test("openai: chat completion through edgeworkerFetch", async () => {
@@ -125,8 +118,7 @@ Deno.test("openai: a 400 from the model is an APIError with status 400", async (
 });
 
 Deno.test("openai: no ready worker becomes a 504 APIError, without openai retries", async () => {
-  const fake = await startFakeVast({ waits: Infinity });
-  try {
+  await withFakeVast({ waits: Infinity }, async (fake) => {
     const started = Date.now();
     const err = await openaiFor(fake, { timeoutMs: 200 }).completions.create({
       model: "m",
@@ -142,9 +134,7 @@ Deno.test("openai: no ready worker becomes a 504 APIError, without openai retrie
       Date.now() - started < 600,
       "openai must not retry on top of edgeworker",
     );
-  } finally {
-    await fake.close();
-  }
+  });
 });
 
 Deno.test("estimateOpenAICost reads the token limit", () => {

@@ -1,16 +1,10 @@
 import assert from "node:assert/strict";
 import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
-import { startFakeVast } from "./client_fakes.ts";
+import { fakeClientOptions, withFakeVast } from "./client_fakes.ts";
 
 Deno.test("sessions: create, request without /route/, end, then closed", async () => {
-  const fake = await startFakeVast({ waits: 1 });
-  try {
-    const client = new EdgeworkerClient({
-      routeUrl: fake.routeUrl,
-      endpoint: "ep",
-      apiKey: "key",
-      routePollMaxMs: 20,
-    });
+  await withFakeVast({ waits: 1 }, async (fake) => {
+    const client = new EdgeworkerClient(fakeClientOptions(fake));
     const session = await client.createSession({
       cost: 50,
       lifetime: 30,
@@ -63,37 +57,30 @@ Deno.test("sessions: create, request without /route/, end, then closed", async (
       session.request("/echo", {}),
       (err) => err instanceof EdgeworkerError && err.code === "session_closed",
     );
-  } finally {
-    await fake.close();
-  }
+  });
 });
 
 Deno.test("sessions: a 410 from the worker closes the session", async () => {
-  const fake = await startFakeVast({ waits: 0 });
-  try {
-    const client = new EdgeworkerClient({
-      routeUrl: fake.routeUrl,
-      endpoint: "ep",
-      apiKey: "key",
-    });
-    await using session = await client.createSession({ lifetime: 5 });
-    fake.dropSessions();
-    const res = await session.request("/echo", {});
-    assert.equal(res.status, 410);
-    assert.deepEqual(await res.json(), { error: "invalid session" });
-    assert.equal(session.closed, true);
-    await assert.rejects(
-      session.requestJson("/echo", {}),
-      (err) => err instanceof EdgeworkerError && err.status === 410,
-    );
-    const calls = fake.workerCalls.length;
-    await assert.rejects(async () => {
-      for await (const _ of session.stream("/sse", {})) assert.fail("closed");
-    }, EdgeworkerError);
-    assert.equal(fake.workerCalls.length, calls);
-  } finally {
-    await fake.close();
-  }
-  // `await using` ran end() on the closed session: no /session/end call.
-  assert.equal(fake.sessionEnds.length, 0);
+  await withFakeVast({ waits: 0 }, async (fake) => {
+    const client = new EdgeworkerClient(fakeClientOptions(fake));
+    {
+      await using session = await client.createSession({ lifetime: 5 });
+      fake.dropSessions();
+      const res = await session.request("/echo", {});
+      assert.equal(res.status, 410);
+      assert.deepEqual(await res.json(), { error: "invalid session" });
+      assert.equal(session.closed, true);
+      await assert.rejects(
+        session.requestJson("/echo", {}),
+        (err) => err instanceof EdgeworkerError && err.status === 410,
+      );
+      const calls = fake.workerCalls.length;
+      await assert.rejects(async () => {
+        for await (const _ of session.stream("/sse", {})) assert.fail("closed");
+      }, EdgeworkerError);
+      assert.equal(fake.workerCalls.length, calls);
+    }
+    // `await using` ran end() on the closed session: no /session/end call.
+    assert.equal(fake.sessionEnds.length, 0);
+  });
 });

@@ -5,9 +5,9 @@ import {
   EdgeworkerError,
 } from "../client.ts";
 import {
+  fakeClientOptions,
   type FakeVast,
-  type FakeVastOptions,
-  startFakeVast,
+  withFakeVast,
 } from "./client_fakes.ts";
 import { urlSignatureMessage } from "../dev/control_plane.ts";
 
@@ -15,26 +15,7 @@ function clientFor(
   fake: FakeVast,
   extra: Partial<EdgeworkerClientOptions> = {},
 ): EdgeworkerClient {
-  return new EdgeworkerClient({
-    routeUrl: fake.routeUrl,
-    endpoint: "ep",
-    apiKey: "key",
-    backoff: { initialMs: 10, maxMs: 50 },
-    routePollMaxMs: 20,
-    ...extra,
-  });
-}
-
-async function withFake(
-  options: FakeVastOptions,
-  fn: (fake: FakeVast) => Promise<void>,
-): Promise<void> {
-  const fake = await startFakeVast(options);
-  try {
-    await fn(fake);
-  } finally {
-    await fake.close();
-  }
+  return new EdgeworkerClient(fakeClientOptions(fake, extra));
 }
 
 async function rejectsWith(
@@ -53,7 +34,7 @@ async function rejectsWith(
 }
 
 Deno.test("request polls /route/ keeping request_idx, then posts the envelope", async () => {
-  await withFake({ waits: 2 }, async (fake) => {
+  await withFakeVast({ waits: 2 }, async (fake) => {
     const res = await clientFor(fake).request("/echo", { hello: 1 }, {
       cost: 42,
     });
@@ -101,7 +82,7 @@ Deno.test("request polls /route/ keeping request_idx, then posts the envelope", 
 });
 
 Deno.test("request times out while no worker is ready", async () => {
-  await withFake({ waits: Infinity }, async (fake) => {
+  await withFakeVast({ waits: Infinity }, async (fake) => {
     const started = Date.now();
     const err = await rejectsWith(
       clientFor(fake, { timeoutMs: 300 }).request("/echo", {}),
@@ -122,7 +103,7 @@ Deno.test("request times out while no worker is ready", async () => {
 });
 
 Deno.test("request honours the caller's abort signal while polling", async () => {
-  await withFake({ waits: Infinity }, async (fake) => {
+  await withFakeVast({ waits: Infinity }, async (fake) => {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new Error("stop")), 100);
     try {
@@ -137,7 +118,7 @@ Deno.test("request honours the caller's abort signal while polling", async () =>
 });
 
 Deno.test("429 is re-routed with the same request_idx after Retry-After", async () => {
-  await withFake({ waits: 0 }, async (fake) => {
+  await withFakeVast({ waits: 0 }, async (fake) => {
     const started = Date.now();
     const res = await clientFor(fake, {
       backoff: { initialMs: 10, maxMs: 1000 },
@@ -151,7 +132,7 @@ Deno.test("429 is re-routed with the same request_idx after Retry-After", async 
 });
 
 Deno.test("5xx retries are bounded by maxRetries; the last answer is returned", async () => {
-  await withFake({ waits: 0 }, async (fake) => {
+  await withFakeVast({ waits: 0 }, async (fake) => {
     const res = await clientFor(fake, { maxRetries: 2 }).request(
       "/always503",
       {},
@@ -164,7 +145,7 @@ Deno.test("5xx retries are bounded by maxRetries; the last answer is returned", 
 });
 
 Deno.test("retries never run past the overall timeout", async () => {
-  await withFake({ waits: 0 }, async (fake) => {
+  await withFakeVast({ waits: 0 }, async (fake) => {
     const client = clientFor(fake, {
       maxRetries: 1000,
       timeoutMs: 250,
@@ -191,7 +172,7 @@ Deno.test("retries never run past the overall timeout", async () => {
 });
 
 Deno.test("other 4xx answers are returned at once, not retried", async () => {
-  await withFake({ waits: 0 }, async (fake) => {
+  await withFakeVast({ waits: 0 }, async (fake) => {
     const client = clientFor(fake);
     const res = await client.request("/bad400", {});
     assert.equal(res.status, 400);
@@ -209,7 +190,7 @@ Deno.test("other 4xx answers are returned at once, not retried", async () => {
 });
 
 Deno.test("worker timeout names the worker", async () => {
-  await withFake({ waits: 0 }, async (fake) => {
+  await withFakeVast({ waits: 0 }, async (fake) => {
     const err = await rejectsWith(
       clientFor(fake, { timeoutMs: 200 }).request("/slow", {}),
     );
@@ -247,7 +228,7 @@ Deno.test("connection errors are retried, then reported", async () => {
 });
 
 Deno.test("/route/ refusals: 4xx thrown at once, 5xx retried then thrown", async () => {
-  await withFake({ routeStatus: 401 }, async (fake) => {
+  await withFakeVast({ routeStatus: 401 }, async (fake) => {
     const err = await rejectsWith(clientFor(fake).request("/echo", {}));
     assert.deepEqual([err.code, err.status, err.body], [
       "route",
@@ -256,7 +237,7 @@ Deno.test("/route/ refusals: 4xx thrown at once, 5xx retried then thrown", async
     ]);
     assert.equal(fake.routeCalls.length, 1);
   });
-  await withFake({ routeStatus: 503 }, async (fake) => {
+  await withFakeVast({ routeStatus: 503 }, async (fake) => {
     const err = await rejectsWith(
       clientFor(fake, { maxRetries: 2 }).request("/echo", {}),
     );
@@ -266,7 +247,7 @@ Deno.test("/route/ refusals: 4xx thrown at once, 5xx retried then thrown", async
 });
 
 Deno.test("workerUrl skips /route/ and sends unsigned auth_data", async () => {
-  await withFake({}, async (fake) => {
+  await withFakeVast({}, async (fake) => {
     const client = new EdgeworkerClient({
       endpoint: "ep",
       apiKey: "key",
@@ -288,7 +269,7 @@ Deno.test("workerUrl skips /route/ and sends unsigned auth_data", async () => {
 });
 
 Deno.test("requestJson parses 2xx and throws status + body otherwise", async () => {
-  await withFake({ waits: 1 }, async (fake) => {
+  await withFakeVast({ waits: 1 }, async (fake) => {
     const client = clientFor(fake);
     const out = await client.requestJson<{ choices: { text: string }[] }>(
       "/v1/completions",
@@ -312,7 +293,7 @@ async function timed(
 }
 
 Deno.test("stream yields SSE events incrementally", async () => {
-  await withFake({ waits: 0, gapMs: 80 }, async (fake) => {
+  await withFakeVast({ waits: 0, gapMs: 80 }, async (fake) => {
     const got = await timed(clientFor(fake).stream("/sse", {}));
     assert.deepEqual(got.map((g) => g.event), [{ i: 0 }, { i: 1 }, { i: 2 }]);
     const spread = got[1].at - got[0].at;
@@ -324,7 +305,7 @@ Deno.test("stream yields SSE events incrementally", async () => {
 });
 
 Deno.test("stream yields JSON Lines incrementally; break closes the stream", async () => {
-  await withFake({ waits: 0, gapMs: 80 }, async (fake) => {
+  await withFakeVast({ waits: 0, gapMs: 80 }, async (fake) => {
     const client = clientFor(fake);
     const got = await timed(client.stream("/jsonl", {}));
     assert.deepEqual(got.map((g) => g.event), [{ i: 0 }, { i: 1 }, { i: 2 }]);

@@ -5,9 +5,10 @@
  * descriptors does not stop the worker.
  */
 import { delay } from "../lib/std/async.ts";
+import { assertEnvRefused } from "./helpers/env.ts";
 import assert from "node:assert/strict";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
-import { EnvError, readEnv } from "../lib/config/env.ts";
+import { readEnv } from "../lib/config/env.ts";
 import { raiseFdLimit } from "../lib/worker/fd_limit.ts";
 import { freePort, waitReady, workerEnv } from "./e2e/_scenario.ts";
 import {
@@ -30,6 +31,9 @@ const HANDLERS: WorkerConfig["handlers"] = [
 /** Generous: how long a test waits for a close that should come. */
 const WAIT_MS = 5000;
 
+/** A keep-alive `GET /health`. */
+const HEALTH_GET = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
 /** A body no route reads (404), announced and never finished. */
 const UNREAD_BODY =
   "POST /nowhere HTTP/1.1\r\nHost: x\r\ncontent-length: 100000\r\n\r\nabc";
@@ -37,13 +41,10 @@ const UNREAD_BODY =
 Deno.test("an idle keep-alive connection is closed after EDGEWORKER_KEEPALIVE_SECONDS; requests in flight are not cut", async () => {
   await withUpstreamWorker(HANDLERS, async (w) => {
     // Two requests on one connection, then it is left idle.
-    const conn = await rawConnect(
-      w.port,
-      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    const conn = await rawConnect(w.port, HEALTH_GET);
     assert.equal((await readResponse(conn))?.status, 200);
     await delay(100);
-    await writeAll(conn, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    await writeAll(conn, HEALTH_GET);
     assert.equal((await readResponse(conn))?.status, 200, "reused");
     assert.deepEqual(await readUntilClosed(conn, WAIT_MS), {
       text: "",
@@ -150,10 +151,7 @@ Deno.test("a body that does not arrive within EDGEWORKER_BODY_SECONDS gets 408 a
 
 Deno.test("shutdown lets a request in flight finish and does not wait for idle or draining connections", async () => {
   await withUpstreamWorker(HANDLERS, async (w) => {
-    const idle = await rawConnect(
-      w.port,
-      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    const idle = await rawConnect(w.port, HEALTH_GET);
     assert.equal((await readResponse(idle))?.status, 200);
     const silent = await rawConnect(w.port);
     // Answered, with a body that never ends left unread.
@@ -183,10 +181,7 @@ Deno.test("bad connection timeouts are refused naming the variable", () => {
       "EDGEWORKER_BODY_SECONDS",
     ]
   ) {
-    assert.throws(
-      () => readEnv({ [name]: "-1" }),
-      (e: unknown) => e instanceof EnvError && e.message.includes(name),
-    );
+    assertEnvRefused({ [name]: "-1" }, name);
   }
   const env = readEnv({});
   assert.deepEqual(

@@ -7,7 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { EnvError, readEnv } from "../lib/config/env.ts";
+import { assertEnvRefused } from "./helpers/env.ts";
+import { readEnv } from "../lib/config/env.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import { envelope, withUpstreamWorker } from "./helpers/worker.ts";
 
@@ -140,8 +141,5 @@ Deno.test("EDGEWORKER_DASHBOARD takes true or false only", () => {
     readEnv({ EDGEWORKER_DASHBOARD: "true" }).EDGEWORKER_DASHBOARD,
     true,
   );
-  assert.throws(
-    () => readEnv({ EDGEWORKER_DASHBOARD: "maybe" }),
-    (e) => e instanceof EnvError && /EDGEWORKER_DASHBOARD/.test(e.message),
-  );
+  assertEnvRefused({ EDGEWORKER_DASHBOARD: "maybe" }, "EDGEWORKER_DASHBOARD");
 });

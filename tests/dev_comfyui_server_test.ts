@@ -12,6 +12,14 @@ import { post, waitFor } from "./helpers/http.ts";
 /** Two 512×512 images saved as `cat_NNNNN_.png` by node 9. */
 const WORKFLOW = text2ImageWorkflow({ batch_size: 2 }, "cat");
 
+/** The wrapper's default job: its built-in text-to-image graph. */
+const TEXT2IMAGE = { input: { modifier: "Text2Image" } };
+
+/** A graph ComfyUI refuses: no output node. */
+const NO_OUTPUT_GRAPH = {
+  input: { workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } } },
+};
+
 Deno.test("comfyui stand-in answers /generate/sync with the wrapper's Result envelope", async () => {
   await using comfy = await startComfyUiServer({ secondsPerImage: 0.05 });
   const t0 = performance.now();
@@ -110,11 +118,7 @@ Deno.test("comfyui stand-in rejects invalid payloads like the wrapper", async ()
   assert.equal((await notJson.json()).detail[0].type, "json_invalid");
   // ComfyUI itself refuses a graph without outputs: the current wrapper
   // answers 500 "failed" with ComfyUI's node errors.
-  const noOut = await post(comfy.url, "/generate/sync", {
-    input: {
-      workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } },
-    },
-  });
+  const noOut = await post(comfy.url, "/generate/sync", NO_OUTPUT_GRAPH);
   assert.equal(noOut.status, 500);
   const failed = await noOut.json();
   assert.equal(failed.status, "failed");
@@ -127,11 +131,7 @@ Deno.test("comfyui stand-in, wrapper 2025-12-05: ComfyUI's refusal is HTTP 200, 
     secondsPerImage: 0,
     wrapper: "2025-12-05",
   });
-  const noOut = await post(comfy.url, "/generate/sync", {
-    input: {
-      workflow_json: { "1": { class_type: "VAEDecode", inputs: {} } },
-    },
-  });
+  const noOut = await post(comfy.url, "/generate/sync", NO_OUTPUT_GRAPH);
   assert.equal(noOut.status, 200);
   const failed = await noOut.json();
   assert.equal(failed.status, "failed");
@@ -163,9 +163,7 @@ Deno.test("comfyui stand-in logs BACKENDS_READY once up, BACKEND_UNRECOVERABLE o
   await waitForLog(logFile.path, "BACKENDS_READY:");
   const ok = await fetch(`${comfy.url}/health`);
   assert.equal((await ok.json()).status, "healthy");
-  const job = post(comfy.url, "/generate/sync", {
-    input: { modifier: "Text2Image" },
-  });
+  const job = post(comfy.url, "/generate/sync", TEXT2IMAGE);
   await waitFor(() => comfy.requests === 1, 1000);
   await comfy.crash();
   const failed = await (await job).json();
@@ -183,12 +181,12 @@ Deno.test("comfyui stand-in counts clients that leave; failure injection", async
       wrapper: "2026-05-06",
     });
     const ctrl = new AbortController();
-    const running = post(comfy.url, "/generate/sync", {
-      input: { modifier: "Text2Image" },
-    }, { signal: ctrl.signal });
-    const queued = post(comfy.url, "/generate/sync", {
-      input: { modifier: "Text2Image" },
-    }, { signal: ctrl.signal });
+    const running = post(comfy.url, "/generate/sync", TEXT2IMAGE, {
+      signal: ctrl.signal,
+    });
+    const queued = post(comfy.url, "/generate/sync", TEXT2IMAGE, {
+      signal: ctrl.signal,
+    });
     await waitFor(() => comfy.requests === 2, 1000);
     ctrl.abort();
     await assert.rejects(running);
@@ -205,9 +203,7 @@ Deno.test("comfyui stand-in counts clients that leave; failure injection", async
     secondsPerImage: 0,
     failures: { errorRate: 1, crashAfterRequests: 1 },
   });
-  const r = await (await post(flaky.url, "/generate/sync", {
-    input: { modifier: "Text2Image" },
-  })).json();
+  const r = await (await post(flaky.url, "/generate/sync", TEXT2IMAGE)).json();
   assert.equal(r.status, "failed");
   await waitUntilRefused(flaky.url);
 });
@@ -265,9 +261,7 @@ Deno.test("comfyui stand-in: a job while ComfyUI loads fails at once with HTTP 2
       startupDelayMs: 60_000,
     });
     const t0 = performance.now();
-    const r = await post(comfy.url, "/generate/sync", {
-      input: { modifier: "Text2Image" },
-    });
+    const r = await post(comfy.url, "/generate/sync", TEXT2IMAGE);
     assert.equal(r.status, 200);
     const body = await r.json();
     assert.equal(body.status, "failed");
@@ -283,9 +277,7 @@ Deno.test("comfyui stand-in: a job while ComfyUI loads fails at once with HTTP 2
     startupDelayMs: 300,
   });
   const t0 = performance.now();
-  const r = await post(comfy.url, "/generate/sync", {
-    input: { modifier: "Text2Image" },
-  });
+  const r = await post(comfy.url, "/generate/sync", TEXT2IMAGE);
   assert.equal(r.status, 200);
   assert.equal((await r.json()).status, "completed");
   assert.ok(performance.now() - t0 >= 250, "waited for ComfyUI");
@@ -317,9 +309,7 @@ Deno.test("comfyui stand-in: 503 + Retry-After when its queue is full (since 202
       secondsPerImage: 0.3,
       maxQueueSize: 1,
     });
-    const first = post(comfy.url, "/generate/sync", {
-      input: { modifier: "Text2Image" },
-    });
+    const first = post(comfy.url, "/generate/sync", TEXT2IMAGE);
     await waitFor(() => comfy.requests === 1, 1000);
     const second = await post(comfy.url, "/generate/sync", {
       input: { request_id: "r2", modifier: "Text2Image" },
@@ -340,12 +330,12 @@ Deno.test("comfyui stand-in: 503 + Retry-After when its queue is full (since 202
 });
 
 Deno.test("comfyui stand-in: comfyui_response stripped by default since 2026-05-06, kept on request; full before", async () => {
-  const job = { input: { modifier: "Text2Image" } };
   {
     await using comfy = await startComfyUiServer({ secondsPerImage: 0 });
-    const slim = await (await post(comfy.url, "/generate/sync", job)).json();
+    const slim = await (await post(comfy.url, "/generate/sync", TEXT2IMAGE))
+      .json();
     assert.deepEqual(slim.comfyui_response, {});
-    const asked = await (await post(comfy.url, "/generate/sync", job, {
+    const asked = await (await post(comfy.url, "/generate/sync", TEXT2IMAGE, {
       headers: {
         "content-type": "application/json",
         "x-include-comfyui-response": "1",
@@ -358,13 +348,14 @@ Deno.test("comfyui stand-in: comfyui_response stripped by default since 2026-05-
       secondsPerImage: 0,
       includeComfyuiResponse: true,
     });
-    const full = await (await post(comfy.url, "/generate/sync", job)).json();
+    const full = await (await post(comfy.url, "/generate/sync", TEXT2IMAGE))
+      .json();
     assert.ok(full.comfyui_response.execution_details);
   }
   await using old = await startComfyUiServer({
     secondsPerImage: 0,
     wrapper: "2025-12-05",
   });
-  const full = await (await post(old.url, "/generate/sync", job)).json();
+  const full = await (await post(old.url, "/generate/sync", TEXT2IMAGE)).json();
   assert.ok(full.comfyui_response.execution_details);
 });

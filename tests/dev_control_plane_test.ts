@@ -5,6 +5,7 @@ import {
   urlSignatureMessage,
 } from "../dev/control_plane.ts";
 import { controlPlaneKeys } from "./helpers/dev.ts";
+import { AUTH_DATA_FIELDS } from "./helpers/signing.ts";
 import { post, waitFor } from "./helpers/http.ts";
 
 const keyPair = await controlPlaneKeys();
@@ -60,15 +61,7 @@ Deno.test("control plane signs /route/ answers over the URL, verifiable with /pu
     "cost is a float literal, as Python sends it",
   );
   const auth = JSON.parse(raw);
-  assert.deepEqual(Object.keys(auth), [
-    "__request_id",
-    "cost",
-    "endpoint",
-    "reqnum",
-    "request_idx",
-    "signature",
-    "url",
-  ]);
+  assert.deepEqual(Object.keys(auth), ["__request_id", ...AUTH_DATA_FIELDS]);
   assert.equal(auth.url, worker);
   assert.equal(auth.endpoint, "my-endpoint");
   assert.equal(auth.cost, 256);
@@ -117,21 +110,11 @@ Deno.test("control plane answers 'waiting' until a worker is ready", async () =>
   assert.ok(w1.request_idx > 0);
   cp.setWorkerUrl("http://127.0.0.1:3000");
   cp.setReady(false);
-  const w2 = await (await post(cp.url, "/route/", {
-    endpoint: "e",
-    api_key: "k",
-    cost: 100,
-    request_idx: w1.request_idx,
-  })).json();
+  const w2 = await routeTo(cp, 100, w1.request_idx);
   assert.equal(w2.status, "waiting");
   assert.equal(w2.request_idx, w1.request_idx, "the queue position is kept");
   cp.setReady(true);
-  const ready = await (await post(cp.url, "/route/", {
-    endpoint: "e",
-    api_key: "k",
-    cost: 100,
-    request_idx: w1.request_idx,
-  })).json();
+  const ready = await routeTo(cp, 100, w1.request_idx);
   assert.equal(ready.url, "http://127.0.0.1:3000");
   assert.equal(ready.request_idx, w1.request_idx);
 });
@@ -588,67 +571,39 @@ Deno.test("strict: a report that is not what a worker sends is a 422 naming the 
   assert.deepEqual(curLoad.problems, ["cur_load: expected a finite number"]);
   assert.match(curLoad.body, /"mtoken":"\(hidden\)"/, "no token on the page");
 
+  /** A delete body whose one request is a valid success, with `change`
+   * (a field set to `undefined` is left out). */
+  const oneRequest = (change: Record<string, unknown>) => ({
+    worker_id: 1,
+    mtoken: "t",
+    requests: [{
+      request_idx: 3,
+      success: true,
+      status: "Success",
+      entered_queue_at: 1.0,
+      work_started_at: 2.0,
+      work_completed_at: 3.0,
+      ...change,
+    }],
+  });
   const badDeletes: [unknown, string, RegExp][] = [
     [
-      {
-        worker_id: 1,
-        mtoken: "t",
-        requests: [{
-          request_idx: 3,
-          success: true,
-          status: "Done",
-          entered_queue_at: 1.0,
-          work_started_at: 2.0,
-          work_completed_at: 3.0,
-        }],
-      },
+      oneRequest({ status: "Done" }),
       "requests[0].status",
       /one of Success, Error, Cancelled, Rejected/,
     ],
     [
-      {
-        worker_id: 1,
-        mtoken: "t",
-        requests: [{
-          request_idx: 3,
-          success: false,
-          status: "Cancelled",
-          entered_queue_at: 1.0,
-          work_started_at: 2.0,
-          work_completed_at: 3.0,
-        }],
-      },
+      oneRequest({ success: false, status: "Cancelled" }),
       "requests[0].success",
       /must be true for status Cancelled/,
     ],
     [
-      {
-        worker_id: 1,
-        mtoken: "t",
-        requests: [{
-          request_idx: 3,
-          success: true,
-          status: "Success",
-          entered_queue_at: 5.0,
-          work_started_at: 2.0,
-          work_completed_at: 3.0,
-        }],
-      },
+      oneRequest({ entered_queue_at: 5.0 }),
       "requests[0].work_started_at",
       /before entered_queue_at/,
     ],
     [
-      {
-        worker_id: 1,
-        mtoken: "t",
-        requests: [{
-          request_idx: 3,
-          success: true,
-          status: "Success",
-          entered_queue_at: 1.0,
-          work_started_at: 2.0,
-        }],
-      },
+      oneRequest({ work_completed_at: undefined }),
       "requests[0].work_completed_at",
       /missing/,
     ],

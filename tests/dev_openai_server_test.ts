@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import parsePrometheus from "parse-prometheus-text-format";
 import { startOpenAiServer } from "../dev/openai_server.ts";
-import { tempLog, waitForLog, waitUntilRefused } from "./helpers/dev.ts";
+import {
+  health,
+  tempLog,
+  waitForLog,
+  waitUntilRefused,
+} from "./helpers/dev.ts";
 import { post, readEvents, waitFor } from "./helpers/http.ts";
 
 async function metric(url: string, name: string): Promise<number> {
@@ -208,9 +213,7 @@ Deno.test("sglang stand-in: /health is 503 while starting, then takes a generati
     healthSeconds: 1.5,
   });
   const t0 = performance.now();
-  const early = await fetch(`${llm.url}/health`);
-  await early.body?.cancel();
-  assert.equal(early.status, 503);
+  assert.equal((await health(llm.url)).status, 503);
   assert.ok(performance.now() - t0 < 1000, "503 at once while starting");
   await waitFor(
     async () => {
@@ -222,9 +225,7 @@ Deno.test("sglang stand-in: /health is 503 while starting, then takes a generati
     "up",
   );
   const t1 = performance.now();
-  const ok = await fetch(`${llm.url}/health`);
-  await ok.body?.cancel();
-  assert.equal(ok.status, 200);
+  assert.equal((await health(llm.url)).status, 200);
   assert.ok(performance.now() - t1 >= 1400, "a generation's time");
   assert.equal(llm.healthChecks, 2);
 });
@@ -285,9 +286,7 @@ Deno.test("openai stand-in answers 503 while loading, then logs vLLM's ready lin
     logFile: logFile.path,
     startupDelayMs: 200,
   });
-  const early = await fetch(`${llm.url}/health`);
-  await early.body?.cancel();
-  assert.equal(early.status, 503);
+  assert.equal((await health(llm.url)).status, 503);
   const boot = await Deno.readTextFile(logFile.path);
   assert.match(boot, /Starting to load model/);
   assert.doesNotMatch(boot, /Application startup complete\./);
@@ -295,9 +294,7 @@ Deno.test("openai stand-in answers 503 while loading, then logs vLLM's ready lin
   const log = await Deno.readTextFile(logFile.path);
   assert.match(log, /^INFO: {5}Started server process \[\d+\]$/m);
   assert.match(log, /^INFO: {5}Waiting for application startup\.$/m);
-  const ok = await fetch(`${llm.url}/health`);
-  await ok.body?.cancel();
-  assert.equal(ok.status, 200);
+  assert.equal((await health(llm.url)).status, 200);
 });
 
 Deno.test("openai stand-in counts a client that goes away mid-stream", async () => {

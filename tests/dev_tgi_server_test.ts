@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { startTgiServer } from "../dev/tgi_server.ts";
-import { tempLog, waitForLog } from "./helpers/dev.ts";
+import { health, tempLog, waitForLog } from "./helpers/dev.ts";
 import { post, readEvents, waitFor } from "./helpers/http.ts";
 
 async function gauge(url: string, name: string): Promise<number> {
@@ -114,11 +114,9 @@ Deno.test("tgi stand-in logs JSON lines up to Connected, health follows", async 
     logFile: logFile.path,
     startupDelayMs: 150,
   });
-  const early = await fetch(`${tgi.url}/health`);
-  assert.equal(early.status, 503);
-  assert.deepEqual(await early.json(), {
-    error: "unhealthy",
-    error_type: "healthcheck",
+  assert.deepEqual(await health(tgi.url), {
+    status: 503,
+    body: { error: "unhealthy", error_type: "healthcheck" },
   });
   assert.match(await Deno.readTextFile(logFile.path), /"message":"Download/);
   const connected =
@@ -130,9 +128,7 @@ Deno.test("tgi stand-in logs JSON lines up to Connected, health follows", async 
     assert.equal(typeof entry.timestamp, "string");
     assert.ok(["INFO", "WARN"].includes(entry.level));
   }
-  const ok = await fetch(`${tgi.url}/health`);
-  await ok.body?.cancel();
-  assert.equal(ok.status, 200);
+  assert.equal((await health(tgi.url)).status, 200);
 });
 
 Deno.test("tgi stand-in counts aborted streams and reports its queue in /metrics", async () => {

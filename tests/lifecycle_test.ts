@@ -141,20 +141,29 @@ Deno.test("Lifecycle: fail() while in error updates the message without a new tr
   assert.equal(life.errorMsg, "");
 });
 
+/**
+ * In a final state every move but draining is refused: each call answers
+ * false, and no transition is announced.
+ */
+function assertNoWayOut(life: Lifecycle, seen: unknown[]): void {
+  const transitions = seen.length;
+  assert.equal(life.to("ready", "healthy again"), false);
+  assert.equal(life.to("loading", "restart"), false);
+  assert.equal(life.to("benchmarking", "model loaded"), false);
+  assert.equal(life.fail("health check failed"), false);
+  assert.equal(life.fail("another fatal line", { fatal: true }), false);
+  assert.equal(seen.length, transitions);
+}
+
 Deno.test("Lifecycle: a fatal error is final", () => {
   const { life, seen } = manual();
   life.to("loading", "waiting");
   assert.equal(life.fail("CUDA out of memory", { fatal: true }), true);
   assert.equal(life.fatal, true);
-  const transitions = seen.length;
-  assert.equal(life.to("ready", "late load line"), false);
-  assert.equal(life.to("benchmarking", "model loaded"), false);
-  assert.equal(life.fail("health check failed"), false);
-  assert.equal(life.fail("another fatal line", { fatal: true }), false);
+  assertNoWayOut(life, seen);
   assert.equal(life.state, "error");
   assert.equal(life.errorMsg, "CUDA out of memory");
   assert.equal(life.fatal, true);
-  assert.equal(seen.length, transitions);
   // Shutting down is still possible, and keeps the message.
   assert.equal(life.to("draining", "SIGTERM"), true);
   assert.equal(life.state, "draining");
@@ -177,15 +186,10 @@ Deno.test("Lifecycle: draining is final", () => {
   const { life, seen } = manual();
   life.to("ready", "loaded");
   assert.equal(life.to("draining", "SIGTERM"), true);
-  const transitions = seen.length;
-  assert.equal(life.to("ready", "healthy again"), false);
-  assert.equal(life.to("loading", "restart"), false);
-  assert.equal(life.fail("health check failed"), false);
-  assert.equal(life.fail("fatal line", { fatal: true }), false);
+  assertNoWayOut(life, seen);
   assert.equal(life.state, "draining");
   assert.equal(life.errorMsg, "");
   assert.equal(life.ready, false);
-  assert.equal(seen.length, transitions);
 });
 
 Deno.test("Lifecycle: a removed listener hears nothing more", () => {

@@ -59,6 +59,14 @@ function append(path: string, data: string | Uint8Array): Promise<void> {
 
 const kinds = (events: LogEvent[]): string[] => events.map((e) => e.kind);
 
+/** Waits for as many events as `expected` names, waits 100 ms for any
+ * extra one, then checks their kinds. */
+async function settlesOn(h: Harness, expected: string[]): Promise<void> {
+  await waitFor(() => h.events.length === expected.length, 2000);
+  await sleep(100);
+  assert.deepEqual(kinds(h.events), expected);
+}
+
 Deno.test("LogMonitor fires on a line written in pieces, once complete", async () => {
   await using h = await harness({ create: "" });
   await append(h.path, "INFO:     Application startup ");
@@ -95,9 +103,7 @@ Deno.test("LogMonitor from=end ignores lines written before start", async () => 
     create: "Application startup complete.\nhalf a li",
   });
   await append(h.path, "ne\nTraceback (most recent call last):\n");
-  await waitFor(() => h.events.length === 1, 2000);
-  await sleep(100);
-  assert.deepEqual(kinds(h.events), ["error"]);
+  await settlesOn(h, ["error"]);
   assert.equal(h.events[0].line, "Traceback (most recent call last):");
 });
 
@@ -139,9 +145,7 @@ Deno.test("LogMonitor follows rotation by rename and recreate", async () => {
   // Later writes to the renamed file are not followed; the new file is.
   await append(`${h.path}.1`, "Traceback (most recent call last):\n");
   await append(h.path, "Application startup complete.\n");
-  await waitFor(() => h.events.length === 4, 2000);
-  await sleep(100);
-  assert.deepEqual(kinds(h.events), ["info", "info", "info", "load"]);
+  await settlesOn(h, ["info", "info", "info", "load"]);
 });
 
 Deno.test("LogMonitor starts over after truncation in place (copytruncate)", async () => {
@@ -165,9 +169,7 @@ Deno.test("LogMonitor survives very long lines and binary garbage", async () => 
   await append(h.path, "\nloading weights: 1%" + "y".repeat(1 << 20));
   await append(h.path, "Application startup complete.\n");
   await append(h.path, "\u0000\u00ff\nApplication startup complete.\n");
-  await waitFor(() => h.events.length === 2, 2000);
-  await sleep(100);
-  assert.deepEqual(kinds(h.events), ["info", "load"]);
+  await settlesOn(h, ["info", "load"]);
   assert.equal(h.events[0].line.length, 4096);
   assert.equal(h.events[1].line, "Application startup complete.");
 });
@@ -184,9 +186,7 @@ Deno.test("LogMonitor checks onLoad, then onError, then onInfo: one event per li
       "",
     ].join("\n"),
   );
-  await waitFor(() => h.events.length === 3, 2000);
-  await sleep(50);
-  assert.deepEqual(kinds(h.events), ["error", "load", "error"]);
+  await settlesOn(h, ["error", "load", "error"]);
   assert.equal(
     h.events[2].line,
     "RuntimeError: cuda OUT OF memory (tried 2 GiB)",
@@ -225,9 +225,7 @@ Deno.test("LogMonitor matches lines as a terminal shows them: colours removed, a
       "\x1b[1;31mRuntimeError\x1b[0m: CUDA out of memory\r\n" +
       "\x1b[32mINFO\x1b[0m:     Application startup complete.\n",
   );
-  await waitFor(() => h.events.length === 3, 2000);
-  await sleep(50);
-  assert.deepEqual(kinds(h.events), ["info", "error", "load"]);
+  await settlesOn(h, ["info", "error", "load"]);
   // What the terminal shows after the last redraw: the bar, then the error.
   assert.equal(
     h.events[1].line,

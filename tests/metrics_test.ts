@@ -5,7 +5,6 @@
  * `/ready` / `/health` through the lifecycle.
  */
 import assert from "node:assert/strict";
-import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import type { ControlPlane } from "../dev/control_plane.ts";
 import type { WorkerStatus } from "../lib/autoscaler/wire.ts";
 import { REJECT_REASONS } from "../lib/traffic/ledger.ts";
@@ -21,61 +20,13 @@ import {
   waitForDeletes,
   withMixedWorker,
 } from "./helpers/reporting.ts";
+import { rawValue, scrape, valueOf } from "./helpers/metrics.ts";
 import { generateKeys } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 import { envelope, startWorker } from "./helpers/worker.ts";
 import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
-
-interface Sample {
-  value?: string;
-  labels?: Record<string, string>;
-}
-interface Family {
-  name: string;
-  type: string;
-  metrics: Sample[];
-}
-
-/** Fetches `/metrics` and parses it with the real parser. */
-async function scrape(
-  w: Running,
-): Promise<{ text: string; families: Map<string, Family> }> {
-  const res = await fetch(`${w.url}/metrics`);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get("content-type") ?? "", /^text\/plain/);
-  const text = await res.text();
-  const families = parsePrometheusTextFormat(text) as Family[];
-  return { text, families: new Map(families.map((f) => [f.name, f])) };
-}
-
-/** The value of the sample with exactly `labels`. */
-function value(
-  families: Map<string, Family>,
-  name: string,
-  labels: Record<string, string> = {},
-): number {
-  const family = families.get(name);
-  assert.ok(family, `missing family ${name}`);
-  const want = Object.entries(labels);
-  const hit = family.metrics.find((m) =>
-    want.every(([k, v]) => m.labels?.[k] === v) &&
-    Object.keys(m.labels ?? {}).length === want.length
-  );
-  assert.ok(hit?.value !== undefined, `${name} ${JSON.stringify(labels)}`);
-  return Number(hit.value);
-}
-
-/**
- * A labelled histogram line read from the text: the parser folds labelled
- * histograms into one unlabelled sample, so per-route counts are lost.
- */
-function raw(text: string, line: string): number {
-  const hit = text.split("\n").find((l) => l.startsWith(line + " "));
-  assert.ok(hit, `missing line ${line}`);
-  return Number(hit.slice(line.length + 1));
-}
 
 async function getJson(
   w: Running,
@@ -142,9 +93,9 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
         assert.equal(status.state, "ready");
         assert.equal(status.queued, 0);
         assert.equal(status.sessions, 0);
-        const { families } = await scrape(worker);
-        assert.equal(value(families, "edgeworker_requests_in_flight"), 1);
-        assert.equal(value(families, "edgeworker_workload_in_flight"), 20);
+        const { families } = await scrape(worker.url);
+        assert.equal(valueOf(families, "edgeworker_requests_in_flight"), 1);
+        assert.equal(valueOf(families, "edgeworker_workload_in_flight"), 20);
       },
     });
     await waitForDeletes(cp, MIXED.keys());
@@ -154,7 +105,7 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
       "status counters settled",
     );
 
-    const { text, families } = await scrape(worker);
+    const { text, families } = await scrape(worker.url);
     // requests_total by route and outcome: what the mix did, and the ledger.
     const outcomeOf = (s: string) => s.toLowerCase();
     const routes = MIXED_HANDLERS.map((h) => h.route);
@@ -170,7 +121,7 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
             (o.startsWith("rejected_") ? "rejected" : o) === outcome;
         }).reduce((s, [, n]) =>
           s + n, 0);
-        const got = value(families, "edgeworker_requests_total", {
+        const got = valueOf(families, "edgeworker_requests_total", {
           route,
           outcome,
         });
@@ -186,31 +137,35 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
       const fromLedger = [...totals].filter(([key]) =>
         key.endsWith(`\u0000rejected_${reason}`)
       ).reduce((s, [, n]) => s + n, 0);
-      assert.equal(value(families, rejected, { reason }), expected, reason);
+      assert.equal(valueOf(families, rejected, { reason }), expected, reason);
       assert.equal(expected, fromLedger, `${reason} (ledger)`);
     }
-    assert.equal(value(families, rejected, { reason: "budget" }), 1);
-    assert.equal(value(families, rejected, { reason: "signature" }), 1);
-    assert.equal(value(families, "edgeworker_requests_in_flight"), 0);
-    assert.equal(value(families, "edgeworker_requests_queued"), 0);
-    assert.equal(value(families, "edgeworker_workload_in_flight"), 0);
+    assert.equal(valueOf(families, rejected, { reason: "budget" }), 1);
+    assert.equal(valueOf(families, rejected, { reason: "signature" }), 1);
+    assert.equal(valueOf(families, "edgeworker_requests_in_flight"), 0);
+    assert.equal(valueOf(families, "edgeworker_requests_queued"), 0);
+    assert.equal(valueOf(families, "edgeworker_workload_in_flight"), 0);
     assert.equal(
-      value(families, "edgeworker_benchmark_throughput"),
+      valueOf(families, "edgeworker_benchmark_throughput"),
       MIXED_MAX_PERF,
     );
     assert.equal(
-      value(families, "edgeworker_lifecycle_state", { state: "ready" }),
+      valueOf(families, "edgeworker_lifecycle_state", { state: "ready" }),
       1,
     );
     assert.equal(
-      value(families, "edgeworker_lifecycle_state", { state: "loading" }),
+      valueOf(families, "edgeworker_lifecycle_state", { state: "loading" }),
       0,
     );
     const reports = "edgeworker_reports_total";
-    assert.ok(value(families, reports, { kind: "status", result: "success" }));
-    assert.ok(value(families, reports, { kind: "delete", result: "success" }));
+    assert.ok(
+      valueOf(families, reports, { kind: "status", result: "success" }),
+    );
+    assert.ok(
+      valueOf(families, reports, { kind: "delete", result: "success" }),
+    );
     assert.equal(
-      value(families, reports, { kind: "status", result: "failure" }),
+      valueOf(families, reports, { kind: "status", result: "failure" }),
       0,
     );
 
@@ -222,17 +177,17 @@ Deno.test("/metrics matches the ledger after a known mix; /status has the last r
       const admitted = [...MIXED.values()].filter((m) =>
         m.route === route && m.status !== "Rejected"
       ).length;
-      assert.equal(raw(text, `${dur}_count{route="${route}"}`), admitted);
+      assert.equal(rawValue(text, `${dur}_count{route="${route}"}`), admitted);
       assert.equal(
-        raw(text, `${dur}_bucket{route="${route}",le="+Inf"}`),
+        rawValue(text, `${dur}_bucket{route="${route}",le="+Inf"}`),
         admitted,
       );
       // Every admitted request of the mix relayed at least one byte.
-      assert.equal(raw(text, `${ttfb}_count{route="${route}"}`), admitted);
+      assert.equal(rawValue(text, `${ttfb}_count{route="${route}"}`), admitted);
     }
     // Request 1 spent its second at the model server.
-    assert.ok(raw(text, `${dur}_sum{route="/slow"}`) >= 0.95);
-    assert.equal(raw(text, `${dur}_bucket{route="/slow",le="0.5"}`), 0);
+    assert.ok(rawValue(text, `${dur}_sum{route="/slow"}`) >= 0.95);
+    assert.equal(rawValue(text, `${dur}_bucket{route="/slow",le="0.5"}`), 0);
 
     const { status, report } = await statusMatchingLastReport(worker, cp);
     assertSameFigures(status, report);
@@ -271,7 +226,7 @@ Deno.test("/ready and /health follow the lifecycle: loading, ready, error, drain
       ready: await getJson(worker, "/ready"),
       health: await getJson(worker, "/health"),
       status: (await getJson(worker, "/status")).body,
-      metrics: (await scrape(worker)).families,
+      metrics: (await scrape(worker.url)).families,
     });
     const assertState = async (
       state: string,
@@ -303,7 +258,7 @@ Deno.test("/ready and /health follow the lifecycle: loading, ready, error, drain
       assert.equal(seen.status.state, state);
       assert.equal(seen.status.error_msg, errorMsg);
       assert.equal(
-        value(seen.metrics, "edgeworker_lifecycle_state", { state }),
+        valueOf(seen.metrics, "edgeworker_lifecycle_state", { state }),
         1,
       );
     };

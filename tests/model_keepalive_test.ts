@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { assertEnvRefused } from "./helpers/env.ts";
 import { sleep } from "../dev/_async.ts";
-import { EnvError, readEnv } from "../lib/config/env.ts";
+import { readEnv } from "../lib/config/env.ts";
 import { startIdleClosingServer } from "./helpers/idle_closing_server.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import { envelope, type Running, startWorker } from "./helpers/worker.ts";
@@ -96,11 +97,9 @@ Deno.test("EDGEWORKER_MODEL_IDLE_SECONDS: 1.5 by default; 0 or a word is refused
     0.25,
   );
   for (const bad of ["0", "-1", "soon"]) {
-    assert.throws(
-      () => readEnv({ EDGEWORKER_MODEL_IDLE_SECONDS: bad }),
-      (e: unknown) =>
-        e instanceof EnvError &&
-        e.message.includes("EDGEWORKER_MODEL_IDLE_SECONDS"),
+    assertEnvRefused(
+      { EDGEWORKER_MODEL_IDLE_SECONDS: bad },
+      "EDGEWORKER_MODEL_IDLE_SECONDS",
     );
   }
 });

@@ -13,11 +13,10 @@ import {
 } from "../lib/config/schemas.ts";
 import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
 import { workloadOf } from "../lib/traffic/workload.ts";
-import { Worker } from "../lib/worker/worker.ts";
 import { type EnvVars, findPreset } from "../workers/mod.ts";
 import { post, waitFor } from "./helpers/http.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { envelope, FAST } from "./helpers/worker.ts";
+import { envelope, startWorker } from "./helpers/worker.ts";
 
 function configOf(env: EnvVars, name = "vllm"): ResolvedWorkerConfig {
   return parseWorkerConfig(findPreset(name)!.config(env), `preset ${name}`);
@@ -229,25 +228,15 @@ Deno.test("a worker with OPENAI_ROUTES and BENCHMARK_ROUTE benchmarks rerank, se
         ? Response.json({ results: [], path })
         : undefined,
   });
-  const dir = await Deno.makeTempDir({ prefix: "edgeworker-routes-" });
-  const env = {
-    UNSECURED: "true",
-    EDGEWORKER_HOST: "127.0.0.1",
-    EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
-    EDGEWORKER_DRAIN_SECONDS: "1",
+  const w = await startWorker((env) => findPreset("vllm")!.config(env), {
     MODEL_SERVER_URL: up.url,
-    MODEL_LOG: `${dir}/none.log`,
+    // Never written: readiness is the health check.
+    MODEL_LOG: "/nonexistent/edgeworker-test/model.log",
     READINESS: "healthcheck",
     OPENAI_ROUTES: "/v1/rerank,/v1/score,/v1/completions",
     BENCHMARK_ROUTE: "/v1/rerank",
     BENCHMARK_RUNS: "1",
     BENCHMARK_CONCURRENCY: "2",
-  };
-  const w = await new Worker(findPreset("vllm")!.config(env)).start({
-    env,
-    port: 0,
-    httpPort: false,
-    timings: FAST,
   });
   try {
     await waitFor(() => w.lifecycle.ready, 5000, "ready");
@@ -279,9 +268,8 @@ Deno.test("a worker with OPENAI_ROUTES and BENCHMARK_ROUTE benchmarks rerank, se
       [["/v1/rerank", 500], ["/v1/score", 125]],
     );
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -323,4 +311,24 @@ Deno.test("speech references must be http(s) URLs or data: URIs, never a path on
   assert.deepEqual(batch({ items: [{ input: "a" }], ref_audio: "" }), {
     items: [{ input: "a" }],
   });
+});
+
+Deno.test("the generation canary asks a route OPENAI_ROUTES serves: completions, else chat, else none", () => {
+  const both = configOf({});
+  assert.equal(both.canary?.route, "/v1/completions");
+  assert.equal(both.canary?.payload.max_tokens, 1);
+  const chat = configOf({
+    OPENAI_ROUTES: "/v1/chat/completions",
+    BENCHMARK_ROUTE: "/v1/chat/completions",
+  });
+  assert.equal(chat.canary?.route, "/v1/chat/completions");
+  assert.deepEqual(chat.canary?.payload.messages, [
+    { role: "user", content: "Hello" },
+  ]);
+  assert.equal(chat.canary?.payload.max_tokens, 1);
+  const rerank = configOf({
+    OPENAI_ROUTES: "/v1/rerank",
+    BENCHMARK_ROUTE: "/v1/rerank",
+  });
+  assert.equal(rerank.canary, undefined);
 });

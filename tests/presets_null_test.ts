@@ -6,10 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError } from "../lib/config/file.ts";
-import { Worker } from "../lib/worker/worker.ts";
 import { findPreset } from "../workers/mod.ts";
 import { post, waitFor } from "./helpers/http.ts";
-import { envelope, FAST } from "./helpers/worker.ts";
+import { envelope, type Running, startWorker } from "./helpers/worker.ts";
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -22,33 +21,21 @@ async function withNullWorker(
   fn: (
     url: string,
     control: string,
-    w: Awaited<ReturnType<Worker["start"]>>,
+    w: Running,
   ) => Promise<void>,
   extra: Record<string, string> = {},
 ): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "edgeworker-null-" });
   const port = freePort();
-  const env = {
-    UNSECURED: "true",
-    EDGEWORKER_HOST: "127.0.0.1",
-    EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
+  const w = await startWorker((env) => findPreset("null")!.config(env), {
     EDGEWORKER_DRAIN_SECONDS: "1",
     NULL_CONTROL_PORT: String(port),
     ...extra,
-  };
-  const config = findPreset("null")!.config(env);
-  const w = await new Worker(config).start({
-    env,
-    port: 0,
-    httpPort: false,
-    timings: FAST,
   });
   try {
     await waitFor(() => w.lifecycle.ready, 5000, "ready");
     await fn(w.url, `http://127.0.0.1:${port}`, w);
   } finally {
-    await w.shutdown();
-    await Deno.remove(dir, { recursive: true });
+    await w.stop();
   }
 }
 

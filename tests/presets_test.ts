@@ -117,35 +117,37 @@ Deno.test("every preset builds a valid config with one benchmark handler", () =>
 });
 
 Deno.test("defaults follow the reference: ports, logs, health and routes", () => {
+  // The three OpenAI-compatible engines serve the same default routes.
+  const OPENAI_ROUTES = [
+    "/v1/completions",
+    "/v1/chat/completions",
+    "/v1/embeddings",
+  ];
+  // The three ComfyUI presets: the api-wrapper, its log, its one route.
+  const COMFY_WRAPPER: [string, string, string[]] = [
+    "http://127.0.0.1:18288",
+    "/var/log/portal/api-wrapper.log",
+    ["/generate/sync"],
+  ];
   const expect: Record<string, [string, string, string[]]> = {
-    vllm: ["http://127.0.0.1:18000", "/var/log/portal/vllm.log", [
-      "/v1/completions",
-      "/v1/chat/completions",
-      "/v1/embeddings",
-    ]],
-    sglang: ["http://127.0.0.1:18000", "/var/log/portal/sglang.log", [
-      "/v1/completions",
-      "/v1/chat/completions",
-      "/v1/embeddings",
-    ]],
-    llama_cpp: ["http://127.0.0.1:18000", "/var/log/portal/llama.log", [
-      "/v1/completions",
-      "/v1/chat/completions",
-      "/v1/embeddings",
-    ]],
+    vllm: ["http://127.0.0.1:18000", "/var/log/portal/vllm.log", OPENAI_ROUTES],
+    sglang: [
+      "http://127.0.0.1:18000",
+      "/var/log/portal/sglang.log",
+      OPENAI_ROUTES,
+    ],
+    llama_cpp: [
+      "http://127.0.0.1:18000",
+      "/var/log/portal/llama.log",
+      OPENAI_ROUTES,
+    ],
     tgi: ["http://127.0.0.1:5001", "/workspace/infer.log", [
       "/generate",
       "/generate_stream",
     ]],
-    comfyui: ["http://127.0.0.1:18288", "/var/log/portal/api-wrapper.log", [
-      "/generate/sync",
-    ]],
-    wan: ["http://127.0.0.1:18288", "/var/log/portal/api-wrapper.log", [
-      "/generate/sync",
-    ]],
-    ace: ["http://127.0.0.1:18288", "/var/log/portal/api-wrapper.log", [
-      "/generate/sync",
-    ]],
+    comfyui: COMFY_WRAPPER,
+    wan: COMFY_WRAPPER,
+    ace: COMFY_WRAPPER,
     hello_world: ["http://127.0.0.1:5001", "/workspace/infer.log", [
       "/generate",
       "/generate_stream",

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { Ledger, type RequestInfo } from "../lib/traffic/ledger.ts";
 import {
   CounterVec,
@@ -11,48 +10,20 @@ import {
   TextWriter,
   WorkerMetrics,
 } from "../lib/metrics/worker_metrics.ts";
+import {
+  type Families,
+  parseFamilies,
+  rawValue,
+  sampleValue,
+} from "./helpers/metrics.ts";
 
-interface Sample {
-  value?: string;
-  labels?: Record<string, string>;
-  buckets?: Record<string, string>;
-  count?: string;
-  sum?: string;
-}
-interface Family {
-  name: string;
-  help: string;
-  type: string;
-  metrics: Sample[];
-}
+/** `edgeworker_requests_total` of `route` ending in `outcome`. */
+const requests = (f: Families, route: string, outcome: string) =>
+  sampleValue(f, "edgeworker_requests_total", { route, outcome });
 
-/** Parses with the real parser; fails the test if it throws. */
-function parse(text: string): Map<string, Family> {
-  const families = parsePrometheusTextFormat(text) as Family[];
-  return new Map(families.map((f) => [f.name, f]));
-}
-
-function value(
-  families: Map<string, Family>,
-  name: string,
-  labels: Record<string, string> = {},
-): number | undefined {
-  const family = families.get(name);
-  assert.ok(family, `missing family ${name}`);
-  const hit = family.metrics.find((m) =>
-    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v) &&
-    Object.keys(m.labels ?? {}).length === Object.keys(labels).length
-  );
-  return hit?.value === undefined ? undefined : Number(hit.value);
-}
-
-/** `_sum`/`_count` of a labelled histogram, read from the raw lines (the
- * parser folds labelled histograms into one sample). */
-function rawSample(text: string, line: string): number {
-  const hit = text.split("\n").find((l) => l.startsWith(line + " "));
-  assert.ok(hit, `missing line ${line}`);
-  return Number(hit.slice(line.length + 1));
-}
+/** `edgeworker_requests_rejected_total` for `reason`. */
+const rejected = (f: Families, reason: string) =>
+  sampleValue(f, "edgeworker_requests_rejected_total", { reason });
 
 const info = (route: string, workload: number, idx = 1): RequestInfo => ({
   requestIdx: idx,
@@ -77,7 +48,7 @@ Deno.test("escaping and value formatting follow the text format", () => {
   const child = h.labels();
   for (const v of [0.05, 0.2, 0.7, 3]) child.observe(v);
   h.render(w);
-  const families = parse(w.text());
+  const families = parseFamilies(w.text());
   const counter = families.get("t_total")!;
   assert.equal(counter.type, "COUNTER");
   assert.equal(counter.help, "Help with \\ and\nnewline.");
@@ -111,7 +82,7 @@ Deno.test("pythonFloats writes integral values and bounds as Python does", () =>
   assert.match(text, /^t_seconds_bucket\{m="x",le="2\.0"\} 1\.0$/m);
   assert.match(text, /^t_seconds_bucket\{m="x",le="\+Inf"\} 1\.0$/m);
   assert.match(text, /^t_seconds_count\{m="x"\} 1\.0$/m);
-  const hist = parse(text).get("t_seconds")!;
+  const hist = parseFamilies(text).get("t_seconds")!;
   assert.deepEqual(hist.metrics[0].buckets, {
     "0.5": "0.0",
     "2.0": "1.0",
@@ -175,7 +146,7 @@ Deno.test("WorkerMetrics matches the ledger", () => {
 
   const text = metrics.render();
   assert.ok(text.endsWith("\n"));
-  const f = parse(text);
+  const f = parseFamilies(text);
   for (const [key, n] of ledger.totals()) {
     const [route, outcome] = key.split("\u0000");
     const o = outcome.startsWith("rejected_") ? "rejected" : outcome;
@@ -187,96 +158,99 @@ Deno.test("WorkerMetrics matches the ledger", () => {
       })
       .reduce((s, [, v]) => s + v, 0);
     assert.equal(
-      value(f, "edgeworker_requests_total", { route, outcome: o }),
+      requests(f, route, o),
       expected,
       `${route} ${outcome} ${n}`,
     );
   }
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/a", outcome: "success" }),
-    2,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/a", outcome: "error" }),
-    0,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/b", outcome: "rejected" }),
-    2,
-  );
+  assert.equal(requests(f, "/a", "success"), 2);
+  assert.equal(requests(f, "/a", "error"), 0);
+  assert.equal(requests(f, "/b", "rejected"), 2);
   assert.equal(f.get("edgeworker_requests_total")!.type, "COUNTER");
+  assert.equal(rejected(f, "signature"), 2);
+  assert.equal(rejected(f, "budget"), 1);
+  assert.equal(rejected(f, "not_ready"), 0);
+
   assert.equal(
-    value(f, "edgeworker_requests_rejected_total", { reason: "signature" }),
-    2,
+    sampleValue(f, "edgeworker_requests_in_flight"),
+    ledger.inFlightCount,
   );
+  assert.equal(sampleValue(f, "edgeworker_requests_in_flight"), 2);
+  assert.equal(sampleValue(f, "edgeworker_requests_queued"), 1);
   assert.equal(
-    value(f, "edgeworker_requests_rejected_total", { reason: "budget" }),
+    sampleValue(f, "edgeworker_workload_in_flight"),
+    ledger.currentLoad,
+  );
+  assert.equal(sampleValue(f, "edgeworker_workload_in_flight"), 100);
+  assert.equal(sampleValue(f, "edgeworker_stream_chunks_total"), 12);
+  assert.equal(sampleValue(f, "edgeworker_benchmark_throughput"), 123.5);
+  assert.equal(sampleValue(f, "edgeworker_live_throughput"), 99);
+  assert.equal(
+    sampleValue(f, "edgeworker_lifecycle_state", { state: "ready" }),
     1,
   );
   assert.equal(
-    value(f, "edgeworker_requests_rejected_total", { reason: "not_ready" }),
+    sampleValue(f, "edgeworker_lifecycle_state", { state: "loading" }),
     0,
   );
-
-  assert.equal(value(f, "edgeworker_requests_in_flight"), ledger.inFlightCount);
-  assert.equal(value(f, "edgeworker_requests_in_flight"), 2);
-  assert.equal(value(f, "edgeworker_requests_queued"), 1);
-  assert.equal(value(f, "edgeworker_workload_in_flight"), ledger.currentLoad);
-  assert.equal(value(f, "edgeworker_workload_in_flight"), 100);
-  assert.equal(value(f, "edgeworker_stream_chunks_total"), 12);
-  assert.equal(value(f, "edgeworker_benchmark_throughput"), 123.5);
-  assert.equal(value(f, "edgeworker_live_throughput"), 99);
-  assert.equal(value(f, "edgeworker_lifecycle_state", { state: "ready" }), 1);
-  assert.equal(value(f, "edgeworker_lifecycle_state", { state: "loading" }), 0);
   assert.equal(f.get("edgeworker_lifecycle_state")!.metrics.length, 6);
   assert.equal(
-    value(f, "edgeworker_reports_total", { kind: "status", result: "failure" }),
+    sampleValue(f, "edgeworker_reports_total", {
+      kind: "status",
+      result: "failure",
+    }),
     2,
   );
   assert.equal(
-    value(f, "edgeworker_reports_total", { kind: "delete", result: "success" }),
+    sampleValue(f, "edgeworker_reports_total", {
+      kind: "delete",
+      result: "success",
+    }),
     3,
   );
-  assert.ok(value(f, "edgeworker_process_resident_memory_bytes")! > 0);
-  assert.ok(value(f, "edgeworker_process_heap_used_bytes")! > 0);
-  assert.equal(value(f, "edgeworker_engine_up"), 1);
-  assert.equal(value(f, "edgeworker_engine_requests_running"), 2);
-  assert.equal(value(f, "edgeworker_engine_kv_cache_usage_ratio"), 0.5);
+  assert.ok(sampleValue(f, "edgeworker_process_resident_memory_bytes")! > 0);
+  assert.ok(sampleValue(f, "edgeworker_process_heap_used_bytes")! > 0);
+  assert.equal(sampleValue(f, "edgeworker_engine_up"), 1);
+  assert.equal(sampleValue(f, "edgeworker_engine_requests_running"), 2);
+  assert.equal(sampleValue(f, "edgeworker_engine_kv_cache_usage_ratio"), 0.5);
   assert.equal(f.has("edgeworker_engine_queue_size"), false);
 
   // Histograms: /a saw 0.05 s, 2 s, 0.5 s; /b saw 20 s.
   const dur = "edgeworker_request_duration_seconds";
   assert.equal(f.get(dur)!.type, "HISTOGRAM");
-  assert.equal(rawSample(text, `${dur}_bucket{route="/a",le="0.1"}`), 1);
-  assert.equal(rawSample(text, `${dur}_bucket{route="/a",le="1"}`), 2);
-  assert.equal(rawSample(text, `${dur}_bucket{route="/a",le="10"}`), 3);
-  assert.equal(rawSample(text, `${dur}_bucket{route="/a",le="+Inf"}`), 3);
-  assert.equal(rawSample(text, `${dur}_count{route="/a"}`), 3);
-  assert.ok(Math.abs(rawSample(text, `${dur}_sum{route="/a"}`) - 2.55) < 1e-6);
-  assert.equal(rawSample(text, `${dur}_bucket{route="/b",le="10"}`), 0);
-  assert.equal(rawSample(text, `${dur}_bucket{route="/b",le="+Inf"}`), 1);
+  assert.equal(rawValue(text, `${dur}_bucket{route="/a",le="0.1"}`), 1);
+  assert.equal(rawValue(text, `${dur}_bucket{route="/a",le="1"}`), 2);
+  assert.equal(rawValue(text, `${dur}_bucket{route="/a",le="10"}`), 3);
+  assert.equal(rawValue(text, `${dur}_bucket{route="/a",le="+Inf"}`), 3);
+  assert.equal(rawValue(text, `${dur}_count{route="/a"}`), 3);
+  assert.ok(Math.abs(rawValue(text, `${dur}_sum{route="/a"}`) - 2.55) < 1e-6);
+  assert.equal(rawValue(text, `${dur}_bucket{route="/b",le="10"}`), 0);
+  assert.equal(rawValue(text, `${dur}_bucket{route="/b",le="+Inf"}`), 1);
   const ttfb = "edgeworker_time_to_first_byte_seconds";
-  assert.equal(rawSample(text, `${ttfb}_bucket{route="/a",le="0.05"}`), 1);
-  assert.equal(rawSample(text, `${ttfb}_bucket{route="/a",le="0.5"}`), 2);
-  assert.equal(rawSample(text, `${ttfb}_count{route="/a"}`), 2);
-  assert.equal(rawSample(text, `${ttfb}_count{route="/b"}`), 0);
+  assert.equal(rawValue(text, `${ttfb}_bucket{route="/a",le="0.05"}`), 1);
+  assert.equal(rawValue(text, `${ttfb}_bucket{route="/a",le="0.5"}`), 2);
+  assert.equal(rawValue(text, `${ttfb}_count{route="/a"}`), 2);
+  assert.equal(rawValue(text, `${ttfb}_count{route="/b"}`), 0);
 
   // Engine down: up=0 and the stale figures disappear.
   sources.engine = () => ({ error: "HTTP 500", scrapedAt: clock });
   state = "draining";
-  const f2 = parse(metrics.render());
-  assert.equal(value(f2, "edgeworker_engine_up"), 0);
+  const f2 = parseFamilies(metrics.render());
+  assert.equal(sampleValue(f2, "edgeworker_engine_up"), 0);
   assert.equal(f2.has("edgeworker_engine_requests_running"), false);
   assert.equal(
-    value(f2, "edgeworker_lifecycle_state", { state: "draining" }),
+    sampleValue(f2, "edgeworker_lifecycle_state", { state: "draining" }),
     1,
   );
-  assert.equal(value(f2, "edgeworker_lifecycle_state", { state: "ready" }), 0);
+  assert.equal(
+    sampleValue(f2, "edgeworker_lifecycle_state", { state: "ready" }),
+    0,
+  );
 
   metrics.close();
   ledger.finish(w, "success", 200);
   assert.equal(
-    value(parse(metrics.render()), "edgeworker_requests_total", {
+    sampleValue(parseFamilies(metrics.render()), "edgeworker_requests_total", {
       route: "/b",
       outcome: "success",
     }),
@@ -291,7 +265,7 @@ Deno.test("a single-route histogram parses into matching buckets", () => {
   for (let i = 0; i < 4; i++) {
     ledger.finish(ledger.open(info("/only", 1, i)), "success", 200);
   }
-  const f = parse(metrics.render());
+  const f = parseFamilies(metrics.render());
   const hist = f.get("edgeworker_request_duration_seconds")!;
   assert.deepEqual(hist.metrics[0].buckets, {
     "1": "4",
@@ -299,7 +273,7 @@ Deno.test("a single-route histogram parses into matching buckets", () => {
     "+Inf": "4",
   });
   assert.equal(
-    value(f, "edgeworker_lifecycle_state", { state: "starting" }),
+    sampleValue(f, "edgeworker_lifecycle_state", { state: "starting" }),
     1,
   );
   assert.equal(f.get("edgeworker_reports_total")!.metrics.length, 0);
@@ -313,23 +287,11 @@ Deno.test("WorkerMetrics created late carries the ledger's totals", () => {
   ledger.reject(info("/x", 1), "draining", 503);
   const metrics = new WorkerMetrics(ledger);
   ledger.finish(ledger.open(info("/x", 1)), "success", 200);
-  const f = parse(metrics.render());
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/x", outcome: "success" }),
-    2,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/x", outcome: "error" }),
-    1,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_total", { route: "/x", outcome: "rejected" }),
-    1,
-  );
-  assert.equal(
-    value(f, "edgeworker_requests_rejected_total", { reason: "draining" }),
-    1,
-  );
+  const f = parseFamilies(metrics.render());
+  assert.equal(requests(f, "/x", "success"), 2);
+  assert.equal(requests(f, "/x", "error"), 1);
+  assert.equal(requests(f, "/x", "rejected"), 1);
+  assert.equal(rejected(f, "draining"), 1);
   assert.equal(f.has("edgeworker_engine_up"), false);
   metrics.close();
 });
@@ -344,6 +306,9 @@ Deno.test("rendering is independent of request history", () => {
   const b = metrics.render().replace(/^edgeworker_process_.*$/gm, "");
   assert.equal(a, b);
   // 3 routes × 4 outcomes, whatever the number of requests.
-  assert.equal(parse(a).get("edgeworker_requests_total")!.metrics.length, 12);
+  assert.equal(
+    parseFamilies(a).get("edgeworker_requests_total")!.metrics.length,
+    12,
+  );
   metrics.close();
 });

@@ -11,13 +11,12 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { fcParams } from "./chaos/fc_params.ts";
 import {
+  AUTH_DATA_FIELDS,
   generateKeys,
   signedAuth,
-  writePubkeyFile,
+  withKeyedWorker,
 } from "./helpers/signing.ts";
-import { startUpstream } from "./helpers/upstream.ts";
-import { post, waitFor } from "./helpers/http.ts";
-import { startWorker } from "./helpers/worker.ts";
+import { post } from "./helpers/http.ts";
 
 const URL_SIGNED = "https://203.0.113.5:41234";
 
@@ -30,33 +29,18 @@ async function withSignedWorker(
   ) => Promise<void>,
 ): Promise<void> {
   const keys = await generateKeys();
-  const up = startUpstream();
-  const keyDir = await Deno.makeTempDir({ prefix: "property-envelope-" });
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{
-      route: "/echo",
-      allowParallelRequests: true,
-      maxQueueTime: null,
-    }],
-  }, {
-    UNSECURED: "false",
-    EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(keyDir, keys.publicPem),
-  });
-  try {
-    await waitFor(() => w.lifecycle.ready, 5000, "ready");
+  await withKeyedWorker(keys, [{
+    route: "/echo",
+    allowParallelRequests: true,
+    maxQueueTime: null,
+  }], async (w, up) => {
     const auth = await signedAuth(keys.privateKey, URL_SIGNED);
     await fn(w.url, auth, () => up.bodies.length);
-    // The worker is still healthy and holds nothing.
-    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
+    // The worker is still healthy (and, checked on return, holds nothing).
     const health = await fetch(`${w.url}/health`);
     assert.equal(health.status, 200);
     await health.body?.cancel();
-  } finally {
-    await w.stop();
-    await up.close();
-    await Deno.remove(keyDir, { recursive: true });
-  }
+  });
 }
 
 /** Problems with an answer: not 2xx/4xx, or no JSON object body. */
@@ -99,14 +83,7 @@ Deno.test("any request body gets a 2xx or 4xx with a JSON body", async () => {
         url: anyOr(auth.url, fc.webUrl()),
         __request_id: anyOr(auth.__request_id, fc.uuid()),
       }, {
-        requiredKeys: [
-          "cost",
-          "endpoint",
-          "reqnum",
-          "request_idx",
-          "signature",
-          "url",
-        ],
+        requiredKeys: [...AUTH_DATA_FIELDS],
       }),
       fc.jsonValue(),
     );

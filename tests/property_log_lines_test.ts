@@ -16,6 +16,7 @@ import {
   stripAnsi,
 } from "../lib/model/log_monitor.ts";
 import { fcParams } from "./chaos/fc_params.ts";
+import { cutAt } from "./helpers/cut.ts";
 
 /** Text with line breaks, CRs and characters of every UTF-8 length. */
 const logText = fc.array(
@@ -25,22 +26,6 @@ const logText = fc.array(
     { weight: 1, arbitrary: fc.constantFrom("é", "€", "😀", "\u0000") },
   ),
 ).map((parts) => parts.join(""));
-
-/** Cut points into `n` pieces of `text`. */
-function cut(text: string, points: number[]): string[] {
-  const at = [...new Set(points.map((p) => p % (text.length + 1)))].sort((
-    a,
-    b,
-  ) => a - b);
-  const pieces: string[] = [];
-  let last = 0;
-  for (const p of at) {
-    pieces.push(text.slice(last, p));
-    last = p;
-  }
-  pieces.push(text.slice(last));
-  return pieces;
-}
 
 Deno.test("LineSplitter gives the same lines however the text is cut", () => {
   fc.assert(
@@ -52,7 +37,7 @@ Deno.test("LineSplitter gives the same lines however the text is cut", () => {
         const whole = new LineSplitter({ maxLineLength: max });
         const expected = [...whole.push(text), whole.flush()];
         const pieces = new LineSplitter({ maxLineLength: max });
-        const got: (string | undefined)[] = cut(text, points).flatMap((p) =>
+        const got: (string | undefined)[] = cutAt(text, points).flatMap((p) =>
           pieces.push(p)
         );
         got.push(pieces.flush());

@@ -20,7 +20,12 @@ import {
   writePubkeyFile,
 } from "./helpers/signing.ts";
 import { startUpstream } from "./helpers/upstream.ts";
-import { envelope, type Running, startWorker } from "./helpers/worker.ts";
+import {
+  envelope,
+  type Running,
+  startWorker,
+  withUpstreamWorker,
+} from "./helpers/worker.ts";
 
 const KEYS = await generateKeys();
 const OTHER_KEYS = await generateKeys();
@@ -408,62 +413,42 @@ Deno.test("a remote function's Response is relayed like a model's (headers filte
 });
 
 Deno.test("the request parser runs before the remote function, and responseGenerator is told the client's request", async () => {
-  const up = startUpstream();
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{
-      route: "/echo",
-      unwrapInput: true,
-      responseGenerator: async (response, { request, payload }) =>
-        Response.json({
-          model: await response.json(),
-          client: request.headers.get("x-client"),
-          path: new URL(request.url).pathname,
-          payload,
-        }),
-    }, {
-      route: "/local",
-      unwrapInput: true,
-      remoteFunction: (p) => p,
-      responseGenerator: async (response, { request }) =>
-        Response.json({
-          local: await response.json(),
-          client: request.headers.get("x-client"),
-        }),
-    }],
-  });
-  try {
-    await waitFor(() => w.lifecycle.ready);
-    const init = {
-      headers: { "content-type": "application/json", "x-client": "abc" },
-    };
-    const proxied = await post(
-      w.url,
-      "/echo",
-      envelope({ input: { q: 1 } }),
-      init,
-    );
-    assert.deepEqual(await proxied.json(), {
+  await withUpstreamWorker([{
+    route: "/echo",
+    unwrapInput: true,
+    responseGenerator: async (response, { request, payload }) =>
+      Response.json({
+        model: await response.json(),
+        client: request.headers.get("x-client"),
+        path: new URL(request.url).pathname,
+        payload,
+      }),
+  }, {
+    route: "/local",
+    unwrapInput: true,
+    remoteFunction: (p) => p,
+    responseGenerator: async (response, { request }) =>
+      Response.json({
+        local: await response.json(),
+        client: request.headers.get("x-client"),
+      }),
+  }], async (w) => {
+    // The client's request carries a header of its own.
+    const call = async (route: string, input: unknown) =>
+      await (await post(w.url, route, envelope({ input }), {
+        headers: { "content-type": "application/json", "x-client": "abc" },
+      })).json();
+    assert.deepEqual(await call("/echo", { q: 1 }), {
       model: { received: { q: 1 } },
       client: "abc",
       path: "/echo",
       payload: { q: 1 },
     });
-    const local = await post(
-      w.url,
-      "/local",
-      envelope({ input: { q: 2 } }),
-      init,
-    );
-    assert.deepEqual(await local.json(), {
+    assert.deepEqual(await call("/local", { q: 2 }), {
       local: { result: { q: 2 } },
       client: "abc",
     });
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("lifecycle: loading until the hook resolves, then the remote function is benchmarked, ready, and the hook's stop runs at shutdown", async () => {

@@ -273,6 +273,30 @@ function makeReporter(
   });
 }
 
+/**
+ * A control plane, a ledger and a reporter to it (`options` over
+ * {@linkcode makeReporter}'s); disposing closes the reporter (again, if a
+ * test closed it to look at what arrived), then the control plane.
+ */
+async function reporterRig(
+  options: Partial<ReporterOptions> = {},
+): Promise<
+  { cp: ControlPlane; ledger: Ledger; reporter: Reporter } & AsyncDisposable
+> {
+  const cp = await controlPlane();
+  const ledger = new Ledger();
+  const reporter = makeReporter(cp, ledger, options);
+  return {
+    cp,
+    ledger,
+    reporter,
+    [Symbol.asyncDispose]: async () => {
+      await reporter.close();
+      await cp.close();
+    },
+  };
+}
+
 const delay = (ms: number): Promise<void> =>
   new Promise((r) => setTimeout(r, ms));
 const sum = (bodies: Body[], key: string): number =>
@@ -292,94 +316,81 @@ function assertStatusJson(body: Body): void {
 }
 
 Deno.test("a report goes out at start and within 1.5 s of a ledger change", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
   // Production cadence: 1 s tick, heartbeat far away.
-  const reporter = makeReporter(cp, ledger, {
+  await using rig = await reporterRig({
     tickMs: 1000,
     heartbeatMs: 60_000,
   });
-  try {
-    reporter.start();
-    const first = await cp.waitFor("status", undefined, 2000);
-    assertStatusJson(first.body as Body);
-    assert.deepEqual(
-      { ...(first.body as Body), mtoken: "x" },
-      {
-        id: 4242,
-        mtoken: "x",
-        version: "1.1.0",
-        loadtime: 3.5,
-        cur_load: 0,
-        rej_load: 0,
-        new_load: 0,
-        error_msg: "",
-        max_perf: 200,
-        cur_perf: 0,
-        cur_capacity: 0,
-        max_capacity: 0,
-        num_requests_working: 0,
-        num_requests_recieved: 0,
-        additional_disk_usage: 0,
-        working_request_idxs: [],
-        url: "https://10.0.0.1:45000",
-      },
-    );
-    await delay(300);
-    const t0 = Date.now();
-    const rec = ledger.open(info(77, 100));
-    ledger.start(rec);
-    const next = await cp.waitFor(
-      "status",
-      (b) => (b as Body).new_load === 100,
-      2000,
-    );
-    assert.ok(next.at - t0 < 1500, `took ${next.at - t0} ms`);
-    assert.deepEqual((next.body as Body).working_request_idxs, [77]);
-    assert.equal((next.body as Body).cur_load, 100);
-    assert.equal(reporter.lastStatus?.new_load, 100);
-  } finally {
-    await reporter.close();
-  }
+  const { cp, ledger, reporter } = rig;
+  reporter.start();
+  const first = await cp.waitFor("status", undefined, 2000);
+  assertStatusJson(first.body as Body);
+  assert.deepEqual(
+    { ...(first.body as Body), mtoken: "x" },
+    {
+      id: 4242,
+      mtoken: "x",
+      version: "1.1.0",
+      loadtime: 3.5,
+      cur_load: 0,
+      rej_load: 0,
+      new_load: 0,
+      error_msg: "",
+      max_perf: 200,
+      cur_perf: 0,
+      cur_capacity: 0,
+      max_capacity: 0,
+      num_requests_working: 0,
+      num_requests_recieved: 0,
+      additional_disk_usage: 0,
+      working_request_idxs: [],
+      url: "https://10.0.0.1:45000",
+    },
+  );
+  await delay(300);
+  const t0 = Date.now();
+  const rec = ledger.open(info(77, 100));
+  ledger.start(rec);
+  const next = await cp.waitFor(
+    "status",
+    (b) => (b as Body).new_load === 100,
+    2000,
+  );
+  assert.ok(next.at - t0 < 1500, `took ${next.at - t0} ms`);
+  assert.deepEqual((next.body as Body).working_request_idxs, [77]);
+  assert.equal((next.body as Body).cur_load, 100);
+  assert.equal(reporter.lastStatus?.new_load, 100);
 });
 
 Deno.test("notify() sends at once, not on the next tick", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
   let errorMsg = "";
-  const reporter = makeReporter(cp, ledger, {
+  await using rig = await reporterRig({
     tickMs: 10_000,
     heartbeatMs: 60_000,
     state: () => ({ ...STATE, errorMsg }),
   });
-  try {
-    reporter.start();
-    await cp.waitFor("status");
-    await delay(100);
-    errorMsg = "model failed to load";
-    const t0 = Date.now();
-    reporter.notify();
-    const rec = await cp.waitFor(
-      "status",
-      (b) => (b as Body).error_msg !== "",
-      1000,
-    );
-    assert.ok(rec.at - t0 < 300, `took ${rec.at - t0} ms`);
-    assert.equal(cp.statusReports.length, 2);
-  } finally {
-    await reporter.close();
-  }
+  const { cp, reporter } = rig;
+  reporter.start();
+  await cp.waitFor("status");
+  await delay(100);
+  errorMsg = "model failed to load";
+  const t0 = Date.now();
+  reporter.notify();
+  const rec = await cp.waitFor(
+    "status",
+    (b) => (b as Body).error_msg !== "",
+    1000,
+  );
+  assert.ok(rec.at - t0 < 300, `took ${rec.at - t0} ms`);
+  assert.equal(cp.statusReports.length, 2);
 });
 
 Deno.test("idle: a heartbeat every heartbeatMs", async () => {
-  await using cp = await controlPlane();
-  const reporter = makeReporter(cp, new Ledger());
-  try {
-    reporter.start();
-    await delay(1000);
-  } finally {
-    await reporter.close();
-  }
+  await using rig = await reporterRig();
+  const { cp, reporter } = rig;
+  reporter.start();
+  await delay(1000);
+  await reporter.close();
   const n = cp.statusReports.length;
   assert.ok(n >= 3 && n <= 5, `${n} reports in 1 s with a 300 ms heartbeat`);
   for (let i = 1; i < n; i++) {
@@ -389,37 +400,33 @@ Deno.test("idle: a heartbeat every heartbeatMs", async () => {
 });
 
 Deno.test("counters are summed correctly across several reports", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
-  const reporter = makeReporter(cp, ledger);
+  await using rig = await reporterRig();
+  const { cp, ledger, reporter } = rig;
   let received = 0, served = 0, cancelled = 0, rejected = 0;
-  try {
-    reporter.start();
-    for (let i = 1; i <= 30; i++) {
-      const w = 10 + i;
-      if (i % 7 === 0) {
-        ledger.reject(info(i, w), "budget", 429);
-        rejected += w;
-      } else {
-        const outcome = i % 5 === 0
-          ? "cancelled"
-          : i % 6 === 0
-          ? "error"
-          : "success";
-        const r = ledger.open(info(i, w));
-        received += w;
-        ledger.start(r);
-        // A cancel lands in the window of its arrival (see the next test).
-        if (outcome !== "cancelled") await delay(15);
-        ledger.finish(r, outcome, 200);
-        if (outcome === "success") served += w;
-        if (outcome === "cancelled") cancelled += w;
-      }
+  reporter.start();
+  for (let i = 1; i <= 30; i++) {
+    const w = 10 + i;
+    if (i % 7 === 0) {
+      ledger.reject(info(i, w), "budget", 429);
+      rejected += w;
+    } else {
+      const outcome = i % 5 === 0
+        ? "cancelled"
+        : i % 6 === 0
+        ? "error"
+        : "success";
+      const r = ledger.open(info(i, w));
+      received += w;
+      ledger.start(r);
+      // A cancel lands in the window of its arrival (see the next test).
+      if (outcome !== "cancelled") await delay(15);
+      ledger.finish(r, outcome, 200);
+      if (outcome === "success") served += w;
+      if (outcome === "cancelled") cancelled += w;
     }
-    await reporter.flush();
-  } finally {
-    await reporter.close();
   }
+  await reporter.flush();
+  await reporter.close();
   const all = bodies(cp.statusReports);
   assert.ok(all.length >= 4, `${all.length} reports`);
   assert.equal(sum(all, "new_load"), received - cancelled);
@@ -447,13 +454,12 @@ Deno.test("counters are summed correctly across several reports", async () => {
 });
 
 Deno.test("an outage loses nothing and counts nothing twice", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
   let disk = 100;
-  const reporter = makeReporter(cp, ledger, {
+  await using rig = await reporterRig({
     diskUsageGb: () => disk += 0.25,
     attempts: 2,
   });
+  const { cp, ledger, reporter } = rig;
   const expected = new Map<number, boolean>();
   let received = 0, served = 0, cancelled = 0;
   const traffic = async (from: number, to: number): Promise<void> => {
@@ -484,30 +490,27 @@ Deno.test("an outage loses nothing and counts nothing twice", async () => {
   const firstDisk = 100.25;
   let rejectedStatus: [number, number] = [0, 0];
   let rejectedDelete: [number, number] = [0, 0];
-  try {
-    reporter.start();
-    await traffic(1, 20);
-    await delay(150);
-    // Outage: both endpoints answer 503.
-    rejectedStatus = [cp.statusReports.length, 0];
-    rejectedDelete = [cp.deleteReports.length, 0];
-    cp.setStatusReply({ status: 503 });
-    cp.setDeleteReply({ status: 503 });
-    await traffic(20, 50);
-    await waitFor(
-      () => reporter.stats.status.failures >= 3,
-      5000,
-      "failed rounds",
-    );
-    rejectedStatus[1] = cp.statusReports.length;
-    rejectedDelete[1] = cp.deleteReports.length;
-    cp.setStatusReply(undefined);
-    cp.setDeleteReply(undefined);
-    await traffic(50, 70);
-    await reporter.flush();
-  } finally {
-    await reporter.close();
-  }
+  reporter.start();
+  await traffic(1, 20);
+  await delay(150);
+  // Outage: both endpoints answer 503.
+  rejectedStatus = [cp.statusReports.length, 0];
+  rejectedDelete = [cp.deleteReports.length, 0];
+  cp.setStatusReply({ status: 503 });
+  cp.setDeleteReply({ status: 503 });
+  await traffic(20, 50);
+  await waitFor(
+    () => reporter.stats.status.failures >= 3,
+    5000,
+    "failed rounds",
+  );
+  rejectedStatus[1] = cp.statusReports.length;
+  rejectedDelete[1] = cp.deleteReports.length;
+  cp.setStatusReply(undefined);
+  cp.setDeleteReply(undefined);
+  await traffic(50, 70);
+  await reporter.flush();
+  await reporter.close();
   const accepted = (recs: Recorded[], [a, b]: [number, number]): Body[] =>
     bodies(recs.filter((_, i) => i < a || i >= b));
   assert.ok(
@@ -555,28 +558,24 @@ Deno.test("an outage loses nothing and counts nothing twice", async () => {
 });
 
 Deno.test("one status in flight at a time; the request path is never held", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
-  const reporter = makeReporter(cp, ledger, { heartbeatMs: 60_000 });
-  try {
-    reporter.start();
-    await waitFor(() => reporter.stats.status.successes === 1, 5000);
-    cp.setDelayMs(150);
-    const t0 = performance.now();
-    for (let i = 0; i < 2000; i++) {
-      const r = ledger.open(info(i, 1));
-      ledger.start(r);
-      ledger.finish(r, "success", 200);
-      if (i % 200 === 0) reporter.notify();
-    }
-    assert.ok(
-      performance.now() - t0 < 200,
-      "ledger work is not slowed by reports",
-    );
-    await delay(700);
-  } finally {
-    await reporter.close();
+  await using rig = await reporterRig({ heartbeatMs: 60_000 });
+  const { cp, ledger, reporter } = rig;
+  reporter.start();
+  await waitFor(() => reporter.stats.status.successes === 1, 5000);
+  cp.setDelayMs(150);
+  const t0 = performance.now();
+  for (let i = 0; i < 2000; i++) {
+    const r = ledger.open(info(i, 1));
+    ledger.start(r);
+    ledger.finish(r, "success", 200);
+    if (i % 200 === 0) reporter.notify();
   }
+  assert.ok(
+    performance.now() - t0 < 200,
+    "ledger work is not slowed by reports",
+  );
+  await delay(700);
+  await reporter.close();
   const at = cp.statusReports.map((r) => r.at);
   // The first, one started by the burst, one more for what came after it.
   assert.equal(at.length, 3);
@@ -589,13 +588,12 @@ Deno.test("one status in flight at a time; the request path is never held", asyn
 });
 
 Deno.test("flush sends a final status and every pending delete; close aborts", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
-  const reporter = makeReporter(cp, ledger, {
+  await using rig = await reporterRig({
     tickMs: 60_000,
     heartbeatMs: 60_000,
     deleteBatchSize: 4,
   });
+  const { cp, ledger, reporter } = rig;
   reporter.start();
   await cp.waitFor("status");
   for (let i = 1; i <= 10; i++) {
@@ -704,23 +702,19 @@ Deno.test("launch-failure beacon keeps reporting until stopped", async () => {
 });
 
 Deno.test("a cancel in a later window is floored away, as in Python", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
-  const reporter = makeReporter(cp, ledger, {
+  await using rig = await reporterRig({
     tickMs: 60_000,
     heartbeatMs: 60_000,
   });
-  try {
-    const a = ledger.open(info(1, 100));
-    await reporter.flush(); // new_load 100
-    ledger.finish(a, "cancelled", 499);
-    ledger.open(info(2, 30));
-    await reporter.flush(); // max(30 - 100, 0) = 0; the 70 is not carried
-    ledger.open(info(3, 200));
-    await reporter.flush(); // 200
-  } finally {
-    await reporter.close();
-  }
+  const { cp, ledger, reporter } = rig;
+  const a = ledger.open(info(1, 100));
+  await reporter.flush(); // new_load 100
+  ledger.finish(a, "cancelled", 499);
+  ledger.open(info(2, 30));
+  await reporter.flush(); // max(30 - 100, 0) = 0; the 70 is not carried
+  ledger.open(info(3, 200));
+  await reporter.flush(); // 200
+  await reporter.close();
   assert.deepEqual(
     bodies(cp.statusReports).map((b) => b.new_load),
     [100, 0, 200],
@@ -798,35 +792,31 @@ const closeTo = (a: number, b: number, what: string): void =>
   assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} != ${b}`);
 
 Deno.test("answers slower than the try timeout: every figure and request_idx reaches the autoscaler exactly once", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
-  // Each answer comes 1.2 s after the body arrived; the worker waits 1 s.
-  cp.setDelayMs(1200);
-  const reporter = makeReporter(cp, ledger, {
+  await using rig = await reporterRig({
     timeoutMs: 1000,
     attempts: 3,
     deleteBatchSize: 20,
   });
+  const { cp, ledger, reporter } = rig;
+  // Each answer comes 1.2 s after the body arrived; the worker waits 1 s.
+  cp.setDelayMs(1200);
   const truth = newTruth();
   const want = () => truth.received - truth.cancelled;
-  try {
-    reporter.start();
-    await drive(ledger, truth, 1, 61);
-    // Until the autoscaler has heard of everything (at least once) ...
-    await waitFor(
-      () =>
-        idxCounts(cp.deleteReports).size === truth.idxs.length &&
-        sum(bodies(cp.statusReports), "new_load") >= want() - 1e-9 &&
-        sum(bodies(cp.statusReports), "cur_perf") >= truth.served - 1e-9,
-      12_000,
-      "every figure received",
-    ).catch(() => {}); // the assertions below say what is missing
-    // ... and two more rounds: nothing comes back for a second try.
-    const n = cp.statusReports.length;
-    await waitFor(() => cp.statusReports.length >= n + 2, 5000, "two rounds");
-  } finally {
-    await reporter.close();
-  }
+  reporter.start();
+  await drive(ledger, truth, 1, 61);
+  // Until the autoscaler has heard of everything (at least once) ...
+  await waitFor(
+    () =>
+      idxCounts(cp.deleteReports).size === truth.idxs.length &&
+      sum(bodies(cp.statusReports), "new_load") >= want() - 1e-9 &&
+      sum(bodies(cp.statusReports), "cur_perf") >= truth.served - 1e-9,
+    12_000,
+    "every figure received",
+  ).catch(() => {}); // the assertions below say what is missing
+  // ... and two more rounds: nothing comes back for a second try.
+  const n = cp.statusReports.length;
+  await waitFor(() => cp.statusReports.length >= n + 2, 5000, "two rounds");
+  await reporter.close();
   const stats = reporter.stats;
   console.log(
     `slow autoscaler: ${cp.statusReports.length} status / ${cp.deleteReports.length} delete bodies received, ` +
@@ -862,42 +852,38 @@ Deno.test("answers slower than the try timeout: every figure and request_idx rea
 });
 
 Deno.test("reports lost without an answer are never resent: the under-count is exactly their figures", async () => {
-  await using cp = await controlPlane();
-  const ledger = new Ledger();
-  const reporter = makeReporter(cp, ledger, {
+  await using rig = await reporterRig({
     timeoutMs: 300,
     attempts: 3,
     deleteBatchSize: 8,
   });
+  const { cp, ledger, reporter } = rig;
   const truth = newTruth();
-  try {
-    reporter.start();
-    await drive(ledger, truth, 1, 21);
-    await waitFor(() => ledger.pendingFinishedCount === 0, 5000, "phase 1");
-    // Bodies now reach a stand-in that never answers and never processes.
-    cp.setStatusReply({ lost: true });
-    cp.setDeleteReply({ lost: true });
-    await drive(ledger, truth, 21, 51);
-    await waitFor(
-      () =>
-        cp.lostReports.status.length >= 2 && cp.lostReports.delete.length >= 2,
-      5000,
-      "lost reports",
-    );
-    cp.setStatusReply(undefined);
-    cp.setDeleteReply(undefined);
-    await drive(ledger, truth, 51, 71);
-    await waitFor(
-      () =>
-        ledger.pendingFinishedCount === 0 &&
-        Object.values(ledger.window()).every((v) => v === 0),
-      5000,
-      "everything settled",
-    );
-    await reporter.flush();
-  } finally {
-    await reporter.close();
-  }
+  reporter.start();
+  await drive(ledger, truth, 1, 21);
+  await waitFor(() => ledger.pendingFinishedCount === 0, 5000, "phase 1");
+  // Bodies now reach a stand-in that never answers and never processes.
+  cp.setStatusReply({ lost: true });
+  cp.setDeleteReply({ lost: true });
+  await drive(ledger, truth, 21, 51);
+  await waitFor(
+    () =>
+      cp.lostReports.status.length >= 2 && cp.lostReports.delete.length >= 2,
+    5000,
+    "lost reports",
+  );
+  cp.setStatusReply(undefined);
+  cp.setDeleteReply(undefined);
+  await drive(ledger, truth, 51, 71);
+  await waitFor(
+    () =>
+      ledger.pendingFinishedCount === 0 &&
+      Object.values(ledger.window()).every((v) => v === 0),
+    5000,
+    "everything settled",
+  );
+  await reporter.flush();
+  await reporter.close();
   const stats = reporter.stats;
   const lost = {
     status: bodies(cp.lostReports.status),

@@ -180,24 +180,25 @@ Deno.test("worker_status: the reference's fields with Python's JSON types", asyn
   });
 });
 
+/** A `/slow` request of `units` that takes `ms`, as request `idx`. */
+function slow(w: Running, units: number, ms: number, idx: number) {
+  return post(
+    w.url,
+    "/slow",
+    envelope({ w: units, delay_ms: ms }, { request_idx: idx }),
+  );
+}
+
 Deno.test("a request is reported within 1.5 s of starting with the production 1 s tick", async () => {
   await withSetup({ timings: {} }, async ({ cp, w }) => {
     await waitFor(() => w.lifecycle.ready, 3000, "ready");
     // Request A starts at a random phase of the tick; B right after a report
     // went out (the worst phase: a whole tick to wait).
     const tA = Date.now();
-    const a = post(
-      w.url,
-      "/slow",
-      envelope({ w: 3, delay_ms: 2500 }, { request_idx: 101 }),
-    );
+    const a = slow(w, 3, 2500, 101);
     const seenA = await cp.waitFor("status", hasIdx(101), 2000);
     const tB = Date.now();
-    const b = post(
-      w.url,
-      "/slow",
-      envelope({ w: 4, delay_ms: 1500 }, { request_idx: 102 }),
-    );
+    const b = slow(w, 4, 1500, 102);
     const seenB = await cp.waitFor("status", hasIdx(102), 2000);
     for (const r of await Promise.all([a, b])) {
       assert.equal(r.status, 200);

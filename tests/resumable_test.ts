@@ -4,9 +4,10 @@
  */
 import { concat } from "../lib/std/bytes.ts";
 import assert from "node:assert/strict";
+import { concat } from "./chaos/http_wire.ts";
+import { assertEnvRefused } from "./helpers/env.ts";
 import { EdgeworkerClient, EdgeworkerError } from "../client.ts";
 import { ConfigError, parseWorkerConfigYaml } from "../lib/config/file.ts";
-import { EnvError, readEnv } from "../lib/config/env.ts";
 import type { WorkerConfig } from "../lib/config/schemas.ts";
 import parsePrometheus from "parse-prometheus-text-format";
 import { sleep } from "../dev/_async.ts";
@@ -19,10 +20,13 @@ import {
 import {
   type Script,
   spacedStream,
-  startUpstream,
   type UpstreamHandle,
 } from "./helpers/upstream.ts";
-import { type Running, startWorker, UNSIGNED_AUTH } from "./helpers/worker.ts";
+import {
+  type Running,
+  UNSIGNED_AUTH,
+  withUpstreamWorker,
+} from "./helpers/worker.ts";
 
 const dec = new TextDecoder();
 
@@ -83,26 +87,14 @@ const RESUMABLE = (seconds: number): WorkerConfig["handlers"] => [
   { route: "/gen", allowParallelRequests: true, resumeSeconds: seconds },
 ];
 
-async function withResumeWorker(
+function withResumeWorker(
   setup: Setup,
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
 ): Promise<void> {
-  const up = startUpstream({ script: gen });
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: setup.handlers ?? RESUMABLE(5),
-    resumeBuffer: setup.resumeBuffer,
-  }, setup.env);
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, up);
-    await waitFor(() => w.ledger.inFlightCount === 0, 5000, "ledger empty");
-    assert.equal(w.ledger.currentLoad, 0);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+  return withUpstreamWorker(setup.handlers ?? RESUMABLE(5), fn, setup.env, {
+    upstream: { script: gen },
+    config: { resumeBuffer: setup.resumeBuffer },
+  });
 }
 
 function auth(n: number): Record<string, unknown> {
@@ -508,6 +500,25 @@ function droppingFetch(route: string, drops: number[]): typeof fetch {
   };
 }
 
+/**
+ * A client calling `w` directly (no `/route/`), its connections to `/gen`
+ * and `/resume/` dropped after the chunks `drops` counts, `backoffMs`
+ * between resumes.
+ */
+function droppedClient(
+  w: Running,
+  drops: number[],
+  backoffMs = [5, 20],
+): EdgeworkerClient {
+  return new EdgeworkerClient({
+    endpoint: "t",
+    apiKey: "",
+    workerUrl: w.url,
+    backoff: { initialMs: backoffMs[0], maxMs: backoffMs[1] },
+    fetch: droppingFetch("/gen", drops),
+  });
+}
+
 Deno.test("EdgeworkerClient resumes a dropped stream by itself: the caller reads it whole", async () => {
   await withResumeWorker({}, async (w) => {
     const payload = { n: 40, gap_ms: 2, seed: 11 };
@@ -521,24 +532,12 @@ Deno.test("EdgeworkerClient resumes a dropped stream by itself: the caller reads
     assert.equal(expected.length, 40);
 
     // Dropped twice: on the first connection and again on the resumed one.
-    const client = new EdgeworkerClient({
-      endpoint: "t",
-      apiKey: "",
-      workerUrl: w.url,
-      backoff: { initialMs: 5, maxMs: 20 },
-      fetch: droppingFetch("/gen", [7, 9]),
-    });
+    const client = droppedClient(w, [7, 9]);
     const events = [];
     for await (const e of client.stream("/gen", payload)) events.push(e);
     assert.deepEqual(events, expected);
 
-    const bytesClient = new EdgeworkerClient({
-      endpoint: "t",
-      apiKey: "",
-      workerUrl: w.url,
-      backoff: { initialMs: 5, maxMs: 20 },
-      fetch: droppingFetch("/gen", [3]),
-    });
+    const bytesClient = droppedClient(w, [3]);
     const reference = await bytesOf(await plain.request("/gen", payload));
     const resumed = await bytesOf(await bytesClient.request("/gen", payload));
     assert.equal(dec.decode(resumed), dec.decode(reference));
@@ -548,13 +547,7 @@ Deno.test("EdgeworkerClient resumes a dropped stream by itself: the caller reads
 
 Deno.test("EdgeworkerClient reports a stream it could not resume in time as an error naming the stream", async () => {
   await withResumeWorker({ handlers: RESUMABLE(0.1) }, async (w) => {
-    const client = new EdgeworkerClient({
-      endpoint: "t",
-      apiKey: "",
-      workerUrl: w.url,
-      backoff: { initialMs: 600, maxMs: 600 },
-      fetch: droppingFetch("/gen", [2]),
-    });
+    const client = droppedClient(w, [2], [600, 600]);
     const res = await client.request("/gen", { n: 300, gap_ms: 5 });
     const err = await res.arrayBuffer().then(() => undefined, (e) => e);
     assert.ok(err instanceof EdgeworkerError, String(err));
@@ -617,10 +610,9 @@ Deno.test("resumeSeconds and resumeBuffer are checked, and their problems named"
     totalBytes: 64 * 1024 * 1024,
   });
   assert.equal(ok.handlers[0].resumeSeconds, undefined);
-  assert.throws(
-    () => readEnv({ EDGEWORKER_RESUME_TOTAL_BYTES: "lots" }),
-    (e) =>
-      e instanceof EnvError && /EDGEWORKER_RESUME_TOTAL_BYTES/.test(e.message),
+  assertEnvRefused(
+    { EDGEWORKER_RESUME_TOTAL_BYTES: "lots" },
+    "EDGEWORKER_RESUME_TOTAL_BYTES",
   );
 });
 

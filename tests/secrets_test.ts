@@ -4,11 +4,11 @@ import { captureLogs } from "./helpers/logs.ts";
 import {
   generateKeys,
   signedAuth,
-  writePubkeyFile,
+  withKeyedWorker,
 } from "./helpers/signing.ts";
-import { startUpstream } from "./helpers/upstream.ts";
-import { startWorker } from "./helpers/worker.ts";
 import { post, waitFor } from "./helpers/http.ts";
+
+const ECHO = [{ route: "/echo", allowParallelRequests: true }];
 
 // MASTER_TOKEN, signatures and keys must never reach logs above debug, and
 // at debug only shortened.
@@ -16,19 +16,8 @@ Deno.test("secrets stay out of the logs", async () => {
   await using logs = await captureLogs();
   const keys = await generateKeys();
   const other = await generateKeys();
-  const up = startUpstream();
-  const dir = await Deno.makeTempDir();
   const token = "mtoken-9f8e7d6c5b4a3210";
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{ route: "/echo", allowParallelRequests: true }],
-  }, {
-    UNSECURED: "false",
-    MASTER_TOKEN: token,
-    EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(dir, keys.publicPem),
-  });
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+  await withKeyedWorker(keys, ECHO, async (w) => {
     const good = await signedAuth(keys.privateKey);
     const bad = await signedAuth(other.privateKey);
     for (const auth of [good, bad]) {
@@ -69,11 +58,7 @@ Deno.test("secrets stay out of the logs", async () => {
         assert.ok(!r.text.includes(keyBody), "key in a log line");
       }
     }
-  } finally {
-    await w.stop();
-    await up.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, { MASTER_TOKEN: token });
 });
 
 // Nothing the worker serves may carry MASTER_TOKEN or a signature the
@@ -84,46 +69,32 @@ Deno.test("no secret is served: status, metrics, probes, error bodies, session a
   await using cp = await startControlPlane();
   const keys = await generateKeys();
   const other = await generateKeys();
-  const up = startUpstream();
-  const dir = await Deno.makeTempDir();
   const token = "mtoken-5e4d3c2b1a09f8e7";
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [{ route: "/echo", allowParallelRequests: true }],
-  }, {
-    UNSECURED: "false",
-    MASTER_TOKEN: token,
-    CONTAINER_ID: "4242",
-    REPORT_ADDR: cp.url,
-    EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(dir, keys.publicPem),
-    EDGEWORKER_MAX_BODY_BYTES: "8192",
-  });
-  const answers: { what: string; text: string }[] = [];
-  const send = async (
-    what: string,
-    route: string,
-    init: RequestInit,
-    status: number,
-  ): Promise<string> => {
-    const res = await fetch(w.url + route, init);
-    const text = await res.text();
-    assert.equal(res.status, status, `${what}: ${text}`);
-    answers.push({ what, text });
-    return text;
-  };
-  const postJson = (
-    what: string,
-    route: string,
-    body: unknown,
-    status: number,
-  ) =>
-    send(what, route, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: typeof body === "string" ? body : JSON.stringify(body),
-    }, status);
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+  await withKeyedWorker(keys, ECHO, async (w) => {
+    const answers: { what: string; text: string }[] = [];
+    const send = async (
+      what: string,
+      route: string,
+      init: RequestInit,
+      status: number,
+    ): Promise<string> => {
+      const res = await fetch(w.url + route, init);
+      const text = await res.text();
+      assert.equal(res.status, status, `${what}: ${text}`);
+      answers.push({ what, text });
+      return text;
+    };
+    const postJson = (
+      what: string,
+      route: string,
+      body: unknown,
+      status: number,
+    ) =>
+      send(what, route, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: typeof body === "string" ? body : JSON.stringify(body),
+      }, status);
     // The token is in use: the autoscaler got it.
     const report = await cp.waitFor("status", undefined, 3000);
     assert.equal((report.body as { mtoken: string }).mtoken, token);
@@ -217,9 +188,10 @@ Deno.test("no secret is served: status, metrics, probes, error bodies, session a
         assert.ok(!text.includes(secret), `a secret is in a ${r.level} log`);
       }
     }
-  } finally {
-    await w.stop();
-    await up.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, {
+    MASTER_TOKEN: token,
+    CONTAINER_ID: "4242",
+    REPORT_ADDR: cp.url,
+    EDGEWORKER_MAX_BODY_BYTES: "8192",
+  });
 });

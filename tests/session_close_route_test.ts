@@ -226,6 +226,19 @@ Deno.test("a redirect answered by the model server's close route is not followed
   });
 });
 
+/** Opens a 60 s session in `store` whose close calls `route`. */
+function sessionClosingTo(store: SessionStore, route: string) {
+  const s = store.create({
+    info: { requestIdx: 1, reqnum: 1, route: "/session/create", workload: 1 },
+    authData: UNSIGNED_AUTH,
+    lifetime: 60,
+    onCloseRoute: route,
+    onClosePayload: null,
+  });
+  assert.ok(s);
+  return s;
+}
+
 Deno.test("an on_close_route call that hangs is abandoned after the timeout", async () => {
   const model = startRecorder((_path, req) =>
     new Promise((resolve) =>
@@ -239,14 +252,7 @@ Deno.test("an on_close_route call that hangs is abandoned after the timeout", as
     onCloseTimeoutMs: 100,
   });
   try {
-    const s = store.create({
-      info: { requestIdx: 1, reqnum: 1, route: "/session/create", workload: 1 },
-      authData: UNSIGNED_AUTH,
-      lifetime: 60,
-      onCloseRoute: "/hang",
-      onClosePayload: null,
-    });
-    assert.ok(s);
+    const s = sessionClosingTo(store, "/hang");
     // Shutdown waits for the callback, which the timeout ends.
     await store.shutdown();
     assert.deepEqual(model.seen, [{
@@ -276,14 +282,7 @@ Deno.test("an on_close_route call the model server takes and drops unanswered is
     // process, one fetch pool).
     const warm = await fetch(`${model.url}/warm`, { method: "POST" });
     await warm.body?.cancel();
-    const s = store.create({
-      info: { requestIdx: 1, reqnum: 1, route: "/session/create", workload: 1 },
-      authData: UNSIGNED_AUTH,
-      lifetime: 60,
-      onCloseRoute: "/closed",
-      onClosePayload: null,
-    });
-    assert.ok(s);
+    sessionClosingTo(store, "/closed");
     await store.shutdown();
     // A resent string body would arrive a second time, on a new connection.
     assert.equal(model.arrivals, 2);

@@ -11,7 +11,7 @@ import {
   signedAuth,
   writePubkeyFile,
 } from "./helpers/signing.ts";
-import { FAST } from "./helpers/worker.ts";
+import { FAST, startWorker } from "./helpers/worker.ts";
 import { post, waitFor } from "./helpers/http.ts";
 
 const KEYS = await generateKeys();
@@ -38,26 +38,20 @@ async function withWorker(
   options: { maxSessions?: number; httpPort?: number | false } = {},
 ): Promise<void> {
   const up = startUpstream();
-  const dir = await Deno.makeTempDir({ prefix: "edgeworker-sessions-" });
-  const w = await new Worker({
-    modelServerUrl: up.url,
-    handlers: HANDLERS,
-    ...(options.maxSessions !== undefined
-      ? { maxSessions: options.maxSessions }
-      : {}),
-  }).start({
-    env: {
-      UNSECURED: "false",
-      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(dir, KEYS.publicPem),
-      EDGEWORKER_HOST: "127.0.0.1",
-      EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
-      EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
-      EDGEWORKER_DRAIN_SECONDS: "2",
+  const keyDir = await Deno.makeTempDir({ prefix: "edgeworker-sessions-" });
+  const w = await startWorker(
+    {
+      modelServerUrl: up.url,
+      handlers: HANDLERS,
+      maxSessions: options.maxSessions,
     },
-    port: 0,
-    httpPort: options.httpPort ?? false,
-    timings: FAST,
-  });
+    {
+      UNSECURED: "false",
+      EDGEWORKER_PUBKEY_FILE: await writePubkeyFile(keyDir, KEYS.publicPem),
+    },
+    FAST,
+    options.httpPort,
+  );
   try {
     await waitFor(() => w.lifecycle.ready, 3000, "ready");
     const auth = await signedAuth(KEYS.privateKey, undefined, { cost: COST });
@@ -70,9 +64,9 @@ async function withWorker(
       shutdown: () => w.shutdown(),
     });
   } finally {
-    await w.shutdown();
+    await w.stop();
     await up.close();
-    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(keyDir, { recursive: true });
   }
 }
 

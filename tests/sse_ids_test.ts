@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { SseIdInjector } from "../lib/traffic/sse_ids.ts";
+import { cutAt } from "./helpers/cut.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -14,21 +15,6 @@ function inject(chunks: string[]): string[] {
     offset += out.length;
     return dec.decode(out);
   });
-}
-
-/** Splits `text` at the given cut points. */
-function split(text: string, cuts: number[]): string[] {
-  const at = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) =>
-    a - b
-  );
-  const out: string[] = [];
-  let from = 0;
-  for (const c of at) {
-    out.push(text.slice(from, c));
-    from = c;
-  }
-  out.push(text.slice(from));
-  return out;
 }
 
 Deno.test("each SSE event gets an id line before its blank line; the id is the line's byte offset", () => {
@@ -73,7 +59,7 @@ Deno.test("injection does not depend on how the stream is cut into chunks, and n
   fc.assert(
     fc.property(stream, fc.array(fc.nat(), { maxLength: 12 }), (text, cuts) => {
       const whole = inject([text]).join("");
-      const chunks = split(text, cuts);
+      const chunks = cutAt(text, cuts);
       const out = inject(chunks);
       assert.equal(out.join(""), whole);
       assert.equal(out.length, chunks.length);

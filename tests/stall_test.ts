@@ -6,35 +6,45 @@
  * recorded error.
  */
 import assert from "node:assert/strict";
-import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { sleep } from "../dev/_async.ts";
-import { startUpstream, type UpstreamHandle } from "./helpers/upstream.ts";
+import { scrape, valueOf } from "./helpers/metrics.ts";
+import type { UpstreamHandle } from "./helpers/upstream.ts";
 import { post, waitFor } from "./helpers/http.ts";
-import { envelope, type Running, startWorker } from "./helpers/worker.ts";
+import {
+  envelope,
+  type Running,
+  withUpstreamWorker,
+} from "./helpers/worker.ts";
 
-interface Family {
-  name: string;
-  metrics: { value?: string; labels?: Record<string, string> }[];
-}
-
-async function scrape(w: Running): Promise<Map<string, Family>> {
-  const text = await (await fetch(`${w.url}/metrics`)).text();
-  const families = parsePrometheusTextFormat(text) as Family[];
-  return new Map(families.map((f) => [f.name, f]));
-}
-
+/** The value of `name` (with exactly `labels`) on `w`'s `/metrics`. */
 async function gauge(
   w: Running,
   name: string,
   labels: Record<string, string> = {},
 ): Promise<number> {
-  const f = (await scrape(w)).get(name);
-  assert.ok(f, `missing ${name}`);
-  const hit = f.metrics.find((m) =>
-    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)
+  return valueOf((await scrape(w.url)).families, name, labels);
+}
+
+/**
+ * `/metrics` counts one stall (`aborted` of them aborted) and one request
+ * on `route` ending in `outcome`.
+ */
+async function assertOneStall(
+  w: Running,
+  want: { aborted: number; route: string; outcome: string },
+): Promise<void> {
+  assert.equal(await gauge(w, "edgeworker_streams_stalled_total"), 1);
+  assert.equal(
+    await gauge(w, "edgeworker_streams_stall_aborted_total"),
+    want.aborted,
   );
-  assert.ok(hit?.value !== undefined, `${name} ${JSON.stringify(labels)}`);
-  return Number(hit.value);
+  assert.equal(
+    await gauge(w, "edgeworker_requests_total", {
+      route: want.route,
+      outcome: want.outcome,
+    }),
+    1,
+  );
 }
 
 const enc = new TextEncoder();
@@ -67,24 +77,20 @@ async function withStallWorker(
   env: Record<string, string>,
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
 ): Promise<void> {
-  const up = startUpstream({
-    script: (r) => r.path === "/pause" ? pausingStream(r.signal) : undefined,
-  });
-  const w = await startWorker({
-    modelServerUrl: up.url,
-    handlers: [
+  await withUpstreamWorker(
+    [
       { route: "/pause", allowParallelRequests: true },
       { route: "/stall", allowParallelRequests: true },
     ],
-  }, env);
-  try {
-    await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await fn(w, up);
-  } finally {
-    await w.shutdown();
-    await up.close();
-    await Deno.remove(w.dir, { recursive: true });
-  }
+    fn,
+    env,
+    {
+      upstream: {
+        script: (r) =>
+          r.path === "/pause" ? pausingStream(r.signal) : undefined,
+      },
+    },
+  );
 }
 
 Deno.test("stall: a stream that receives no byte for the stall time is flagged in /metrics and /status, and un-flagged when bytes flow again", async () => {
@@ -112,16 +118,12 @@ Deno.test("stall: a stream that receives no byte for the stall time is flagged i
       1000,
       "un-flagged",
     );
-    assert.equal(await gauge(w, "edgeworker_streams_stalled_total"), 1);
-    assert.equal(await gauge(w, "edgeworker_streams_stall_aborted_total"), 0);
     // Only flagged: the request still succeeded.
-    assert.equal(
-      await gauge(w, "edgeworker_requests_total", {
-        route: "/pause",
-        outcome: "success",
-      }),
-      1,
-    );
+    await assertOneStall(w, {
+      aborted: 0,
+      route: "/pause",
+      outcome: "success",
+    });
   });
 });
 
@@ -148,22 +150,17 @@ Deno.test("stall: with EDGEWORKER_STALL_ABORT a stalled stream is aborted, recor
       "stall timeout of 0.3 s expired while streaming",
     );
     assert.equal(await gauge(w, "edgeworker_streams_stalled"), 0);
-    assert.equal(await gauge(w, "edgeworker_streams_stalled_total"), 1);
-    assert.equal(await gauge(w, "edgeworker_streams_stall_aborted_total"), 1);
-    assert.equal(
-      await gauge(w, "edgeworker_requests_total", {
-        route: "/stall",
-        outcome: "error",
-      }),
-      1,
-    );
+    await assertOneStall(w, { aborted: 1, route: "/stall", outcome: "error" });
     await waitFor(() => up.aborted >= 1, 2000, "model call aborted");
   });
 });
 
 Deno.test("stall: EDGEWORKER_STALL_SECONDS=0 turns the detector off", async () => {
   await withStallWorker({ EDGEWORKER_STALL_SECONDS: "0" }, async (w) => {
-    assert.equal((await scrape(w)).has("edgeworker_streams_stalled"), false);
+    assert.equal(
+      (await scrape(w.url)).families.has("edgeworker_streams_stalled"),
+      false,
+    );
     const status = await (await fetch(`${w.url}/status`)).json();
     assert.equal(status.stalls, null);
   });

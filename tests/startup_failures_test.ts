@@ -14,7 +14,9 @@ import {
   supervisorGaveUpLine,
   supervisorSpawnLines,
 } from "../dev/_log.ts";
+import { appendLog } from "./helpers/dev.ts";
 import { captureLogs } from "./helpers/logs.ts";
+import { samplesBy, scrape } from "./helpers/metrics.ts";
 import { type Running, startWorker } from "./helpers/worker.ts";
 import { waitFor } from "./helpers/http.ts";
 
@@ -41,7 +43,7 @@ async function withWorker(
   await Deno.writeTextFile(log, "");
   if (supervisorBefore) {
     await Deno.mkdir(join(dir, "supervisor"));
-    await append(supervisor, ...supervisorBefore);
+    await appendLog(supervisor, ...supervisorBefore);
   }
   let w: Running | undefined;
   try {
@@ -65,12 +67,6 @@ async function withWorker(
   }
 }
 
-function append(path: string, ...lines: string[]): Promise<void> {
-  return Deno.writeTextFile(path, lines.map((l) => l + "\n").join(""), {
-    append: true,
-  });
-}
-
 async function ready(
   w: Running,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -78,15 +74,13 @@ async function ready(
   return { status: r.status, body: await r.json() };
 }
 
+/** `edgeworker_model_log_errors_total` by `log/phase`. */
 async function logErrors(w: Running): Promise<Record<string, number>> {
-  const text = await (await fetch(`${w.url}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (
-    const m of text.matchAll(
-      /^edgeworker_model_log_errors_total\{log="(\w+)",phase="(\w+)"\} (\d+)$/gm,
-    )
-  ) out[`${m[1]}/${m[2]}`] = Number(m[3]);
-  return out;
+  const { families } = await scrape(w.url);
+  return samplesBy(families, "edgeworker_model_log_errors_total", [
+    "log",
+    "phase",
+  ]);
 }
 
 /** Waits for the fatal error; returns its message and how long it took. */
@@ -106,7 +100,7 @@ Deno.test("startup: a traceback while loading is fatal at once, its exception li
   await withWorker({}, async ({ w, log }) => {
     const t0 = performance.now();
     // vLLM's engine-core lines carry a process tag.
-    await append(
+    await appendLog(
       log,
       "(EngineCore_DP0 pid=282) INFO 12-01 10:00:00 [core.py:71] Initializing a V1 LLM engine",
       `(EngineCore_DP0 pid=282) ${TB}`,
@@ -122,7 +116,7 @@ Deno.test("startup: a traceback while loading is fatal at once, its exception li
     assert.ok(took < 2000, `${took} ms`);
     assert.deepEqual((await logErrors(w))["model/startup"], 1);
     // A later load line brings nothing back.
-    await append(log, LOAD);
+    await appendLog(log, LOAD);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(w.lifecycle.state, "error");
   });
@@ -131,7 +125,7 @@ Deno.test("startup: a traceback while loading is fatal at once, its exception li
 Deno.test("startup: a traceback whose exception line never comes is still reported", async () => {
   await withWorker({}, async ({ w, log }) => {
     const t0 = performance.now();
-    await append(log, TB, '  File "x.py", line 1, in <module>');
+    await appendLog(log, TB, '  File "x.py", line 1, in <module>');
     const [msg, took] = await fatalWithin(w, t0);
     assert.equal(msg, `Model server failed to start: ${TB}`);
     assert.ok(took < 2000, `${took} ms`);
@@ -140,9 +134,9 @@ Deno.test("startup: a traceback whose exception line never comes is still report
 
 Deno.test("serving: a traceback after ready is logged and counted; the worker stays ready", async () => {
   await withWorker({}, async ({ w, log, records }) => {
-    await append(log, LOAD);
+    await appendLog(log, LOAD);
     await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await append(
+    await appendLog(
       log,
       TB,
       '  File "/app/serving.py", line 12, in create_completion',
@@ -163,7 +157,7 @@ Deno.test("serving: a traceback after ready is logged and counted; the worker st
       ),
     );
     // An onError line stays fatal at any time.
-    await append(log, "vllm.v1.engine.exceptions.EngineDeadError: gone");
+    await appendLog(log, "vllm.v1.engine.exceptions.EngineDeadError: gone");
     await waitFor(() => w.lifecycle.state === "error", 3000, "error");
     assert.equal(w.lifecycle.fatal, true);
   });
@@ -173,7 +167,7 @@ Deno.test("supervisord: the program's exit in its own log (created late) is fata
   await withWorker({}, async ({ w, supervisor }) => {
     // The directory and file appear after the worker started.
     await Deno.mkdir(join(supervisor, ".."), { recursive: true });
-    await append(
+    await appendLog(
       supervisor,
       ...supervisorSpawnLines("vllm", 12),
       supervisorExitedLine("jupyter"),
@@ -182,7 +176,7 @@ Deno.test("supervisord: the program's exit in its own log (created late) is fata
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(w.lifecycle.state, "loading");
     const t0 = performance.now();
-    await append(supervisor, supervisorExitedLine("vllm"));
+    await appendLog(supervisor, supervisorExitedLine("vllm"));
     const [msg, took] = await fatalWithin(w, t0);
     assert.match(
       msg,
@@ -196,16 +190,16 @@ Deno.test("supervisord: the program's exit in its own log (created late) is fata
 Deno.test("supervisord: an exit after ready is counted (supervisord restarts it); giving up is fatal", async () => {
   // Lines of an earlier boot are never read: the log is read from its end.
   await withWorker({}, async ({ w, log, supervisor }) => {
-    await append(log, LOAD);
+    await appendLog(log, LOAD);
     await waitFor(() => w.lifecycle.ready, 3000, "ready");
-    await append(supervisor, supervisorExitedLine("vllm"));
+    await appendLog(supervisor, supervisorExitedLine("vllm"));
     await waitFor(
       async () => (await logErrors(w))["supervisor/serving"] === 1,
       3000,
       "counted",
     );
     assert.equal(w.lifecycle.state, "ready");
-    await append(supervisor, supervisorGaveUpLine("vllm"));
+    await appendLog(supervisor, supervisorGaveUpLine("vllm"));
     await waitFor(() => w.lifecycle.state === "error", 3000, "error");
     assert.equal(w.lifecycle.fatal, true);
     assert.match(w.lifecycle.errorMsg, /gave up: vllm entered FATAL state/);
@@ -219,8 +213,8 @@ Deno.test("supervisord: without a program in the config its log is not read", as
       await Deno.mkdir(join(supervisor, ".."), { recursive: true });
       await Deno.writeTextFile(supervisor, "");
       await new Promise((r) => setTimeout(r, 200));
-      await append(supervisor, supervisorExitedLine("vllm"));
-      await append(log, LOAD);
+      await appendLog(supervisor, supervisorExitedLine("vllm"));
+      await appendLog(log, LOAD);
       await waitFor(() => w.lifecycle.ready, 3000, "ready");
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(w.lifecycle.state, "ready");
@@ -233,7 +227,7 @@ Deno.test("startup: vLLM's `EngineCore failed to start.` reports the exception o
   await withWorker({}, async ({ w, log }) => {
     const t0 = performance.now();
     const tag = "(EngineCore_DP0 pid=282)";
-    await append(
+    await appendLog(
       log,
       `${tag} ERROR 12-01 10:00:00 [core.py:700] EngineCore failed to start.`,
       `${tag} ${TB}`,
@@ -254,7 +248,7 @@ Deno.test("startup: a failed-start line without a traceback is the message itsel
     const t0 = performance.now();
     const line =
       "(EngineCore_DP0 pid=282) ERROR 12-01 10:00:00 [core.py:700] EngineCore failed to start.";
-    await append(
+    await appendLog(
       log,
       line,
       "INFO 12-01 10:00:01 [launcher.py:80] shutting down",

@@ -126,26 +126,33 @@ Deno.test("USE_SSL=true serves HTTPS with the configured certificate", async () 
   }
 });
 
+/**
+ * start() with TLS from `certFile` and `keyFile` fails; its message names
+ * `named` (the file at fault) and is returned.
+ */
+async function failsNaming(
+  dir: string,
+  certFile: string,
+  keyFile: string,
+  named: string,
+): Promise<string> {
+  const msg = await startFails({
+    ...baseEnv(dir),
+    EDGEWORKER_TLS_CERT: certFile,
+    EDGEWORKER_TLS_KEY: keyFile,
+  });
+  assert.ok(msg.includes(named), msg);
+  return msg;
+}
+
 Deno.test("USE_SSL=true with a missing certificate file: start() rejects naming the file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-tls-" });
   try {
     const { cert, key } = await makeCert(dir);
     const missing = `${dir}/nope/instance.crt`;
-    const msg = await startFails({
-      ...baseEnv(dir),
-      EDGEWORKER_TLS_CERT: missing,
-      EDGEWORKER_TLS_KEY: key,
-    });
-    assert.ok(msg.includes(missing), msg);
-    assert.match(msg, /certificate/);
-
+    assert.match(await failsNaming(dir, missing, key, missing), /certificate/);
     const missingKey = `${dir}/nope/instance.key`;
-    const keyMsg = await startFails({
-      ...baseEnv(dir),
-      EDGEWORKER_TLS_CERT: cert,
-      EDGEWORKER_TLS_KEY: missingKey,
-    });
-    assert.ok(keyMsg.includes(missingKey), keyMsg);
+    await failsNaming(dir, cert, missingKey, missingKey);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -157,22 +164,13 @@ Deno.test("USE_SSL=true with a certificate that is not PEM: start() says so", as
     const { cert, key } = await makeCert(dir);
     const garbage = `${dir}/garbage.crt`;
     await Deno.writeTextFile(garbage, "this is not a certificate\n");
-    const msg = await startFails({
-      ...baseEnv(dir),
-      EDGEWORKER_TLS_CERT: garbage,
-      EDGEWORKER_TLS_KEY: key,
-    });
-    assert.ok(msg.includes(garbage), msg);
-    assert.match(msg, /PEM certificate/);
+    assert.match(
+      await failsNaming(dir, garbage, key, garbage),
+      /PEM certificate/,
+    );
 
     // Key and certificate swapped: the key file holds no private key.
-    const swapped = await startFails({
-      ...baseEnv(dir),
-      EDGEWORKER_TLS_CERT: cert,
-      EDGEWORKER_TLS_KEY: cert,
-    });
-    assert.ok(swapped.includes(cert), swapped);
-    assert.match(swapped, /private key/);
+    assert.match(await failsNaming(dir, cert, cert, cert), /private key/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

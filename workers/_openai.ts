@@ -200,7 +200,7 @@ export function openAiConfig(
     env,
     CHAT_DEFAULT_OUTPUT_TOKENS,
   );
-  return {
+  const config: WorkerConfig = {
     ...modelServerFrom(engine.name ?? "openai", env, {
       url: engine.modelServerUrl,
       logFile: engine.logFile,
@@ -259,19 +259,44 @@ export function openAiConfig(
     ...(engine.engineMetrics
       ? { engineMetrics: { kind: engine.engineMetrics } }
       : {}),
-    canary: {
-      route: "/v1/completions",
-      payload: {
-        ...(model ? { model } : {}),
-        prompt: "Hello",
-        max_tokens: 1,
-        temperature: 0,
-        stream: false,
-      },
-      expectField: "choices.0",
-      ...LLM_CANARY,
-    },
   };
+  const canary = canaryFor(config.handlers, model);
+  return canary ? { ...config, canary } : config;
+}
+
+/**
+ * The smallest real request on a route the worker serves: one token of
+ * completions, else of chat; none when `OPENAI_ROUTES` serves neither.
+ */
+function canaryFor(
+  handlers: WorkerConfig["handlers"],
+  model: string | undefined,
+): WorkerConfig["canary"] {
+  const served = new Set(handlers.map((h) => h.route));
+  const common = {
+    ...(model ? { model } : {}),
+    max_tokens: 1,
+    temperature: 0,
+    stream: false,
+  };
+  const expectField = "choices.0";
+  if (served.has("/v1/completions")) {
+    return {
+      route: "/v1/completions",
+      payload: { ...common, prompt: "Hello" },
+      expectField,
+      ...LLM_CANARY,
+    };
+  }
+  if (served.has("/v1/chat/completions")) {
+    return {
+      route: "/v1/chat/completions",
+      payload: { ...common, messages: [{ role: "user", content: "Hello" }] },
+      expectField,
+      ...LLM_CANARY,
+    };
+  }
+  return undefined;
 }
 
 /** The route table of {@linkcode openAiHandlers}. */

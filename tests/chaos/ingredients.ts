@@ -148,6 +148,20 @@ async function leaveAfterEvents(
 }
 
 /** The model's 200 relayed and recorded as a success. */
+/**
+ * An "ok" envelope with the number literal `raw` written as is for
+ * `field` (JSON.stringify cannot write 1e400 or 2^64+1), relayed with 200.
+ */
+function sendOkWithNumber(
+  ctx: RequestCtx,
+  field: string,
+  raw: string,
+): Promise<Verdict> {
+  const text = envelopeText(ctx, payloadOf(ctx, "ok"))
+    .replace(new RegExp(`"${field}":\\d+`), `"${field}":${raw}`);
+  return sendText(ctx, text, relayedOk);
+}
+
 function relayedOk(res: Response): Promise<Verdict> {
   return expectRelayed(res, 200, ["Success"]);
 }
@@ -679,9 +693,7 @@ export const INGREDIENTS: readonly Ingredient[] = [
         "1152921504606846976",
       ]);
       ctx.saneWorkload = false;
-      const text = envelopeText(ctx, payloadOf(ctx, "ok"))
-        .replace(/"max_tokens":\d+/, `"max_tokens":${raw}`);
-      return await sendText(ctx, text, relayedOk);
+      return await sendOkWithNumber(ctx, "max_tokens", raw);
     },
   },
   {
@@ -690,14 +702,8 @@ export const INGREDIENTS: readonly Ingredient[] = [
     weight: 1,
     about: "auth_data.reqnum above 2^53 (Python accepts it)",
     run: async (ctx) => {
-      const text = envelopeText(ctx, payloadOf(ctx, "ok"))
-        .replace(
-          /"reqnum":\d+/,
-          `"reqnum":${
-            ctx.rng.pick(["9007199254740993", "18446744073709551617"])
-          }`,
-        );
-      return await sendText(ctx, text, relayedOk);
+      const raw = ctx.rng.pick(["9007199254740993", "18446744073709551617"]);
+      return await sendOkWithNumber(ctx, "reqnum", raw);
     },
   },
   {

@@ -137,6 +137,21 @@ export function judge(facts: RunFacts): {
       ...(blame ? { blame } : {}),
       ...(soft ? { soft } : {}),
     });
+  /** An invariant that holds when `found` is empty; else the first six,
+   * each as `describe` tells it. */
+  const addNone = <T>(
+    name: string,
+    found: T[],
+    okText: string,
+    describe: (x: T) => string,
+    blamed?: Record<string, number>,
+  ) =>
+    add(
+      name,
+      found.length === 0,
+      found.length === 0 ? okText : found.slice(0, 6).map(describe).join("; "),
+      blamed,
+    );
 
   // 1. The books balance.
   const w = metrics.outcomes;
@@ -207,36 +222,31 @@ export function judge(facts: RunFacts): {
     }, ${unknown.length} unknown`,
     blame([...missing, ...dup, ...ghost]),
   );
-  add(
+  addNone(
     "reported status matches what the client did",
-    wrong.length === 0,
-    wrong.length === 0
-      ? "all match"
-      : wrong.slice(0, 6).map((r) =>
-        r.reported.length === 1 && Array.isArray(r.verdict.record) &&
-          !r.verdict.record.includes(r.reported[0].status as DeleteStatus)
-          ? `${r.idx} ${r.ingredient}: expected ${
-            r.verdict.record.join("|")
-          }, got ${r.reported[0].status}`
-          : `${
-            r.idx + WARM_IDX
-          } (helper of ${r.idx} ${r.ingredient}): expected Success, got ${
-            r.helperReported[0]?.status
-          }`
-      ).join("; "),
+    wrong,
+    "all match",
+    (r) =>
+      r.reported.length === 1 && Array.isArray(r.verdict.record) &&
+        !r.verdict.record.includes(r.reported[0].status as DeleteStatus)
+        ? `${r.idx} ${r.ingredient}: expected ${
+          r.verdict.record.join("|")
+        }, got ${r.reported[0].status}`
+        : `${
+          r.idx + WARM_IDX
+        } (helper of ${r.idx} ${r.ingredient}): expected Success, got ${
+          r.helperReported[0]?.status
+        }`,
     blame(wrong),
   );
 
   // 4. What clients saw.
   const bad = runs.filter((r) => r.verdict.problems.length > 0);
-  add(
+  addNone(
     "every answer is the expected one (2xx/4xx/5xx with a JSON body)",
-    bad.length === 0,
-    bad.length === 0
-      ? "all as expected"
-      : bad.slice(0, 6).map((r) =>
-        `${r.idx} ${r.ingredient}: ${r.verdict.problems[0]}`
-      ).join("; "),
+    bad,
+    "all as expected",
+    (r) => `${r.idx} ${r.ingredient}: ${r.verdict.problems[0]}`,
     blame(bad),
   );
 

@@ -8,6 +8,7 @@
  */
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { freePort, waitReady } from "../e2e/_scenario.ts";
+import { terminate } from "../helpers/process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -188,21 +189,7 @@ async function startOnce(
       return exited;
     },
     async stop(graceMs = 8000) {
-      if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* exited meanwhile */ }
-        const timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* exited */ }
-        }, graceMs);
-        try {
-          await status;
-        } finally {
-          clearTimeout(timer);
-        }
-      }
+      if (!exited) await terminate(child, status, graceMs);
       return await status;
     },
   };

@@ -9,8 +9,10 @@ import {
   startControlPlane,
 } from "../../dev/control_plane.ts";
 import { controlPlaneKeys } from "../helpers/dev.ts";
-import { freePort } from "./_scenario.ts";
+import { freePort, workerEnv } from "./_scenario.ts";
+import { markerFiles } from "../helpers/worker.ts";
 import { waitFor } from "../helpers/http.ts";
+import { terminate } from "../helpers/process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -93,17 +95,14 @@ export async function startPresetWorker(
     clearEnv: true,
     env: {
       ...inherited,
-      NO_COLOR: "1",
-      WORKER_PORT: String(port),
-      WORKER_HTTP_PORT: String(freePort()),
-      EDGEWORKER_HOST: "127.0.0.1",
-      REPORT_ADDR: cp.url,
-      CONTAINER_ID: "7",
-      MASTER_TOKEN: "e2e-token",
-      EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
-      EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
-      EDGEWORKER_DRAIN_SECONDS: "1",
-      ...env,
+      ...workerEnv(port, {
+        REPORT_ADDR: cp.url,
+        CONTAINER_ID: "7",
+        MASTER_TOKEN: "e2e-token",
+        ...markerFiles(dir),
+        EDGEWORKER_DRAIN_SECONDS: "1",
+        ...env,
+      }),
     },
     stdin: "null",
     stdout: "piped",
@@ -213,18 +212,7 @@ export async function startPresetWorker(
         `${preset} printing ${text}`,
       ),
     stop: async () => {
-      if (!exited) {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* already gone */ }
-        const timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* already gone */ }
-        }, 5000);
-        await status;
-        clearTimeout(timer);
-      }
+      if (!exited) await terminate(child, status, 5000);
       await pumps;
       await cp.close();
     },
@@ -303,14 +291,4 @@ export async function allScenarios(
   const results = await Promise.allSettled(scenarios);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
-}
-
-/** Appends lines to a log file, as the model server would. */
-export async function appendLog(
-  path: string,
-  ...lines: string[]
-): Promise<void> {
-  await Deno.writeTextFile(path, lines.map((l) => l + "\n").join(""), {
-    append: true,
-  });
 }

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { startUpstream } from "../helpers/upstream.ts";
 import { envelope } from "../helpers/worker.ts";
 import { post, waitFor } from "../helpers/http.ts";
+import { kill } from "../helpers/process.ts";
 
 /** A port that was free a moment ago. */
 export function freePort(): number {
@@ -118,9 +119,7 @@ export async function serveYamlScenario(denoArgs: string[]): Promise<void> {
     const { code } = await child.status;
     assert.equal(code, 0);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already exited */ }
+    kill(child, "SIGKILL");
     await child.output().catch(() => {});
     await up.close();
     await Deno.remove(dir, { recursive: true });

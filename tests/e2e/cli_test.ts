@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { startControlPlane } from "../../dev/control_plane.ts";
 import { freePort, serveYamlScenario } from "./_scenario.ts";
+import { kill } from "../helpers/process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -106,9 +107,7 @@ Deno.test("a taken port is beaconed to the autoscaler until SIGTERM", async () =
     assert.equal(out.code, 1);
   } finally {
     taken.close();
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
+    kill(child, "SIGKILL");
   }
 });
 

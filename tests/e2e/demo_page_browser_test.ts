@@ -12,7 +12,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { chromium, type Page } from "playwright-core";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** Debian's chromium; `CHROMIUM_PATH` names another Chromium-based browser. */
@@ -71,6 +71,17 @@ class Output {
 }
 
 /** One request as a client sends it: a route, then the worker it names. */
+/** The text of every cell of the table rows `selector` finds, row by row. */
+function cellsOf(page: Page, selector: string): Promise<(string | null)[][]> {
+  return page.$$eval(
+    selector,
+    (trs) =>
+      trs.map((tr) =>
+        [...tr.querySelectorAll("td")].map((td) => td.textContent)
+      ),
+  );
+}
+
 async function send(cp: string, i: number): Promise<{ url: string }> {
   let auth: Record<string, unknown> = {};
   for (let tries = 0; tries < 50; tries++) {
@@ -151,13 +162,7 @@ Deno.test("the control plane page shows two demo workers, the requests sent and 
       undefined,
       { timeout: 90_000, polling: 200 },
     );
-    const rows = await page.$$eval(
-      "#workers tbody tr",
-      (trs) =>
-        trs.map((tr) =>
-          [...tr.querySelectorAll("td")].map((td) => td.textContent)
-        ),
-    );
+    const rows = await cellsOf(page, "#workers tbody tr");
     assert.deepEqual(rows.map((r) => r[0]), ["1", "2"]);
     for (const r of rows) {
       assert.equal(r[1], "ready");
@@ -185,13 +190,7 @@ Deno.test("the control plane page shows two demo workers, the requests sent and 
       undefined,
       { timeout: 10_000, polling: 200 },
     );
-    const requests = await page.$$eval(
-      "#requests tbody tr",
-      (trs) =>
-        trs.map((tr) =>
-          [...tr.querySelectorAll("td")].map((td) => td.textContent)
-        ),
-    );
+    const requests = await cellsOf(page, "#requests tbody tr");
     const succeeded = requests.filter((r) => r[4] === "Success");
     assert.equal(succeeded.length, REQUESTS);
     assert.deepEqual(

@@ -5,17 +5,23 @@
  * control-plane stand-in, run at once.
  */
 import assert from "node:assert/strict";
+import { appendLog } from "../helpers/dev.ts";
+import { samplesBy, scrape } from "../helpers/metrics.ts";
 import { text2ImageWorkflow } from "../../dev/_comfy_api.ts";
-import { startComfyUiServer } from "../../dev/comfyui_server.ts";
+import {
+  type ComfyUiServer,
+  type ComfyUiServerOptions,
+  startComfyUiServer,
+} from "../../dev/comfyui_server.ts";
 import { aceWorkflow } from "../../workers/ace.ts";
 import { wanWorkflow } from "../../workers/wan.ts";
 import { delay } from "../../lib/std/async.ts";
 import { post, waitFor } from "../helpers/http.ts";
 import {
   allScenarios,
-  appendLog,
   inTempDir,
   type PresetWorker,
+  type ScenarioContext,
 } from "./_presets.ts";
 
 interface ComfyResult {
@@ -44,35 +50,61 @@ const NO_OUTPUT = {
 
 /** The worker's `edgeworker_requests_total` for `/generate/sync`, by outcome. */
 async function outcomes(w: PresetWorker): Promise<Record<string, number>> {
-  const text = await (await fetch(`${w.base}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (
-    const m of text.matchAll(
-      /^edgeworker_requests_total\{route="\/generate\/sync",outcome="(\w+)"\} (\S+)$/gm,
-    )
-  ) out[m[1]] = Number(m[2]);
-  return out;
+  const { families } = await scrape(w.base);
+  return samplesBy(families, "edgeworker_requests_total", ["outcome"], {
+    route: "/generate/sync",
+  });
+}
+
+/**
+ * Starts the wrapper stand-in with `options`, writing
+ * `<dir>/api-wrapper.log` (closed afterwards), and the `preset` worker
+ * against it with `env(comfy)` on top.
+ */
+async function startWithComfy(
+  ctx: ScenarioContext,
+  preset: string,
+  options: ComfyUiServerOptions,
+  env: (comfy: ComfyUiServer) => Record<string, string> = () => ({}),
+): Promise<{ comfy: ComfyUiServer; w: PresetWorker; logFile: string }> {
+  const logFile = `${ctx.dir}/api-wrapper.log`;
+  const comfy = await startComfyUiServer({ logFile, ...options });
+  ctx.defer(() => comfy.close());
+  const w = await ctx.start(preset, {
+    MODEL_SERVER_URL: comfy.url,
+    MODEL_LOG: logFile,
+    ...env(comfy),
+  });
+  return { comfy, w, logFile };
+}
+
+/** Checks `res` is the wrapper's `completed` answer with `status`; returns it. */
+async function completed(res: Response, status = 200): Promise<ComfyResult> {
+  assert.equal(res.status, status);
+  const body = await res.json() as ComfyResult;
+  assert.equal(body.status, "completed");
+  return body;
+}
+
+/** The wrapper crashes: the worker reports the backend unrecoverable. */
+async function crashIsFatal(comfy: ComfyUiServer, w: PresetWorker) {
+  await comfy.crash();
+  assert.match(await w.waitError(), /BACKEND_UNRECOVERABLE/);
 }
 
 function comfyuiScenario(): Promise<void> {
-  return inTempDir("comfyui", async ({ dir, defer, start }) => {
-    const logFile = `${dir}/api-wrapper.log`;
-    const comfy = await startComfyUiServer({
-      logFile,
+  return inTempDir("comfyui", async (ctx) => {
+    const { comfy, w, logFile } = await startWithComfy(ctx, "comfyui", {
       secondsPerImage: 0.02,
       maxQueueSize: 1,
-    });
-    defer(() => comfy.close());
-    const w = await start("comfyui", {
-      MODEL_SERVER_URL: comfy.url,
-      MODEL_LOG: logFile,
+    }, (comfy) => ({
       COMFYUI_API_BASE: comfy.comfyUrl,
       BENCHMARK_RUNS: "2",
       BENCHMARK_TEST_WIDTH: "256",
       BENCHMARK_TEST_HEIGHT: "256",
       BENCHMARK_TEST_STEPS: "10",
       MODEL_INFO_LOG_MSGS: "e2e-marker",
-    });
+    }));
     await w.waitBenchmarked();
     const bench = comfy.lastBody as {
       input: { modifier: string; modifications: Record<string, unknown> };
@@ -92,13 +124,8 @@ function comfyuiScenario(): Promise<void> {
       }),
       w.call("/generate/sync", { input: { workflow_json: SD_WORKFLOW } }),
     ]);
-    assert.equal(big.status, 200);
-    const bigBody = await big.json() as ComfyResult;
-    assert.equal(bigBody.status, "completed");
-    assert.equal(bigBody.output.length, 1);
-    assert.equal(graph.status, 200);
-    const graphBody = await graph.json() as ComfyResult;
-    assert.equal(graphBody.status, "completed");
+    assert.equal((await completed(big)).output.length, 1);
+    const graphBody = await completed(graph);
     assert.equal(graphBody.output.length, 2);
     assert.match(graphBody.output[0].filename, /^e2e_\d+_\.png$/);
 
@@ -107,8 +134,7 @@ function comfyuiScenario(): Promise<void> {
       modifier: "Text2Image",
       modifications: { prompt: "a dog" },
     });
-    assert.equal(bare.status, 200);
-    assert.equal((await bare.json() as ComfyResult).status, "completed");
+    await completed(bare);
     assert.ok((comfy.lastBody as { input?: unknown }).input);
 
     // A workflow ComfyUI refuses fails that job only (100): the current
@@ -157,19 +183,14 @@ function comfyuiScenario(): Promise<void> {
     await w.waitOutput("e2e-marker after the validation error");
     await w.assertReady();
 
-    await comfy.crash();
-    assert.match(await w.waitError(), /BACKEND_UNRECOVERABLE/);
+    await crashIsFatal(comfy, w);
   });
 }
 
 function wanScenario(): Promise<void> {
-  return inTempDir("wan", async ({ dir, defer, start }) => {
-    const logFile = `${dir}/api-wrapper.log`;
-    const comfy = await startComfyUiServer({ logFile, secondsPerImage: 0.02 });
-    defer(() => comfy.close());
-    const w = await start("wan", {
-      MODEL_SERVER_URL: comfy.url,
-      MODEL_LOG: logFile,
+  return inTempDir("wan", async (ctx) => {
+    const { comfy, w } = await startWithComfy(ctx, "wan", {
+      secondsPerImage: 0.02,
     });
     await w.waitBenchmarked();
     // The built-in benchmark is a Wan 2.2 graph.
@@ -185,31 +206,23 @@ function wanScenario(): Promise<void> {
     const r = await w.call("/generate/sync", {
       input: { workflow_json: wanWorkflow("a paper boat on a river") },
     });
-    assert.equal(r.status, 200);
-    const body = await r.json() as ComfyResult;
-    assert.equal(body.status, "completed");
+    const body = await completed(r);
     assert.match(body.output[0].filename, /\.mp4$/);
     await w.waitNewLoad(10000);
 
-    await comfy.crash();
-    assert.match(await w.waitError(), /BACKEND_UNRECOVERABLE/);
+    await crashIsFatal(comfy, w);
   });
 }
 
 function aceScenario(): Promise<void> {
-  return inTempDir("ace", async ({ dir, defer, start }) => {
-    const logFile = `${dir}/api-wrapper.log`;
-    const comfy = await startComfyUiServer({ logFile, secondsPerImage: 0.02 });
-    defer(() => comfy.close());
+  return inTempDir("ace", async (ctx) => {
     // A custom benchmark workflow from a file: a 30 s song.
     const custom = aceWorkflow("lo-fi, piano", "[inst]");
     (custom["17"] as { inputs: { seconds: number } }).inputs.seconds = 30;
-    await Deno.writeTextFile(`${dir}/bench.json`, JSON.stringify(custom));
-    const w = await start("ace", {
-      MODEL_SERVER_URL: comfy.url,
-      MODEL_LOG: logFile,
-      BENCHMARK_JSON_PATH: `${dir}/bench.json`,
-    });
+    await Deno.writeTextFile(`${ctx.dir}/bench.json`, JSON.stringify(custom));
+    const { comfy, w } = await startWithComfy(ctx, "ace", {
+      secondsPerImage: 0.02,
+    }, () => ({ BENCHMARK_JSON_PATH: `${ctx.dir}/bench.json` }));
     await w.waitBenchmarked();
     const bench = comfy.lastBody as {
       input: { request_id: string; workflow_json: typeof custom };
@@ -221,15 +234,12 @@ function aceScenario(): Promise<void> {
     const r = await w.call("/generate/sync", {
       workflow_json: aceWorkflow("funk", "[verse]\nla la la"),
     });
-    assert.equal(r.status, 200);
-    const body = await r.json() as ComfyResult;
-    assert.equal(body.status, "completed");
+    const body = await completed(r);
     assert.match(body.output[0].filename, /\.mp3$/);
     assert.equal(body.output[0].output_type, "audio");
     await w.waitNewLoad(1000);
 
-    await comfy.crash();
-    assert.match(await w.waitError(), /BACKEND_UNRECOVERABLE/);
+    await crashIsFatal(comfy, w);
   });
 }
 
@@ -243,21 +253,12 @@ Deno.test("comfyui, wan and ace presets serve, count and fail end to end", async
  * ready only once ComfyUI answers, and a failed job is an error.
  */
 function oldWrapperScenario(): Promise<void> {
-  return inTempDir("comfyui-old", async ({ dir, defer, start }) => {
-    const logFile = `${dir}/api-wrapper.log`;
-    const comfy = await startComfyUiServer({
+  return inTempDir("comfyui-old", async (ctx) => {
+    const { comfy, w } = await startWithComfy(ctx, "comfyui", {
       wrapper: "2025-10-06",
-      logFile,
       secondsPerImage: 0.02,
       startupDelayMs: 600_000, // until load()
-    });
-    defer(() => comfy.close());
-    const w = await start("comfyui", {
-      MODEL_SERVER_URL: comfy.url,
-      MODEL_LOG: logFile,
-      COMFYUI_API_BASE: comfy.comfyUrl,
-      BENCHMARK_RUNS: "1",
-    });
+    }, (comfy) => ({ COMFYUI_API_BASE: comfy.comfyUrl, BENCHMARK_RUNS: "1" }));
     // The wrapper's /health says healthy at once; the worker still waits.
     const health = await fetch(`${comfy.url}/health`);
     assert.equal(health.status, 200);
@@ -288,7 +289,7 @@ function oldWrapperScenario(): Promise<void> {
     const ok = await w.call("/generate/sync", {
       input: { modifier: "Text2Image" },
     });
-    assert.equal((await ok.json() as ComfyResult).status, "completed");
+    await completed(ok);
     await waitFor(async () => (await outcomes(w)).error === 1, 5000);
     assert.equal((await outcomes(w)).success, 1);
     await w.assertReady();
@@ -301,21 +302,12 @@ function oldWrapperScenario(): Promise<void> {
  * worker.
  */
 function failingBenchmarkScenario(): Promise<void> {
-  return inTempDir("comfyui-failing", async ({ dir, defer, start }) => {
-    const logFile = `${dir}/api-wrapper.log`;
-    const comfy = await startComfyUiServer({
+  return inTempDir("comfyui-failing", async (ctx) => {
+    const { comfy, w } = await startWithComfy(ctx, "comfyui", {
       wrapper: "2025-12-05",
-      logFile,
       secondsPerImage: 0,
       failures: { errorRate: 1 },
-    });
-    defer(() => comfy.close());
-    const w = await start("comfyui", {
-      MODEL_SERVER_URL: comfy.url,
-      MODEL_LOG: logFile,
-      COMFYUI_API_BASE: comfy.comfyUrl,
-      BENCHMARK_RUNS: "2",
-    });
+    }, (comfy) => ({ COMFYUI_API_BASE: comfy.comfyUrl, BENCHMARK_RUNS: "2" }));
     const why = await w.waitError(20000);
     assert.match(why, /^Benchmark failed: all 2 requests failed/);
     assert.match(why, /status "failed"/);
@@ -330,21 +322,17 @@ function failingBenchmarkScenario(): Promise<void> {
  * left unreachable, so the line alone tells).
  */
 function wanComfyLineScenario(): Promise<void> {
-  return inTempDir("wan-comfy-log", async ({ dir, defer, start }) => {
-    const comfyLogFile = `${dir}/comfyui.log`;
-    const comfy = await startComfyUiServer({
+  return inTempDir("wan-comfy-log", async (ctx) => {
+    const comfyLogFile = `${ctx.dir}/comfyui.log`;
+    const { w } = await startWithComfy(ctx, "wan", {
       wrapper: "2025-10-06",
-      logFile: `${dir}/api-wrapper.log`,
       comfyLogFile,
       secondsPerImage: 0.02,
       startupDelayMs: 1000,
-    });
-    defer(() => comfy.close());
-    const w = await start("wan", {
-      MODEL_SERVER_URL: comfy.url,
+    }, () => ({
       MODEL_LOG: comfyLogFile,
       COMFYUI_API_BASE: "http://127.0.0.1:1",
-    });
+    }));
     await w.waitBenchmarked(20000);
     assert.match(w.output(), /To see the GUI go to: /);
   });

@@ -5,8 +5,9 @@
  * stand-in. The three run at once.
  */
 import assert from "node:assert/strict";
+import { appendLog } from "../helpers/dev.ts";
 import { type Flavor, startOpenAiServer } from "../../dev/openai_server.ts";
-import { allScenarios, appendLog, inTempDir } from "./_presets.ts";
+import { allScenarios, inTempDir } from "./_presets.ts";
 import { sseEvents } from "../helpers/http.ts";
 
 const MODEL = "Qwen/Qwen3-0.6B";

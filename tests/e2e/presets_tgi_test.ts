@@ -6,9 +6,10 @@
  * requests from the control-plane stand-in.
  */
 import assert from "node:assert/strict";
+import { appendLog } from "../helpers/dev.ts";
 import { startTgiServer } from "../../dev/tgi_server.ts";
 import { startHelloWorldServer } from "../../dev/hello_world_server.ts";
-import { allScenarios, appendLog, inTempDir } from "./_presets.ts";
+import { allScenarios, inTempDir } from "./_presets.ts";
 import { sseEvents } from "../helpers/http.ts";
 
 /** The last body a stand-in received, as a JSON object. */

@@ -16,6 +16,7 @@ import { startUpstream, type UpstreamHandle } from "../helpers/upstream.ts";
 import { envelope } from "../helpers/worker.ts";
 import { spawnYamlWorker, waitReady } from "./_scenario.ts";
 import { post, readAll, waitFor } from "../helpers/http.ts";
+import { kill } from "../helpers/process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -55,9 +56,7 @@ async function withSubprocessWorker(
     await waitReady(base);
     await fn({ base, cp, up, child, output });
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already exited */ }
+    kill(child, "SIGKILL");
     await output.catch(() => {});
     await up.close();
     await cp.close();

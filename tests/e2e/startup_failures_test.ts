@@ -13,6 +13,8 @@
  *   `/metrics` and the worker stays ready.
  */
 import assert from "node:assert/strict";
+import { appendLog } from "../helpers/dev.ts";
+import { samplesBy, scrape } from "../helpers/metrics.ts";
 import { startComfyUiServer } from "../../dev/comfyui_server.ts";
 import { startHelloWorldServer } from "../../dev/hello_world_server.ts";
 import { supervisorExitedLine } from "../../dev/_log.ts";
@@ -21,7 +23,6 @@ import type { StandInOptions, StandInServer } from "../../dev/_standin.ts";
 import { startTgiServer } from "../../dev/tgi_server.ts";
 import {
   allScenarios,
-  appendLog,
   inTempDir,
   type PresetWorker,
   type ScenarioContext,
@@ -109,18 +110,35 @@ const COMFY_BENCH = {
   BENCHMARK_TEST_STEPS: "1",
 };
 
-async function startWorker(
+/** Where a scenario's stand-in writes its model log and supervisord's. */
+function logPaths(dir: string): { logFile: string; supervisorLog: string } {
+  return {
+    logFile: `${dir}/model.log`,
+    supervisorLog: `${dir}/supervisord.log`,
+  };
+}
+
+/**
+ * Starts `c`'s stand-in with `options` (writing the logs of
+ * {@linkcode logPaths}) and the preset's worker against it; both are
+ * stopped afterwards.
+ */
+async function startServing(
   ctx: ScenarioContext,
   c: Case,
-  server: StandInServer,
-  logFile: string,
-  supervisorLog: string,
-): Promise<PresetWorker> {
-  return await ctx.startAgainst(server.url, logFile, c.preset, {
-    EDGEWORKER_SUPERVISOR_LOG: supervisorLog,
+  options: StandInOptions,
+): Promise<
+  { w: PresetWorker; server: StandInServer } & ReturnType<typeof logPaths>
+> {
+  const logs = logPaths(ctx.dir);
+  const server = await c.start({ ...logs, ...options });
+  ctx.defer(() => server.close());
+  const w = await ctx.startAgainst(server.url, logs.logFile, c.preset, {
+    EDGEWORKER_SUPERVISOR_LOG: logs.supervisorLog,
     ...(c.preset === "comfyui" ? COMFY_BENCH : {}),
     ...c.env,
   });
+  return { w, server, ...logs };
 }
 
 /** Waits until `w` has taken its place in the log and is loading. */
@@ -135,61 +153,55 @@ async function loading(w: PresetWorker): Promise<void> {
   }
 }
 
-/** `error_msg` reaches the control plane matching `re`; returns the ms. */
-async function reportedWithin(w: PresetWorker, re: RegExp): Promise<number> {
-  const t0 = performance.now();
+/**
+ * `error_msg` matching `re` reaches the control plane within 2 s of `t0`
+ * (when the line was written); prints how long `what` took.
+ */
+async function reportedWithin2s(
+  w: PresetWorker,
+  c: Case,
+  re: RegExp,
+  t0: number,
+  what: string,
+): Promise<void> {
   await w.cp.waitFor(
     "status",
     (b) => re.test(String((b as { error_msg?: string }).error_msg ?? "")),
     5000,
   );
-  return performance.now() - t0;
+  const ms = performance.now() - t0;
+  assert.ok(ms < 2000, `${c.preset}: error_msg after ${ms.toFixed(0)} ms`);
+  console.log(`${c.preset}: ${what} reported after ${ms.toFixed(0)} ms`);
 }
 
+/** `edgeworker_model_log_errors_total` for `key` (`log/phase`). */
 async function logErrors(w: PresetWorker, key: string): Promise<number> {
-  const text = await (await fetch(`${w.base}/metrics`)).text();
-  const [log, phase] = key.split("/");
-  const m = new RegExp(
-    `^edgeworker_model_log_errors_total\\{log="${log}",phase="${phase}"\\} (\\d+)$`,
-    "m",
-  ).exec(text);
-  return m ? Number(m[1]) : NaN;
+  const { families } = await scrape(w.base);
+  return samplesBy(families, "edgeworker_model_log_errors_total", [
+    "log",
+    "phase",
+  ])[key] ?? NaN;
 }
 
 function whileLoading(c: Case): Promise<void> {
   return inTempDir(`${c.preset}-loading`, async (ctx) => {
-    const logFile = `${ctx.dir}/model.log`;
-    const supervisorLog = `${ctx.dir}/supervisord.log`;
     // Loads for longer than the test: only the failure can end it.
-    const server = await c.start({
-      logFile,
-      supervisorLog,
+    const { w, logFile } = await startServing(ctx, c, {
       startupDelayMs: 120_000,
     });
-    ctx.defer(() => server.close());
-    const w = await startWorker(ctx, c, server, logFile, supervisorLog);
     await loading(w);
     const t0 = performance.now();
     await appendLog(logFile, ...c.failure.lines);
-    await reportedWithin(w, c.failure.message);
-    const ms = performance.now() - t0;
-    assert.ok(ms < 2000, `${c.preset}: error_msg after ${ms.toFixed(0)} ms`);
-    console.log(`${c.preset}: failed start reported after ${ms.toFixed(0)} ms`);
+    await reportedWithin2s(w, c, c.failure.message, t0, "failed start");
     assert.match(await w.waitError(), c.failure.message);
   });
 }
 
 function supervisorWhileLoading(c: Case): Promise<void> {
   return inTempDir(`${c.preset}-supervisord`, async (ctx) => {
-    const logFile = `${ctx.dir}/model.log`;
-    const supervisorLog = `${ctx.dir}/supervisord.log`;
-    const server = await c.start({
-      logFile,
-      supervisorLog,
+    const { w, supervisorLog } = await startServing(ctx, c, {
       startupDelayMs: 120_000,
     });
-    ctx.defer(() => server.close());
-    const w = await startWorker(ctx, c, server, logFile, supervisorLog);
     await loading(w);
     // Another program's exit is not the model server's.
     await appendLog(supervisorLog, supervisorExitedLine("jupyter"));
@@ -198,26 +210,20 @@ function supervisorWhileLoading(c: Case): Promise<void> {
     const re = new RegExp(
       `^supervisord: WARN exited: ${c.program} \\(exit status 1; not expected\\)$`,
     );
-    await reportedWithin(w, re);
-    const ms = performance.now() - t0;
-    assert.ok(ms < 2000, `${c.preset}: error_msg after ${ms.toFixed(0)} ms`);
-    console.log(
-      `${c.preset}: supervisord exit reported after ${ms.toFixed(0)} ms`,
-    );
+    await reportedWithin2s(w, c, re, t0, "supervisord exit");
     assert.equal(await logErrors(w, "supervisor/startup"), 1);
   });
 }
 
 function afterReady(c: Case): Promise<void> {
   return inTempDir(`${c.preset}-serving`, async (ctx) => {
-    const logFile = `${ctx.dir}/model.log`;
-    const supervisorLog = `${ctx.dir}/supervisord.log`;
-    await Deno.writeTextFile(logFile, `${TB}\nRuntimeError: previous boot\n`);
+    await Deno.writeTextFile(
+      logPaths(ctx.dir).logFile,
+      `${TB}\nRuntimeError: previous boot\n`,
+    );
     // log-tee at a small scale, with a progress bar redrawn every 20 ms
     // while loading: the log is rotated by rename before the ready line.
-    const server = await c.start({
-      logFile,
-      supervisorLog,
+    const { w, server, logFile, supervisorLog } = await startServing(ctx, c, {
       startupDelayMs: 4000,
       logTee: {
         mode: "log-tee@base-image-a7552d1",
@@ -226,8 +232,6 @@ function afterReady(c: Case): Promise<void> {
         checkBytes: 512,
       },
     });
-    ctx.defer(() => server.close());
-    const w = await startWorker(ctx, c, server, logFile, supervisorLog);
     await w.waitReady(30000);
     assert.ok(server.logRotations >= 1, `rotations: ${server.logRotations}`);
 

@@ -1,11 +1,35 @@
 /**
- * Helpers for the tests of the dev stand-ins (`dev/`): waiting for log
- * lines and for a closed port, temporary log files and key pairs.
+ * Helpers for the tests of the dev stand-ins (`dev/`): their `/health`
+ * answer, writing and waiting for log lines, waiting for a closed port,
+ * temporary log files and key pairs.
  *
  * @module
  */
 import { RSA_ALGORITHM } from "../../dev/_signing.ts";
 import { waitFor } from "./http.ts";
+
+/** `GET <url>/health`: its status and body (JSON if it parses, else text). */
+export async function health(
+  url: string,
+): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${url}/health`);
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
+
+/** Appends lines to a log file, as the model server would. */
+export async function appendLog(
+  path: string,
+  ...lines: string[]
+): Promise<void> {
+  await Deno.writeTextFile(path, lines.map((l) => l + "\n").join(""), {
+    append: true,
+  });
+}
 
 /** Waits until the file at `path` contains `text`. */
 export function waitForLog(path: string, text: string): Promise<void> {

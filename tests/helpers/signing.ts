@@ -52,6 +52,19 @@ export function signUrl(key: CryptoKey, url: string): Promise<string> {
   return signText(key, urlMessage(url));
 }
 
+/**
+ * The fields of an `auth_data` every signature format covers, sorted as
+ * Python's `sort_keys` writes them (`/route/` adds `__request_id`).
+ */
+export const AUTH_DATA_FIELDS = [
+  "cost",
+  "endpoint",
+  "reqnum",
+  "request_idx",
+  "signature",
+  "url",
+] as const;
+
 /** An `auth_data` as `/route/` returns it, signed for `url`. */
 export async function signedAuth(
   key: CryptoKey,

@@ -12,7 +12,11 @@ import {
   type WorkerStartOptions,
 } from "../../lib/worker/worker.ts";
 import { waitFor } from "./http.ts";
-import { startUpstream, type UpstreamHandle } from "./upstream.ts";
+import {
+  startUpstream,
+  type UpstreamHandle,
+  type UpstreamOptions,
+} from "./upstream.ts";
 
 /** Fast loop timings so tests stay short. */
 export const FAST = {
@@ -23,6 +27,14 @@ export const FAST = {
   probeIntervalMs: 50,
 };
 
+/** The worker's marker files (benchmark done, update forced) kept in `dir`. */
+export function markerFiles(dir: string): Record<string, string> {
+  return {
+    EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
+    EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
+  };
+}
+
 /** A worker started by {@linkcode startWorker}, with its temp dir. */
 export type Running = RunningWorker & {
   dir: string;
@@ -31,27 +43,32 @@ export type Running = RunningWorker & {
 };
 
 /**
- * Starts a worker on a free port with `env` on top of safe test defaults,
+ * Starts a worker on a free port with `env` on top of safe test defaults
+ * (`config` may be a function of that env, as a preset's is),
  * and the given loop timings ({@linkcode FAST} unless given; `{}` keeps the
- * production ones: a 1 s report tick and a 10 s heartbeat).
+ * production ones: a 1 s report tick and a 10 s heartbeat); no plain HTTP
+ * port unless `httpPort` is given (0: a free one).
  */
 export async function startWorker(
-  config: WorkerConfig,
+  config: WorkerConfig | ((env: Record<string, string>) => WorkerConfig),
   env: Record<string, string> = {},
   timings: WorkerStartOptions["timings"] = FAST,
+  httpPort: number | false = false,
 ): Promise<Running> {
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-test-" });
-  const running = await new Worker(config).start({
-    env: {
-      UNSECURED: "true",
-      EDGEWORKER_HOST: "127.0.0.1",
-      EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
-      EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
-      EDGEWORKER_DRAIN_SECONDS: "2",
-      ...env,
-    },
+  const fullEnv = {
+    UNSECURED: "true",
+    EDGEWORKER_HOST: "127.0.0.1",
+    ...markerFiles(dir),
+    EDGEWORKER_DRAIN_SECONDS: "2",
+    ...env,
+  };
+  const running = await new Worker(
+    typeof config === "function" ? config(fullEnv) : config,
+  ).start({
+    env: fullEnv,
     port: 0,
-    httpPort: false,
+    httpPort,
     timings,
   });
   const stop = async () => {
@@ -62,21 +79,29 @@ export async function startWorker(
 }
 
 /**
- * Runs `fn` with the scripted model server and a worker for `handlers`
- * once it is ready; then checks that the scenario left nothing in flight
- * (no record, no load) and stops both.
+ * Runs `fn` with the scripted model server (`options.upstream`) and a
+ * worker for `handlers` (and `options.config`) once it is ready; then
+ * checks that the scenario left nothing in flight (no record, no load) and
+ * stops both.
  */
 export async function withUpstreamWorker(
   handlers: WorkerConfig["handlers"],
   fn: (w: Running, up: UpstreamHandle) => Promise<void>,
   env: Record<string, string> = {},
+  options: {
+    upstream?: UpstreamOptions;
+    config?: Omit<WorkerConfig, "modelServerUrl" | "handlers">;
+  } = {},
 ): Promise<void> {
-  const up = startUpstream();
-  const w = await startWorker({ modelServerUrl: up.url, handlers }, env);
+  const up = startUpstream(options.upstream);
+  const w = await startWorker(
+    { ...options.config, modelServerUrl: up.url, handlers },
+    env,
+  );
   try {
     await waitFor(() => w.lifecycle.ready, 3000, "ready");
     await fn(w, up);
-    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ledger empty");
+    await waitFor(() => w.ledger.inFlightCount === 0, 5000, "ledger empty");
     assert.equal(w.ledger.currentLoad, 0);
   } finally {
     await w.stop();
