@@ -5,11 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  ConfigError,
-  loadWorkerConfigFile,
-  workerConfigJsonSchema,
-} from "./lib/config/file.ts";
+import { ConfigError, workerConfigJsonSchema } from "./lib/config/validate.ts";
 import { EnvError, readEnv, type WorkerEnv } from "./lib/config/env.ts";
 import { announceLaunchFailure } from "./lib/worker/launch_failure.ts";
 import { closeLogging, setupLogging } from "./lib/worker/logging.ts";
@@ -193,7 +189,11 @@ async function buildWorker(
   if (presetName && configPath) {
     throw new UsageError("Give either --preset or --config, not both");
   }
-  if (configPath) return new Worker(await loadWorkerConfigFile(configPath));
+  if (configPath) {
+    // The YAML parser is loaded only here: `run --preset` starts without it.
+    const { loadWorkerConfigFile } = await import("./lib/config/file.ts");
+    return new Worker(await loadWorkerConfigFile(configPath));
+  }
   const name = presetName ?? env.BACKEND;
   if (!name) {
     throw new UsageError(

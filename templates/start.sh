@@ -7,9 +7,10 @@
 # cache for restarts and for when the download cannot be made, gets the TLS
 # certificate when USE_SSL=true (as start_server.sh does), raises the soft
 # open-files limit to the hard one and execs `edgeworker run --preset
-# "$BACKEND"`. Any failure before that exec is reported to every REPORT_ADDR
-# as a partial worker_status ({"id","mtoken","version","error_msg","url"})
-# and the script exits 1: never a silent failure.
+# "$BACKEND"` with DENO_USR2_MEMORY_TRIM=1. Any failure before that exec is
+# reported to every REPORT_ADDR as a partial worker_status
+# ({"id","mtoken","version","error_msg","url"}) and the script exits 1: never
+# a silent failure.
 #
 # Environment (defaults in brackets):
 #   EDGEWORKER_URL            release binary to download (required)
@@ -171,6 +172,11 @@ if [ "$USE_SSL" = true ]; then
     delay=$((delay * 2))
   done
 fi
+
+# Deno answers SIGUSR2 with malloc_trim and a V8 low-memory GC only when
+# this is set at start; the worker signals itself once a burst of requests
+# is over, giving the memory of that burst back (README "Benchmark").
+export DENO_USR2_MEMORY_TRIM=1
 
 # Many open connections: take the hard limit of open files.
 hard="$(ulimit -Hn)"

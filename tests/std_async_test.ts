@@ -33,6 +33,51 @@ Deno.test("deadline() settles as the promise does when it is in time", async () 
   await assert.rejects(deadline(Promise.reject(boom), 1000), boom);
 });
 
+Deno.test("deadline() lets go of its timer and signal once the promise settles", async () => {
+  // A timer still pending at the end fails the test (--sanitize-ops), and
+  // an abort after settling must not turn into a late rejection.
+  const controller = new AbortController();
+  assert.equal(
+    await deadline(Promise.resolve("in time"), 300_000, {
+      signal: controller.signal,
+    }),
+    "in time",
+  );
+  const boom = new Error("boom");
+  await assert.rejects(deadline(Promise.reject(boom), 300_000), boom);
+  controller.abort();
+});
+
+Deno.test("deadline()s that settled in time hold no memory for the rest of their time limit", async () => {
+  // Measured in a fresh process after a full GC: 20,000 settled deadlines
+  // of 5 minutes (a request body's default limit) must not stay alive.
+  const code = `
+    import { deadline } from ${
+    JSON.stringify(import.meta.resolve("../lib/std/async.ts"))
+  };
+    const controller = new AbortController();
+    const run = async (n) => {
+      for (let i = 0; i < n; i++) {
+        await deadline(Promise.resolve(i), 300_000, { signal: controller.signal });
+      }
+    };
+    await run(100);
+    gc();
+    const before = Deno.memoryUsage().heapUsed;
+    await run(20_000);
+    gc();
+    console.log(Deno.memoryUsage().heapUsed - before);
+    Deno.exit(0);
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", code],
+    stdout: "piped",
+  }).output();
+  assert.equal(out.code, 0);
+  const retained = Number(new TextDecoder().decode(out.stdout));
+  assert.ok(retained < 1_000_000, `retained ${retained} bytes`);
+});
+
 Deno.test("deadline() rejects with a TimeoutError DOMException", async () => {
   const never = new Promise<never>(() => {});
   await assert.rejects(deadline(never, 20), (e: unknown) => {

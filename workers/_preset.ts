@@ -12,7 +12,7 @@ import {
   type WorkerConfig,
 } from "../lib/config/schemas.ts";
 import { strtobool } from "../lib/config/env.ts";
-import { ConfigError } from "../lib/config/file.ts";
+import { ConfigError } from "../lib/config/validate.ts";
 
 /**
  * The canary timing of the local LLM presets: a one-token request costs

@@ -4,7 +4,7 @@
  * @module
  */
 import type { ResolvedWorkerConfig } from "../lib/config/schemas.ts";
-import { ConfigError, parseWorkerConfig } from "../lib/config/file.ts";
+import { ConfigError, parseWorkerConfig } from "../lib/config/validate.ts";
 import type { EnvVars, Preset } from "./_preset.ts";
 
 function patterns(list: readonly unknown[]): string {

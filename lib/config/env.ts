@@ -8,7 +8,7 @@
  * @module
  */
 import { z } from "zod";
-import { formatIssues } from "./file.ts";
+import { formatIssues } from "./validate.ts";
 
 const TRUE_WORDS = ["y", "yes", "t", "true", "on", "1"];
 const FALSE_WORDS = ["n", "no", "f", "false", "off", "0"];
@@ -150,6 +150,8 @@ export const EnvSchema = z.object({
   EDGEWORKER_UPDATE_FILE: z.string().default("/.force_update"),
   /** `GET /dashboard` (behind `MASTER_TOKEN`); off unless "true". */
   EDGEWORKER_DASHBOARD: bool(false),
+  /** Deno's own: set (any value) at start, SIGUSR2 makes it malloc_trim. */
+  DENO_USR2_MEMORY_TRIM: z.string().optional(),
 });
 
 /** The parsed environment. */

@@ -66,17 +66,33 @@ export function deadline<T>(
   ms: number,
   options: DeadlineOptions = {},
 ): Promise<T> {
-  const timeout = AbortSignal.timeout(ms);
-  const signal = options.signal
-    ? AbortSignal.any([timeout, options.signal])
-    : timeout;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  const { promise: aborted, reject } = Promise.withResolvers<never>();
-  const abort = (): void => reject(signal.reason);
-  signal.addEventListener("abort", abort, { once: true });
-  return Promise.race([promise, aborted]).finally(() =>
-    signal.removeEventListener("abort", abort)
-  );
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  // A plain timer, cleared on settling: `AbortSignal.timeout` would keep its
+  // timer, signal and closure alive for the whole `ms` after the promise
+  // settled (5 minutes per request for the body timeout).
+  return new Promise<T>((resolve, reject) => {
+    const settle = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", abort);
+    };
+    const abort = (): void => {
+      settle();
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      settle();
+      reject(new DOMException("Signal timed out.", "TimeoutError"));
+    }, ms);
+    signal?.addEventListener("abort", abort, { once: true });
+    promise.then((value) => {
+      settle();
+      resolve(value);
+    }, (e) => {
+      settle();
+      reject(e);
+    });
+  });
 }
 
 /** Thrown by {@linkcode retry} once `maxAttempts` attempts have failed. */

@@ -11,7 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import { fetchPublicKey, loadPublicKeyFile } from "../auth/pubkey.ts";
 import type { SignatureVerifier } from "../auth/signatures.ts";
 import { readEnv, type WorkerEnv } from "../config/env.ts";
-import { parseWorkerConfig } from "../config/file.ts";
+import { parseWorkerConfig } from "../config/validate.ts";
 import type { ResolvedWorkerConfig, WorkerConfig } from "../config/schemas.ts";
 import { serveApp } from "../http/app.ts";
 import {
@@ -27,6 +27,7 @@ import type { Lifecycle } from "../model/lifecycle.ts";
 import { Readiness } from "../model/readiness.ts";
 import type { Ledger } from "../traffic/ledger.ts";
 import { raiseFdLimit } from "./fd_limit.ts";
+import { MemoryTrim } from "./memory_trim.ts";
 import { announceLaunchFailure } from "./launch_failure.ts";
 import { buildParts, type WorkerParts, type WorkerTimings } from "./parts.ts";
 import { gracefulShutdown } from "./shutdown.ts";
@@ -233,6 +234,11 @@ export class Worker {
       n: parts.handlers.length,
     });
 
+    const memoryTrim = new MemoryTrim({
+      usr2Trim: env.DENO_USR2_MEMORY_TRIM,
+      busy: () => ledger.inFlightCount > 0,
+      activity: () => ledger.receivedCount,
+    });
     const { shutdown, finished } = gracefulShutdown({
       lifecycle,
       ledger,
@@ -248,6 +254,7 @@ export class Worker {
         async () => await parts.canary?.close(),
         () => parts.admission.close(),
         () => Promise.resolve(modelClient.close()),
+        () => Promise.resolve(memoryTrim.close()),
       ],
       reporter,
       metrics: parts.metrics,
@@ -255,6 +262,7 @@ export class Worker {
     if (options.handleSignals) {
       stopOnSignals(shutdown, finished, env.EDGEWORKER_DRAIN_SECONDS);
     }
+    memoryTrim.start();
     return {
       url,
       port,

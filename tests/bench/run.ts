@@ -281,6 +281,12 @@ async function slowRun(s: Subject): Promise<void> {
   s.figures.errors += r.non2xx + r.transportErrors + r.incomplete;
 }
 
+/** Quiet seconds before a memory reading, the same for every process. */
+const SETTLE_MS = 3000;
+function settle(): Promise<void> {
+  return new Promise((r) => setTimeout(r, SETTLE_MS));
+}
+
 /** Extra spawns for the startup figure (the kept process is one trial). */
 async function startupTrials(
   start: () => Promise<Target>,
@@ -376,6 +382,9 @@ try {
     s.figures.startup.push(...extra, s.target.startupMs);
     subjects.push(s);
   }
+  // Read once every process had the same few quiet seconds (edgeworker
+  // gives start-up's garbage back on its first quiet look, 2 s in).
+  await settle();
   for (const s of subjects) s.figures.idle = (await memoryOf(s.target.pid)).rss;
 
   // Warm-up (JIT, connection pools), not counted.
@@ -396,6 +405,7 @@ try {
       for (const s of subjects) await sseRun(s, n);
     }
   }
+  await settle();
   for (const s of subjects) {
     s.figures.afterLoad = (await memoryOf(s.target.pid)).rss;
   }

@@ -8,6 +8,10 @@
  */
 import { freePort, workerEnv } from "../e2e/_scenario.ts";
 import { commandName } from "./proc.ts";
+import {
+  WORKER_RUNTIME_ENV,
+  WORKER_RUNTIME_FLAGS,
+} from "../../tools/permissions.ts";
 
 const here = (path: string) => new URL(path, import.meta.url).pathname;
 const DENO_JSON = here("../../deno.json");
@@ -116,6 +120,20 @@ export function startMinimalProxy(
   ]);
 }
 
+/** `relay_variants.ts` in front of `upstream`, passing answers on `mode`'s way. */
+export function startRelayVariant(
+  upstream: string,
+  mode: string,
+): Promise<Target> {
+  const port = freePort();
+  return spawnDeno(`relay ${mode}`, port, [
+    here("./relay_variants.ts"),
+    String(port),
+    upstream,
+    mode,
+  ]);
+}
+
 /**
  * edgeworker from source in front of `upstream`, with the routes `/echo`
  * and `/stream` (parallel, no queue limit). Signatures are checked against
@@ -128,6 +146,7 @@ export async function startEdgeworker(
   publicPem: string,
   unsecured: boolean,
   extraDenoArgs: string[] = [],
+  extraEnv: Record<string, string | undefined> = {},
 ): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-bench-" });
   await Deno.writeTextFile(`${dir}/key.pem`, publicPem);
@@ -146,8 +165,17 @@ export async function startEdgeworker(
     const target = await spawnDeno(
       name,
       port,
-      [...extraDenoArgs, MAIN, "run", "--config", `${dir}/worker.yaml`],
-      workerEnv(port, {
+      [
+        // What the release binary runs with (its permissions aside).
+        ...WORKER_RUNTIME_FLAGS,
+        ...extraDenoArgs,
+        MAIN,
+        "run",
+        "--config",
+        `${dir}/worker.yaml`,
+      ],
+      definedOnly(workerEnv(port, {
+        ...WORKER_RUNTIME_ENV,
         UNSECURED: String(unsecured),
         EDGEWORKER_PUBKEY_FILE: `${dir}/key.pem`,
         EDGEWORKER_LOG_LEVEL: "error",
@@ -155,7 +183,8 @@ export async function startEdgeworker(
         EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
         EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
         EDGEWORKER_DRAIN_SECONDS: "1",
-      }),
+        ...extraEnv,
+      })),
       dir,
     );
     await waitReady(target.url);
@@ -174,6 +203,17 @@ export async function startEdgeworker(
     await Deno.remove(dir, { recursive: true });
     throw e;
   }
+}
+
+/** `env` without its undefined values (an `extraEnv` key set to undefined unsets it). */
+function definedOnly(
+  env: Record<string, string | undefined>,
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] =>
+      e[1] !== undefined
+    ),
+  );
 }
 
 /** Waits until `GET url/ready` answers 200 (the worker admits requests). */
