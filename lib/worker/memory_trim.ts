@@ -60,6 +60,10 @@ export class MemoryTrim {
   #quiet = -1;
   #trimAt = AFTER_START;
   #trims = 0;
+  // A listener of our own: if the runtime's SIGUSR2 handler is not there
+  // (not installed yet, or a runtime without it), the signal is caught
+  // here instead of ending the process.
+  #guard = () => {};
 
   /** Nothing runs before {@linkcode start}. */
   constructor(options: MemoryTrimOptions) {
@@ -82,6 +86,7 @@ export class MemoryTrim {
     this.#seen = this.#activity();
     this.#quiet = 0;
     this.#trimAt = AFTER_START;
+    Deno.addSignalListener("SIGUSR2", this.#guard);
     const timer = setInterval(() => this.look(), this.#intervalMs);
     Deno.unrefTimer(timer);
     this.#timer = timer;
@@ -116,7 +121,9 @@ export class MemoryTrim {
 
   /** Stops looking. */
   close(): void {
+    if (this.#timer === undefined) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
+    Deno.removeSignalListener("SIGUSR2", this.#guard);
   }
 }
