@@ -12,10 +12,7 @@
  */
 import { z } from "zod";
 import type {
-  CanaryConfig,
-  FailureBody,
   LifecycleHook,
-  LoadProbeConfig,
   LogPattern,
   Payload,
   RemoteFunction,
