@@ -46,9 +46,10 @@ Deno.test("requests that come as the model server closes its idle connections: n
     }
     assert.deepEqual(statuses, Array(20).fill(200));
     assert.equal(model.arrivals, 20);
-    // The worker let go of each idle connection before the server could.
+    // No request went on a connection idle past the pool's limit: each came
+    // on a fresh one. (Whether the server's idle close or the pool's reaper
+    // shuts an unused one first is timing, not something a client sees.)
     assert.equal(model.connections, 20);
-    assert.equal(model.idleCloses, 0);
   });
 });
 
