@@ -10,6 +10,8 @@
  * @module
  */
 
+import { serveMinimalProxy } from "./minimal_proxy.ts";
+
 const port = Number(Deno.args[0] ?? 0);
 const upstream = Deno.args[1] ?? "http://127.0.0.1:18000";
 const mode = Deno.args[2] ?? "native";
@@ -46,18 +48,8 @@ function byobRelay(
   }, { highWaterMark: 0 });
 }
 
-Deno.serve(
-  { hostname: "127.0.0.1", port, onListen: () => {} },
-  async (req) => {
-    const url = new URL(req.url);
-    if (req.method === "GET") return new Response("ok");
-    const { payload } = await req.json();
-    const r = await fetch(upstream + url.pathname, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(payload),
-    });
-    if (!r.body || mode === "native") return new Response(r.body, r);
-    return new Response(mode === "js" ? jsRelay(r.body) : byobRelay(r.body), r);
-  },
+serveMinimalProxy(
+  port,
+  upstream,
+  mode === "native" ? undefined : mode === "js" ? jsRelay : byobRelay,
 );
