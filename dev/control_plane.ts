@@ -428,10 +428,12 @@ class ControlPlaneStandIn implements ControlPlane {
         problems: (r.problems ?? []).map((p) => `${p.field}: ${p.error}`),
         body: shorten(hideToken(r.text)),
       }));
+    // Newest first; reports of one millisecond stay newest first too (the
+    // sort is stable, so they go in reversed arrival order first).
     return [
       ...pick("worker_status", this.#records.status),
       ...pick("delete_requests", this.#records.delete),
-    ].sort((a, b) => b.at - a.at).slice(0, 20);
+    ].reverse().sort((a, b) => b.at - a.at).slice(0, 20);
   }
 
   #view(): LiveView {
