@@ -114,3 +114,56 @@ Deno.test("failureBody and loadProbe: bad settings are refused naming the field"
     "loadProbe.urls",
   ]);
 });
+
+Deno.test("failureBody: a stream that is not JSON stays a stream (its first event arrives before the model ends it)", async () => {
+  const release = Promise.withResolvers<void>();
+  await using up = startUpstream({
+    script: ({ path }) => {
+      if (path !== "/job") return undefined;
+      const enc = new TextEncoder();
+      return new Response(
+        new ReadableStream({
+          async start(c) {
+            c.enqueue(enc.encode('data: {"status":"running"}\n\n'));
+            await release.promise;
+            c.enqueue(enc.encode("data: [DONE]\n\n"));
+            c.close();
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    },
+  });
+  const w = await startWorker({
+    modelServerUrl: up.url,
+    handlers: [{
+      route: "/job",
+      allowParallelRequests: true,
+      failureBody: { path: "status", values: ["failed"] },
+    }],
+  });
+  try {
+    await waitFor(() => w.lifecycle.ready, 3000, "ready");
+    const res = await post(w.url, "/job", envelope({}));
+    const reader = res.body!.getReader();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const first = await Promise.race([
+      reader.read(),
+      new Promise<"held">((r) => timer = setTimeout(() => r("held"), 3000)),
+    ]);
+    clearTimeout(timer);
+    release.resolve();
+    assert.notEqual(first, "held", "the first event was held back");
+    assert.match(
+      new TextDecoder().decode(
+        (first as ReadableStreamReadResult<Uint8Array>).value,
+      ),
+      /running/,
+    );
+    while (!(await reader.read()).done) { /* the rest */ }
+    await waitFor(() => w.ledger.inFlightCount === 0, 3000, "ended");
+  } finally {
+    release.resolve();
+    await w.stop();
+  }
+});

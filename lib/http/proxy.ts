@@ -256,11 +256,17 @@ export async function relay(
     ticket.end("success", status);
     return relayed(new Response(null, { status }), response.headers);
   }
-  if (!isStreaming(response.headers) || failureOf) {
+  // A failure rule reads JSON answers whole (chunked ones too); a stream of
+  // any other type stays a stream.
+  const judged = failureOf !== undefined &&
+    (response.headers.get("content-type") ?? "").includes("json");
+  if (!isStreaming(response.headers) || judged) {
     try {
       const bytes = await response.arrayBuffer();
       ticket.chunk();
-      const failure = failureOf?.(new TextDecoder().decode(bytes));
+      const failure = judged
+        ? failureOf(new TextDecoder().decode(bytes))
+        : undefined;
       if (failure) ticket.end("error", status, failure);
       else ticket.end("success", status);
       return relayed(new Response(bytes, { status }), response.headers);
