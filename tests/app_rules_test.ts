@@ -5,6 +5,7 @@
  * 503 with `Retry-After` before any signature is checked).
  */
 import assert from "node:assert/strict";
+import { ModelClient } from "../lib/http/model_client.ts";
 import type { VerifyResult } from "../lib/auth/signatures.ts";
 import { createApp } from "../lib/http/app.ts";
 import { Lifecycle } from "../lib/model/lifecycle.ts";
@@ -41,6 +42,7 @@ async function withApp(
   const queues = new QueuePlan();
   queues.add(handler.route, handler.config);
   const state = { verified: 0 };
+  const modelClient = new ModelClient();
   const app = createApp({
     handlers: [handler],
     ledger,
@@ -60,6 +62,7 @@ async function withApp(
     drainRetryAfterSeconds: 7,
     metricsText: () => "",
     status: () => ({}),
+    modelClient,
   });
   try {
     await fn({
@@ -74,6 +77,7 @@ async function withApp(
   } finally {
     await sessions.shutdown();
     await admission.close();
+    modelClient.close();
   }
 }
 

@@ -20,7 +20,14 @@ import { parseEnvelope } from "./envelope.ts";
 import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
 import { callLocal } from "./local_call.ts";
-import { abortedAnswer, callModel, relay } from "./proxy.ts";
+import type { ModelClient } from "./model_client.ts";
+import {
+  abortedAnswer,
+  answerOf,
+  callModel,
+  relay,
+  responseOf,
+} from "./proxy.ts";
 import { type ResumeDeps, resumeHook } from "./resume_route.ts";
 
 /** What a handler route needs, beyond the session routes' needs. */
@@ -30,8 +37,8 @@ export interface HandlerRouteDeps extends SessionDeps, ResumeDeps {
   admission: Admission;
   /** Throughput for the queue budget (live estimate or benchmark). */
   throughput: () => number | undefined;
-  /** Pool of connections to the model server (fetch's own when absent). */
-  modelClient?: Deno.HttpClient;
+  /** Pool of connections to the model server. */
+  modelClient: ModelClient;
 }
 
 /** A request that passed every check and may be forwarded. */
@@ -110,11 +117,13 @@ export function handlerFetch(
     ticket.modelAnswered(response.status);
     if (handler.responseGenerator) {
       try {
-        response = await handler.responseGenerator(response, {
-          payload: admitted.payload,
-          route: handler.route,
-          request: req,
-        });
+        response = answerOf(
+          await handler.responseGenerator(responseOf(response), {
+            payload: admitted.payload,
+            route: handler.route,
+            request: req,
+          }),
+        );
       } catch (e) {
         const why = `response generator failed: ${errorText(e)}`;
         ticket.cancel(why);

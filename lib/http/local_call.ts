@@ -11,7 +11,7 @@
  */
 import type { Payload, RemoteFunction } from "../config/schemas.ts";
 import { runRemoteFunction } from "../model/remote_function.ts";
-import type { ModelCall } from "./proxy.ts";
+import { answerOf, type ModelCall } from "./proxy.ts";
 
 /** What {@linkcode callLocal} gives: a model call's outcomes, a throw as 500. */
 export type LocalCall =
@@ -49,7 +49,7 @@ export async function callLocal(
       stopped.promise,
     ]);
     if (answer === "aborted") return { ok: false, aborted: true };
-    return { ok: true, response: abortable(answer, signal) };
+    return { ok: true, response: answerOf(abortable(answer, signal)) };
   } catch (e) {
     if (signal.aborted) return { ok: false, aborted: true };
     return {

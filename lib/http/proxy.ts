@@ -6,6 +6,7 @@
  * @module
  */
 import { jsonError } from "./errors.ts";
+import type { HeaderSource, ModelAnswer, ModelClient } from "./model_client.ts";
 import {
   CLIENT_CLOSED_REQUEST,
   type RequestTicket,
@@ -45,18 +46,6 @@ const DROPPED_X_HEADERS = new Set([
   "x-forwarded-proto",
 ]);
 
-/**
- * The pool of connections to the model server: an idle one is dropped after
- * `idleSeconds` (`EDGEWORKER_MODEL_IDLE_SECONDS`), before the server's own
- * idle close, so a request never goes out on a connection the server is
- * closing at that moment. The caller owns it and closes it.
- */
-export function modelHttpClient(idleSeconds: number): Deno.HttpClient {
-  return Deno.createHttpClient({
-    poolIdleTimeout: Math.max(1, Math.round(idleSeconds * 1000)),
-  });
-}
-
 /** Options of {@linkcode callModel}. */
 export interface CallModelOptions {
   /** JSON text of the payload. */
@@ -65,49 +54,33 @@ export interface CallModelOptions {
   accept?: string | null;
   /** The request's signal: client gone, timeout or shutdown. */
   signal: AbortSignal;
-  /** Connection pool ({@linkcode modelHttpClient}); fetch's own when absent. */
-  client?: Deno.HttpClient;
+  /** The pool of connections to the model server. */
+  client: ModelClient;
 }
 
 /** The model server's answer, or why there is none. */
 export type ModelCall =
-  | { ok: true; response: Response }
+  | { ok: true; response: ModelAnswer }
   | { ok: false; aborted: true }
   | { ok: false; aborted: false; status: 502; detail: string };
 
 /**
- * POSTs the payload to the model server, exactly once. A connection failure
- * is a 502; an abort (the ticket's signal) is left to the ticket to name.
- *
- * The body goes as a stream: Deno 2.9's fetch resends a string or bytes
- * body once when a reused connection closes without an answer (`FetchRetry`
- * in ext/fetch), even when the server had the request and worked on it,
- * which would run a job twice. A stream is never resent. It is one chunk,
- * already closed, sent with its `content-length` (no chunked encoding):
- * cheaper than a `Blob`, whose every part takes a random id (a `getrandom`
- * syscall) and is read back through a stream of its own. What remains retried is hyper's own retry of a request that
- * was never written (its pooled connection was found closed first); the
- * pool's idle limit keeps connections the server is about to close out of
- * use.
+ * POSTs the payload to the model server, exactly once (the client never
+ * resends: a connection that closes before the answer is a 502, as is one
+ * that cannot be made). An abort (the ticket's signal) is left to the
+ * ticket to name.
  */
 export async function callModel(
   url: string,
   options: CallModelOptions,
 ): Promise<ModelCall> {
-  const bytes = encoder.encode(options.body);
-  const headers: Record<string, string> = {
-    "content-type": "application/json",
-    "content-length": String(bytes.byteLength),
-  };
-  if (options.accept) headers.accept = options.accept;
   try {
-    const response = await fetch(url, {
-      method: "POST",
-      body: onceStream(bytes),
-      headers,
-      signal: options.signal,
-      ...(options.client ? { client: options.client } : {}),
-    });
+    const response = await options.client.post(
+      url,
+      encoder.encode(options.body),
+      options.accept,
+      options.signal,
+    );
     return { ok: true, response };
   } catch (e) {
     if (options.signal.aborted) return { ok: false, aborted: true };
@@ -115,20 +88,53 @@ export async function callModel(
       ok: false,
       aborted: false,
       status: 502,
-      detail: `model server unreachable: ${fetchFailure(e)}`,
+      detail: `model server unreachable: ${errorText(e)}`,
     };
   }
 }
 
 const encoder = new TextEncoder();
 
-/** A stream of `bytes` in one chunk, already closed. */
-function onceStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      controller.enqueue(bytes);
-      controller.close();
-    },
+/** A `Response` (a local handler's, a response generator's) as a model answer. */
+export function answerOf(response: Response): ModelAnswer {
+  return new ResponseAnswer(response);
+}
+
+class ResponseAnswer implements ModelAnswer {
+  readonly response: Response;
+  constructor(response: Response) {
+    this.response = response;
+  }
+  get status(): number {
+    return this.response.status;
+  }
+  get headers(): Headers {
+    return this.response.headers;
+  }
+  get hasBody(): boolean {
+    return this.response.body !== null;
+  }
+  bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    return this.response.bytes();
+  }
+  stream(): ReadableStream<Uint8Array> {
+    return this.response.body ??
+      new ReadableStream({ start: (c) => c.close() });
+  }
+  async cancel(): Promise<void> {
+    await this.response.body?.cancel().catch(() => {});
+  }
+}
+
+/**
+ * `answer` as a `Response` (what a response generator takes): the same
+ * object for an answer made from one, else a new one around its body.
+ */
+export function responseOf(answer: ModelAnswer): Response {
+  if (answer instanceof ResponseAnswer) return answer.response;
+  return new Response(answer.hasBody ? answer.stream() : null, {
+    status: answer.status,
+    headers: [...answer.headers],
   });
 }
 
@@ -139,7 +145,7 @@ function onceStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
  * `new Response`, which copies each one again.
  */
 export function relayHeaders(
-  upstream: Headers,
+  upstream: HeaderSource,
   out: Headers = new Headers(),
 ): Headers {
   // Headers the Connection header names are hop-by-hop (RFC 9110 7.6.1).
@@ -152,7 +158,8 @@ export function relayHeaders(
         !hop?.includes(name))
     ) out.append(name, value);
   }
-  // fetch already decoded the body, so its length no longer describes it.
+  // The body was decoded (by the model client or fetch), so its length no
+  // longer describes it.
   if (upstream.has("content-encoding")) out.delete("content-length");
   return out;
 }
@@ -162,7 +169,7 @@ export function relayHeaders(
  * JSON lines, any "stream" content type, or a body of unknown length
  * (chunked), as the Python worker decides.
  */
-export function isStreaming(headers: Headers): boolean {
+export function isStreaming(headers: HeaderSource): boolean {
   const type = (headers.get("content-type") ?? "").toLowerCase();
   if (
     type.startsWith("text/event-stream") || type.includes("ndjson") ||
@@ -239,20 +246,20 @@ export interface RelayOptions {
  * the ticket).
  */
 export async function relay(
-  response: Response,
+  response: ModelAnswer,
   ticket: RequestTicket,
   options: RelayOptions = {},
 ): Promise<Response> {
   const { failureOf, resume } = options;
   const status = response.status;
   if (status < 200 || status > 599) {
-    await response.body?.cancel().catch(() => {});
+    await response.cancel();
     const detail = `model server answered with status ${status}`;
     ticket.end("error", 502, detail);
     return jsonError(502, { error: detail });
   }
   ticket.answering();
-  if (response.body === null) {
+  if (!response.hasBody) {
     ticket.end("success", status);
     return relayed(new Response(null, { status }), response.headers);
   }
@@ -262,7 +269,7 @@ export async function relay(
     (response.headers.get("content-type") ?? "").includes("json");
   if (!isStreaming(response.headers) || judged) {
     try {
-      const bytes = await response.arrayBuffer();
+      const bytes = await response.bytes();
       ticket.chunk();
       const failure = judged
         ? failureOf(new TextDecoder().decode(bytes))
@@ -282,9 +289,9 @@ export async function relay(
   if (resume) {
     const headers = relayHeaders(response.headers);
     streamHeaders(headers);
-    return resume(response.body, status, headers);
+    return resume(response.stream(), status, headers);
   }
-  const reader = chunkReader(response.body);
+  const reader = response.stream().getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       ticket.pulling();
@@ -315,51 +322,11 @@ export async function relay(
 }
 
 /** `answer` with the model's relayed headers added to its own. */
-function relayed(answer: Response, upstream: Headers): Response {
+function relayed(answer: Response, upstream: HeaderSource): Response {
   relayHeaders(upstream, answer.headers);
   return answer;
 }
 
-/** Size of a fetch body's reads: Deno's own (`autoAllocateChunkSize`). */
-const READ_BYTES = 64 * 1024;
-
-/**
- * Reads a streamed body chunk by chunk, as it arrives. A fetch body is a
- * byte stream whose default reader allocates a fresh 64 KiB buffer for
- * every read and hands the chunk out as a view of it, so each chunk of a
- * few bytes held 64 KiB until a GC (1,000 slow SSE streams: ~530 MB RSS).
- * Read into one buffer per stream, of the same size (the same chunks), and
- * passed on as exact-size copies, they hold what they carry (~360 MB).
- * Other streams (a local handler's) are read as they are.
- */
-function chunkReader(body: ReadableStream<Uint8Array>): {
-  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
-  cancel(reason?: unknown): Promise<void>;
-} {
-  let byob: ReadableStreamBYOBReader;
-  try {
-    byob = body.getReader({ mode: "byob" });
-  } catch {
-    return body.getReader(); // not a byte stream
-  }
-  let buffer = new ArrayBuffer(READ_BYTES);
-  return {
-    async read() {
-      const r = await byob.read(new Uint8Array(buffer));
-      if (r.done) return { done: true, value: undefined };
-      buffer = r.value.buffer as ArrayBuffer;
-      return { done: false, value: r.value.slice() };
-    },
-    cancel: (reason) => byob.cancel(reason),
-  };
-}
-
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** A fetch error's reason: a streamed body's failure says only "fetch failed" and keeps the reason in `cause`. */
-function fetchFailure(e: unknown): string {
-  const cause = e instanceof Error ? e.cause : undefined;
-  return cause === undefined ? errorText(e) : errorText(cause);
 }

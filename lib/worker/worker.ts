@@ -20,7 +20,7 @@ import {
   readTls,
   type Server,
 } from "../http/listen.ts";
-import { modelHttpClient } from "../http/proxy.ts";
+import { ModelClient } from "../http/model_client.ts";
 import { sessionEndApp } from "../http/session_routes.ts";
 import { resolveCanary } from "../model/canary.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
@@ -163,7 +163,9 @@ export class Worker {
     const port = server.addr.port;
     const parts = buildParts(config, env, port, options.timings ?? {});
     const { ledger, lifecycle, sessions, reporter, engine } = parts;
-    const modelClient = modelHttpClient(env.EDGEWORKER_MODEL_IDLE_SECONDS);
+    const modelClient = new ModelClient({
+      idleSeconds: env.EDGEWORKER_MODEL_IDLE_SECONDS,
+    });
     const stop = new AbortController();
     stop.signal.addEventListener(
       "abort",
