@@ -439,6 +439,9 @@ class Connection {
           break;
         }
       }
+      if (end - this.#start > maxHead) {
+        throw new ModelCallError(`answer head over ${maxHead} bytes`);
+      }
       if (end >= 0) {
         const text = latin1.decode(this.#buf.subarray(this.#start, end));
         this.#start = end;
