@@ -97,10 +97,62 @@ export interface ModelAnswer {
   readonly hasBody: boolean;
   /** The whole body. */
   bytes(): Promise<Uint8Array<ArrayBuffer>>;
-  /** The body chunk by chunk, as it arrives. */
-  stream(): ReadableStream<Uint8Array>;
+  /**
+   * The body chunk by chunk, as it arrives (pull-based: nothing is read
+   * ahead of the consumer). `watch` is told each step from inside the
+   * stream itself, so a relay needs no second stream around it.
+   */
+  stream(watch?: StreamWatch): ReadableStream<Uint8Array>;
   /** Drops the body unread. */
   cancel(): Promise<void>;
+}
+
+/** What a relay learns from a body stream, in order, each step once. */
+export interface StreamWatch {
+  /** The consumer asked for the next chunk. */
+  pulling(): void;
+  /** A chunk is about to be handed over. */
+  chunk(): void;
+  /** The body ended whole (called after the stream is closed). */
+  done(): void;
+  /** The body broke off (called before the stream errors). */
+  failed(error: unknown): void;
+  /** The consumer cancelled the stream. */
+  cancelled(): void;
+}
+
+/**
+ * `source` as a stream that tells `watch` each step (for bodies that do not
+ * come from a {@linkcode ModelClient}: a local handler's, a response
+ * generator's, a decoded one).
+ */
+export function watchedStream(
+  source: ReadableStream<Uint8Array>,
+  watch: StreamWatch,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      watch.pulling();
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          watch.done();
+          return;
+        }
+        watch.chunk();
+        controller.enqueue(value);
+      } catch (e) {
+        watch.failed(e);
+        controller.error(e);
+      }
+    },
+    cancel(reason) {
+      watch.cancelled();
+      return reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
 }
 
 /** A model call that failed before an answer: the text says why. */
@@ -111,6 +163,13 @@ export class ModelCallError extends Error {
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 const READ_BYTES = 16 * 1024;
+
+/** The value of a hex digit's byte, or -1. */
+function hexValue(b: number): number {
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  const l = b | 0x20;
+  return l >= 0x61 && l <= 0x66 ? l - 0x57 : -1;
+}
 const CR = 0x0d;
 const LF = 0x0a;
 
@@ -405,8 +464,8 @@ class Connection {
 
   /** Index just past the next line's LF from `from`, or -1. */
   #lineEnd(from: number): number {
-    const i = this.#buf.subarray(from, this.#end).indexOf(LF);
-    return i < 0 ? -1 : from + i + 1;
+    const i = this.#buf.indexOf(LF, from);
+    return i < 0 || i >= this.#end ? -1 : i + 1;
   }
 
   /** Reads an answer's head (after any 1xx) and makes its answer. */
@@ -497,6 +556,59 @@ class Connection {
         return text;
       }
       if (this.#end - this.#start > max) throw new Error("chunk line too long");
+      if (!(await this.#fill())) return null;
+    }
+  }
+
+  /** Consumes an empty line (CRLF or LF); false when the bytes are not one. */
+  async emptyLine(): Promise<boolean> {
+    for (;;) {
+      const have = this.#end - this.#start;
+      const b = this.#buf;
+      if (have >= 1 && b[this.#start] === LF) {
+        this.#start += 1;
+        return true;
+      }
+      if (have >= 2) {
+        const ok = b[this.#start] === CR && b[this.#start + 1] === LF;
+        if (ok) this.#start += 2;
+        return ok;
+      }
+      if (have === 1 && b[this.#start] !== CR) return false;
+      if (!(await this.#fill())) return false;
+    }
+  }
+
+  /**
+   * The size of the next chunk, from its size line (hex digits, then
+   * optional whitespace and extensions), parsed from the bytes; null at EOF.
+   */
+  async chunkSize(): Promise<number | null> {
+    for (;;) {
+      const end = this.#lineEnd(this.#start);
+      if (end >= 0) {
+        const buf = this.#buf;
+        let i = this.#start;
+        let size = 0;
+        for (; i < end; i++) {
+          const d = hexValue(buf[i]);
+          if (d < 0) break;
+          size = size * 16 + d;
+        }
+        const digits = i - this.#start;
+        while (buf[i] === 0x20 || buf[i] === 0x09) i++;
+        const c = buf[i];
+        const rest = c === 0x3b || c === LF || (c === CR && buf[i + 1] === LF);
+        if (digits === 0 || digits > 12 || !rest) {
+          const line = latin1.decode(buf.subarray(this.#start, end));
+          throw new Error(`bad chunk size line ${JSON.stringify(line.trim())}`);
+        }
+        this.#start = end;
+        return size;
+      }
+      if (this.#end - this.#start > 4096) {
+        throw new Error("chunk line too long");
+      }
       if (!(await this.#fill())) return null;
     }
   }
@@ -631,14 +743,15 @@ class SocketAnswer implements ModelAnswer {
     }
   }
 
-  stream(): ReadableStream<Uint8Array> {
+  stream(watch?: StreamWatch): ReadableStream<Uint8Array> {
     this.#claim();
-    return this.#body();
+    if (this.#encoding && watch) return watchedStream(this.#body(), watch);
+    return this.#body(watch);
   }
 
   /** The body, decoded when the model encoded it. */
-  #body(): ReadableStream<Uint8Array> {
-    const raw = this.#rawStream();
+  #body(watch?: StreamWatch): ReadableStream<Uint8Array> {
+    const raw = this.#rawStream(watch);
     if (!this.#encoding) return raw;
     const format = this.#encoding === "deflate" ? "deflate" : "gzip";
     return raw.pipeThrough(
@@ -669,11 +782,16 @@ class SocketAnswer implements ModelAnswer {
     } else this.#conn.destroy();
   }
 
-  #rawStream(): ReadableStream<Uint8Array> {
+  #rawStream(watch?: StreamWatch): ReadableStream<Uint8Array> {
     const conn = this.#conn;
     const f = this.#framing;
     if (f.kind === "none") {
-      return new ReadableStream({ start: (c) => c.close() });
+      return new ReadableStream({
+        start: (c) => {
+          c.close();
+          watch?.done();
+        },
+      });
     }
     let chunkLeft = 0;
     let afterData = false;
@@ -698,18 +816,15 @@ class SocketAnswer implements ModelAnswer {
           if (chunkLeft === 0) afterData = true;
           return got;
         }
-        const line = await conn.line(4096);
-        if (line === null) throw new Error("connection closed mid-answer");
         if (afterData) {
-          if (line !== "") throw new Error("chunk data longer than its size");
+          if (!(await conn.emptyLine())) {
+            throw new Error("chunk data longer than its size");
+          }
           afterData = false;
-          continue;
         }
-        const size = /^([0-9a-fA-F]{1,12})[ \t]*(;.*)?$/.exec(line);
-        if (!size) {
-          throw new Error(`bad chunk size line ${JSON.stringify(line)}`);
-        }
-        chunkLeft = parseInt(size[1], 16);
+        const size = await conn.chunkSize();
+        if (size === null) throw new Error("connection closed mid-answer");
+        chunkLeft = size;
         if (chunkLeft === 0) {
           // Trailers, up to the empty line: read and dropped.
           for (
@@ -725,21 +840,29 @@ class SocketAnswer implements ModelAnswer {
     };
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
+        watch?.pulling();
         try {
           const chunk = await next();
           if (chunk === null) {
             ended = true;
             this.#finish();
             controller.close();
-          } else controller.enqueue(chunk);
+            watch?.done();
+          } else {
+            watch?.chunk();
+            controller.enqueue(chunk);
+          }
         } catch (e) {
           ended = true;
           conn.destroy();
+          watch?.failed(e);
           controller.error(e);
         }
       },
       cancel: () => {
         if (!ended) conn.destroy();
+        ended = true;
+        watch?.cancelled();
       },
     }, { highWaterMark: 0 });
   }

@@ -6,7 +6,13 @@
  * @module
  */
 import { jsonError } from "./errors.ts";
-import type { HeaderSource, ModelAnswer, ModelClient } from "./model_client.ts";
+import {
+  type HeaderSource,
+  type ModelAnswer,
+  type ModelClient,
+  type StreamWatch,
+  watchedStream,
+} from "./model_client.ts";
 import {
   CLIENT_CLOSED_REQUEST,
   type RequestTicket,
@@ -117,9 +123,10 @@ class ResponseAnswer implements ModelAnswer {
   bytes(): Promise<Uint8Array<ArrayBuffer>> {
     return this.response.bytes();
   }
-  stream(): ReadableStream<Uint8Array> {
-    return this.response.body ??
+  stream(watch?: StreamWatch): ReadableStream<Uint8Array> {
+    const body = this.response.body ??
       new ReadableStream({ start: (c) => c.close() });
+    return watch ? watchedStream(body, watch) : body;
   }
   async cancel(): Promise<void> {
     await this.response.body?.cancel().catch(() => {});
@@ -291,31 +298,19 @@ export async function relay(
     streamHeaders(headers);
     return resume(response.stream(), status, headers);
   }
-  const reader = response.stream().getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      ticket.pulling();
-      try {
-        const { done, value } = await reader.read();
-        if (done) {
-          controller.close();
-          ticket.end("success", status);
-          return;
-        }
-        ticket.chunk();
-        controller.enqueue(value);
-      } catch (e) {
-        if (ticket.signal.aborted) ticket.endAborted("while streaming");
-        else ticket.end("error", status, `model stream broke: ${errorText(e)}`);
-        controller.error(e);
-      }
+  const body = response.stream({
+    pulling: () => ticket.pulling(),
+    chunk: () => ticket.chunk(),
+    done: () => ticket.end("success", status),
+    failed(e) {
+      if (ticket.signal.aborted) ticket.endAborted("while streaming");
+      else ticket.end("error", status, `model stream broke: ${errorText(e)}`);
     },
-    cancel(reason) {
+    cancelled() {
       ticket.end("cancelled", CLIENT_CLOSED_REQUEST, "client disconnected");
       ticket.cancel("client disconnected");
-      return reader.cancel(reason).catch(() => {});
     },
-  }, { highWaterMark: 0 });
+  });
   const answer = relayed(new Response(body, { status }), response.headers);
   streamHeaders(answer.headers);
   return answer;

@@ -11,7 +11,8 @@
  * leaves our end in CLOSE_WAIT, one that sent RST takes it out of the
  * connection table. So this module looks at Linux's `/proc/net/tcp` and
  * `/proc/net/tcp6` every `intervalMs` while a request is being watched, one
- * read for all of them. Where the tables cannot be read or do not list the
+ * read for all of them. A request is watched until its answer's first byte
+ * is handed on: from then Deno writes to the socket and sees a close itself. Where the tables cannot be read or do not list the
  * worker's listening socket (another OS, another network namespace) it gives
  * no verdict at all, and the request timeouts remain the bound.
  *

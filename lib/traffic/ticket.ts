@@ -215,6 +215,10 @@ export class RequestTicket implements Watched {
   #firstChunk(now: number): void {
     const r = this.record;
     r.firstByteAt = Date.now();
+    // From here Deno writes the answer and sees the client leave itself;
+    // the connection tables need not be read for this request any more.
+    this.#unwatch?.();
+    this.#unwatch = undefined;
     if (this.#answeredAt === 0) return;
     // A stream: the answer's way to the client (until Deno's first pull);
     // waiting for the model's first chunk after it is the model's time.

@@ -2,11 +2,13 @@
  * Where a proxy process spends its CPU under the bench's c=32 load:
  *
  *     deno run -A tests/bench/profile.ts [--target edgeworker|UNSECURED|minimal]
- *       [--seconds 10] [--top 25] [--mode v8|perf] [--full]
+ *       [--seconds 10] [--top 25] [--mode v8|perf] [--full] [--load echo|sse]
  *
  * The target runs as in `run.ts` (its own process, in front of the bench's
  * upstream, signed envelopes for `edgeworker`) while `wrk` (or the Deno
- * load generator) posts at concurrency 32 after a 2 s warm-up.
+ * load generator) posts at concurrency 32 after a 2 s warm-up; with
+ * `--load sse`, rounds of 64 SSE streams of 100 chunks 5 ms apart instead
+ * (the per-chunk cost; "requests" then counts chunks).
  *
  * - `v8` (default): the target runs with `--v8-flags=--prof` (V8's tick
  *   sampler, 200 µs, written to a temp log). The ticks of the load window
@@ -44,6 +46,7 @@ const { values: opts } = parseArgs({
     top: { type: "string", default: "25" },
     mode: { type: "string", default: "v8" },
     full: { type: "boolean", default: false },
+    load: { type: "string", default: "echo" },
   },
 });
 const SECONDS = Number(opts.seconds);
@@ -85,11 +88,49 @@ function byPlace(report: string): [string, number][] {
   return [...sums.entries()].sort((a, b) => b[1] - a[1]);
 }
 
+/** Rounds of 64 SSE streams for `seconds`; each chunk counts as a request. */
+async function sseLoad(target: Target, seconds: number): Promise<HttpResult> {
+  const envelope = async (payload: unknown) =>
+    JSON.stringify({
+      auth_data: await signedAuth(keys.privateKey, target.url),
+      payload,
+    });
+  const job = {
+    mode: "sse",
+    url: `${target.url}/stream`,
+    body: await envelope({ chunks: 100, gap_ms: 5 }),
+    warmBody: await envelope({ chunks: 2, gap_ms: 1 }),
+    streams: 64,
+  };
+  const t0 = performance.now();
+  const total: HttpResult = {
+    requests: 0,
+    seconds: 0,
+    p50Ms: NaN,
+    p99Ms: NaN,
+    non2xx: 0,
+    transportErrors: 0,
+  };
+  while (performance.now() - t0 < seconds * 1000) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", LOADGEN, JSON.stringify(job)],
+      stdout: "piped",
+    }).output();
+    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    total.requests += job.streams * 102;
+    total.non2xx += r.non2xx;
+    total.transportErrors += r.transportErrors + r.incomplete;
+  }
+  total.seconds = (performance.now() - t0) / 1000;
+  return total;
+}
+
 async function load(
   target: Target,
   body: string,
   seconds = SECONDS,
 ): Promise<HttpResult> {
+  if (opts.load === "sse") return await sseLoad(target, seconds);
   const url = `${target.url}/echo`;
   if (await haveWrk()) {
     const dir = await Deno.makeTempDir();
