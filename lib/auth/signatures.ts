@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import type { SignatureFormat } from "../config/env.ts";
 import { memberTexts } from "./json_members.ts";
@@ -120,11 +119,12 @@ function exactReqnum(
     : undefined;
 }
 
-/** A collision-safe fixed-size key: SHA-256 of the parts, newline-separated. */
-function digest(...parts: string[]): string {
-  const hash = createHash("sha256");
-  for (const part of parts) hash.update(part, "utf8").update("\n");
-  return hash.digest("base64");
+/** A collision-safe fixed-size key: SHA-256 of `text` (Web Crypto, no Node layer). */
+async function digest(text: string): Promise<string> {
+  const hash = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", encoder.encode(text)),
+  );
+  return String.fromCharCode(...hash);
 }
 
 /** Outcome of {@linkcode SignatureVerifier.verify}; `reason` is meant for logs. */
@@ -246,7 +246,7 @@ export class SignatureVerifier implements Verifier {
       this.#options.format !== "legacy"
     ) {
       checked.push(hot.text);
-      return this.#accept(authData, "url", hot.text, {});
+      return this.#accept(authData, "url", {});
     }
     // A url-format pair in the cache needs no decoding either: only a
     // signature that verified is there.
@@ -254,7 +254,7 @@ export class SignatureVerifier implements Verifier {
       const text = pythonJsonDumps({ url: authData.url });
       if (this.#cached(signature, text)) {
         checked.push(text);
-        return this.#accept(authData, "url", text, {});
+        return this.#accept(authData, "url", {});
       }
     }
     if (!BASE64.test(signature)) return fail("signature is not valid base64");
@@ -292,7 +292,9 @@ export class SignatureVerifier implements Verifier {
         if (f === "url" && key === this.#key && this.#cacheSize > 0) {
           this.#hot = { signature, url: authData.url as string, text };
         }
-        return this.#accept(authData, f, text, raw);
+        // Digested before #accept, which must not await (see there).
+        const id = f === "legacy" ? await digest(text) : "";
+        return this.#accept(authData, f, raw, id);
       }
     }
     return fail("signature does not match");
@@ -353,12 +355,13 @@ export class SignatureVerifier implements Verifier {
     }
   }
 
-  // Runs synchronously after the await, so two concurrent replays cannot both pass.
+  // Runs synchronously after the await, so two concurrent replays cannot
+  // both pass. `id` is the legacy message's digest (its replay key).
   #accept(
     authData: Record<string, unknown>,
     format: "url" | "legacy",
-    text: string,
     raw: Record<string, JsonNumber>,
+    id = "",
   ): VerifyResult {
     const expectedUrl = this.#options.expectedUrl;
     if (expectedUrl !== undefined && authData.url !== expectedUrl) {
@@ -380,7 +383,6 @@ export class SignatureVerifier implements Verifier {
         `reqnum ${reqnum} is outside the replay window (latest ${latest})`,
       );
     }
-    const id = digest(text);
     if (this.#history.has(id)) return fail("replayed request");
     this.#history.add(id);
     if (this.#history.size > REPLAY_WINDOW) {
@@ -402,10 +404,17 @@ function shortenSignature(signature: unknown): string {
     : `${text.slice(0, 12)}… (${text.length} chars)`;
 }
 
-/** Compares two secrets in constant time (SHA-256 of both, so lengths may differ). */
+/**
+ * Compares two secrets in time that depends on the longer one's length
+ * only, never on where they differ (as Python's `hmac.compare_digest`).
+ */
 export function tokensEqual(a: string, b: string): boolean {
-  const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
-  return timingSafeEqual(digest(a), digest(b));
+  const x = encoder.encode(a);
+  const y = encoder.encode(b);
+  let diff = x.length ^ y.length;
+  const n = Math.max(x.length, y.length);
+  for (let i = 0; i < n; i++) diff |= (x[i] | 0) ^ (y[i] | 0);
+  return diff === 0;
 }
 
 /** A secret made safe for logs: its first 6 characters and "…", or just "…" below 12 characters. */
