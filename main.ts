@@ -12,8 +12,6 @@ import { closeLogging, setupLogging } from "./lib/worker/logging.ts";
 import { Worker } from "./lib/worker/worker.ts";
 import { findPreset, PRESETS } from "./workers/mod.ts";
 import { describePresets } from "./workers/describe.ts";
-import { runDemo } from "./dev/demo.ts";
-import { runControlPlane } from "./dev/control_plane_command.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Version printed by `--version` (one place: deno.json). */
@@ -96,13 +94,23 @@ export async function main(
         console.error(`${numbers}\n\n${USAGE}`);
         return 2;
       }
-      return command === "demo"
-        ? await runDemo({
+      // dev/ (stand-ins, control plane, live page) is loaded by these
+      // commands only: `run` starts without parsing it.
+      if (command === "demo") {
+        const { runDemo } = await import("./dev/demo.ts");
+        return await runDemo({
           workers: numbers.workers,
           controlPlanePort: numbers.port,
           workerPort: numbers["worker-port"],
-        })
-        : await runControlPlane({ port: numbers.port, hostname: values.host });
+        });
+      }
+      const { runControlPlane } = await import(
+        "./dev/control_plane_command.ts"
+      );
+      return await runControlPlane({
+        port: numbers.port,
+        hostname: values.host,
+      });
     }
     case "help":
       console.log(USAGE);
