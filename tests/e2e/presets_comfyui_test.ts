@@ -275,6 +275,8 @@ function oldWrapperScenario(): Promise<void> {
     comfy.load();
     const t0 = performance.now();
     await w.waitBenchmarked(20000);
+    // Log lines are written off the request path: the line may trail /ready.
+    await w.waitOutput("Model loaded: ", 5000);
     assert.match(w.output(), /Model loaded: .*system_stats.* answered/);
     // The load probe runs every 5 s, as the Python shim's.
     assert.ok(performance.now() - t0 < 15000);
