@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { delay } from "../lib/std/async.ts";
 import { ModelCallError, ModelClient } from "../lib/http/model_client.ts";
 import { waitFor } from "./helpers/http.ts";
+import { makeCert } from "./helpers/tls.ts";
 import {
   answerEach,
   jsonAnswer,
@@ -297,4 +298,45 @@ Deno.test("a model server that is not listening is an error saying so", async ()
   } finally {
     client.close();
   }
+});
+
+Deno.test("an https model server is reached over TLS (a self-signed one with caCerts)", async () => {
+  const dir = await Deno.makeTempDir();
+  const { cert, key, pem } = await makeCert(dir);
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await Deno.readTextFile(cert),
+    key: await Deno.readTextFile(key),
+    onListen: () => {},
+  }, async (req) => new Response(`tls:${await req.text()}`));
+  const client = new ModelClient({ caCerts: [pem] });
+  try {
+    const url = `https://127.0.0.1:${server.addr.port}/x`;
+    for (let i = 0; i < 2; i++) {
+      const a = await post(client, url);
+      assert.equal(dec.decode(await a.bytes()), 'tls:{"prompt":"hi"}');
+    }
+    assert.equal(client.idleConnections, 1);
+  } finally {
+    client.close();
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a large body (over one write) arrives whole, byte for byte", async () => {
+  const big = enc.encode(JSON.stringify({ image: "é".repeat(150_000) }));
+  await withServer(async (c) => {
+    const r = await c.readRequest();
+    await c.write(jsonAnswer(String(r?.body.length)));
+    await c.closedByClient();
+  }, async (s, client) => {
+    const a = await client.post(s.url, big, null, new AbortController().signal);
+    assert.equal(Number(dec.decode(await a.bytes())), dec.decode(big).length);
+    assert.equal(s.requests[0].body, dec.decode(big));
+    assert.ok(
+      s.requests[0].head.includes(`content-length: ${big.byteLength}`),
+    );
+  });
 });

@@ -9,44 +9,11 @@ import { Worker } from "../lib/worker/worker.ts";
 import { startUpstream } from "./helpers/upstream.ts";
 import { envelope, FAST } from "./helpers/worker.ts";
 import { waitFor } from "./helpers/http.ts";
+import { makeCert } from "./helpers/tls.ts";
 
 const HANDLERS: WorkerConfig["handlers"] = [
   { route: "/echo", allowParallelRequests: true },
 ];
-
-/** A self-signed certificate for 127.0.0.1, written to `dir`. */
-async function makeCert(
-  dir: string,
-): Promise<{ cert: string; key: string; pem: string }> {
-  const cert = `${dir}/instance.crt`;
-  const key = `${dir}/instance.key`;
-  const out = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      // rustls refuses a CA certificate as the server's own (CaUsedAsEndEntity).
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return { cert, key, pem: await Deno.readTextFile(cert) };
-}
 
 function baseEnv(dir: string): Record<string, string> {
   return {

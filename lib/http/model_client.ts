@@ -45,6 +45,11 @@ export interface ModelClientOptions {
    * @default {65536}
    */
   maxHeadBytes?: number;
+  /**
+   * PEM certificates trusted for an `https:` model server, besides the
+   * system's (a private CA, a self-signed engine).
+   */
+  caCerts?: string[];
 }
 
 /** Headers as the answer carried them: names lower-cased, in order. */
@@ -163,6 +168,8 @@ export class ModelCallError extends Error {
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 const READ_BYTES = 16 * 1024;
+/** Bodies up to this size are copied behind the head and sent in one write. */
+const ONE_WRITE_BYTES = 64 * 1024;
 
 /** The value of a hex digit's byte, or -1. */
 function hexValue(b: number): number {
@@ -197,6 +204,7 @@ type Framing =
 export class ModelClient {
   readonly #idleMs: number;
   readonly #maxHead: number;
+  readonly #caCerts: string[] | undefined;
   readonly #idle = new Map<string, Connection[]>();
   readonly #targets = new Map<string, Target>();
   readonly #sweep: ReturnType<typeof setInterval>;
@@ -206,6 +214,7 @@ export class ModelClient {
   constructor(options: ModelClientOptions = {}) {
     this.#idleMs = Math.max(1, Math.round((options.idleSeconds ?? 1.5) * 1000));
     this.#maxHead = options.maxHeadBytes ?? 64 * 1024;
+    this.#caCerts = options.caCerts;
     this.#sweep = setInterval(
       () => this.#dropIdle(performance.now()),
       Math.min(1000, Math.max(50, this.#idleMs / 4)),
@@ -241,7 +250,13 @@ export class ModelClient {
     conn.watch(signal);
     try {
       signal.throwIfAborted();
-      await conn.write(requestBytes(target, body, accept));
+      // A large body goes in a second write rather than copied behind the head.
+      if (body.byteLength > ONE_WRITE_BYTES) {
+        await conn.write(requestBytes(target, body.byteLength, accept));
+        await conn.write(body);
+      } else {await conn.write(
+          requestBytes(target, body.byteLength, accept, body),
+        );}
       return await conn.readAnswer(this.#maxHead, (c) => this.#release(c));
     } catch (e) {
       conn.destroy();
@@ -295,6 +310,7 @@ export class ModelClient {
           hostname: t.hostname,
           port: t.port,
           alpnProtocols: ["http/1.1"],
+          ...(this.#caCerts ? { caCerts: this.#caCerts } : {}),
         })
         : await Deno.connect({ hostname: t.hostname, port: t.port });
       if (!t.secure) (socket as Deno.TcpConn).setNoDelay(true);
@@ -329,21 +345,21 @@ export class ModelClient {
   }
 }
 
-/** The request head and body, in one buffer (one write). */
+/** The request head, with `body` behind it when given (one write). */
 function requestBytes(
   t: Target,
-  body: Uint8Array,
+  length: number,
   accept: string | null | undefined,
+  body?: Uint8Array,
 ): Uint8Array {
   const head = `POST ${t.path} HTTP/1.1\r\nhost: ${t.host}\r\n` +
-    `content-type: application/json\r\ncontent-length: ${body.byteLength}\r\n` +
+    `content-type: application/json\r\ncontent-length: ${length}\r\n` +
     `accept: ${safeValue(accept) ?? "*/*"}\r\naccept-encoding: identity\r\n` +
     `user-agent: edgeworker\r\n\r\n`;
-  const out = new Uint8Array(head.length + body.byteLength);
-  // The head is ASCII apart from `accept`, checked to be Latin-1.
-  const { written } = encoder.encodeInto(head, out);
-  if (written !== head.length) return concat([encoder.encode(head), body]);
-  out.set(body, written);
+  // The head is ASCII: the URL is encoded and `accept` checked.
+  const out = new Uint8Array(head.length + (body?.byteLength ?? 0));
+  encoder.encodeInto(head, out);
+  if (body) out.set(body, head.length);
   return out;
 }
 
