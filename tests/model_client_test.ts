@@ -340,3 +340,20 @@ Deno.test("a large body (over one write) arrives whole, byte for byte", async ()
     );
   });
 });
+
+Deno.test("localhost reaches a model server bound to either loopback", async () => {
+  for (const hostname of ["127.0.0.1", "::1"]) {
+    const server = Deno.serve(
+      { hostname, port: 0, onListen: () => {} },
+      () => new Response(hostname),
+    );
+    const client = new ModelClient();
+    try {
+      const a = await post(client, `http://localhost:${server.addr.port}/`);
+      assert.equal(dec.decode(await a.bytes()), hostname);
+    } finally {
+      client.close();
+      await server.shutdown();
+    }
+  }
+});

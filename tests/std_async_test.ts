@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { deadline, delay, retry, RetryError } from "../lib/std/async.ts";
+import {
+  abortable,
+  deadline,
+  delay,
+  retry,
+  RetryError,
+} from "../lib/std/async.ts";
 
 // Each test runs under --sanitize-ops: a timer left behind fails it.
 
@@ -213,4 +219,18 @@ Deno.test("retry() refuses options out of range before any attempt", async () =>
     );
   }
   assert.equal(calls, 0);
+});
+
+Deno.test("abortable() settles as the promise does, or rejects with the signal's reason once it aborts first", async () => {
+  const ac = new AbortController();
+  assert.equal(await abortable(Promise.resolve(7), ac.signal), 7);
+  await assert.rejects(
+    abortable(Promise.reject(new Error("own")), ac.signal),
+    /own/,
+  );
+  const never = new Promise<number>(() => {});
+  const pending = abortable(never, ac.signal);
+  ac.abort(new Error("gone"));
+  await assert.rejects(pending, /gone/);
+  await assert.rejects(abortable(Promise.resolve(1), ac.signal), /gone/);
 });

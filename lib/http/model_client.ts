@@ -31,6 +31,7 @@
  *
  * @module
  */
+import { abortable } from "../std/async.ts";
 import { concat } from "../std/bytes.ts";
 
 /** Options of {@linkcode ModelClient}. */
@@ -246,7 +247,8 @@ export class ModelClient {
   ): Promise<ModelAnswer> {
     signal.throwIfAborted();
     const target = this.#target(url);
-    const conn = this.#take(target.host) ?? await this.#connect(target);
+    const conn = this.#take(target.host) ??
+      await this.#connectFor(target, signal);
     conn.watch(signal);
     try {
       signal.throwIfAborted();
@@ -303,21 +305,43 @@ export class ModelClient {
     return undefined;
   }
 
+  /**
+   * A new connection, or the signal's reason once it aborts first (a host
+   * that drops SYNs holds a connect for minutes); one made after is closed.
+   */
+  #connectFor(t: Target, signal: AbortSignal): Promise<Connection> {
+    const connecting = this.#connect(t);
+    connecting.then((c) => signal.aborted && c.destroy(), () => {});
+    return abortable(connecting, signal);
+  }
+
   async #connect(t: Target): Promise<Connection> {
-    try {
-      const socket = t.secure
-        ? await Deno.connectTls({
-          hostname: t.hostname,
-          port: t.port,
-          alpnProtocols: ["http/1.1"],
-          ...(this.#caCerts ? { caCerts: this.#caCerts } : {}),
-        })
-        : await Deno.connect({ hostname: t.hostname, port: t.port });
-      if (!t.secure) (socket as Deno.TcpConn).setNoDelay(true);
-      return new Connection(socket, t.host);
-    } catch (e) {
-      throw new ModelCallError(reason(e));
+    // Deno.connect tries the first address a name resolves to only; for
+    // `localhost` both loopbacks are tried, so a model server bound to one
+    // family is found whichever the resolver puts first. Nothing was sent
+    // yet: trying another address cannot run a request twice.
+    const names = t.hostname === "localhost"
+      ? ["localhost", "127.0.0.1", "::1"]
+      : [t.hostname];
+    let failure: unknown;
+    for (const hostname of names) {
+      try {
+        const socket = t.secure
+          ? await Deno.connectTls({
+            hostname,
+            port: t.port,
+            alpnProtocols: ["http/1.1"],
+            ...(this.#caCerts ? { caCerts: this.#caCerts } : {}),
+          })
+          : await Deno.connect({ hostname, port: t.port });
+        if (!t.secure) (socket as Deno.TcpConn).setNoDelay(true);
+        return new Connection(socket, t.host);
+      } catch (e) {
+        failure ??= e;
+        if (!(e instanceof Deno.errors.ConnectionRefused)) break;
+      }
     }
+    throw new ModelCallError(reason(failure));
   }
 
   /** Takes back a connection whose answer was read to its end. */

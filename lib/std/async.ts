@@ -95,6 +95,35 @@ export function deadline<T>(
   });
 }
 
+/**
+ * Settles as `promise` does, unless `signal` aborts first (rejects with its
+ * reason), as std's `abortable`. `promise` itself is not cancelled: what it
+ * yields after an abort is the caller's to clean up.
+ *
+ * @example
+ * ```ts
+ * import { abortable } from "./async.ts";
+ * const value = await abortable(Promise.resolve(1), new AbortController().signal);
+ * ```
+ */
+export function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const abort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", abort, { once: true });
+    promise.then((value) => {
+      signal.removeEventListener("abort", abort);
+      resolve(value);
+    }, (e) => {
+      signal.removeEventListener("abort", abort);
+      reject(e);
+    });
+  });
+}
+
 /** Thrown by {@linkcode retry} once `maxAttempts` attempts have failed. */
 export class RetryError extends Error {
   /**
