@@ -185,8 +185,10 @@ interface Target {
   secure: boolean;
   hostname: string;
   port: number;
-  /** The `host` header and pool key. */
+  /** The `host` header. */
   host: string;
+  /** The pool a connection to this target goes back to: scheme and host. */
+  pool: string;
   /** Path and query, as sent. */
   path: string;
 }
@@ -223,7 +225,7 @@ export class ModelClient {
     Deno.unrefTimer(this.#sweep);
   }
 
-  /** Idle connections in the pool now (for tests and `/status`). */
+  /** Idle connections in the pool now (tests read it). */
   get idleConnections(): number {
     let n = 0;
     for (const list of this.#idle.values()) n += list.length;
@@ -247,18 +249,18 @@ export class ModelClient {
   ): Promise<ModelAnswer> {
     signal.throwIfAborted();
     const target = this.#target(url);
-    const conn = this.#take(target.host) ??
+    const conn = this.#take(target.pool) ??
       await this.#connectFor(target, signal);
     conn.watch(signal);
     try {
       signal.throwIfAborted();
       // A large body goes in a second write rather than copied behind the head.
-      if (body.byteLength > ONE_WRITE_BYTES) {
-        await conn.write(requestBytes(target, body.byteLength, accept));
-        await conn.write(body);
-      } else {await conn.write(
-          requestBytes(target, body.byteLength, accept, body),
-        );}
+      const large = body.byteLength > ONE_WRITE_BYTES;
+      const length = body.byteLength;
+      await conn.write(
+        requestBytes(target, length, accept, large ? undefined : body),
+      );
+      if (large) await conn.write(body);
       return await conn.readAnswer(this.#maxHead, (c) => this.#release(c));
     } catch (e) {
       conn.destroy();
@@ -288,14 +290,15 @@ export class ModelClient {
       hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"),
       port: Number(u.port || (secure ? 443 : 80)),
       host: u.host,
+      pool: `${u.protocol}//${u.host}`,
       path: `${u.pathname}${u.search}`,
     };
     if (this.#targets.size < 1024) this.#targets.set(url, t);
     return t;
   }
 
-  #take(host: string): Connection | undefined {
-    const list = this.#idle.get(host);
+  #take(pool: string): Connection | undefined {
+    const list = this.#idle.get(pool);
     const now = performance.now();
     while (list?.length) {
       const c = list.pop()!;
@@ -335,7 +338,7 @@ export class ModelClient {
           })
           : await Deno.connect({ hostname, port: t.port });
         if (!t.secure) (socket as Deno.TcpConn).setNoDelay(true);
-        return new Connection(socket, t.host);
+        return new Connection(socket, t.pool);
       } catch (e) {
         failure ??= e;
         if (!(e instanceof Deno.errors.ConnectionRefused)) break;
@@ -347,8 +350,8 @@ export class ModelClient {
   /** Takes back a connection whose answer was read to its end. */
   #release(c: Connection): void {
     if (this.#closed || c.dead) return c.destroy();
-    let list = this.#idle.get(c.host);
-    if (!list) this.#idle.set(c.host, list = []);
+    let list = this.#idle.get(c.pool);
+    if (!list) this.#idle.set(c.pool, list = []);
     c.rest(() => {
       const i = list.indexOf(c);
       if (i >= 0) list.splice(i, 1);
@@ -403,7 +406,8 @@ function reason(e: unknown): string {
 
 /** One socket to a model server, its read buffer and its state. */
 class Connection {
-  readonly host: string;
+  /** The pool it goes back to ({@linkcode Target.pool}). */
+  readonly pool: string;
   idleSince = 0;
   dead = false;
   #socket: Deno.Conn;
@@ -416,9 +420,9 @@ class Connection {
   #signal: AbortSignal | null = null;
   #onAbort = () => this.destroy();
 
-  constructor(socket: Deno.Conn, host: string) {
+  constructor(socket: Deno.Conn, pool: string) {
     this.#socket = socket;
-    this.host = host;
+    this.pool = pool;
   }
 
   /** Follows `signal` for the call about to start. */
