@@ -3,10 +3,12 @@
  *
  *     deno run -A tests/bench/profile.ts [--target edgeworker|UNSECURED|minimal]
  *       [--seconds 10] [--top 25] [--mode v8|perf] [--full] [--load echo|sse]
+ *       [--concurrency 32]
  *
  * The target runs as in `run.ts` (its own process, in front of the bench's
  * upstream, signed envelopes for `edgeworker`) while `wrk` (or the Deno
- * load generator) posts at concurrency 32 after a 2 s warm-up; with
+ * load generator) posts at concurrency 32 (`--concurrency`) after a 2 s
+ * warm-up; with
  * `--load sse`, rounds of 64 SSE streams of 100 chunks 5 ms apart instead
  * (the per-chunk cost; "requests" then counts chunks).
  *
@@ -47,10 +49,12 @@ const { values: opts } = parseArgs({
     mode: { type: "string", default: "v8" },
     full: { type: "boolean", default: false },
     load: { type: "string", default: "echo" },
+    concurrency: { type: "string", default: "32" },
   },
 });
 const SECONDS = Number(opts.seconds);
 const TOP = Number(opts.top);
+const CONCURRENCY = Number(opts.concurrency);
 const LOADGEN = new URL("./loadgen.ts", import.meta.url).pathname;
 
 /** Where a code object lives, shortened: lib/..., ext:..., npm:... */
@@ -135,7 +139,7 @@ async function load(
   if (await haveWrk()) {
     const dir = await Deno.makeTempDir();
     try {
-      return await runWrk(url, body, 32, seconds, dir);
+      return await runWrk(url, body, CONCURRENCY, seconds, dir);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -150,7 +154,7 @@ async function load(
         mode: "http",
         url,
         body,
-        concurrency: 32,
+        concurrency: CONCURRENCY,
         durationMs: seconds * 1000,
       }),
     ],
@@ -301,7 +305,7 @@ async function perfReport(data: string, sort: string, n: number) {
 
 function printLoad(r: HttpResult, cpuSeconds: number) {
   console.log(
-    `${target.name}: ${r.requests} requests at c=32 in ${
+    `${target.name}: ${r.requests} requests at c=${CONCURRENCY} in ${
       r.seconds.toFixed(1)
     } s (${(r.requests / r.seconds).toFixed(0)} req/s, ${
       r.non2xx + r.transportErrors
