@@ -29,6 +29,7 @@ import {
   responseOf,
 } from "./proxy.ts";
 import { type ResumeDeps, resumeHook } from "./resume_route.ts";
+import { errorText } from "../std/errors.ts";
 
 /** What a handler route needs, beyond the session routes' needs. */
 export interface HandlerRouteDeps extends SessionDeps, ResumeDeps {
@@ -249,8 +250,4 @@ function modelBody(
   if (handler.remoteFunction) return "";
   if (handler.forwardsAsSent && span) return text.slice(span.start, span.end);
   return JSON.stringify(payload);
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -33,6 +33,7 @@
  */
 import { abortable } from "../std/async.ts";
 import { concat } from "../std/bytes.ts";
+import { errorText } from "../std/errors.ts";
 
 /** Options of {@linkcode ModelClient}. */
 export interface ModelClientOptions {
@@ -265,7 +266,7 @@ export class ModelClient {
     } catch (e) {
       conn.destroy();
       if (signal.aborted) throw signal.reason;
-      throw e instanceof ModelCallError ? e : new ModelCallError(reason(e));
+      throw e instanceof ModelCallError ? e : new ModelCallError(errorText(e));
     }
   }
 
@@ -344,7 +345,7 @@ export class ModelClient {
         if (!(e instanceof Deno.errors.ConnectionRefused)) break;
       }
     }
-    throw new ModelCallError(reason(failure));
+    throw new ModelCallError(errorText(failure));
   }
 
   /** Takes back a connection whose answer was read to its end. */
@@ -398,10 +399,6 @@ function safeValue(v: string | null | undefined): string | undefined {
     if (c === CR || c === LF || c === 0 || c > 0x7e) return undefined;
   }
   return v;
-}
-
-function reason(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** One socket to a model server, its read buffer and its state. */

@@ -17,6 +17,7 @@ import {
   CLIENT_CLOSED_REQUEST,
   type RequestTicket,
 } from "../traffic/ticket.ts";
+import { errorText } from "../std/errors.ts";
 
 export { CLIENT_CLOSED_REQUEST };
 
@@ -320,8 +321,4 @@ export async function relay(
 function relayed(answer: Response, upstream: HeaderSource): Response {
   relayHeaders(upstream, answer.headers);
   return answer;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -32,6 +32,7 @@ import { announceLaunchFailure } from "./launch_failure.ts";
 import { buildParts, type WorkerParts, type WorkerTimings } from "./parts.ts";
 import { gracefulShutdown } from "./shutdown.ts";
 import { dashboardOf, healthMetricsOf, statusOf } from "./views.ts";
+import { errorText } from "../std/errors.ts";
 
 const log = getLogger(["edgeworker", "worker"]);
 
@@ -336,10 +337,6 @@ function stopOnSignals(
     Deno.removeSignalListener("SIGTERM", term);
     Deno.removeSignalListener("SIGINT", int);
   });
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** Loads the autoscaler key in the background; errors become the worker's. */
