@@ -357,3 +357,22 @@ Deno.test("localhost reaches a model server bound to either loopback", async () 
     }
   }
 });
+
+Deno.test("an answer declared over 16 MiB is read as it arrives: whole when it all comes, an error naming the cut when not", async () => {
+  const big = new Uint8Array(17 * 1024 * 1024).fill(0x61);
+  await withServer(async (c, i) => {
+    await c.readRequest();
+    await c.write(
+      `HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: ${big.byteLength}\r\n\r\n`,
+    );
+    // The second answer claims 17 MiB and stops after 5 bytes.
+    await c.write(i === 0 ? big : "aaaaa");
+    c.close();
+  }, async (s, client) => {
+    const whole = await (await post(client, s.url)).bytes();
+    assert.equal(whole.byteLength, big.byteLength);
+    assert.ok(whole.every((b) => b === 0x61));
+    const cut = await post(client, s.url);
+    await assert.rejects(cut.bytes(), /closed mid-answer/);
+  });
+});

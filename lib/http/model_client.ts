@@ -32,7 +32,6 @@
  * @module
  */
 import { abortable } from "../std/async.ts";
-import { concat } from "../std/bytes.ts";
 import { errorText } from "../std/errors.ts";
 
 /** Options of {@linkcode ModelClient}. */
@@ -170,6 +169,8 @@ export class ModelCallError extends Error {
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 const READ_BYTES = 16 * 1024;
+/** Answers of a known length up to this size are read into one buffer. */
+const ONE_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Bodies up to this size are copied behind the head and sent in one write. */
 const ONE_WRITE_BYTES = 64 * 1024;
 
@@ -314,12 +315,15 @@ export class ModelClient {
    * that drops SYNs holds a connect for minutes); one made after is closed.
    */
   #connectFor(t: Target, signal: AbortSignal): Promise<Connection> {
-    const connecting = this.#connect(t);
+    const connecting = this.#connect(t, signal);
     connecting.then((c) => signal.aborted && c.destroy(), () => {});
     return abortable(connecting, signal);
   }
 
-  async #connect(t: Target): Promise<Connection> {
+  // A plain connect is given the signal too, so an aborted one frees its
+  // socket at once (Deno.connectTls takes none: its late connection is
+  // closed by #connectFor).
+  async #connect(t: Target, signal: AbortSignal): Promise<Connection> {
     // Deno.connect tries the first address a name resolves to only; for
     // `localhost` both loopbacks are tried, so a model server bound to one
     // family is found whichever the resolver puts first. Nothing was sent
@@ -337,12 +341,14 @@ export class ModelClient {
             alpnProtocols: ["http/1.1"],
             ...(this.#caCerts ? { caCerts: this.#caCerts } : {}),
           })
-          : await Deno.connect({ hostname, port: t.port });
+          : await Deno.connect({ hostname, port: t.port, signal });
         if (!t.secure) (socket as Deno.TcpConn).setNoDelay(true);
         return new Connection(socket, t.pool);
       } catch (e) {
         failure ??= e;
-        if (!(e instanceof Deno.errors.ConnectionRefused)) break;
+        if (signal.aborted || !(e instanceof Deno.errors.ConnectionRefused)) {
+          break;
+        }
       }
     }
     throw new ModelCallError(errorText(failure));
@@ -769,9 +775,11 @@ class SocketAnswer implements ModelAnswer {
   async bytes(): Promise<Uint8Array<ArrayBuffer>> {
     this.#claim();
     const f = this.#framing;
-    if (this.#encoding || f.kind !== "length") {
+    // A length read whole is taken in one buffer; a large declared one
+    // (a model server's word only) grows with what arrives instead.
+    if (this.#encoding || f.kind !== "length" || f.left > ONE_BUFFER_BYTES) {
       if (f.kind === "none") return new Uint8Array(0);
-      return await collect(this.#body());
+      return await new Response(this.#body()).bytes();
     }
     try {
       const out = await this.#conn.exactly(f.left);
@@ -907,12 +915,4 @@ class SocketAnswer implements ModelAnswer {
       },
     }, { highWaterMark: 0 });
   }
-}
-
-async function collect(
-  stream: ReadableStream<Uint8Array>,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const parts: Uint8Array[] = [];
-  for await (const part of stream) parts.push(part);
-  return concat(parts) as Uint8Array<ArrayBuffer>;
 }
