@@ -14,6 +14,9 @@ import {
   readTables,
 } from "../lib/traffic/client_gone.ts";
 import http from "node:http";
+import { Admission } from "../lib/traffic/ticket.ts";
+import { Ledger } from "../lib/traffic/ledger.ts";
+import { delay } from "../lib/std/async.ts";
 import { envelope, startWorker } from "./helpers/worker.ts";
 import { waitFor } from "./helpers/http.ts";
 
@@ -122,6 +125,82 @@ Deno.test("ClientWatch calls back on CLOSE_WAIT at once, on a missing row after 
     assert.equal(watch.size, 1);
   } finally {
     await watch.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ClientWatch reads the tables only for a request one interval old: short ones never cost a look", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "client_gone_test_" });
+  const table = `${dir}/tcp`;
+  // Every client below has left (CLOSE_WAIT): a look would call back.
+  await Deno.writeTextFile(
+    table,
+    HEADER + LISTENER + row("0100007F:0BB8", "0100007F:D432", "08") +
+      row("0100007F:0BB8", "0100007F:D433", "08") +
+      row("0100007F:0BB8", "0100007F:D434", "08"),
+  );
+  const watch = new ClientWatch({
+    localPort: 3000,
+    tables: [table],
+    intervalMs: 300,
+  });
+  const remote = (port: number): Deno.NetAddr => ({
+    transport: "tcp",
+    hostname: "127.0.0.1",
+    port,
+  });
+  try {
+    const gone: string[] = [];
+    // Two short requests back to back keep the timer running; at its first
+    // tick (300 ms) the one watched is 100 ms old.
+    const a = watch.watch(remote(0xd432), () => gone.push("a"));
+    await delay(200);
+    const b = watch.watch(remote(0xd433), () => gone.push("b"));
+    a();
+    await delay(220);
+    b();
+    assert.equal(gone.length, 0, `looked at short requests: ${gone}`);
+    // A request that waits is looked at once it is an interval old.
+    watch.watch(remote(0xd434), () => gone.push("c"));
+    await waitFor(() => gone.length > 0, 2000, "a look");
+    assert.deepEqual(gone, ["c"]);
+  } finally {
+    await watch.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a request stops being watched once its answer's first byte is handed on", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "client_gone_test_" });
+  const watch = new ClientWatch({
+    localPort: 3000,
+    tables: [`${dir}/tcp`],
+    intervalMs: 60_000,
+  });
+  const admission = new Admission({ ledger: new Ledger(), clientWatch: watch });
+  const limits = {
+    maxQueueTime: null,
+    firstByte: null,
+    idle: null,
+    total: null,
+  };
+  try {
+    const ticket = admission.enter(
+      { requestIdx: 1, reqnum: 1, route: "/r", workload: 1 },
+      { queue: null, limits },
+      new AbortController().signal,
+      { transport: "tcp", hostname: "127.0.0.1", port: 54321 },
+    );
+    assert.equal(watch.size, 1);
+    ticket.sent();
+    ticket.modelAnswered(200);
+    ticket.answering();
+    assert.equal(watch.size, 1, "watched while the model has not answered");
+    ticket.chunk();
+    assert.equal(watch.size, 0);
+    ticket.end("success", 200);
+  } finally {
+    await admission.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
