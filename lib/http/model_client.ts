@@ -567,9 +567,18 @@ class Connection {
     }
   }
 
-  /** Up to `max` buffered bytes, copied out; reads when none are. Null at EOF. */
-  async take(max: number): Promise<Uint8Array | null> {
-    if (this.#start === this.#end && !(await this.#fill())) return null;
+  /** Reads more bytes into the buffer; false at EOF. */
+  more(): Promise<boolean> {
+    return this.#fill();
+  }
+
+  // The body's framing is parsed from what is buffered, synchronously: a
+  // chunk that arrived whole costs one await (its read), not one per step.
+  // Each `...Now` answers undefined when it needs bytes that have not come.
+
+  /** Up to `max` buffered bytes, copied out; undefined when none are. */
+  bufferedNow(max: number): Uint8Array | undefined {
+    if (this.#start === this.#end) return undefined;
     const n = Math.min(max, this.#end - this.#start);
     const out = this.#buf.slice(this.#start, this.#start + n);
     this.#start += n;
@@ -591,73 +600,67 @@ class Connection {
     return out;
   }
 
-  /** The next line (without CRLF), up to `max` bytes; null at EOF. */
-  async line(max: number): Promise<string | null> {
-    for (;;) {
-      const end = this.#lineEnd(this.#start);
-      if (end >= 0) {
-        let stop = end - 1;
-        if (stop > this.#start && this.#buf[stop - 1] === CR) stop--;
-        const text = latin1.decode(this.#buf.subarray(this.#start, stop));
-        this.#start = end;
-        return text;
-      }
+  /** The next line (without CRLF), up to `max` bytes. */
+  lineNow(max: number): string | undefined {
+    const end = this.#lineEnd(this.#start);
+    if (end < 0) {
       if (this.#end - this.#start > max) throw new Error("chunk line too long");
-      if (!(await this.#fill())) return null;
+      return undefined;
     }
+    let stop = end - 1;
+    if (stop > this.#start && this.#buf[stop - 1] === CR) stop--;
+    const text = latin1.decode(this.#buf.subarray(this.#start, stop));
+    this.#start = end;
+    return text;
   }
 
   /** Consumes an empty line (CRLF or LF); false when the bytes are not one. */
-  async emptyLine(): Promise<boolean> {
-    for (;;) {
-      const have = this.#end - this.#start;
-      const b = this.#buf;
-      if (have >= 1 && b[this.#start] === LF) {
-        this.#start += 1;
-        return true;
-      }
-      if (have >= 2) {
-        const ok = b[this.#start] === CR && b[this.#start + 1] === LF;
-        if (ok) this.#start += 2;
-        return ok;
-      }
-      if (have === 1 && b[this.#start] !== CR) return false;
-      if (!(await this.#fill())) return false;
+  emptyLineNow(): boolean | undefined {
+    const have = this.#end - this.#start;
+    const b = this.#buf;
+    if (have >= 1 && b[this.#start] === LF) {
+      this.#start += 1;
+      return true;
     }
+    if (have >= 2) {
+      const ok = b[this.#start] === CR && b[this.#start + 1] === LF;
+      if (ok) this.#start += 2;
+      return ok;
+    }
+    if (have === 1 && b[this.#start] !== CR) return false;
+    return undefined;
   }
 
   /**
    * The size of the next chunk, from its size line (hex digits, then
-   * optional whitespace and extensions), parsed from the bytes; null at EOF.
+   * optional whitespace and extensions), parsed from the bytes.
    */
-  async chunkSize(): Promise<number | null> {
-    for (;;) {
-      const end = this.#lineEnd(this.#start);
-      if (end >= 0) {
-        const buf = this.#buf;
-        let i = this.#start;
-        let size = 0;
-        for (; i < end; i++) {
-          const d = hexValue(buf[i]);
-          if (d < 0) break;
-          size = size * 16 + d;
-        }
-        const digits = i - this.#start;
-        while (buf[i] === 0x20 || buf[i] === 0x09) i++;
-        const c = buf[i];
-        const rest = c === 0x3b || c === LF || (c === CR && buf[i + 1] === LF);
-        if (digits === 0 || digits > 12 || !rest) {
-          const line = latin1.decode(buf.subarray(this.#start, end));
-          throw new Error(`bad chunk size line ${JSON.stringify(line.trim())}`);
-        }
-        this.#start = end;
-        return size;
-      }
+  chunkSizeNow(): number | undefined {
+    const end = this.#lineEnd(this.#start);
+    if (end < 0) {
       if (this.#end - this.#start > 4096) {
         throw new Error("chunk line too long");
       }
-      if (!(await this.#fill())) return null;
+      return undefined;
     }
+    const buf = this.#buf;
+    let i = this.#start;
+    let size = 0;
+    for (; i < end; i++) {
+      const d = hexValue(buf[i]);
+      if (d < 0) break;
+      size = size * 16 + d;
+    }
+    const digits = i - this.#start;
+    while (buf[i] === 0x20 || buf[i] === 0x09) i++;
+    const c = buf[i];
+    const rest = c === 0x3b || c === LF || (c === CR && buf[i + 1] === LF);
+    if (digits === 0 || digits > 12 || !rest) {
+      const line = latin1.decode(buf.subarray(this.#start, end));
+      throw new Error(`bad chunk size line ${JSON.stringify(line.trim())}`);
+    }
+    this.#start = end;
+    return size;
   }
 
   /** Whether bytes past the answer are buffered (the server sent extra). */
@@ -844,54 +847,65 @@ class SocketAnswer implements ModelAnswer {
     }
     let chunkLeft = 0;
     let afterData = false;
+    let inTrailers = false;
     let ended = false;
-    const next = async (): Promise<Uint8Array | null> => {
+    // The next piece of the body from what is buffered: bytes, null at its
+    // end, undefined when more must be read first. A chunk goes out as soon
+    // as its data is in; its CRLF is read with the next one, so a server
+    // that writes it late delays nothing.
+    const step = (): Uint8Array | null | undefined => {
       if (f.kind === "length") {
         if (f.left === 0) return null;
-        const got = await conn.take(f.left);
-        if (got === null) throw new Error("connection closed mid-answer");
-        f.left -= got.byteLength;
+        const got = conn.bufferedNow(f.left);
+        if (got) f.left -= got.byteLength;
         return got;
       }
-      if (f.kind === "close") return await conn.take(Infinity);
-      // Chunked: a chunk's data, then its CRLF, then the next size line.
-      // A chunk goes out as soon as its data is in; its CRLF is read with
-      // the next one, so a server that writes it late delays nothing.
+      if (f.kind === "close") return conn.bufferedNow(Infinity);
       for (;;) {
+        if (inTrailers) {
+          // Trailers, up to the empty line: read and dropped.
+          const t = conn.lineNow(8192);
+          if (t === undefined) return undefined;
+          if (t === "") return null;
+          continue;
+        }
         if (chunkLeft > 0) {
-          const got = await conn.take(chunkLeft);
-          if (got === null) throw new Error("connection closed mid-chunk");
+          const got = conn.bufferedNow(chunkLeft);
+          if (!got) return undefined;
           chunkLeft -= got.byteLength;
           if (chunkLeft === 0) afterData = true;
           return got;
         }
         if (afterData) {
-          if (!(await conn.emptyLine())) {
-            throw new Error("chunk data longer than its size");
-          }
+          const empty = conn.emptyLineNow();
+          if (empty === undefined) return undefined;
+          if (!empty) throw new Error("chunk data longer than its size");
           afterData = false;
         }
-        const size = await conn.chunkSize();
-        if (size === null) throw new Error("connection closed mid-answer");
+        const size = conn.chunkSizeNow();
+        if (size === undefined) return undefined;
         chunkLeft = size;
-        if (chunkLeft === 0) {
-          // Trailers, up to the empty line: read and dropped.
-          for (
-            let t = await conn.line(8192);
-            t !== "";
-            t = await conn.line(8192)
-          ) {
-            if (t === null) throw new Error("connection closed in trailers");
-          }
-          return null;
-        }
+        inTrailers = size === 0;
       }
     };
+    const cutShort = () =>
+      new Error(
+        chunkLeft > 0
+          ? "connection closed mid-chunk"
+          : inTrailers
+          ? "connection closed in trailers"
+          : "connection closed mid-answer",
+      );
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         watch?.pulling();
         try {
-          const chunk = await next();
+          let chunk = step();
+          while (chunk === undefined) {
+            if (await conn.more()) chunk = step();
+            else if (f.kind === "close") chunk = null;
+            else throw cutShort();
+          }
           if (chunk === null) {
             ended = true;
             this.#finish();
