@@ -118,6 +118,27 @@ Deno.test("a body to the close, an HTTP/1.0 answer or connection: close are read
   });
 });
 
+Deno.test("header bytes above 0x7F come through as the same bytes (a model's odd header does not fail the answer)", async () => {
+  // Raw bytes, not UTF-8: each character of the string is one byte.
+  const raw = Uint8Array.from(
+    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-odd: a\x80\xe9\r\n\r\nok",
+    (ch) => ch.charCodeAt(0),
+  );
+  await withServer(async (c) => {
+    await c.readRequest();
+    await c.write(raw);
+  }, async (s, client) => {
+    const a = await post(client, s.url);
+    assert.equal(a.headers.get("x-odd"), "a\x80\xe9");
+    assert.equal(dec.decode(await a.bytes()), "ok");
+    // As the runtime's own Headers hold it (a ByteString).
+    assert.equal(
+      new Headers([["x-odd", a.headers.get("x-odd")!]]).get("x-odd"),
+      "a\x80\xe9",
+    );
+  });
+});
+
 Deno.test("100 Continue is skipped; a 204 has no body and keeps its connection", async () => {
   await withServer(async (c) => {
     await c.readRequest();

@@ -33,6 +33,7 @@
  */
 import { abortable } from "../std/async.ts";
 import { errorText } from "../std/errors.ts";
+import { isomorphicDecode } from "../std/bytes.ts";
 
 /** Options of {@linkcode ModelClient}. */
 export interface ModelClientOptions {
@@ -167,7 +168,6 @@ export class ModelCallError extends Error {
 }
 
 const encoder = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
 const READ_BYTES = 16 * 1024;
 /** Answers of a known length up to this size are read into one buffer. */
 const ONE_BUFFER_BYTES = 16 * 1024 * 1024;
@@ -549,7 +549,7 @@ class Connection {
         throw new ModelCallError(`answer head over ${maxHead} bytes`);
       }
       if (end >= 0) {
-        const text = latin1.decode(this.#buf.subarray(this.#start, end));
+        const text = isomorphicDecode(this.#buf.subarray(this.#start, end));
         this.#start = end;
         return parseHead(text);
       }
@@ -609,7 +609,7 @@ class Connection {
     }
     let stop = end - 1;
     if (stop > this.#start && this.#buf[stop - 1] === CR) stop--;
-    const text = latin1.decode(this.#buf.subarray(this.#start, stop));
+    const text = isomorphicDecode(this.#buf.subarray(this.#start, stop));
     this.#start = end;
     return text;
   }
@@ -656,7 +656,7 @@ class Connection {
     const c = buf[i];
     const rest = c === 0x3b || c === LF || (c === CR && buf[i + 1] === LF);
     if (digits === 0 || digits > 12 || !rest) {
-      const line = latin1.decode(buf.subarray(this.#start, end));
+      const line = isomorphicDecode(buf.subarray(this.#start, end));
       throw new Error(`bad chunk size line ${JSON.stringify(line.trim())}`);
     }
     this.#start = end;
@@ -675,7 +675,7 @@ interface Head {
   headers: HeaderList;
 }
 
-/** The status line and header fields of `text` (the head, Latin-1). */
+/** The status line and header fields of `text` (the head, a byte per character). */
 function parseHead(text: string): Head {
   const lines = text.split(/\r?\n/);
   const m = /^HTTP\/(1\.[01]) (\d{3})(?: |$)/.exec(lines[0]);
