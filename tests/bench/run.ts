@@ -11,7 +11,10 @@
  * the rounds. Load comes from `wrk` (or a Deno load generator when it is
  * absent) and SSE from a Deno load generator, each its own process. CPU is
  * read from `/proc/<pid>/stat` of each deno process around each run, memory
- * from `/proc/<pid>/status`. Prints a table and the issue's targets; writes
+ * from `/proc/<pid>/status`. The signed worker is also started as a template
+ * starts it, before its model (`ready_time.ts`): how long it takes to be
+ * ready once the model's log says it loaded, less its startup benchmark.
+ * Prints a table and the issue's targets; writes
  * JSON with `--json`. Exits 1 when any request failed.
  *
  * @module
@@ -43,6 +46,7 @@ import {
   type Target,
 } from "./targets.ts";
 import { haveWrk, runWrk } from "./wrk.ts";
+import { type ReadyTime, timeToReady } from "./ready_time.ts";
 
 /** How much the bench does. */
 interface Settings {
@@ -60,6 +64,8 @@ interface Settings {
   slowStreams: number;
   /** Spawns timed for the startup figure (median). */
   startupTrials: number;
+  /** Starts timed from the model's load line to ready (median). */
+  readyTrials: number;
   loadgen: "wrk" | "deno";
 }
 
@@ -85,6 +91,7 @@ const settings: Settings = {
   sseStreams: quick ? [64] : [64, 256],
   slowStreams: quick ? 100 : 1000,
   startupTrials: quick ? 1 : 5,
+  readyTrials: quick ? 1 : 3,
   loadgen: (opts.loadgen as "wrk" | "deno" | undefined) ??
     (await haveWrk() ? "wrk" : "deno"),
 };
@@ -123,6 +130,8 @@ interface Raw {
   slowMax: number;
   peak: number;
   startup: number[];
+  /** edgeworker (signed) only: `ready_time.ts` trials. */
+  ready: ReadyTime[];
   /** edgeworker only: its own /metrics overhead over the /echo runs, by c. */
   own: Record<number, OwnFigures>;
 }
@@ -145,6 +154,7 @@ function emptyRaw(): Raw {
     slowMax: NaN,
     peak: NaN,
     startup: [],
+    ready: [],
     own: Object.fromEntries(settings.concurrencies.map((c) => [c, none()])),
   };
 }
@@ -326,6 +336,14 @@ function figuresOf(s: Subject): TargetFigures {
     rssSlowStreamsMb: f.slowMax / MB,
     peakMb: f.peak / MB,
     startupMs: median(f.startup),
+    ...(f.ready.length
+      ? {
+        ready: {
+          pastSignalMs: median(f.ready.map((r) => r.pastSignalMs)),
+          benchmarkMs: median(f.ready.map((r) => r.benchmarkMs)),
+        },
+      }
+      : {}),
     errors: f.errors,
   };
 }
@@ -381,6 +399,10 @@ try {
     const s = await enveloped(await start());
     s.figures.startup.push(...extra, s.target.startupMs);
     subjects.push(s);
+  }
+  const signed = subjects.find((s) => s.target.name === "edgeworker")!;
+  for (let i = 0; i < settings.readyTrials; i++) {
+    signed.figures.ready.push(await timeToReady(upstream.url, keys.publicPem));
   }
   // Read once every process had the same few quiet seconds (edgeworker
   // gives start-up's garbage back on its first quiet look, 2 s in).

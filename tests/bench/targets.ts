@@ -148,18 +148,94 @@ export async function startEdgeworker(
   extraDenoArgs: string[] = [],
   extraEnv: Record<string, string | undefined> = {},
 ): Promise<Target> {
+  const { target } = await spawnEdgeworker(name, upstream, publicPem, {
+    unsecured,
+    extraDenoArgs,
+    extraEnv: { EDGEWORKER_BENCHMARK: "skip", ...extraEnv },
+  });
+  try {
+    await waitReady(target.url);
+  } catch (e) {
+    await target.stop();
+    throw e;
+  }
+  return target;
+}
+
+/** A signed edgeworker still waiting for its model (see {@linkcode startLoadingEdgeworker}). */
+export interface LoadingTarget extends Target {
+  /** The model's log, empty: the worker is ready once {@linkcode LOADED_LINE} is in it and its benchmark ran. */
+  logFile: string;
+}
+
+/** The line of the model's log that says it loaded (vLLM's, from uvicorn). */
+export const LOADED_LINE = "INFO:     Application startup complete.";
+
+/**
+ * edgeworker as a template starts it, before its model is up: it watches
+ * an empty model log for {@linkcode LOADED_LINE}, then runs a startup
+ * benchmark of `benchmarkRuns` rounds of `/echo` against `upstream` before
+ * it is ready. Returns once it listens (`/health`).
+ */
+export async function startLoadingEdgeworker(
+  upstream: string,
+  publicPem: string,
+  benchmarkRuns: number,
+): Promise<LoadingTarget> {
+  const { target, dir } = await spawnEdgeworker(
+    "edgeworker (loading)",
+    upstream,
+    publicPem,
+    {
+      unsecured: false,
+      configLines: [
+        "readiness: logs",
+        "logActions:",
+        `  onLoad: [${JSON.stringify(LOADED_LINE)}]`,
+      ],
+      echoBenchmark:
+        `{ dataset: [{ prompt: hello, max_tokens: 16 }], runs: ${benchmarkRuns}, concurrency: 4 }`,
+      extraEnv: { EDGEWORKER_BENCHMARK: "force" },
+      logFile: "model.log",
+    },
+  );
+  return { ...target, logFile: `${dir}/model.log` };
+}
+
+interface SpawnOptions {
+  unsecured: boolean;
+  extraDenoArgs?: string[];
+  extraEnv?: Record<string, string | undefined>;
+  /** Top-level YAML lines added to the config. */
+  configLines?: string[];
+  /** The `/echo` handler's `benchmark:` (YAML flow), if any. */
+  echoBenchmark?: string;
+  /** A model log created empty in the temp dir (`modelLogFile`). */
+  logFile?: string;
+}
+
+async function spawnEdgeworker(
+  name: string,
+  upstream: string,
+  publicPem: string,
+  o: SpawnOptions,
+): Promise<{ target: Target; dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "edgeworker-bench-" });
   await Deno.writeTextFile(`${dir}/key.pem`, publicPem);
+  const bench = o.echoBenchmark ? `, benchmark: ${o.echoBenchmark}` : "";
   await Deno.writeTextFile(
     `${dir}/worker.yaml`,
     [
       `modelServerUrl: ${upstream}`,
+      ...(o.logFile ? [`modelLogFile: ${dir}/${o.logFile}`] : []),
+      ...(o.configLines ?? []),
       "handlers:",
-      "  - { route: /echo, allowParallelRequests: true, maxQueueTime: null }",
+      `  - { route: /echo, allowParallelRequests: true, maxQueueTime: null${bench} }`,
       "  - { route: /stream, allowParallelRequests: true, maxQueueTime: null }",
       "",
     ].join("\n"),
   );
+  if (o.logFile) await Deno.writeTextFile(`${dir}/${o.logFile}`, "");
   const port = freePort();
   try {
     const target = await spawnDeno(
@@ -168,7 +244,7 @@ export async function startEdgeworker(
       [
         // What the release binary runs with (its permissions aside).
         ...WORKER_RUNTIME_FLAGS,
-        ...extraDenoArgs,
+        ...(o.extraDenoArgs ?? []),
         MAIN,
         "run",
         "--config",
@@ -176,27 +252,28 @@ export async function startEdgeworker(
       ],
       definedOnly(workerEnv(port, {
         ...WORKER_RUNTIME_ENV,
-        UNSECURED: String(unsecured),
+        UNSECURED: String(o.unsecured),
         EDGEWORKER_PUBKEY_FILE: `${dir}/key.pem`,
         EDGEWORKER_LOG_LEVEL: "error",
-        EDGEWORKER_BENCHMARK: "skip",
         EDGEWORKER_BENCHMARK_FILE: `${dir}/.has_benchmark`,
         EDGEWORKER_UPDATE_FILE: `${dir}/.force_update`,
         EDGEWORKER_DRAIN_SECONDS: "1",
-        ...extraEnv,
+        ...o.extraEnv,
       })),
       dir,
     );
-    await waitReady(target.url);
     let stopped: Promise<void> | undefined;
     return {
-      ...target,
-      stop() {
-        // Once, however often asked.
-        stopped ??= target.stop().then(() =>
-          Deno.remove(dir, { recursive: true })
-        );
-        return stopped;
+      dir,
+      target: {
+        ...target,
+        stop() {
+          // Once, however often asked.
+          stopped ??= target.stop().then(() =>
+            Deno.remove(dir, { recursive: true })
+          );
+          return stopped;
+        },
       },
     };
   } catch (e) {

@@ -41,6 +41,8 @@ Deno.test("deno task bench --quick: zero errors, table and targets printed", asy
         /^errors\s+0\s+0\s+0\s+0$/m,
         /^c=32 signed throughput \/ minimal proxy .*(met|NOT MET)$/m,
         /^startup to first \/health .*(met|NOT MET)$/m,
+        /^ready past load line \+ bench ms\s+-\s+-\s+\d+ \+ \d+\s+-$/m,
+        /^ready past the load line, less the benchmark .*(met|NOT MET)$/m,
       ]
     ) assert.match(stdout, row);
     const report = JSON.parse(await Deno.readTextFile(json));
@@ -49,7 +51,7 @@ Deno.test("deno task bench --quick: zero errors, table and targets printed", asy
       report.figures.map((f: { name: string }) => f.name),
       ["direct", "minimal proxy", "edgeworker", "UNSECURED"],
     );
-    assert.equal(report.goals.length, 8);
+    assert.equal(report.goals.length, 9);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
