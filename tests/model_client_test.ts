@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { delay } from "../lib/std/async.ts";
 import { ModelCallError, ModelClient } from "../lib/http/model_client.ts";
+import { relayHeaders } from "../lib/http/proxy.ts";
 import { waitFor } from "./helpers/http.ts";
 import { makeCert } from "./helpers/tls.ts";
 import {
@@ -131,11 +132,8 @@ Deno.test("header bytes above 0x7F come through as the same bytes (a model's odd
     const a = await post(client, s.url);
     assert.equal(a.headers.get("x-odd"), "a\x80\xe9");
     assert.equal(dec.decode(await a.bytes()), "ok");
-    // As the runtime's own Headers hold it (a ByteString).
-    assert.equal(
-      new Headers([["x-odd", a.headers.get("x-odd")!]]).get("x-odd"),
-      "a\x80\xe9",
-    );
+    // As the worker relays it to the client (Headers take ByteStrings).
+    assert.equal(relayHeaders(a.headers).get("x-odd"), "a\x80\xe9");
   });
 });
 
