@@ -5,7 +5,7 @@
  * 503 with `Retry-After` before any signature is checked).
  */
 import assert from "node:assert/strict";
-import { ModelClient } from "../lib/http/model_client.ts";
+import { ModelClient } from "../lib/model/model_client.ts";
 import type { VerifyResult } from "../lib/auth/signatures.ts";
 import { createApp } from "../lib/http/app.ts";
 import { Lifecycle } from "../lib/model/lifecycle.ts";

@@ -86,6 +86,12 @@ Deno.test("benchmark: max_perf within 15% of the true rate, cached as a Python f
     await readyOrError(first);
     assert.equal(first.lifecycle.state, "ready", first.lifecycle.errorMsg);
     assert.equal(s.workRequests, BENCHMARK_REQUESTS);
+    // Sent by the client requests use (it asks for identity; fetch would
+    // ask for gzip and br), so the benchmark measures their path.
+    assert.deepEqual(
+      [...new Set(s.calls.map((c) => c.headers.get("accept-encoding")))],
+      ["identity"],
+    );
 
     const maxPerf = (await status(first)).max_perf as number;
     assert.ok(

@@ -11,6 +11,7 @@ import { startTgiServer } from "../dev/tgi_server.ts";
 import { parseWorkerConfig } from "../lib/config/file.ts";
 import type { ResolvedCanaryConfig } from "../lib/config/schemas.ts";
 import { sendCanary } from "../lib/model/canary.ts";
+import { ModelClient } from "../lib/model/model_client.ts";
 import { findPreset } from "../workers/mod.ts";
 
 function canaryOf(
@@ -29,12 +30,15 @@ function canaryOf(
 for (const flavor of ["vllm", "sglang", "llama_cpp"] as const) {
   Deno.test(`canary presets: ${flavor}'s canary passes against the stand-in, and fails at its deadline when generation hangs`, async () => {
     await using llm = await startOpenAiServer({ flavor });
+    using client = new ModelClient();
     const { canary, url } = canaryOf(flavor, llm.url);
     const never = new AbortController().signal;
-    assert.deepEqual(await sendCanary(url, canary, 5000, never), { ok: true });
+    assert.deepEqual(await sendCanary(client, url, canary, 5000, never), {
+      ok: true,
+    });
     assert.equal((llm.lastBody as { max_tokens: number }).max_tokens, 1);
     llm.setGenerationHangs(true);
-    assert.deepEqual(await sendCanary(url, canary, 200, never), {
+    assert.deepEqual(await sendCanary(client, url, canary, 200, never), {
       ok: false,
       reason: "no answer within 0.2 s",
     });
@@ -44,23 +48,26 @@ for (const flavor of ["vllm", "sglang", "llama_cpp"] as const) {
 
 Deno.test("canary presets: tgi's and hello_world's canaries pass against their stand-ins", async () => {
   const never = new AbortController().signal;
+  using client = new ModelClient();
   await using tgi = await startTgiServer();
   const t = canaryOf("tgi", tgi.url);
-  assert.deepEqual(await sendCanary(t.url, t.canary, 5000, never), {
+  assert.deepEqual(await sendCanary(client, t.url, t.canary, 5000, never), {
     ok: true,
   });
   await using hello = await startHelloWorldServer();
   const h = canaryOf("hello_world", hello.url);
-  assert.deepEqual(await sendCanary(h.url, h.canary, 5000, never), {
+  assert.deepEqual(await sendCanary(client, h.url, h.canary, 5000, never), {
     ok: true,
   });
 });
 
 Deno.test("canary presets: an answer without the expected field fails, naming it", async () => {
   await using llm = await startOpenAiServer();
+  using client = new ModelClient();
   const { canary, url } = canaryOf("vllm", llm.url);
   const never = new AbortController().signal;
   const result = await sendCanary(
+    client,
     url,
     { ...canary, expectField: "choices.9" },
     5000,
@@ -68,6 +75,7 @@ Deno.test("canary presets: an answer without the expected field fails, naming it
   );
   assert.deepEqual(result, { ok: false, reason: "answer has no choices.9" });
   const notFound = await sendCanary(
+    client,
     llm.url + "/v1/nowhere",
     canary,
     5000,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { delay } from "../lib/std/async.ts";
-import { ModelCallError, ModelClient } from "../lib/http/model_client.ts";
+import { ModelCallError, ModelClient } from "../lib/model/model_client.ts";
 import { relayHeaders } from "../lib/http/proxy.ts";
 import { waitFor } from "./helpers/http.ts";
 import { makeCert } from "./helpers/tls.ts";

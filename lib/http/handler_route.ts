@@ -20,7 +20,7 @@ import { parseEnvelope } from "./envelope.ts";
 import { fail } from "./errors.ts";
 import { readJson } from "./json.ts";
 import { callLocal } from "./local_call.ts";
-import type { ModelClient } from "./model_client.ts";
+import type { ModelClient } from "../model/model_client.ts";
 import {
   abortedAnswer,
   answerOf,

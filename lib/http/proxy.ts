@@ -12,7 +12,7 @@ import {
   type ModelClient,
   type StreamWatch,
   watchedStream,
-} from "./model_client.ts";
+} from "../model/model_client.ts";
 import {
   CLIENT_CLOSED_REQUEST,
   type RequestTicket,

@@ -25,8 +25,11 @@ import type { Ledger, LedgerEvent } from "../traffic/ledger.ts";
 import { readPath } from "../traffic/workload.ts";
 import type { HealthLevels } from "./health_levels.ts";
 import type { Lifecycle } from "./lifecycle.ts";
+import type { ModelClient } from "./model_client.ts";
 
 const log = getLogger(["edgeworker", "canary"]);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** The name a failing canary degrades the lifecycle under. */
 export const CANARY_CHECK = "generation canary";
@@ -64,11 +67,13 @@ export type CanaryResult =
   | { skipped: true };
 
 /**
- * POSTs `payload` to `url` and checks the answer: a 2xx with a JSON body
+ * POSTs `payload` to `url` through `client` (the pool requests use, so the
+ * canary takes their path) and checks the answer: a 2xx with a JSON body
  * (holding `expectField` when given), all within `deadlineMs`. A `cancel`
  * abort is a skip, not a failure.
  */
 export async function sendCanary(
+  client: ModelClient,
   url: string,
   canary: Pick<ResolvedCanaryConfig, "payload" | "expectField">,
   deadlineMs: number,
@@ -76,15 +81,16 @@ export async function sendCanary(
 ): Promise<CanaryResult> {
   const timeout = AbortSignal.timeout(deadlineMs);
   try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(canary.payload),
-      signal: AbortSignal.any([timeout, cancel]),
-    });
-    const text = await res.text();
-    if (!res.ok) {
-      return { ok: false, reason: `HTTP ${res.status}: ${text.slice(0, 200)}` };
+    const answer = await client.post(
+      url,
+      encoder.encode(JSON.stringify(canary.payload)),
+      "application/json",
+      AbortSignal.any([timeout, cancel]),
+    );
+    const text = decoder.decode(await answer.bytes());
+    const status = answer.status;
+    if (status < 200 || status > 299) {
+      return { ok: false, reason: `HTTP ${status}: ${text.slice(0, 200)}` };
     }
     let body: unknown;
     try {
@@ -129,6 +135,8 @@ export interface GenerationCanaryOptions {
   config: ResolvedCanaryConfig & { idleSeconds: number };
   /** The model URL of the canary's route. */
   url: string;
+  /** The client requests take to the model server. */
+  client: ModelClient;
   ledger: Ledger;
   lifecycle: Lifecycle;
   levels: HealthLevels;
@@ -234,6 +242,7 @@ export class GenerationCanary {
     const started = performance.now();
     const { config, url } = this.#o;
     const result = await sendCanary(
+      this.#o.client,
       url,
       config,
       config.deadlineSeconds * 1000,

@@ -33,6 +33,7 @@ import {
 import { LogErrors, type LogPhase, type LogSource } from "./log_errors.ts";
 import { supervisorActions } from "./supervisor_log.ts";
 import { measureMaxPerf } from "./startup_benchmark.ts";
+import type { ModelClient } from "./model_client.ts";
 import type { StartupTimeline } from "./timeline.ts";
 import { deadline, delay } from "../std/async.ts";
 import { waitForLoadProbe } from "./load_probe.ts";
@@ -61,6 +62,8 @@ export interface ReadinessOptions {
   keyReady: () => Promise<void>;
   /** Receives the benchmark throughput (`max_perf`). */
   onMaxPerf: (value: number) => void;
+  /** The client requests take to the model server; the benchmark uses it. */
+  modelClient: ModelClient;
   /** Milliseconds between readiness probes of the health URL. */
   probeIntervalMs?: number;
   /** Log-monitor stat poll, in ms. */
@@ -379,6 +382,7 @@ export class Readiness {
         mode: benchmarkMode,
         cacheFile: benchmarkFile,
         signal: this.#abort.signal,
+        client: this.#o.modelClient,
         onSource: (source) => this.#o.timeline?.end("benchmark", source),
         onRound: (r) => this.#o.timeline?.round(r),
       });

@@ -12,12 +12,15 @@ import {
   runBenchmark,
   writeBenchmarkCache,
 } from "./benchmark.ts";
+import type { ModelClient } from "./model_client.ts";
 import { runRemoteFunction } from "./remote_function.ts";
 import type { BenchmarkMode } from "../config/env.ts";
 import type { Payload } from "../config/schemas.ts";
 import type { CompiledHandler } from "../traffic/handlers.ts";
 
 const log = getLogger(["edgeworker", "benchmark"]);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Options of {@linkcode measureMaxPerf}. */
 export interface MeasureOptions {
@@ -25,6 +28,8 @@ export interface MeasureOptions {
   /** Path of the `.has_benchmark` cache. */
   cacheFile: string;
   signal: AbortSignal;
+  /** The client requests take to the model server: the benchmark measures the same path. */
+  client: ModelClient;
   /** Told where `max_perf` came from. */
   onSource?: (source: "cached" | "measured" | "none") => void;
   /** Told of each benchmark round. */
@@ -66,7 +71,7 @@ export async function measureMaxPerf(
       structuredClone(dataset![Math.floor(Math.random() * dataset!.length)]));
   const result = await runBenchmark({
     send: (payload: Payload, signal: AbortSignal) =>
-      sendBenchmark(handler, payload, signal),
+      sendBenchmark(options.client, handler, payload, signal),
     nextPayload,
     workload: handler.workload,
     runs: bench.runs,
@@ -91,36 +96,44 @@ export async function measureMaxPerf(
 }
 
 async function sendBenchmark(
+  client: ModelClient,
   handler: CompiledHandler,
   payload: Payload,
   signal: AbortSignal,
 ): Promise<boolean> {
   // A remote function is benchmarked where it runs, as Python does.
-  const res = handler.remoteFunction
-    ? await runRemoteFunction(handler.remoteFunction, payload, {
+  let status: number;
+  let body: string;
+  if (handler.remoteFunction) {
+    const res = await runRemoteFunction(handler.remoteFunction, payload, {
       signal,
       route: handler.route,
-    })
-    : await fetch(handler.upstreamUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(payload),
-      signal,
     });
-  // Read the whole answer: throughput means work done, not headers sent.
-  const body = await res.text();
+    status = res.status;
+    // Read the whole answer: throughput means work done, not headers sent.
+    body = await res.text();
+  } else {
+    const answer = await client.post(
+      handler.upstreamUrl,
+      encoder.encode(JSON.stringify(payload)),
+      null,
+      signal,
+    );
+    status = answer.status;
+    body = decoder.decode(await answer.bytes());
+  }
   // A failure throws, so an all-failing benchmark names its cause.
-  if (!res.ok) {
+  if (status < 200 || status > 299) {
     const from = handler.remoteFunction
       ? `the remote function of ${handler.route}`
       : handler.upstreamUrl;
-    throw new Error(`HTTP ${res.status} from ${from}`);
+    throw new Error(`HTTP ${status} from ${from}`);
   }
   // A fast "200, status: failed" must not score as fast work done.
   const failure = handler.failureOf?.(body);
   if (failure) {
     throw new Error(
-      `${failure} (HTTP ${res.status} from ${handler.upstreamUrl})`,
+      `${failure} (HTTP ${status} from ${handler.upstreamUrl})`,
     );
   }
   return true;

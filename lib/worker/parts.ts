@@ -23,6 +23,7 @@ import {
 import type { ResolvedWorkerConfig } from "../config/schemas.ts";
 import { WorkerMetrics } from "../metrics/worker_metrics.ts";
 import { GenerationCanary } from "../model/canary.ts";
+import { ModelClient } from "../model/model_client.ts";
 import { EngineMetricsScraper } from "../model/engine_metrics.ts";
 import { HealthLevels } from "../model/health_levels.ts";
 import { Lifecycle } from "../model/lifecycle.ts";
@@ -56,6 +57,8 @@ export interface WorkerTimings {
 
 /** The parts of one worker. */
 export interface WorkerParts {
+  /** The one client to the model server: requests, benchmark, canary. */
+  modelClient: ModelClient;
   ledger: Ledger;
   lifecycle: Lifecycle;
   capacity: Capacity;
@@ -113,6 +116,9 @@ export function buildParts(
     clientWatch: new ClientWatch({ localPort: port }),
     stall: envStallRule(env),
   });
+  const modelClient = new ModelClient({
+    idleSeconds: env.EDGEWORKER_MODEL_IDLE_SECONDS,
+  });
   const canaryConfig = config.canary;
   const levels = new HealthLevels({
     engine: config.modelHealthUrl !== undefined,
@@ -122,6 +128,7 @@ export function buildParts(
     ? new GenerationCanary({
       config: { ...canaryConfig, idleSeconds: canaryConfig.idleSeconds },
       url: handlers.find((h) => h.route === canaryConfig.route)!.upstreamUrl,
+      client: modelClient,
       ledger,
       lifecycle,
       levels,
@@ -199,6 +206,7 @@ export function buildParts(
     levels,
     timeline,
     canary,
+    modelClient,
     reporter,
     reportAddrs,
     publicUrl: identity.url,

@@ -20,7 +20,6 @@ import {
   readTls,
   type Server,
 } from "../http/listen.ts";
-import { ModelClient } from "../http/model_client.ts";
 import { sessionEndApp } from "../http/session_routes.ts";
 import { resolveCanary } from "../model/canary.ts";
 import type { Lifecycle } from "../model/lifecycle.ts";
@@ -163,10 +162,8 @@ export class Worker {
     );
     const port = server.addr.port;
     const parts = buildParts(config, env, port, options.timings ?? {});
-    const { ledger, lifecycle, sessions, reporter, engine } = parts;
-    const modelClient = new ModelClient({
-      idleSeconds: env.EDGEWORKER_MODEL_IDLE_SECONDS,
-    });
+    const { ledger, lifecycle, sessions, reporter, engine, modelClient } =
+      parts;
     const stop = new AbortController();
     stop.signal.addEventListener(
       "abort",
@@ -175,7 +172,6 @@ export class Worker {
     serve = serveApp({
       ...parts,
       throughput: () => parts.capacity.forQueueBudget(),
-      modelClient,
       maxBodyBytes: env.EDGEWORKER_MAX_BODY_BYTES,
       update: { token: env.MASTER_TOKEN, file: env.EDGEWORKER_UPDATE_FILE },
       drainRetryAfterSeconds: DRAIN_RETRY_AFTER_SECONDS,
@@ -217,6 +213,7 @@ export class Worker {
       onMaxPerf: (v) => {
         parts.capacity.benchmark = v;
       },
+      modelClient,
       logPollMs: timings.logPollMs,
       probeIntervalMs: timings.probeIntervalMs,
       timeline: parts.timeline,

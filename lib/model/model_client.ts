@@ -279,6 +279,11 @@ export class ModelClient {
     this.#idle.clear();
   }
 
+  /** {@linkcode ModelClient.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   #target(url: string): Target {
     let t = this.#targets.get(url);
     if (t) return t;
