@@ -56,7 +56,7 @@ export interface PresetWorker {
   newLoad(): number;
   /** Waits until the reported `new_load` adds up to `expected`. */
   waitNewLoad(expected: number, timeoutMs?: number): Promise<void>;
-  /** Waits for `/ready` 200; throws at once if the worker errors or exits. */
+  /** Waits for `/ready` 200; throws at once if the worker errors, exits or cannot launch. */
   waitReady(timeoutMs?: number): Promise<void>;
   /** {@linkcode waitReady}, then checks the benchmark measured a
    * `max_perf`; returns the `/status` that shows it. */
@@ -169,6 +169,10 @@ export async function startPresetWorker(
       waitFor(
         async () => {
           if (exited) throw new Error(`${preset} exited with ${exited.code}`);
+          // It stays up to tell the autoscaler, but will never be ready.
+          if (out.includes("Worker failed to launch")) {
+            throw new Error(`${preset} failed to launch:\n${out}`);
+          }
           const r = await ready();
           if (r?.state === "error") {
             throw new Error(`${preset} errored: ${r.error_msg}`);

@@ -18,7 +18,10 @@ export function freePort(): number {
 
 /**
  * The env of a worker subprocess serving on `port`: 127.0.0.1 only, no
- * colours, its second (HTTP) port out of the way; `extra` on top.
+ * colours, its second (HTTP) port on one the kernel picks; `extra` on top.
+ * (A port found free and closed again can be taken by another test's
+ * connection before the worker binds it: a parallel run once lost a worker
+ * that way. No caller uses the second port.)
  */
 export function workerEnv(
   port: number,
@@ -27,7 +30,7 @@ export function workerEnv(
   return {
     NO_COLOR: "1",
     WORKER_PORT: String(port),
-    WORKER_HTTP_PORT: String(freePort()),
+    WORKER_HTTP_PORT: "0",
     EDGEWORKER_HOST: "127.0.0.1",
     ...extra,
   };
