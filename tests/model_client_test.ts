@@ -204,6 +204,29 @@ Deno.test("a request the server reads and drops unanswered is an error, never se
   });
 });
 
+Deno.test("a chunked body cut inside a chunk, in its trailers or right after a chunk's data is an error naming where", async () => {
+  const answers = [
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-t: 1\r\n",
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello",
+  ];
+  await withServer(async (c, i) => {
+    await c.readRequest();
+    await c.write(answers[i]);
+    c.close();
+  }, async (s, client) => {
+    const cuts = [
+      /closed mid-chunk/,
+      /closed in trailers/,
+      /closed mid-answer/,
+    ];
+    for (const cut of cuts) {
+      const a = await post(client, s.url);
+      await assert.rejects(chunksOf(a.stream()), cut);
+    }
+  });
+});
+
 Deno.test("a body cut short, a bad chunk size, an answer that is not HTTP or a head too large are errors naming it", async () => {
   const answers = [
     "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",

@@ -8,6 +8,7 @@
  */
 import { freePort, workerEnv } from "../e2e/_scenario.ts";
 import { commandName } from "./proc.ts";
+import { vllm } from "../../workers/vllm.ts";
 import {
   WORKER_RUNTIME_ENV,
   WORKER_RUNTIME_FLAGS,
@@ -168,8 +169,17 @@ export interface LoadingTarget extends Target {
   logFile: string;
 }
 
-/** The line of the model's log that says it loaded (vLLM's, from uvicorn). */
-export const LOADED_LINE = "INFO:     Application startup complete.";
+/** The vllm preset's load pattern (`workers/vllm.ts`, its one owner). */
+const VLLM_LOADED = (() => {
+  const pattern = vllm.config({}).logActions?.onLoad?.[0];
+  if (typeof pattern !== "string") {
+    throw new Error("the vllm preset's first onLoad pattern is not a string");
+  }
+  return pattern;
+})();
+
+/** The line of the model's log that says it loaded: vLLM's, as uvicorn writes it. */
+export const LOADED_LINE = `INFO:     ${VLLM_LOADED}`;
 
 /**
  * edgeworker as a template starts it, before its model is up: it watches
@@ -191,7 +201,7 @@ export async function startLoadingEdgeworker(
       configLines: [
         "readiness: logs",
         "logActions:",
-        `  onLoad: [${JSON.stringify(LOADED_LINE)}]`,
+        `  onLoad: [${JSON.stringify(VLLM_LOADED)}]`,
       ],
       echoBenchmark:
         `{ dataset: [{ prompt: hello, max_tokens: 16 }], runs: ${benchmarkRuns}, concurrency: 4 }`,
