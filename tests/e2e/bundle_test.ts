@@ -156,7 +156,10 @@ Deno.test("with only its permission set the artifact verifies signatures, tails 
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /^edgeworker_/m);
     assert.equal((await (await fetch(`${base}/status`)).json()).state, "ready");
-    // Reports went out with a measured disk usage (df ran).
+    // Reports went out with a measured disk usage (df ran). The figure is
+    // the growth since the last report: 64 MiB written here outweighs what
+    // the tests running beside this one remove meanwhile.
+    await Deno.writeFile(`${dir}/grown.bin`, new Uint8Array(64 * 2 ** 20));
     const report = await cp.waitFor(
       "status",
       (b) => Number((b as Record<string, unknown>).cur_perf) > 0,
